@@ -1,0 +1,82 @@
+"""JM read endpoints: rankings, search, album info and covers (compatible with JMComic_Server_API)."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from typing import Any
+
+from fastapi import APIRouter, Path, Request, Response
+
+from app.api.deps import JmDep
+from app.errors import BadRequest
+from app.sources.jm import RANK_PERIODS
+
+router = APIRouter(tags=["jm"])
+
+_ALBUM_ID = re.compile(r"^(?:jm)?(\d{1,12})$", re.IGNORECASE)
+
+
+def parse_album_id(raw: str) -> str:
+    match = _ALBUM_ID.match(raw.strip())
+    if match is None or int(match.group(1)) <= 0:
+        raise BadRequest(f"'{raw[:40]}' is not a JM album id: use the positive number, like 350234.")
+    return str(int(match.group(1)))
+
+
+@router.get("/v1/rank/{period}")
+async def rank(period: str, jm: JmDep, page: int = 1) -> list[dict[str, str]]:
+    """List the day, week, month or all-time ranking of albums."""
+    if period not in RANK_PERIODS:
+        raise BadRequest(f"Unknown ranking period '{period[:20]}': use one of {', '.join(RANK_PERIODS)}.")
+    if page < 1:
+        raise BadRequest("page starts at 1.")
+    return await jm.ranking(period, page)
+
+
+@router.get("/v1/search/{query}/{page}")
+async def search(jm: JmDep, query: str = Path(max_length=200), page: int = Path()) -> list[dict[str, str]]:
+    """Search albums by text; a query that is an album id returns that album."""
+    if page < 1:
+        raise BadRequest("page starts at 1.")
+    if not query.strip():
+        raise BadRequest("The search query is empty.")
+    return await jm.search(query.strip(), page)
+
+
+@router.get("/v1/info/{aid}")
+async def info(aid: str, jm: JmDep) -> dict[str, Any]:
+    """Describe an album: title, tags, counts, authors and chapters."""
+    album = await jm.album(parse_album_id(aid))
+    return {
+        "status": "success",
+        "album_id": album.album_id,
+        "title": album.title,
+        "tag": album.tags,
+        "view_count": album.views,
+        "like_count": album.likes,
+        "page_count": album.page_count,
+        "method": "api",
+        "authors": album.authors,
+        "works": album.works,
+        "actors": album.actors,
+        "comment_count": album.comment_count,
+        "pub_date": album.pub_date,
+        "description": album.description,
+        "chapters": album.chapters,
+    }
+
+
+@router.get(
+    "/v1/get/cover/{aid}",
+    response_class=Response,
+    responses={200: {"content": {"image/jpeg": {}}}},
+)
+async def cover(aid: str, jm: JmDep, request: Request) -> Response:
+    """Return an album's cover as JPEG bytes, cacheable by browsers and AsyncImage."""
+    data = await jm.cover(parse_album_id(aid))
+    etag = '"' + hashlib.md5(data, usedforsecurity=False).hexdigest() + '"'
+    headers = {"Cache-Control": "public, max-age=86400", "ETag": etag}
+    if etag in request.headers.get("if-none-match", ""):
+        return Response(status_code=304, headers=headers)
+    return Response(content=data, media_type="image/jpeg", headers=headers)

@@ -1,0 +1,45 @@
+"""Health and clock endpoints (compatible with JMComic_Server_API)."""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Any
+
+from fastapi import APIRouter, Request
+
+from app import __version__
+from app.errors import NotFound
+
+router = APIRouter(tags=["system"])
+
+
+def _base(request: Request) -> dict[str, Any]:
+    settings = request.app.state.settings
+    return {
+        "status": "ok",
+        "version": __version__,
+        "mode": "redis" if settings.redis_url else "embedded",
+        "server_time": int(time.time() * 1000),
+    }
+
+
+@router.get("/v1/health")
+async def health(request: Request) -> dict[str, Any]:
+    """Report that the server is up, with its version and mode."""
+    return _base(request)
+
+
+@router.get("/v1/{timestamp}")
+async def latency(timestamp: str, request: Request) -> dict[str, Any]:
+    """Echo the latency between the client's clock (ms since the epoch) and the server's."""
+    try:
+        client_ms = float(timestamp)
+    except ValueError:
+        client_ms = math.nan
+    if not math.isfinite(client_ms):
+        raise NotFound(f"There is no endpoint at /v1/{timestamp}. See /docs for the API.")
+    now_ms = time.time() * 1000
+    answer = _base(request)
+    answer["latency"] = str(round(now_ms - client_ms, 3))
+    return answer

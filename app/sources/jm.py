@@ -1,0 +1,211 @@
+"""JM comics through the real ``jmcomic`` library (its sync API client, run in our own pool)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import jmcomic
+from curl_cffi.requests import exceptions as curl_errors
+from jmcomic import JmcomicText, JmMagicConstants, JmModuleConfig, JmOption
+
+from app.blocking import BlockingPool
+from app.cache import TtlCache
+from app.config import Settings
+from app.errors import AppError, NotFound, UpstreamError, UpstreamTimeout, UpstreamUnavailable
+
+log = logging.getLogger("jmbooru.jm")
+
+RANK_PERIODS = ("day", "week", "month", "all")
+
+
+def apply_module_settings(settings: Settings) -> None:
+    """Point jmcomic's module globals at the configured domains before the first client exists."""
+    JmModuleConfig.PROT = f"{settings.jm_scheme}://"
+    JmModuleConfig.FLAG_ENABLE_JM_LOG = log.isEnabledFor(logging.DEBUG)
+    if settings.jm_api_domains:
+        JmModuleConfig.DOMAIN_API_LIST = list(settings.jm_api_domains)
+        JmModuleConfig.DOMAIN_HTML_LIST = list(settings.jm_api_domains)
+        # Configured domains win: no fetching of remote domain lists.
+        JmModuleConfig.FLAG_API_CLIENT_AUTO_UPDATE_DOMAIN = False
+        JmModuleConfig.DOMAIN_API_UPDATED_LIST = []
+    if settings.jm_image_domains:
+        JmModuleConfig.DOMAIN_IMAGE_LIST = list(settings.jm_image_domains)
+    if _is_local(settings.jm_api_domains + settings.jm_image_domains):
+        # jmcomic reads proxies from the environment at import and ignores NO_PROXY.
+        JmModuleConfig.DEFAULT_PROXIES = {}
+    JmModuleConfig.APP_COOKIES = None
+
+
+def _is_local(domains: list[str]) -> bool:
+    return bool(domains) and all(d.split(":")[0] in ("127.0.0.1", "localhost", "[::1]") for d in domains)
+
+
+def build_option(settings: Settings, base_dir: Path | None = None, *, image_threads: int | None = None) -> JmOption:
+    proxies: dict[str, str] | None = {} if JmModuleConfig.DEFAULT_PROXIES == {} else None
+    meta: dict[str, Any] = {"impersonate": "chrome", "headers": None, "timeout": settings.jm_timeout_seconds}
+    if proxies is not None:
+        meta["proxies"] = proxies
+    return JmOption.construct(
+        {
+            "log": JmModuleConfig.FLAG_ENABLE_JM_LOG,
+            "dir_rule": {"rule": "Bd_Pid", "base_dir": str(base_dir or settings.data_path)},
+            "download": {
+                "cache": True,
+                "image": {"decode": True, "suffix": None},
+                "threading": {"image": image_threads or settings.download_workers, "photo": 1},
+            },
+            "client": {
+                "impl": "api",
+                "retry_times": settings.jm_retry_times,
+                "domain": list(settings.jm_api_domains),
+                "postman": {"type": "curl_cffi", "meta_data": meta},
+            },
+        }
+    )
+
+
+def translate_error(exc: BaseException, *, what: str = "JM") -> AppError:
+    """Turn a jmcomic or transport exception into a sentence a user can act on (details are logged)."""
+    if isinstance(exc, AppError):
+        return exc
+    if isinstance(exc, jmcomic.MissingAlbumPhotoException):
+        return NotFound("This JM album does not exist, or it can only be seen by logged-in users.")
+    causes: list[BaseException] = [exc]
+    if isinstance(exc, jmcomic.RequestRetryAllFailException):
+        causes = [item.get("error") for item in exc.errors if item.get("error") is not None] or causes
+    log.warning("jm upstream failure: %s: %s", type(exc).__name__, str(exc)[:500])
+    if all(isinstance(c, curl_errors.Timeout) for c in causes):
+        return UpstreamTimeout(f"{what} did not answer in time. Try again later.")
+    if all(isinstance(c, curl_errors.RequestException | OSError) for c in causes):
+        return UpstreamUnavailable(
+            f"{what} is unreachable right now (every configured domain failed). "
+            "Try again later or set JMBOORU_JM_API_DOMAINS / JMBOORU_JM_IMAGE_DOMAINS to working domains."
+        )
+    return UpstreamError(
+        f"{what} answered with something unusable (blocked, a Cloudflare page, or an error). "
+        "Cloud and CI addresses are often refused; try again later or from another network."
+    )
+
+
+@dataclass(frozen=True)
+class AlbumInfo:
+    album_id: str
+    title: str
+    tags: list[str]
+    authors: list[str]
+    works: list[str]
+    actors: list[str]
+    views: Any
+    likes: Any
+    comment_count: int
+    page_count: int
+    pub_date: str
+    description: str
+    chapters: list[dict[str, Any]]
+
+
+class JmSource:
+    """The JM read API and album downloads; every jmcomic call runs in ``pool``."""
+
+    def __init__(self, settings: Settings, pool: BlockingPool) -> None:
+        self.settings = settings
+        self.pool = pool
+        self._client: Any = None
+        self._client_lock = asyncio.Lock()
+        ttl = settings.cache_ttl_seconds
+        self._lists: TtlCache[list[dict[str, str]]] = TtlCache(ttl)
+        self._albums: TtlCache[AlbumInfo] = TtlCache(ttl)
+        self._covers: TtlCache[bytes] = TtlCache(ttl, max_entries=256)
+
+    async def client(self) -> Any:
+        if self._client is None:
+            async with self._client_lock:
+                if self._client is None:
+                    # Creating a client does network I/O (cookies from /setting): never on the loop.
+                    self._client = await self._call(lambda: build_option(self.settings).new_jm_client())
+        return self._client
+
+    async def _call(self, fn: Callable[[], Any], what: str = "JM") -> Any:
+        try:
+            return await self.pool.run(fn)
+        except Exception as exc:
+            raise translate_error(exc, what=what) from exc
+
+    async def ranking(self, period: str, page: int) -> list[dict[str, str]]:
+        async def load() -> list[dict[str, str]]:
+            client = await self.client()
+            times = {"day": JmMagicConstants.TIME_TODAY, "week": JmMagicConstants.TIME_WEEK,
+                     "month": JmMagicConstants.TIME_MONTH, "all": JmMagicConstants.TIME_ALL}
+            result = await self._call(lambda: client.categories_filter(
+                page, times[period], JmMagicConstants.CATEGORY_ALL, JmMagicConstants.ORDER_BY_VIEW))
+            return [{"aid": str(aid), "title": str(title)} for aid, title in result.iter_id_title()]
+
+        return await self._lists.get_or_load(("rank", period, page), load)
+
+    async def search(self, query: str, page: int) -> list[dict[str, str]]:
+        async def load() -> list[dict[str, str]]:
+            client = await self.client()
+            result = await self._call(lambda: client.search_site(search_query=query, page=page))
+            if result.is_single_album:
+                album = result.single_album
+                return [{"album_id": str(album.album_id), "title": str(album.name)}]
+            return [{"album_id": str(aid), "title": str(title)} for aid, title in result.iter_id_title()]
+
+        return await self._lists.get_or_load(("search", query, page), load)
+
+    async def album(self, album_id: str) -> AlbumInfo:
+        async def load() -> AlbumInfo:
+            client = await self.client()
+            detail = await self._call(lambda: client.get_album_detail(album_id))
+            return AlbumInfo(
+                album_id=str(detail.album_id),
+                title=str(detail.name),
+                tags=[str(t) for t in detail.tags],
+                authors=[str(a) for a in detail.authors],
+                works=[str(w) for w in detail.works],
+                actors=[str(a) for a in detail.actors],
+                views=detail.views,
+                likes=detail.likes,
+                comment_count=int(detail.comment_count),
+                page_count=int(detail.page_count),
+                pub_date=str(detail.pub_date),
+                description=str(detail.description),
+                chapters=[
+                    {"id": str(pid), "title": str(title), "sort": int(sort)}
+                    for pid, sort, title in detail.episode_list
+                ],
+            )
+
+        return await self._albums.get_or_load(album_id, load)
+
+    async def cover(self, album_id: str) -> bytes:
+        async def load() -> bytes:
+            client = await self.client()
+
+            def fetch() -> bytes:
+                url = JmcomicText.get_album_cover_url(album_id, size="_3x4")
+                return bytes(client.get_jm_image(url).content)
+
+            try:
+                return bytes(await self._call(fetch, what="The JM image server"))
+            except UpstreamError as exc:
+                # A missing cover comes back as a 404 image response: tell it apart from an outage.
+                if await self._cover_missing(album_id):
+                    raise NotFound("This JM album does not exist or has no cover.") from exc
+                raise
+
+        return await self._covers.get_or_load(album_id, load)
+
+    async def _cover_missing(self, album_id: str) -> bool:
+        try:
+            await self.album(album_id)
+        except NotFound:
+            return True
+        except AppError:
+            return False
+        return False
