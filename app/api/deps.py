@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import secrets
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Request, WebSocket
 
 from app.config import Settings
+from app.errors import Unauthorized
+from app.jobs.service import JobService
 from app.sources.jm import JmSource
 
 
@@ -20,5 +23,38 @@ def get_jm(request: Request) -> JmSource:
     return jm
 
 
+def get_jobs(request: Request) -> JobService:
+    jobs: JobService = request.app.state.jobs
+    return jobs
+
+
+def key_matches(settings: Settings, given: str | None) -> bool:
+    if not settings.api_key:
+        return True
+    return given is not None and secrets.compare_digest(given.encode(), settings.api_key.encode())
+
+
+def require_api_key(request: Request) -> None:
+    """When JMBOORU_API_KEY is set, starting, cancelling and fetching jobs need it."""
+    settings = get_settings(request)
+    given = request.headers.get("x-api-key") or request.query_params.get("api_key")
+    if not key_matches(settings, given):
+        raise Unauthorized("This server needs an API key: send it in the X-API-Key header.")
+
+
+def websocket_allowed(ws: WebSocket) -> tuple[bool, str]:
+    """Check the API key (header or ?api_key=) and the Origin of a WebSocket upgrade."""
+    settings: Settings = ws.app.state.settings
+    given = ws.headers.get("x-api-key") or ws.query_params.get("api_key")
+    if not key_matches(settings, given):
+        return False, "an API key is required (?api_key=...)"
+    origin = ws.headers.get("origin")
+    if origin and "*" not in settings.cors_origins and origin not in settings.cors_origins:
+        return False, "this origin is not allowed"
+    return True, ""
+
+
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 JmDep = Annotated[JmSource, Depends(get_jm)]
+JobsDep = Annotated[JobService, Depends(get_jobs)]
+ApiKey = Depends(require_api_key)

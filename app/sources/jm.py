@@ -46,10 +46,10 @@ def _is_local(domains: list[str]) -> bool:
 
 
 def build_option(settings: Settings, base_dir: Path | None = None, *, image_threads: int | None = None) -> JmOption:
-    proxies: dict[str, str] | None = {} if JmModuleConfig.DEFAULT_PROXIES == {} else None
     meta: dict[str, Any] = {"impersonate": "chrome", "headers": None, "timeout": settings.jm_timeout_seconds}
-    if proxies is not None:
-        meta["proxies"] = proxies
+    if _is_local(settings.jm_api_domains + settings.jm_image_domains):
+        # An empty dict lets libcurl fall back to http_proxy from the environment; "all": "" does not.
+        meta["proxies"] = {"all": ""}
     return JmOption.construct(
         {
             "log": JmModuleConfig.FLAG_ENABLE_JM_LOG,

@@ -1,0 +1,91 @@
+"""Starting downloads: JM albums and booru datasets become jobs (202 at once)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Query
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+
+from app.api.deps import ApiKey, JobsDep, SettingsDep
+from app.api.jm import parse_album_id
+from app.errors import NotFound, Unprocessable
+from app.jobs.models import Job
+from app.sources.captions import CaptionOptions, PostFilters
+
+router = APIRouter(tags=["downloads"], dependencies=[ApiKey])
+
+CLIENT_ID_PATTERN = r"^[A-Za-z0-9._:@-]{1,128}$"
+BOORU_SITES = ("gelbooru",)
+
+
+class AlbumDownloadRequest(BaseModel):
+    client_id: str | None = Field(None, pattern=CLIENT_ID_PATTERN)
+
+
+class BooruDownloadRequest(BaseModel):
+    tags: str = Field(min_length=1, max_length=1000, description="space-separated tags, as on the site")
+    max_images: int = Field(200, ge=1)
+    client_id: str | None = Field(None, pattern=CLIENT_ID_PATTERN)
+    caption: CaptionOptions = Field(default_factory=CaptionOptions)
+    filters: PostFilters = Field(default_factory=PostFilters)
+
+
+def _accepted(job: Job, created: bool, client_id: str | None, message: str) -> JSONResponse:
+    body: dict[str, Any] = {
+        "status": "processing",
+        "message": message if created else f"Already {job.state}: you joined the existing download.",
+        "job_id": job.job_id,
+        "status_url": f"/v1/jobs/{job.job_id}",
+        "events_url": f"/ws/jobs/{job.job_id}",
+        "state": str(job.state),
+        "joined": not created,
+        "client_id": client_id,
+    }
+    if job.kind == "album":
+        body["album_id"] = job.params.get("album_id")
+    if job.state == "ready":
+        body.update(file_name=job.file_name, download_url=job.download_url)
+    return JSONResponse(body, status_code=202, headers={"Location": f"/v1/jobs/{job.job_id}"})
+
+
+@router.post("/v1/download/album/{album_id}", status_code=202)
+async def download_album(
+    album_id: str,
+    jobs: JobsDep,
+    body: Annotated[AlbumDownloadRequest | None, Body()] = None,
+    client_id: Annotated[str | None, Query(pattern=CLIENT_ID_PATTERN)] = None,
+) -> JSONResponse:
+    """Start downloading a JM album into one zip; progress goes to the client's WebSocket."""
+    aid = parse_album_id(album_id)
+    cid = (body.client_id if body else None) or client_id
+    job, created = await jobs.submit("album", f"album:{aid}", {"album_id": aid}, cid, title=f"JM{aid}")
+    return _accepted(job, created, cid, f"Album {aid} is queued for download.")
+
+
+@router.post("/v1/download/booru/{site}", status_code=202)
+async def download_booru(site: str, body: BooruDownloadRequest, jobs: JobsDep,
+                         settings: SettingsDep) -> JSONResponse:
+    """Start a dataset download (images plus same-named .txt captions) by tags."""
+    if site not in BOORU_SITES:
+        raise NotFound(f"Unknown booru site '{site[:30]}': supported sites are {', '.join(BOORU_SITES)}.")
+    if body.max_images > settings.max_images_per_job:
+        raise Unprocessable(
+            f"max_images is {body.max_images}, above this server's limit of {settings.max_images_per_job} "
+            "(JMBOORU_MAX_IMAGES_PER_JOB): ask for fewer images or split the download."
+        )
+    tags = " ".join(body.tags.split())
+    params = {
+        "site": site,
+        "tags": tags,
+        "max_images": body.max_images,
+        "caption": body.caption.model_dump(),
+        "filters": body.filters.model_dump(),
+    }
+    digest = hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()[:24]
+    job, created = await jobs.submit("booru", f"booru:{site}:{digest}", params, body.client_id,
+                                     title=f"{site}: {tags}")
+    return _accepted(job, created, body.client_id, f"A {site} dataset for '{tags}' is queued.")

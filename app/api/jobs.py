@@ -1,0 +1,60 @@
+"""Job state, cancellation and archive files."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import FileResponse, JSONResponse, Response
+
+from app.api.deps import ApiKey, JobsDep
+from app.errors import NotFound
+from app.jobs.models import Job, JobState
+
+router = APIRouter(tags=["jobs"], dependencies=[ApiKey])
+
+
+@router.get("/v1/jobs/{job_id}")
+async def get_job(job_id: str, jobs: JobsDep) -> dict[str, Any]:
+    """Show a job's state and counters."""
+    return (await jobs.get(job_id)).public()
+
+
+@router.delete("/v1/jobs/{job_id}")
+async def delete_job(job_id: str, jobs: JobsDep) -> dict[str, Any]:
+    """Cancel a queued or running job, or delete a finished job's archive."""
+    return (await jobs.cancel(job_id)).public()
+
+
+@router.get("/v1/jobs/{job_id}/file", response_class=FileResponse,
+            responses={200: {"content": {"application/zip": {}}}})
+async def job_file(job_id: str, jobs: JobsDep, request: Request) -> Response:
+    """Download a ready job's archive (byte ranges honoured)."""
+    job = await jobs.get(job_id)
+    if job.state != JobState.READY:
+        raise NotFound(f"This job has no archive to download (its state is {job.state}).")
+    return _archive_response(jobs, job)
+
+
+@router.get("/v1/download/{file_name}", response_class=FileResponse,
+            responses={200: {"content": {"application/zip": {}}}})
+async def download_file(file_name: str, jobs: JobsDep) -> Response:
+    """Download an archive by the file_name that download_ready announced (byte ranges honoured)."""
+    path = jobs.storage.archive_path(file_name)
+    job = await jobs.store.get_by_file_name(file_name) if path is not None else None
+    if job is None or job.state != JobState.READY or path is None or not path.is_file():
+        detail = "No archive has that name: it never existed, expired, or was deleted."
+        return JSONResponse({"status": "error", "msg": detail, "detail": detail}, status_code=404)
+    return _archive_response(jobs, job)
+
+
+def _archive_response(jobs: JobsDep, job: Job) -> Response:
+    path = jobs.storage.archive_path(job.file_name)
+    if path is None or not path.is_file():
+        raise NotFound("The archive has expired or was deleted.")
+    return FileResponse(
+        path,
+        media_type="application/zip",
+        filename=job.download_name or job.file_name,
+        headers={"Cache-Control": "private, max-age=0, no-transform"},
+    )

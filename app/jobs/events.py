@@ -1,0 +1,89 @@
+"""The event hub: runners publish frames, WebSocket handlers subscribe to topics.
+
+Topics are ``job:<job_id>`` and ``client:<client_id>``. A frame published while nobody
+listens is not lost: the job record keeps its counters and its final frame, which every
+new subscriber receives first (see ``app.jobs.service.JobService.follow``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any, Protocol
+
+Frame = dict[str, Any]
+
+# A subscriber this far behind only loses progress frames; final frames always get through.
+_MAX_BACKLOG = 512
+
+
+def job_topic(job_id: str) -> str:
+    return f"job:{job_id}"
+
+
+def client_topic(client_id: str) -> str:
+    return f"client:{client_id}"
+
+
+class Subscription(Protocol):
+    async def get(self) -> Frame: ...
+    async def close(self) -> None: ...
+
+
+class EventHub(Protocol):
+    async def start(self) -> None: ...
+    async def stop(self) -> None: ...
+    async def publish(self, topics: list[str], frame: Frame) -> None: ...
+    async def subscribe(self, topics: list[str]) -> Subscription: ...
+
+
+class _LocalSubscription:
+    def __init__(self, hub: LocalEventHub, topics: list[str]) -> None:
+        self.hub = hub
+        self.topics = topics
+        self.queue: asyncio.Queue[Frame] = asyncio.Queue()
+
+    def offer(self, frame: Frame) -> None:
+        if frame.get("event") == "progress" and self.queue.qsize() >= _MAX_BACKLOG:
+            return
+        self.queue.put_nowait(frame)
+
+    async def get(self) -> Frame:
+        return await self.queue.get()
+
+    async def close(self) -> None:
+        self.hub._remove(self)
+
+
+class LocalEventHub:
+    """In-process delivery for the embedded mode."""
+
+    def __init__(self) -> None:
+        self._subs: dict[str, set[_LocalSubscription]] = {}
+
+    async def start(self) -> None:
+        return None
+
+    async def stop(self) -> None:
+        self._subs.clear()
+
+    async def publish(self, topics: list[str], frame: Frame) -> None:
+        delivered: set[int] = set()
+        for topic in topics:
+            for sub in self._subs.get(topic, ()):
+                if id(sub) not in delivered:  # a socket following both topics gets the frame once
+                    delivered.add(id(sub))
+                    sub.offer(frame)
+
+    async def subscribe(self, topics: list[str]) -> Subscription:
+        sub = _LocalSubscription(self, topics)
+        for topic in topics:
+            self._subs.setdefault(topic, set()).add(sub)
+        return sub
+
+    def _remove(self, sub: _LocalSubscription) -> None:
+        for topic in sub.topics:
+            subs = self._subs.get(topic)
+            if subs is not None:
+                subs.discard(sub)
+                if not subs:
+                    del self._subs[topic]

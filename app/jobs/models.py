@@ -1,0 +1,139 @@
+"""Jobs, their states and the event frames clients receive."""
+
+from __future__ import annotations
+
+import secrets
+import time
+from dataclasses import asdict, dataclass, field
+from enum import StrEnum
+from typing import Any
+
+
+class JobState(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    ZIPPING = "zipping"
+    READY = "ready"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    EXPIRED = "expired"
+
+    @property
+    def active(self) -> bool:
+        return self in (JobState.QUEUED, JobState.RUNNING, JobState.ZIPPING)
+
+    @property
+    def final(self) -> bool:
+        return not self.active
+
+
+def new_job_id() -> str:
+    # 128 bits from the OS's CSPRNG, URL-safe: unguessable, and safe in a file name.
+    return secrets.token_urlsafe(16).replace("-", "x").replace("_", "y")
+
+
+@dataclass
+class Job:
+    job_id: str
+    kind: str  # "album" or "booru"
+    key: str  # what makes two requests "the same download", e.g. "album:123"
+    params: dict[str, Any]
+    state: JobState = JobState.QUEUED
+    title: str = ""
+    done: int = 0
+    total: int = 0
+    bytes: int = 0
+    file_name: str = ""
+    download_name: str = ""
+    error: str = ""
+    message: str = ""
+    client_ids: list[str] = field(default_factory=list)
+    notified: list[str] = field(default_factory=list)  # clients that received the final frame
+    seq: int = 0
+    created_at: float = field(default_factory=time.time)
+    updated_at: float = field(default_factory=time.time)
+    started_at: float | None = None
+    finished_at: float | None = None
+    expires_at: float | None = None
+    attempts: int = 0
+    worker: str = ""
+    lease_until: float | None = None
+    final_frame: dict[str, Any] | None = None
+
+    def to_record(self) -> dict[str, Any]:
+        record = asdict(self)
+        record["state"] = str(self.state)
+        return record
+
+    @classmethod
+    def from_record(cls, record: dict[str, Any]) -> Job:
+        known = {k: v for k, v in record.items() if k in cls.__dataclass_fields__}
+        known["state"] = JobState(known.get("state", "queued"))
+        return cls(**known)
+
+    @property
+    def download_url(self) -> str:
+        return f"/v1/jobs/{self.job_id}/file" if self.state == JobState.READY else ""
+
+    def public(self) -> dict[str, Any]:
+        """The job as ``GET /v1/jobs/{id}`` shows it."""
+        return {
+            "job_id": self.job_id,
+            "kind": self.kind,
+            "state": str(self.state),
+            "title": self.title,
+            "done": self.done,
+            "total": self.total,
+            "bytes": self.bytes,
+            "file_name": self.file_name if self.state == JobState.READY else "",
+            "download_url": self.download_url,
+            "error": self.error,
+            "message": self.message,
+            "params": self.params,
+            "created_at": _iso(self.created_at),
+            "started_at": _iso(self.started_at),
+            "finished_at": _iso(self.finished_at),
+            "expires_at": _iso(self.expires_at),
+            "status_url": f"/v1/jobs/{self.job_id}",
+            "events_url": f"/ws/jobs/{self.job_id}",
+        }
+
+    def frame(self, event: str, **extra: Any) -> dict[str, Any]:
+        """An event frame carrying the job's current counters (``seq`` is set when published)."""
+        frame: dict[str, Any] = {
+            "event": event,
+            "status": _compat_status(event, self.state),
+            "job_id": self.job_id,
+            "kind": self.kind,
+            "seq": self.seq,
+            "state": str(self.state),
+            "done": self.done,
+            "total": self.total,
+            "bytes": self.bytes,
+            "title": self.title,
+        }
+        if event == "download_ready":
+            frame.update(file_name=self.file_name, download_url=self.download_url,
+                         expires_at=_iso(self.expires_at))
+        elif event in ("failed", "cancelled", "expired"):
+            frame.update(file_name="", error=self.error)
+        frame["message"] = self.message
+        frame.update(extra)
+        return frame
+
+
+def _compat_status(event: str, state: JobState) -> str:
+    if event == "download_ready":
+        return "download_ready"
+    if event in ("failed", "cancelled", "expired"):
+        return "error"
+    return str(state)
+
+
+def _iso(ts: float | None) -> str | None:
+    if ts is None:
+        return None
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))
+
+
+FINAL_EVENTS = frozenset({"download_ready", "failed", "cancelled", "expired"})

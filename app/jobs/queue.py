@@ -1,0 +1,74 @@
+"""The job queue: the ``JobQueue`` protocol and the in-process implementation."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Protocol
+
+log = logging.getLogger("jmbooru.jobs")
+
+RunJob = Callable[[str], Awaitable[None]]
+
+
+class JobQueue(Protocol):
+    async def start(self, run: RunJob) -> None: ...
+    async def submit(self, job_id: str) -> None: ...
+    async def cancel(self, job_id: str) -> bool:
+        """Stop a running job in this process; False when it does not run here."""
+        ...
+    async def stop(self, grace_seconds: float) -> None: ...
+
+
+class LocalJobQueue:
+    """At most ``concurrency`` jobs run at once on this event loop; the rest wait in order."""
+
+    def __init__(self, concurrency: int) -> None:
+        self.concurrency = concurrency
+        self._pending: asyncio.Queue[str] = asyncio.Queue()
+        self._workers: list[asyncio.Task[None]] = []
+        self._running: dict[str, asyncio.Task[None]] = {}
+        self._run: RunJob | None = None
+
+    async def start(self, run: RunJob) -> None:
+        self._run = run
+        self._workers = [asyncio.create_task(self._worker(i), name=f"job-worker-{i}") for i in range(self.concurrency)]
+
+    async def submit(self, job_id: str) -> None:
+        self._pending.put_nowait(job_id)
+
+    async def _worker(self, index: int) -> None:
+        assert self._run is not None
+        while True:
+            job_id = await self._pending.get()
+            task = asyncio.create_task(self._run(job_id), name=f"job-{job_id}")
+            self._running[job_id] = task
+            try:
+                await asyncio.shield(task)
+            except asyncio.CancelledError:
+                if not task.done():  # the worker itself is being stopped
+                    raise
+            except Exception:
+                log.exception("job crashed job_id=%s", job_id)
+            finally:
+                self._running.pop(job_id, None)
+
+    async def cancel(self, job_id: str) -> bool:
+        task = self._running.get(job_id)
+        if task is None or task.done():
+            return False
+        task.cancel()
+        return True
+
+    async def stop(self, grace_seconds: float) -> None:
+        for worker in self._workers:
+            worker.cancel()
+        running = list(self._running.values())
+        if running:
+            _, pending = await asyncio.wait(running, timeout=grace_seconds)
+            for task in pending:
+                task.cancel()
+            if pending:
+                await asyncio.wait(pending, timeout=max(grace_seconds, 5.0))
+        await asyncio.gather(*self._workers, return_exceptions=True)

@@ -1,0 +1,338 @@
+"""The job engine: start, join, run, cancel and expire jobs, and publish their events."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+from app.blocking import BlockingPool
+from app.config import Settings
+from app.errors import AppError, NotFound
+from app.jobs.events import EventHub, Frame, client_topic, job_topic
+from app.jobs.models import FINAL_EVENTS, Job, JobState, new_job_id
+from app.jobs.progress import Counters, ProgressTracker
+from app.jobs.queue import JobQueue
+from app.jobs.runner import RunContext, Runner
+from app.jobs.store import JobStore
+from app.storage import Storage, build_zip
+
+log = logging.getLogger("jmbooru.jobs")
+
+RESTART_MESSAGE = "The server restarted while this job was running; start the download again."
+SHUTDOWN_MESSAGE = "The server shut down while this job was running; start the download again."
+
+
+class JobService:
+    def __init__(
+        self,
+        settings: Settings,
+        storage: Storage,
+        store: JobStore,
+        hub: EventHub,
+        queue: JobQueue,
+        runners: dict[str, Runner],
+        files_pool: BlockingPool,
+    ) -> None:
+        self.settings = settings
+        self.storage = storage
+        self.store = store
+        self.hub = hub
+        self.queue = queue
+        self.runners = runners
+        self.files_pool = files_pool
+        self._stopping = False
+
+    # --- life cycle -------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        await self.store.open()
+        await self.hub.start()
+        await self.reconcile_after_restart()
+        await self.queue.start(self.run)
+
+    async def stop(self) -> None:
+        """Let running jobs finish within the grace period, cancel the rest, close everything."""
+        self._stopping = True
+        await self.queue.stop(self.settings.shutdown_grace_seconds)
+        await self.hub.stop()
+        await self.store.close()
+
+    async def reconcile_after_restart(self) -> None:
+        """Jobs that were running when the process died fail; queued ones run again."""
+        for job in await self.store.list_states([JobState.RUNNING, JobState.ZIPPING]):
+            await self.finish(job.job_id, JobState.FAILED, "failed", error=RESTART_MESSAGE)
+        for job in await self.store.list_states([JobState.QUEUED]):
+            await self.queue.submit(job.job_id)
+
+    # --- starting and reading ---------------------------------------------------------------
+
+    async def submit(self, kind: str, key: str, params: dict[str, Any], client_id: str | None,
+                     title: str = "") -> tuple[Job, bool]:
+        """Start a job, or join the one already downloading (or recently done) the same thing."""
+        candidate = Job(job_id=new_job_id(), kind=kind, key=key, params=params, title=title,
+                        message="Waiting for a free download slot.")
+        job, created = await self.store.create_or_join(candidate, client_id)
+        if created:
+            log.info("job queued job_id=%s kind=%s key=%s client_id=%s", job.job_id, kind, key, client_id)
+            await self.queue.submit(job.job_id)
+        else:
+            log.info("job joined job_id=%s client_id=%s state=%s", job.job_id, client_id, job.state)
+            if client_id and job.state.final and job.final_frame:
+                # A fresh archive is reused: the new client is told at once.
+                await self.hub.publish([client_topic(client_id)], job.final_frame)
+        return job, created
+
+    async def get(self, job_id: str) -> Job:
+        job = await self.store.get(job_id)
+        if job is None:
+            raise NotFound("There is no job with that id (it may have been cleaned up).")
+        return job
+
+    async def emit(self, job_id: str, event: str, mutate: Callable[[Job], None] | None = None,
+                   **extra: Any) -> Job | None:
+        """Apply ``mutate``, bump ``seq`` and publish one frame for the job, atomically per job."""
+        holder: dict[str, Frame] = {}
+
+        def change(job: Job) -> None:
+            if mutate is not None:
+                mutate(job)
+            job.seq += 1
+            frame = job.frame(event, **extra)
+            if job.kind == "album":
+                frame.setdefault("album_id", job.params.get("album_id"))
+            if event in FINAL_EVENTS:
+                job.final_frame = frame
+            holder["frame"] = frame
+
+        job = await self.store.update(job_id, change)
+        if job is None:
+            return None
+        topics = [job_topic(job_id)] + [client_topic(c) for c in job.client_ids]
+        await self.hub.publish(topics, holder["frame"])
+        return job
+
+    async def finish(self, job_id: str, state: JobState, event: str, *, error: str = "",
+                     counters: Counters | None = None, **changes: Any) -> Job | None:
+        now = time.time()
+
+        def mutate(job: Job) -> None:
+            job.state = state
+            job.error = error
+            job.message = changes.pop("message", error or job.message)
+            job.finished_at = job.finished_at or now
+            job.lease_until = None
+            if counters is not None:
+                job.done, job.total, job.bytes = counters.done, max(counters.total, counters.done), counters.bytes
+            for name, value in changes.items():
+                setattr(job, name, value)
+
+        return await self.emit(job_id, event, mutate)
+
+    # --- running ----------------------------------------------------------------------------
+
+    async def run(self, job_id: str) -> None:
+        """Run one queued job to its end; called by the queue, at most N at once."""
+        job = await self.store.get(job_id)
+        if job is None or job.state != JobState.QUEUED:
+            return
+        runner = self.runners.get(job.kind)
+        if runner is None:
+            await self.finish(job_id, JobState.FAILED, "failed", error=f"This server cannot run '{job.kind}' jobs.")
+            return
+
+        def running(j: Job) -> None:
+            j.state = JobState.RUNNING
+            j.started_at = time.time()
+            j.attempts += 1
+            j.message = "Downloading."
+
+        job = await self.emit(job_id, "started", running)
+        if job is None:
+            return
+
+        async def publish(c: Counters) -> None:
+            def mutate(j: Job) -> None:
+                j.done, j.total, j.bytes = c.done, c.total, c.bytes
+                if c.title:
+                    j.title = c.title
+
+            await self.emit(job_id, "progress", mutate)
+
+        tracker = ProgressTracker(publish)
+        work_dir = self.storage.work_dir(job_id)
+        work_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            output = await runner.run(RunContext(job=job, work_dir=work_dir, progress=tracker))
+            await tracker.close()
+            counters = tracker.snapshot()
+
+            def zipping(j: Job) -> None:
+                j.state = JobState.ZIPPING
+                j.title = output.title or j.title
+                j.done, j.total, j.bytes = counters.done, max(counters.total, counters.done), counters.bytes
+                j.message = "Building the archive."
+
+            await self.emit(job_id, "progress", zipping)
+            file_name = f"{output.file_stem}-{job_id[:10]}.zip"
+            dest = self.storage.archive_root / file_name
+            size = await self.files_pool.run(build_zip, output.entries, dest)
+            message = output.message or f"{output.title or 'The archive'} is ready to download."
+            await self._ready(job_id, counters, file_name, output.download_name, size, message)
+        except asyncio.CancelledError:
+            await tracker.close()
+            if self._stopping:
+                await self.finish(job_id, JobState.FAILED, "failed", error=SHUTDOWN_MESSAGE,
+                                  counters=tracker.snapshot())
+            else:
+                await self.finish(job_id, JobState.CANCELLED, "cancelled", counters=tracker.snapshot(),
+                                  message="The download was cancelled.")
+        except AppError as exc:
+            await tracker.close()
+            log.info("job failed job_id=%s reason=%s", job_id, exc.detail)
+            await self.finish(job_id, JobState.FAILED, "failed", error=exc.detail, counters=tracker.snapshot())
+        except Exception:
+            await tracker.close()
+            log.exception("job crashed job_id=%s", job_id)
+            await self.finish(job_id, JobState.FAILED, "failed", counters=tracker.snapshot(),
+                              error="The download failed because of an internal error; the server log has details.")
+        finally:
+            await self.files_pool.run(self.storage.remove_work, job_id)
+
+    async def _ready(self, job_id: str, counters: Counters, file_name: str, download_name: str,
+                     size: int, message: str) -> None:
+        ready_at = time.time()
+        await self.finish(
+            job_id, JobState.READY, "download_ready", counters=counters, file_name=file_name,
+            download_name=download_name, expires_at=ready_at + self.settings.file_ttl_seconds,
+            message=message,
+        )
+        log.info("job ready job_id=%s file_name=%s size=%d", job_id, file_name, size)
+
+    # --- cancelling, deleting, expiring -----------------------------------------------------
+
+    async def cancel(self, job_id: str) -> Job:
+        """Cancel a queued or running job, or delete a finished job's archive."""
+        job = await self.get(job_id)
+        if job.state == JobState.QUEUED:
+            await self.finish(job_id, JobState.CANCELLED, "cancelled", message="The download was cancelled.")
+        elif job.state.active:
+            if not await self.queue.cancel(job_id):
+                await self.request_remote_cancel(job)
+            await self._wait_final(job_id, timeout=10.0)
+        elif job.state == JobState.READY:
+            await self.expire(job, message="The archive was deleted on request.")
+        return await self.get(job_id)
+
+    async def request_remote_cancel(self, job: Job) -> None:
+        """The job runs in another process (scale-out mode); the embedded mode has none."""
+        await self.finish(job.job_id, JobState.CANCELLED, "cancelled", message="The download was cancelled.")
+
+    async def _wait_final(self, job_id: str, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            job = await self.store.get(job_id)
+            if job is None or job.state.final:
+                return
+            await asyncio.sleep(0.05)
+
+    async def expire(self, job: Job, message: str = "The archive expired and was deleted.") -> None:
+        if job.file_name:
+            await self.files_pool.run(self.storage.remove_archive, job.file_name)
+        await self.finish(job.job_id, JobState.EXPIRED, "expired", message=message)
+
+    async def sweep(self) -> int:
+        """Expire archives whose time is up and remove what dead jobs left; returns archives expired."""
+        now = time.time()
+        expired = 0
+        for job in await self.store.list_states([JobState.READY]):
+            path = self.storage.archive_path(job.file_name) if job.file_name else None
+            if (job.expires_at is not None and job.expires_at <= now) or path is None or not path.exists():
+                await self.expire(job)
+                expired += 1
+        active = {j.job_id for j in await self.store.list_states([JobState.QUEUED, JobState.RUNNING,
+                                                                     JobState.ZIPPING])}
+        ready = {j.file_name for j in await self.store.list_states([JobState.READY])}
+        await self.files_pool.run(self._remove_leftovers, active, ready)
+        return expired
+
+    def _remove_leftovers(self, active_jobs: set[str], ready_files: set[str]) -> None:
+        """Work folders and archives that no live job owns (a crash, a restart, a failed job)."""
+        grace = time.time() - 60
+        active_prefixes = {job_id[:10] for job_id in active_jobs}
+        if self.storage.work_root.exists():
+            for path in self.storage.work_root.iterdir():
+                if path.name not in active_jobs and path.stat().st_mtime < grace:
+                    self.storage.remove_work(path.name)
+        if self.storage.archive_root.exists():
+            for path in self.storage.archive_root.iterdir():
+                name = path.name.removesuffix(".part")
+                owner = name.removesuffix(".zip").rsplit("-", 1)[-1]
+                if name in ready_files or owner in active_prefixes:
+                    continue
+                path.unlink(missing_ok=True)
+
+    # --- following --------------------------------------------------------------------------
+
+    async def follow_job(self, job_id: str) -> AsyncIterator[Frame]:
+        """A snapshot, then live frames, ending with the final frame (at once if already final)."""
+        sub = await self.hub.subscribe([job_topic(job_id)])
+        try:
+            job = await self.get(job_id)
+            yield self.snapshot(job)
+            if job.state.final:
+                if job.final_frame:
+                    yield job.final_frame
+                return
+            last = job.seq
+            while True:
+                frame = await sub.get()
+                if frame.get("seq", 0) <= last:
+                    continue
+                last = frame["seq"]
+                yield frame
+                if frame.get("event") in FINAL_EVENTS:
+                    return
+        finally:
+            await sub.close()
+
+    async def follow_client(self, client_id: str) -> AsyncIterator[Frame]:
+        """Every frame of the client's jobs; first, what it missed while it was away."""
+        sub = await self.hub.subscribe([client_topic(client_id)])
+        try:
+            last: dict[str, int] = {}
+            for job in await self.store.jobs_for_client(client_id):
+                if job.state.active:
+                    last[job.job_id] = job.seq
+                    yield self.snapshot(job)
+                elif job.final_frame and client_id not in job.notified:
+                    last[job.job_id] = job.seq
+                    yield job.final_frame
+            while True:
+                frame = await sub.get()
+                seq, jid = frame.get("seq", 0), frame.get("job_id", "")
+                if seq <= last.get(jid, 0) and frame.get("event") not in FINAL_EVENTS:
+                    continue
+                last[jid] = max(seq, last.get(jid, 0))
+                yield frame
+        finally:
+            await sub.close()
+
+    async def mark_notified(self, job_id: str, client_id: str) -> None:
+        def mutate(job: Job) -> None:
+            if client_id not in job.notified:
+                job.notified.append(client_id)
+
+        await self.store.update(job_id, mutate)
+
+    @staticmethod
+    def snapshot(job: Job) -> Frame:
+        frame = job.frame("snapshot")
+        frame["status"] = str(job.state)
+        if job.state == JobState.READY:
+            frame.update(file_name=job.file_name, download_url=job.download_url)
+        if job.kind == "album":
+            frame["album_id"] = job.params.get("album_id")
+        return frame

@@ -1,0 +1,143 @@
+"""Where jobs live: the ``JobStore`` protocol and the embedded SQLite implementation."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Protocol
+
+from app.blocking import BlockingPool
+from app.jobs.models import Job, JobState
+
+Mutation = Callable[[Job], None]
+
+
+class JobStore(Protocol):
+    async def open(self) -> None: ...
+    async def close(self) -> None: ...
+    async def get(self, job_id: str) -> Job | None: ...
+    async def get_by_file_name(self, file_name: str) -> Job | None: ...
+    async def create_or_join(self, job: Job, client_id: str | None) -> tuple[Job, bool]:
+        """Insert ``job`` unless an active or still-fresh ready job has the same key; join that one."""
+        ...
+    async def update(self, job_id: str, mutate: Mutation) -> Job | None:
+        """Apply ``mutate`` atomically and return the new job (None when the job does not exist)."""
+        ...
+    async def list_states(self, states: Iterable[JobState]) -> list[Job]: ...
+    async def jobs_for_client(self, client_id: str) -> list[Job]: ...
+    async def delete(self, job_id: str) -> None: ...
+
+
+def _joinable(job: Job, now: float) -> bool:
+    if job.state.active:
+        return True
+    return job.state == JobState.READY and (job.expires_at is None or job.expires_at > now + 60)
+
+
+def add_client(job: Job, client_id: str | None) -> None:
+    if client_id and client_id not in job.client_ids:
+        job.client_ids.append(client_id)
+
+
+class SqliteJobStore:
+    """Jobs in memory for speed, written through to SQLite so they survive a restart.
+
+    Only one process uses the embedded store, and every mutation happens on its event loop,
+    so the in-memory dict is the truth and SQLite is its durable copy. Writes go through a
+    one-thread pool, which keeps them in order and off the loop.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._jobs: dict[str, Job] = {}
+        self._pool = BlockingPool(1, "sqlite")
+        self._db: sqlite3.Connection | None = None
+
+    async def open(self) -> None:
+        self._jobs = {job.job_id: job for job in await self._pool.run(self._open_sync)}
+
+    def _open_sync(self) -> list[Job]:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        db = sqlite3.connect(self.path, check_same_thread=False)
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=NORMAL")
+        db.execute(
+            "CREATE TABLE IF NOT EXISTS jobs (job_id TEXT PRIMARY KEY, key TEXT, state TEXT, "
+            "updated_at REAL, record TEXT NOT NULL)"
+        )
+        db.commit()
+        self._db = db
+        return [Job.from_record(json.loads(row[0])) for row in db.execute("SELECT record FROM jobs")]
+
+    async def close(self) -> None:
+        await self._pool.run(self._close_sync)
+        self._pool.shutdown(wait=True)
+
+    def _close_sync(self) -> None:
+        if self._db is not None:
+            self._db.close()
+            self._db = None
+
+    def _write_sync(self, record: dict[str, object]) -> None:
+        assert self._db is not None
+        self._db.execute(
+            "INSERT OR REPLACE INTO jobs (job_id, key, state, updated_at, record) VALUES (?, ?, ?, ?, ?)",
+            (record["job_id"], record["key"], record["state"], record["updated_at"], json.dumps(record)),
+        )
+        self._db.commit()
+
+    def _delete_sync(self, job_id: str) -> None:
+        assert self._db is not None
+        self._db.execute("DELETE FROM jobs WHERE job_id = ?", (job_id,))
+        self._db.commit()
+
+    async def _persist(self, job: Job) -> None:
+        await self._pool.run(self._write_sync, job.to_record())
+
+    async def get(self, job_id: str) -> Job | None:
+        job = self._jobs.get(job_id)
+        return Job.from_record(job.to_record()) if job else None
+
+    async def get_by_file_name(self, file_name: str) -> Job | None:
+        for job in self._jobs.values():
+            if job.file_name == file_name:
+                return await self.get(job.job_id)
+        return None
+
+    async def create_or_join(self, job: Job, client_id: str | None) -> tuple[Job, bool]:
+        now = time.time()
+        for existing in self._jobs.values():
+            if existing.key == job.key and _joinable(existing, now):
+                add_client(existing, client_id)
+                existing.updated_at = now
+                await self._persist(existing)
+                return Job.from_record(existing.to_record()), False
+        add_client(job, client_id)
+        self._jobs[job.job_id] = job
+        await self._persist(job)
+        return Job.from_record(job.to_record()), True
+
+    async def update(self, job_id: str, mutate: Mutation) -> Job | None:
+        job = self._jobs.get(job_id)
+        if job is None:
+            return None
+        mutate(job)
+        job.updated_at = time.time()
+        snapshot = Job.from_record(job.to_record())
+        await self._persist(job)
+        return snapshot
+
+    async def list_states(self, states: Iterable[JobState]) -> list[Job]:
+        wanted = set(states)
+        return [Job.from_record(j.to_record()) for j in self._jobs.values() if j.state in wanted]
+
+    async def jobs_for_client(self, client_id: str) -> list[Job]:
+        jobs = [j for j in self._jobs.values() if client_id in j.client_ids]
+        return [Job.from_record(j.to_record()) for j in sorted(jobs, key=lambda j: j.created_at)]
+
+    async def delete(self, job_id: str) -> None:
+        if self._jobs.pop(job_id, None) is not None:
+            await self._pool.run(self._delete_sync, job_id)

@@ -1,0 +1,106 @@
+"""The data-folder layout, safe names, atomic writes and zip building.
+
+    <data>/jobs.sqlite3          the embedded job store
+    <data>/work/<job_id>/        files of a job while it runs (removed when it ends)
+    <data>/archives/<file_name>  finished archives; ``<name>.part`` while being written
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import unicodedata
+import zipfile
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+_SAFE_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
+_UNSAFE_CHARS = re.compile(r'[\x00-\x1f\x7f<>:"/\\|?*]+')
+_WINDOWS_RESERVED = {"CON", "PRN", "AUX", "NUL", *(f"COM{i}" for i in range(1, 10)), *(f"LPT{i}" for i in range(1, 10))}
+_COPY_CHUNK = 1024 * 1024
+
+
+class Storage:
+    def __init__(self, root: Path) -> None:
+        self.root = root.resolve()
+        self.work_root = self.root / "work"
+        self.archive_root = self.root / "archives"
+
+    def prepare(self) -> None:
+        self.work_root.mkdir(parents=True, exist_ok=True)
+        self.archive_root.mkdir(parents=True, exist_ok=True)
+
+    @property
+    def db_path(self) -> Path:
+        return self.root / "jobs.sqlite3"
+
+    def work_dir(self, job_id: str) -> Path:
+        if not is_safe_key(job_id):
+            raise ValueError("unsafe job id")
+        return self.work_root / job_id
+
+    def archive_path(self, file_name: str) -> Path | None:
+        """The archive for ``file_name``, or None when the name could leave the archive folder."""
+        if not is_safe_key(file_name) or file_name.endswith(".part"):
+            return None
+        path = (self.archive_root / file_name).resolve()
+        if path.parent != self.archive_root:
+            return None
+        return path
+
+    def remove_work(self, job_id: str) -> None:
+        shutil.rmtree(self.work_dir(job_id), ignore_errors=True)
+
+    def remove_archive(self, file_name: str) -> None:
+        path = self.archive_path(file_name)
+        if path is not None:
+            path.unlink(missing_ok=True)
+            path.with_name(path.name + ".part").unlink(missing_ok=True)
+
+
+def is_safe_key(name: str) -> bool:
+    return bool(_SAFE_KEY.match(name)) and ".." not in name
+
+
+def safe_component(text: str, fallback: str = "untitled", max_length: int = 120) -> str:
+    """A file or folder name made from untrusted text (a title): no separators, no control chars."""
+    text = unicodedata.normalize("NFC", text)
+    text = _UNSAFE_CHARS.sub("_", text).strip().strip(".").strip()
+    text = re.sub(r"\s+", " ", text)
+    text = re.sub(r"_{2,}", "_", text)
+    if text.upper().split(".")[0] in _WINDOWS_RESERVED:
+        text = "_" + text
+    encoded = text.encode("utf-8")[:max_length]
+    text = encoded.decode("utf-8", errors="ignore").strip()
+    return text or fallback
+
+
+def build_zip(
+    entries: Iterable[tuple[str, Path]],
+    dest: Path,
+    *,
+    on_file: Callable[[int], None] | None = None,
+) -> int:
+    """Write ``entries`` (archive name, file) to ``dest`` atomically; returns the archive's size.
+
+    Images are already compressed, so members are stored, not deflated. The archive is
+    written as ``<dest>.part`` and renamed only when complete, so nobody serves half a zip.
+    """
+    part = dest.with_name(dest.name + ".part")
+    try:
+        with zipfile.ZipFile(part, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
+            for arcname, path in entries:
+                info = zipfile.ZipInfo.from_file(path, arcname)
+                info.compress_type = zipfile.ZIP_STORED
+                with open(path, "rb") as src, zf.open(info, "w", force_zip64=info.file_size > 2**31) as out:
+                    shutil.copyfileobj(src, out, _COPY_CHUNK)
+                if on_file is not None:
+                    on_file(info.file_size)
+        with open(part, "rb") as fh:
+            os.fsync(fh.fileno())
+        os.replace(part, dest)
+    except BaseException:
+        part.unlink(missing_ok=True)
+        raise
+    return dest.stat().st_size
