@@ -150,6 +150,9 @@ class _Server(ThreadingHTTPServer):
         self.double = double
         super().__init__(("127.0.0.1", 0), _Handler)
 
+    def handle_error(self, request: Any, client_address: Any) -> None:  # quiet: clients hang up mid-body in tests
+        pass
+
     def get_request(self) -> tuple[socket.socket, Any]:
         conn, addr = super().get_request()
         conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -206,6 +209,7 @@ class GelbooruDouble:
         self.ints_as_strings = False
         self.xml_reason: str | None = None
         self.cloudflare_mode = False
+        self.image_stall: tuple[int, float] | None = None  # (bytes, seconds): send that much, then pause
         self.requests: list[tuple[str, dict[str, list[str]], dict[str, str]]] = []
         self._hits: Counter[str] = Counter()
         self._faults: dict[str, deque[tuple[int, dict[str, str], bytes] | None]] = {}
@@ -425,4 +429,14 @@ class GelbooruDouble:
                     middle = len(data) // 2
                     data = data[:middle] + bytes(b ^ 0xFF for b in data[middle : middle + 16]) + data[middle + 16 :]
         ctype = "image/jpeg" if path.endswith((".jpg", ".jpeg")) else "image/png"
-        h.send(200, data, ctype)
+        if self.image_stall is None:
+            h.send(200, data, ctype)
+            return
+        cut, pause = self.image_stall
+        h.send_response(200)
+        h.send_header("Content-Type", ctype)
+        h.send_header("Content-Length", str(len(data)))
+        h.end_headers()
+        h.wfile.write(data[:cut])
+        time.sleep(pause)
+        h.wfile.write(data[cut:])
