@@ -1,0 +1,230 @@
+"""Check a dataset folder: every image must decode and, when named ``<md5>.<ext>``, match that md5.
+
+Modes: ``report`` lists problems; ``fix`` fetches a broken image again by its md5 (needs a Gelbooru
+client with credentials) or, failing that, re-saves a truncated image from the part Pillow can read;
+``delete`` removes broken images and their captions. Left-over ``.part``/``.tmp`` files from an
+interrupted download are reported, and removed by ``fix`` and ``delete``.
+
+Pillow work runs in a worker thread, one file at a time: this is a command-line tool, and a single
+thread keeps Pillow's process-wide ``LOAD_TRUNCATED_IMAGES`` switch (needed for re-saving) safe.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import os
+import secrets
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from PIL import Image, ImageFile
+
+from app.errors import AppError, NotFound, Unprocessable
+from app.sources.dataset import MD5_RE, image_extension
+from app.sources.gelbooru import GelbooruClient
+
+log = logging.getLogger("jmbooru.check")
+
+Mode = Literal["report", "fix", "delete"]
+MODES: tuple[str, ...] = ("report", "fix", "delete")
+IMAGE_EXTS = frozenset({"jpg", "jpeg", "png", "gif", "webp", "bmp", "tif", "tiff"})
+OTHER_MEDIA_EXTS = frozenset({"mp4", "webm", "mkv", "mov", "avi", "swf", "zip"})  # md5 check only
+_truncated_lock = threading.Lock()
+
+
+@dataclass(slots=True)
+class CheckProblem:
+    file: str
+    problem: Literal["empty", "truncated", "undecodable", "md5_mismatch", "partial_file"]
+    action: Literal["reported", "refetched", "resaved", "deleted", "unfixed"] = "reported"
+    detail: str = ""
+
+
+@dataclass(slots=True)
+class CheckResult:
+    folder: Path
+    mode: str
+    checked: int = 0
+    ok: int = 0
+    problems: list[CheckProblem] = field(default_factory=list)
+
+    @property
+    def fixed(self) -> int:
+        return sum(p.action in ("refetched", "resaved") for p in self.problems)
+
+    @property
+    def deleted(self) -> int:
+        return sum(p.action == "deleted" for p in self.problems)
+
+    @property
+    def unresolved(self) -> int:
+        return sum(p.action in ("reported", "unfixed") for p in self.problems)
+
+    def summary(self) -> str:
+        return (
+            f"checked {self.checked}, ok {self.ok}, problems {len(self.problems)}, "
+            f"fixed {self.fixed}, deleted {self.deleted}, unresolved {self.unresolved}"
+        )
+
+
+def _md5_of(path: Path) -> str:
+    h = hashlib.md5()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def inspect_file(path: Path) -> tuple[str | None, str]:
+    """(problem or None, detail) for one media file. Blocking: call it from a thread."""
+    try:
+        size = path.stat().st_size
+    except OSError as exc:
+        return "undecodable", f"cannot be read ({exc.strerror})"
+    if size == 0:
+        return "empty", "the file is empty"
+    ext = path.suffix.lstrip(".").lower()
+    decode_problem: tuple[str, str] | None = None
+    if ext in IMAGE_EXTS:
+        try:
+            with Image.open(path) as img:
+                img.verify()
+            with Image.open(path) as img:
+                img.load()
+        except OSError as exc:
+            if "truncated" in str(exc).lower():
+                decode_problem = ("truncated", "the image is cut short")
+            else:
+                decode_problem = ("undecodable", "Pillow cannot decode it")
+        except (SyntaxError, ValueError, Image.DecompressionBombError, EOFError):
+            decode_problem = ("undecodable", "Pillow cannot decode it")
+    if decode_problem:
+        return decode_problem
+    stem = path.stem.lower()
+    if MD5_RE.fullmatch(stem) and _md5_of(path) != stem:
+        return "md5_mismatch", "the content does not match the md5 in its name"
+    return None, ""
+
+
+def resave_truncated(path: Path) -> None:
+    """Re-encode what Pillow can read of a truncated image, in its own format, atomically."""
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+    try:
+        with _truncated_lock:
+            previous = ImageFile.LOAD_TRUNCATED_IMAGES
+            ImageFile.LOAD_TRUNCATED_IMAGES = True
+            try:
+                with Image.open(path) as img:
+                    img.load()
+                    fmt = img.format or "PNG"
+                    options = {"quality": 95} if fmt == "JPEG" else {}
+                    img.save(tmp, fmt, **options)
+            finally:
+                ImageFile.LOAD_TRUNCATED_IMAGES = previous
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _delete_with_caption(path: Path) -> None:
+    path.unlink(missing_ok=True)
+    path.with_suffix(".txt").unlink(missing_ok=True)
+
+
+async def _refetch(client: GelbooruClient, path: Path, md5: str) -> str:
+    """Fetch the image again by md5; returns the detail sentence. Raises AppError when impossible."""
+    page = await client.search_posts(f"md5:{md5}", page=None, limit=1)
+    post = next((p for p in page.posts if p.md5 == md5 and p.file_url), None)
+    if post is None:
+        raise NotFound("Gelbooru has no post with this md5 any more.")
+    target = path.with_name(f"{md5}.{image_extension(post)}")
+    part = path.with_name(f".{target.name}.{secrets.token_hex(4)}.part")
+    try:
+        got = await client.download_image(post.file_url, part)
+        if got.md5 != md5:
+            raise AppError("Gelbooru sent a different file than its md5 says; try again later.")
+        await asyncio.to_thread(os.replace, part, target)
+    finally:
+        part.unlink(missing_ok=True)
+    if target != path:
+        await asyncio.to_thread(path.unlink, missing_ok=True)
+        return f"fetched again from Gelbooru as {target.name}"
+    return "fetched again from Gelbooru"
+
+
+async def check_dataset(
+    folder: str | os.PathLike[str], mode: str = "report", client: GelbooruClient | None = None
+) -> CheckResult:
+    """Check every image in ``folder`` (not recursive); see the module doc for the modes."""
+    if mode not in MODES:
+        raise Unprocessable(f"Unknown check mode '{mode[:20]}'; use report, fix or delete.")
+    root = Path(folder)
+    if not await asyncio.to_thread(root.is_dir):
+        raise NotFound(f"There is no folder at {root}.")
+    result = CheckResult(folder=root, mode=mode)
+    can_fetch = client is not None
+    if client is not None:
+        try:
+            client.check_credentials()
+        except AppError:
+            can_fetch = False
+
+    for path in sorted(await asyncio.to_thread(lambda: list(root.iterdir()))):
+        if not path.is_file():
+            continue
+        name = path.name
+        if name.startswith(".") and name.endswith((".part", ".tmp")):
+            problem = CheckProblem(name, "partial_file", detail="left over from an interrupted download")
+            if mode != "report":
+                path.unlink(missing_ok=True)
+                problem.action = "deleted"
+            result.problems.append(problem)
+            continue
+        ext = path.suffix.lstrip(".").lower()
+        if name.startswith(".") or (ext not in IMAGE_EXTS and ext not in OTHER_MEDIA_EXTS):
+            continue
+        result.checked += 1
+        kind, detail = await asyncio.to_thread(inspect_file, path)
+        if kind is None:
+            result.ok += 1
+            continue
+        problem = CheckProblem(name, kind, detail=detail)  # type: ignore[arg-type]
+        result.problems.append(problem)
+        if mode == "delete":
+            await asyncio.to_thread(_delete_with_caption, path)
+            problem.action = "deleted"
+        elif mode == "fix":
+            await _fix(problem, path, client if can_fetch else None)
+    return result
+
+
+async def _fix(problem: CheckProblem, path: Path, client: GelbooruClient | None) -> None:
+    md5 = path.stem.lower()
+    reasons = []
+    if client is not None and MD5_RE.fullmatch(md5):
+        try:
+            problem.detail = await _refetch(client, path, md5)
+            problem.action = "refetched"
+            return
+        except AppError as exc:
+            log.warning("refetch failed file=%s: %s", path.name, exc.detail)
+            reasons.append(exc.detail.rstrip("."))
+    elif MD5_RE.fullmatch(md5):
+        reasons.append("fetching it again needs Gelbooru credentials (JMBOORU_GELBOORU_API_KEY and JMBOORU_GELBOORU_USER_ID)")
+    if problem.problem == "truncated":
+        try:
+            await asyncio.to_thread(resave_truncated, path)
+        except (OSError, SyntaxError, ValueError) as exc:
+            reasons.append(f"re-saving failed ({type(exc).__name__})")
+        else:
+            problem.action = "resaved"
+            problem.detail = "re-saved from the readable part" + (
+                "; its content no longer matches the md5 in its name" if MD5_RE.fullmatch(md5) else ""
+            )
+            return
+    problem.action = "unfixed"
+    problem.detail = f"{problem.detail}; " + ("; ".join(reasons) if reasons else "nothing can repair it")
