@@ -10,15 +10,37 @@ from collections.abc import Sequence
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from app.config import Settings
+
+    if args.workers > 1 and not Settings().redis_url:
+        print(
+            "jmbooru: refusing to start several API processes without JMBOORU_REDIS_URL: a job started in "
+            "one process could never notify a WebSocket connected to another. Set JMBOORU_REDIS_URL and run "
+            "'jmbooru worker' processes, or use --workers 1.",
+            file=sys.stderr,
+        )
+        return 2
+
     uvicorn.run(
         "app.main:app",
         host=args.host,
         port=args.port,
         workers=args.workers,
         log_level=args.log_level,
-        ws_per_message_deflate=False,
+        ws_per_message_deflate=False,  # progress frames are tiny; compression costs memory per socket
+        ws_ping_interval=20.0,
+        ws_ping_timeout=20.0,
         proxy_headers=True,
+        forwarded_allow_ips="*",
     )
+    return 0
+
+
+def _worker(args: argparse.Namespace) -> int:
+    from app.config import Settings
+    from app.worker import run_worker
+
+    run_worker(Settings(), log_level=args.log_level)
     return 0
 
 
@@ -33,9 +55,14 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--log-level", default="info")
     serve.set_defaults(func=_serve)
 
-    from app import cli_gelbooru
+    worker = commands.add_parser("worker", help="run jobs from Redis (scale-out mode, needs JMBOORU_REDIS_URL)")
+    worker.add_argument("--log-level", default="info")
+    worker.set_defaults(func=_worker)
+
+    from app import cli_gelbooru, cli_jm
 
     cli_gelbooru.register(commands)
+    cli_jm.register(commands)
     return parser
 
 

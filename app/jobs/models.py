@@ -90,6 +90,8 @@ class Job:
             "error": self.error,
             "message": self.message,
             "params": self.params,
+            "attempts": self.attempts,
+            "worker": self.worker,
             "created_at": _iso(self.created_at),
             "started_at": _iso(self.started_at),
             "finished_at": _iso(self.finished_at),

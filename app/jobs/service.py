@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import socket
 import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -21,8 +23,16 @@ from app.storage import Storage, build_zip
 
 log = logging.getLogger("jmbooru.jobs")
 
+MAX_ATTEMPTS = 2
+RECHECK_SECONDS = 5.0
+WORKER_ID = f"{socket.gethostname()}:{os.getpid()}"
 RESTART_MESSAGE = "The server restarted while this job was running; start the download again."
 SHUTDOWN_MESSAGE = "The server shut down while this job was running; start the download again."
+LOST_WORKER_MESSAGE = "The worker running this job stopped responding twice; start the download again."
+
+
+class Skip(Exception):
+    """Raised inside a mutation to leave the job unchanged (another process got there first)."""
 
 
 class JobService:
@@ -35,6 +45,8 @@ class JobService:
         queue: JobQueue,
         runners: dict[str, Runner],
         files_pool: BlockingPool,
+        *,
+        reconcile_on_start: bool = True,
     ) -> None:
         self.settings = settings
         self.storage = storage
@@ -44,13 +56,15 @@ class JobService:
         self.runners = runners
         self.files_pool = files_pool
         self._stopping = False
+        self.reconcile_on_start = reconcile_on_start
 
     # --- life cycle -------------------------------------------------------------------------
 
     async def start(self) -> None:
         await self.store.open()
         await self.hub.start()
-        await self.reconcile_after_restart()
+        if self.reconcile_on_start:
+            await self.reconcile_after_restart()
         await self.queue.start(self.run)
 
     async def stop(self) -> None:
@@ -107,7 +121,10 @@ class JobService:
                 job.final_frame = frame
             holder["frame"] = frame
 
-        job = await self.store.update(job_id, change)
+        try:
+            job = await self.store.update(job_id, change)
+        except Skip:
+            return None
         if job is None:
             return None
         topics = [job_topic(job_id)] + [client_topic(c) for c in job.client_ids]
@@ -119,6 +136,9 @@ class JobService:
         now = time.time()
 
         def mutate(job: Job) -> None:
+            # A final state is final; only a ready archive may still expire.
+            if job.state.final and not (job.state == JobState.READY and state == JobState.EXPIRED):
+                raise Skip
             job.state = state
             job.error = error
             job.message = changes.pop("message", error or job.message)
@@ -144,6 +164,10 @@ class JobService:
             return
 
         def running(j: Job) -> None:
+            if j.state != JobState.QUEUED:  # cancelled meanwhile, or claimed by another worker
+                raise Skip
+            j.lease_until = time.time() + self.settings.job_lease_seconds
+            j.worker = WORKER_ID
             j.state = JobState.RUNNING
             j.started_at = time.time()
             j.attempts += 1
@@ -164,6 +188,7 @@ class JobService:
         tracker = ProgressTracker(publish)
         work_dir = self.storage.work_dir(job_id)
         work_dir.mkdir(parents=True, exist_ok=True)
+        heartbeat = asyncio.create_task(self._heartbeat(job_id, asyncio.current_task()))
         try:
             output = await runner.run(RunContext(job=job, work_dir=work_dir, progress=tracker))
             await tracker.close()
@@ -199,7 +224,31 @@ class JobService:
             await self.finish(job_id, JobState.FAILED, "failed", counters=tracker.snapshot(),
                               error="The download failed because of an internal error; the server log has details.")
         finally:
+            heartbeat.cancel()
+            await asyncio.gather(heartbeat, return_exceptions=True)
             await self.files_pool.run(self.storage.remove_work, job_id)
+
+    async def _heartbeat(self, job_id: str, runner_task: asyncio.Task[Any] | None) -> None:
+        """Renew the job's lease while it runs; stop the run if the job was ended elsewhere."""
+        interval = self.settings.job_lease_seconds / 3
+
+        def renew(job: Job) -> None:
+            if job.state.final:
+                raise Skip
+            job.lease_until = time.time() + self.settings.job_lease_seconds
+
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                job = await self.store.update(job_id, renew)
+            except Skip:
+                job = None
+            except Exception:
+                log.warning("lease renewal failed job_id=%s", job_id, exc_info=True)
+                continue
+            if job is None and runner_task is not None:
+                runner_task.cancel()
+                return
 
     async def _ready(self, job_id: str, counters: Counters, file_name: str, download_name: str,
                      size: int, message: str) -> None:
@@ -219,24 +268,21 @@ class JobService:
         if job.state == JobState.QUEUED:
             await self.finish(job_id, JobState.CANCELLED, "cancelled", message="The download was cancelled.")
         elif job.state.active:
-            if not await self.queue.cancel(job_id):
-                await self.request_remote_cancel(job)
-            await self._wait_final(job_id, timeout=10.0)
+            if not await self.queue.cancel(job_id) or not await self._wait_final(job_id, timeout=10.0):
+                # Nobody runs it any more (a worker died): end it here.
+                await self.finish(job_id, JobState.CANCELLED, "cancelled", message="The download was cancelled.")
         elif job.state == JobState.READY:
             await self.expire(job, message="The archive was deleted on request.")
         return await self.get(job_id)
 
-    async def request_remote_cancel(self, job: Job) -> None:
-        """The job runs in another process (scale-out mode); the embedded mode has none."""
-        await self.finish(job.job_id, JobState.CANCELLED, "cancelled", message="The download was cancelled.")
-
-    async def _wait_final(self, job_id: str, timeout: float) -> None:
+    async def _wait_final(self, job_id: str, timeout: float) -> bool:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             job = await self.store.get(job_id)
             if job is None or job.state.final:
-                return
+                return True
             await asyncio.sleep(0.05)
+        return False
 
     async def expire(self, job: Job, message: str = "The archive expired and was deleted.") -> None:
         if job.file_name:
@@ -252,11 +298,41 @@ class JobService:
             if (job.expires_at is not None and job.expires_at <= now) or path is None or not path.exists():
                 await self.expire(job)
                 expired += 1
+        for job in await self.store.list_states([JobState.RUNNING, JobState.ZIPPING]):
+            if job.lease_until is not None and job.lease_until < now:
+                await self._recover(job.job_id)
         active = {j.job_id for j in await self.store.list_states([JobState.QUEUED, JobState.RUNNING,
                                                                      JobState.ZIPPING])}
         ready = {j.file_name for j in await self.store.list_states([JobState.READY])}
         await self.files_pool.run(self._remove_leftovers, active, ready)
         return expired
+
+    async def _recover(self, job_id: str) -> None:
+        """A job whose worker stopped renewing its lease runs again, or fails after two tries."""
+        now = time.time()
+        current = await self.store.get(job_id)
+        if current is None:
+            return
+        give_up = current.attempts >= MAX_ATTEMPTS
+
+        def check(job: Job) -> None:
+            if not job.state.active or job.state == JobState.QUEUED or (job.lease_until or 0) >= now:
+                raise Skip  # renewed meanwhile, or another process recovered it first
+            job.lease_until = None
+            if give_up:
+                job.state = JobState.FAILED
+                job.error = job.message = LOST_WORKER_MESSAGE
+                job.finished_at = now
+            else:
+                job.state = JobState.QUEUED
+                job.done = job.bytes = 0
+                job.message = "The worker running this job stopped; it was queued again."
+
+        job = await self.emit(job_id, "failed" if give_up else "progress", check)
+        if job is not None:
+            log.warning("job recovered job_id=%s state=%s attempts=%d", job_id, job.state, job.attempts)
+            if job.state == JobState.QUEUED:
+                await self.queue.submit(job_id)
 
     def _remove_leftovers(self, active_jobs: set[str], ready_files: set[str]) -> None:
         """Work folders and archives that no live job owns (a crash, a restart, a failed job)."""
@@ -288,7 +364,17 @@ class JobService:
                 return
             last = job.seq
             while True:
-                frame = await sub.get()
+                try:
+                    frame = await asyncio.wait_for(sub.get(), timeout=RECHECK_SECONDS)
+                except TimeoutError:
+                    # A frame lost on the way (a Redis hiccup) must not leave the socket waiting forever.
+                    fresh = await self.store.get(job_id)
+                    if fresh is None:
+                        return
+                    if fresh.state.final and fresh.seq > last and fresh.final_frame:
+                        yield fresh.final_frame
+                        return
+                    continue
                 if frame.get("seq", 0) <= last:
                     continue
                 last = frame["seq"]
@@ -311,7 +397,14 @@ class JobService:
                     last[job.job_id] = job.seq
                     yield job.final_frame
             while True:
-                frame = await sub.get()
+                try:
+                    frame = await asyncio.wait_for(sub.get(), timeout=3 * RECHECK_SECONDS)
+                except TimeoutError:
+                    for job in await self.store.jobs_for_client(client_id):
+                        if job.final_frame and job.seq > last.get(job.job_id, 0) and client_id not in job.notified:
+                            last[job.job_id] = job.seq
+                            yield job.final_frame
+                    continue
                 seq, jid = frame.get("seq", 0), frame.get("job_id", "")
                 if seq <= last.get(jid, 0) and frame.get("event") not in FINAL_EVENTS:
                     continue

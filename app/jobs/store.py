@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
+import os
 import sqlite3
 import time
 from collections.abc import Callable, Iterable
@@ -31,7 +33,7 @@ class JobStore(Protocol):
     async def delete(self, job_id: str) -> None: ...
 
 
-def _joinable(job: Job, now: float) -> bool:
+def joinable(job: Job, now: float) -> bool:
     if job.state.active:
         return True
     return job.state == JobState.READY and (job.expires_at is None or job.expires_at > now + 60)
@@ -55,9 +57,26 @@ class SqliteJobStore:
         self._jobs: dict[str, Job] = {}
         self._pool = BlockingPool(1, "sqlite")
         self._db: sqlite3.Connection | None = None
+        self._lock_fd: int | None = None
 
     async def open(self) -> None:
+        self._lock_single_process()
         self._jobs = {job.job_id: job for job in await self._pool.run(self._open_sync)}
+
+    def _lock_single_process(self) -> None:
+        """Refuse a second process on the same data folder: it could not see this one's jobs."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path.with_suffix(".lock"), os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise RuntimeError(
+                f"Another jmbooru process already uses the data folder {self.path.parent} without Redis. "
+                "Several API processes (uvicorn --workers N, gunicorn) need JMBOORU_REDIS_URL, because a "
+                "job started in one process could never notify a WebSocket connected to another."
+            ) from None
+        self._lock_fd = fd
 
     def _open_sync(self) -> list[Job]:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -80,6 +99,9 @@ class SqliteJobStore:
         if self._db is not None:
             self._db.close()
             self._db = None
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)  # closing the descriptor releases the lock
+            self._lock_fd = None
 
     def _write_sync(self, record: dict[str, object]) -> None:
         assert self._db is not None
@@ -110,7 +132,7 @@ class SqliteJobStore:
     async def create_or_join(self, job: Job, client_id: str | None) -> tuple[Job, bool]:
         now = time.time()
         for existing in self._jobs.values():
-            if existing.key == job.key and _joinable(existing, now):
+            if existing.key == job.key and joinable(existing, now):
                 add_client(existing, client_id)
                 existing.updated_at = now
                 await self._persist(existing)
