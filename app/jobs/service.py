@@ -7,7 +7,8 @@ import logging
 import os
 import socket
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 from app.blocking import BlockingPool
@@ -190,6 +191,20 @@ class JobService:
         work_dir.mkdir(parents=True, exist_ok=True)
         heartbeat = asyncio.create_task(self._heartbeat(job_id, asyncio.current_task()))
         try:
+            ending = await self._attempt(job, runner, work_dir, tracker)
+        finally:
+            heartbeat.cancel()
+            await asyncio.gather(heartbeat, return_exceptions=True)
+            await tracker.close()
+            # Partial files go before the final frame, so whoever hears it never sees them.
+            await self.files_pool.run(self.storage.remove_work, job_id)
+        await ending()
+
+    async def _attempt(self, job: Job, runner: Runner, work_dir: Path,
+                       tracker: ProgressTracker) -> Callable[[], Awaitable[Any]]:
+        """Run and zip; returns how the job ends (called once the work folder is gone)."""
+        job_id = job.job_id
+        try:
             output = await runner.run(RunContext(job=job, work_dir=work_dir, progress=tracker))
             await tracker.close()
             counters = tracker.snapshot()
@@ -202,31 +217,26 @@ class JobService:
 
             await self.emit(job_id, "progress", zipping)
             file_name = f"{output.file_stem}-{job_id[:10]}.zip"
-            dest = self.storage.archive_root / file_name
-            size = await self.files_pool.run(build_zip, output.entries, dest)
+            size = await self.files_pool.run(build_zip, output.entries, self.storage.archive_root / file_name)
             message = output.message or f"{output.title or 'The archive'} is ready to download."
-            await self._ready(job_id, counters, file_name, output.download_name, size, message)
+            return lambda: self._ready(job_id, counters, file_name, output.download_name, size, message)
         except asyncio.CancelledError:
             await tracker.close()
             if self._stopping:
-                await self.finish(job_id, JobState.FAILED, "failed", error=SHUTDOWN_MESSAGE,
-                                  counters=tracker.snapshot())
-            else:
-                await self.finish(job_id, JobState.CANCELLED, "cancelled", counters=tracker.snapshot(),
-                                  message="The download was cancelled.")
+                return lambda: self.finish(job_id, JobState.FAILED, "failed", error=SHUTDOWN_MESSAGE,
+                                           counters=tracker.snapshot())
+            return lambda: self.finish(job_id, JobState.CANCELLED, "cancelled", counters=tracker.snapshot(),
+                                       message="The download was cancelled.")
         except AppError as exc:
-            await tracker.close()
             log.info("job failed job_id=%s reason=%s", job_id, exc.detail)
-            await self.finish(job_id, JobState.FAILED, "failed", error=exc.detail, counters=tracker.snapshot())
+            detail = exc.detail
+            return lambda: self.finish(job_id, JobState.FAILED, "failed", error=detail,
+                                       counters=tracker.snapshot())
         except Exception:
-            await tracker.close()
             log.exception("job crashed job_id=%s", job_id)
-            await self.finish(job_id, JobState.FAILED, "failed", counters=tracker.snapshot(),
-                              error="The download failed because of an internal error; the server log has details.")
-        finally:
-            heartbeat.cancel()
-            await asyncio.gather(heartbeat, return_exceptions=True)
-            await self.files_pool.run(self.storage.remove_work, job_id)
+            return lambda: self.finish(
+                job_id, JobState.FAILED, "failed", counters=tracker.snapshot(),
+                error="The download failed because of an internal error; the server log has details.")
 
     async def _heartbeat(self, job_id: str, runner_task: asyncio.Task[Any] | None) -> None:
         """Renew the job's lease while it runs; stop the run if the job was ended elsewhere."""
