@@ -81,7 +81,7 @@ async def test_unknown_site_is_404_listing_supported_sites(api: httpx.AsyncClien
 
 
 @pytest.mark.parametrize("params", [{"limit": 0}, {"limit": 101}, {"page": 0}, {"limit": "x"}])
-async def test_bad_paging_is_422(api: httpx.AsyncClient, gb: GelbooruDouble, params: dict[str, object]) -> None:
+async def test_bad_paging_is_422(api: httpx.AsyncClient, gb: GelbooruDouble, params: dict[str, int | str]) -> None:
     response = await api.get("/v1/booru/gelbooru/posts", params=params)
     assert response.status_code == 422 and response.json()["detail"].startswith("Invalid request")
     assert gb.hits("api") == 0
@@ -97,6 +97,12 @@ async def test_missing_credentials_are_502_naming_the_settings(gb: GelbooruDoubl
         response = await api.get("/v1/booru/gelbooru/posts")
     assert response.status_code == 502
     assert "JMBOORU_GELBOORU_API_KEY" in response.json()["detail"] and gb.hits("api") == 0
+
+
+async def test_user_name_in_settings_is_502_explaining_the_numeric_id(gb: GelbooruDouble) -> None:
+    async with GelbooruClient(gb.base_url, "abc", "SomeName", rate=1000) as gelbooru, await api_for(gelbooru) as api:
+        response = await api.get("/v1/booru/gelbooru/posts")
+    assert response.status_code == 502 and "numeric user id" in response.json()["detail"]
 
 
 async def test_refused_credentials_are_502_naming_the_settings(gb: GelbooruDouble) -> None:

@@ -80,7 +80,7 @@ def test_no_filters_keep_everything() -> None:
 
 
 def test_rating_filter_with_aliases() -> None:
-    filters = PostFilters(rating="g,s")
+    filters = PostFilters.model_validate({"rating": "g,s"})
     assert filters.rating == ["general", "sensitive"]
     assert filters.matches(post(rating="sensitive")) and not filters.matches(post(rating="explicit"))
 
@@ -100,7 +100,7 @@ def test_min_width_height_and_score() -> None:
 
 
 def test_blacklist_by_tag_with_spaces_and_wildcards() -> None:
-    assert PostFilters(blacklist="long_hair").blacklist == ["long_hair"]
+    assert PostFilters.model_validate({"blacklist": "long_hair cat_ears"}).blacklist == ["long_hair", "cat_ears"]
     assert not PostFilters(blacklist=["long hair"]).matches(post())
     assert not PostFilters(blacklist=["long_*"]).matches(post())
     assert PostFilters(blacklist=["short_hair", "2girls"]).matches(post())

@@ -155,13 +155,14 @@ async def test_default_captions_need_no_tag_lookups(gb: GelbooruDouble, client: 
 async def test_untrusted_md5_and_file_names_never_become_paths(gb: GelbooruDouble, client: GelbooruClient, tmp_path: Path) -> None:
     good = make_post(2, ["1girl"])
     good["image"] = "../../evil.sh"
-    bad = {"id": 1, "md5": "../../../etc/passwd", "tags": "1girl", "file_url": good.get("file_url", ""), "_raw": True}
-    gb.posts = [good, bad]
+    bad = {"id": 1, "md5": "../../../etc/passwd", "tags": "1girl", "file_url": f"{gb.base_url}/x.png", "_raw": True}
+    local = {"id": 3, "md5": "0" * 32, "tags": "1girl", "file_url": "file:///etc/passwd", "_raw": True}
+    gb.posts = [good, bad, local]
     out = tmp_path / "out"
 
-    result = await download_dataset(client, "1girl", out, max_images=2)
+    result = await download_dataset(client, "1girl", out, max_images=3)
 
-    assert (result.downloaded, result.failed) == (1, 1)
+    assert (result.downloaded, result.failed) == (1, 2)
     assert dataset_files(out) == sorted([f"{good['md5']}.png", f"{good['md5']}.txt"])
     assert dataset_files(tmp_path) == ["out"]
 

@@ -99,9 +99,15 @@ async def test_pasted_query_string_works_against_the_site(gb: GelbooruDouble) ->
         assert (await c.search_posts("1girl")).count == 30
 
 
-async def test_user_name_instead_of_numeric_id_is_explained_before_any_request(gb: GelbooruDouble) -> None:
+def test_user_name_instead_of_numeric_id_is_unprocessable() -> None:
+    with pytest.raises(Unprocessable) as err:
+        parse_credentials("abc123", "SomeUser")
+    assert "numeric user id" in err.value.detail and "--user-id" in err.value.detail
+
+
+async def test_client_with_a_user_name_explains_it_before_any_request(gb: GelbooruDouble) -> None:
     async with GelbooruClient(gb.base_url, "abc123", "SomeUser", rate=1000) as c:
-        with pytest.raises(Unprocessable) as err:
+        with pytest.raises(GelbooruCredentialsError) as err:  # 502: the server's settings are wrong
             await c.search_posts("1girl")
     assert "numeric user id" in err.value.detail
     assert "JMBOORU_GELBOORU_USER_ID" in err.value.detail and "--user-id" in err.value.detail

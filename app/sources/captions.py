@@ -26,11 +26,11 @@ class CaptionOptions(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    remove_underscore: bool = Field(True, description="'_' becomes a space, except in tags of 3 characters or fewer (^_^)")
-    escape_parentheses: bool = Field(True, description=r"'(' and ')' become '\(' and '\)'")
-    separator: str = Field(", ", max_length=16)
+    remove_underscore: bool = Field(default=True, description="'_' becomes a space, except in tags of 3 characters or fewer (^_^)")
+    escape_parentheses: bool = Field(default=True, description=r"'(' and ')' become '\(' and '\)'")
+    separator: str = Field(default=", ", max_length=16)
     category_order: list[str] | None = Field(
-        None, description="e.g. character, copyright, artist, general, metadata; null keeps the site's order"
+        default=None, description="e.g. character, copyright, artist, general, metadata; null keeps the site's order"
     )
     drop_categories: list[str] = Field(default_factory=list)
 
@@ -71,9 +71,9 @@ class PostFilters(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    rating: list[str] | None = Field(None, description="allowed ratings: general, sensitive, questionable, explicit")
-    min_width: int | None = Field(None, ge=0)
-    min_height: int | None = Field(None, ge=0)
+    rating: list[str] | None = Field(default=None, description="allowed ratings: general, sensitive, questionable, explicit")
+    min_width: int | None = Field(default=None, ge=0)
+    min_height: int | None = Field(default=None, ge=0)
     min_score: int | None = None
     blacklist: list[str] = Field(default_factory=list, description="posts with any of these tags are skipped (* wildcards)")
 

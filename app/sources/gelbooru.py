@@ -14,7 +14,7 @@ import logging
 import random
 import re
 import time
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from collections.abc import AsyncGenerator, Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
@@ -339,8 +339,10 @@ class GelbooruClient:
         self.api_key, self.user_id = "", ""
         try:
             self.api_key, self.user_id = parse_credentials(api_key, user_id)
-        except AppError as exc:  # reported on first use, so that a bad setting never stops the server
-            self.credentials_error = exc
+        except AppError as exc:
+            # Reported on first use (so a bad setting never stops the server) as a 502: to an API
+            # client it is the server's configuration that is wrong, not its request.
+            self.credentials_error = GelbooruCredentialsError(exc.detail)
         self._limiter = RateLimiter(rate)
         self._categories: dict[str, str | None] = {}
         self._owns_http = http is None
@@ -397,7 +399,7 @@ class GelbooruClient:
         offset = _int(attrs.get("offset") if isinstance(attrs, Mapping) else None)
         return PostPage(count=count, posts=posts, offset=offset)
 
-    async def iter_posts(self, tags: str, max_posts: int | None = None, *, page_size: int = MAX_LIMIT) -> AsyncIterator[Post]:
+    async def iter_posts(self, tags: str, max_posts: int | None = None, *, page_size: int = MAX_LIMIT) -> AsyncGenerator[Post, None]:
         """Every post for ``tags`` (newest first), past the ~20,000 offset limit by paging on ``id:<N``."""
         limit = max(1, min(MAX_LIMIT, page_size))
         seen: set[int] = set()
@@ -472,6 +474,9 @@ class GelbooruClient:
                     raise UpstreamUnavailable(
                         "Gelbooru cannot be reached right now; check the network and JMBOORU_GELBOORU_URL (or --url)."
                     ) from exc
+            except httpx.HTTPError as exc:  # undecodable body, redirect loop: retrying will not help
+                log.warning("gelbooru broken answer error=%r", exc)
+                raise UpstreamError("Gelbooru sent an answer that could not be read; try again later.") from exc
             else:
                 if response.status_code not in _RETRY_STATUSES or last:
                     return response
@@ -535,8 +540,13 @@ class GelbooruClient:
 
     def _image_url(self, url: str) -> str:
         absolute = urljoin(self.referer, url.strip())
-        if urlsplit(absolute).scheme not in ("http", "https"):
-            raise UpstreamError("Gelbooru gave an image address that is not http(s); the post was skipped.")
+        try:
+            valid = urlsplit(absolute).scheme in ("http", "https") and bool(httpx.URL(absolute).host)
+        except (ValueError, httpx.InvalidURL):
+            valid = False
+        if not valid:
+            log.warning("gelbooru unusable image url=%r", url[:300])
+            raise UpstreamError("Gelbooru gave an image address that cannot be used; the post was skipped.")
         return absolute
 
     def _image_error(self, response: httpx.Response) -> AppError:
@@ -584,6 +594,9 @@ class GelbooruClient:
                 if last:
                     raise UpstreamUnavailable("The Gelbooru image host cannot be reached right now; try again later.") from exc
                 wait = None
+            except httpx.HTTPError as exc:
+                log.warning("gelbooru image broken answer url=%s error=%r", target, exc)
+                raise UpstreamError("The Gelbooru image host sent an answer that could not be read.") from exc
             finally:
                 writer.abort()
             delay = min(wait, self.max_wait) if wait is not None else self.backoff_base * 2**attempt
