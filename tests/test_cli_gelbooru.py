@@ -155,4 +155,5 @@ def test_subprocess_download(gb: GelbooruDouble, tmp_path: Path) -> None:
     )
     assert proc.returncode == 0, proc.stderr
     assert "downloaded 3, skipped 0, failed 0" in proc.stdout
+    assert "img/s" not in proc.stderr  # no progress bar when stderr is not a terminal
     assert len(files(out, ".png")) == 3 and len(files(out, ".txt")) == 3
