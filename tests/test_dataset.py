@@ -13,7 +13,7 @@ import pytest
 from app.config import Settings
 from app.errors import NotFound
 from app.sources.captions import CaptionOptions, PostFilters
-from app.sources.dataset import DatasetProgress, download, download_dataset, image_extension
+from app.sources.dataset import DatasetProgress, download, download_dataset, image_extension, select_posts
 from app.sources.gelbooru import GelbooruClient, Post
 from tests.fakes.gelbooru import GelbooruDouble, make_post, make_posts
 
@@ -204,3 +204,9 @@ async def test_download_helper_builds_the_client_from_settings(gb: GelbooruDoubl
     )
     result = await download("1girl", tmp_path, 2, settings=settings)
     assert result.downloaded == 2 and len(dataset_files(tmp_path)) == 4
+
+
+async def test_post_scan_is_bounded_when_filters_reject_everything(gb: GelbooruDouble, client: GelbooruClient) -> None:
+    gb.posts = make_posts(250, tags_pool=["x"])
+    posts = await select_posts(client, "1girl", 5, PostFilters(min_score=10_000), max_scanned=150)
+    assert posts == [] and gb.hits("post") == 2

@@ -111,11 +111,18 @@ def _unlink(path: Path) -> None:
         log.warning("could not remove %s: %r", path, exc)
 
 
-async def select_posts(client: GelbooruClient, tags: str, max_images: int, filters: PostFilters) -> list[Post]:
-    """The first ``max_images`` posts that pass the filters, one per md5."""
+async def select_posts(
+    client: GelbooruClient, tags: str, max_images: int, filters: PostFilters, max_scanned: int | None = None
+) -> list[Post]:
+    """The first ``max_images`` posts that pass the filters, one per md5.
+
+    Filters run here, not in the site's query, so strict filters on a huge tag could page for hours:
+    at most ``max_scanned`` posts (default 50 per wanted image, at least 5,000) are looked at.
+    """
     selected: list[Post] = []
     md5s: set[str] = set()
-    async with aclosing(client.iter_posts(tags)) as posts:
+    limit = max_scanned or max(5000, max_images * 50)
+    async with aclosing(client.iter_posts(tags, max_posts=limit)) as posts:
         async for post in posts:
             if not filters.matches(post) or (post.md5 and post.md5 in md5s):
                 continue
