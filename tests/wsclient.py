@@ -8,6 +8,7 @@ import socket
 from typing import Any
 
 from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosedError
 
 FINAL = {"download_ready", "failed", "cancelled", "expired"}
 
@@ -18,13 +19,16 @@ async def follow(url: str, *, timeout: float = 30.0, stop_on_final: bool = True,
     frames: list[dict[str, Any]] = []
     async with asyncio.timeout(timeout):
         async with connect(url, compression=None, **kwargs) as ws:
-            async for message in ws:
-                frame = json.loads(message)
-                frames.append(frame)
-                if count is not None and len(frames) >= count:
-                    break
-                if stop_on_final and frame.get("event") in FINAL:
-                    break
+            try:
+                async for message in ws:
+                    frame = json.loads(message)
+                    frames.append(frame)
+                    if count is not None and len(frames) >= count:
+                        break
+                    if stop_on_final and frame.get("event") in FINAL:
+                        break
+            except ConnectionClosedError as exc:  # closed with an error code: what was said still counts
+                frames.append({"event": "closed", "code": exc.rcvd.code if exc.rcvd else None})
     return frames
 
 

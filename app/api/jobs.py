@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import unicodedata
 from typing import Any
+from urllib.parse import quote
 
 from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, JSONResponse, Response
@@ -55,6 +57,17 @@ def _archive_response(jobs: JobsDep, job: Job) -> Response:
     return FileResponse(
         path,
         media_type="application/zip",
-        filename=job.download_name or job.file_name,
-        headers={"Cache-Control": "private, max-age=0, no-transform"},
+        headers={
+            "Content-Disposition": content_disposition(job.download_name or job.file_name, job.file_name),
+            "Cache-Control": "private, max-age=0, no-transform",
+        },
     )
+
+
+def content_disposition(name: str, fallback: str) -> str:
+    """Both forms: ``filename`` (ASCII, for curl -OJ and old clients) and ``filename*`` (UTF-8)."""
+    ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
+    ascii_name = "".join(c if c.isprintable() and c not in '"\\;' else "_" for c in ascii_name).strip()
+    if not ascii_name.removesuffix(".zip").strip(" ._[]"):
+        ascii_name = fallback
+    return f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(name, safe='')}"

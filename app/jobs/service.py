@@ -78,8 +78,12 @@ class JobService:
     async def reconcile_after_restart(self) -> None:
         """Jobs that were running when the process died fail; queued ones run again."""
         for job in await self.store.list_states([JobState.RUNNING, JobState.ZIPPING]):
+            await self.files_pool.run(self.storage.remove_work, job.job_id)
             await self.finish(job.job_id, JobState.FAILED, "failed", error=RESTART_MESSAGE)
-        for job in await self.store.list_states([JobState.QUEUED]):
+        queued = await self.store.list_states([JobState.QUEUED])
+        ready = {j.file_name for j in await self.store.list_states([JobState.READY])}
+        await self.files_pool.run(self._remove_leftovers, {j.job_id for j in queued}, ready)
+        for job in queued:
             await self.queue.submit(job.job_id)
 
     # --- starting and reading ---------------------------------------------------------------
