@@ -23,7 +23,6 @@ async def download_album_zip(settings: Settings, album_id: str, out_dir: Path, *
     """Download one album and write ``<title> [JM<id>].zip`` into ``out_dir``; returns its path."""
     jm_source.apply_module_settings(settings)
     pool = BlockingPool(settings.jm_threads, "jm")
-    out_dir.mkdir(parents=True, exist_ok=True)
 
     async def show(c: Counters) -> None:
         if not quiet:
@@ -52,6 +51,7 @@ def _run(args: argparse.Namespace) -> int:
     for raw in args.album_ids:
         try:
             album_id = parse_album_id(raw)
+            Path(args.out).mkdir(parents=True, exist_ok=True)
             asyncio.run(download_album_zip(settings, album_id, Path(args.out), quiet=args.quiet))
         except AppError as exc:
             failed += 1

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import io
+import json
 import zipfile
 from pathlib import Path
 
 import httpx
 import pytest
 from PIL import Image, ImageChops, ImageStat
+from websockets.asyncio.client import connect
 
 from tests.conftest import LiveServer, make_settings
 from tests.fakes.jm import SAME_TITLE, FakeAlbum, JmDouble
@@ -130,8 +132,6 @@ async def test_offline_client_learns_about_its_finished_job_on_reconnect(live: L
 async def test_notification_socket_carries_several_jobs(live: LiveServer) -> None:
     async def listen() -> list[dict]:
         frames: list[dict] = []
-        from websockets.asyncio.client import connect
-        import json
         async with connect(f"{live.ws_url}/ws/notifications/multi", compression=None) as ws:
             ready.set()
             async for message in ws:

@@ -6,7 +6,7 @@ import hashlib
 import json
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Query
+from fastapi import APIRouter, Body, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
@@ -28,7 +28,7 @@ class AlbumDownloadRequest(BaseModel):
 
 class BooruDownloadRequest(BaseModel):
     tags: str = Field(min_length=1, max_length=1000, description="space-separated tags, as on the site")
-    max_images: int = Field(200, ge=1)
+    max_images: int | None = Field(None, ge=1, description="default: 200, or the server's limit if lower")
     client_id: str | None = Field(None, pattern=CLIENT_ID_PATTERN)
     caption: CaptionOptions = Field(default_factory=CaptionOptions)
     filters: PostFilters = Field(default_factory=PostFilters)
@@ -68,20 +68,23 @@ async def download_album(
 
 @router.post("/v1/download/booru/{site}", status_code=202)
 async def download_booru(site: str, body: BooruDownloadRequest, jobs: JobsDep,
-                         settings: SettingsDep) -> JSONResponse:
+                         settings: SettingsDep, request: Request) -> JSONResponse:
     """Start a dataset download (images plus same-named .txt captions) by tags."""
     if site not in BOORU_SITES:
         raise NotFound(f"Unknown booru site '{site[:30]}': supported sites are {', '.join(BOORU_SITES)}.")
-    if body.max_images > settings.max_images_per_job:
+    # Missing or malformed credentials: say so now (502) rather than in a job that fails later.
+    request.app.state.gelbooru.check_credentials()
+    max_images = body.max_images or min(200, settings.max_images_per_job)
+    if max_images > settings.max_images_per_job:
         raise Unprocessable(
-            f"max_images is {body.max_images}, above this server's limit of {settings.max_images_per_job} "
+            f"max_images is {max_images}, above this server's limit of {settings.max_images_per_job} "
             "(JMBOORU_MAX_IMAGES_PER_JOB): ask for fewer images or split the download."
         )
     tags = " ".join(body.tags.split())
     params = {
         "site": site,
         "tags": tags,
-        "max_images": body.max_images,
+        "max_images": max_images,
         "caption": body.caption.model_dump(),
         "filters": body.filters.model_dump(),
     }
