@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
-from typing import Protocol
+from collections.abc import Callable, Coroutine
+from typing import Any, Protocol
 
 log = logging.getLogger("jmbooru.jobs")
 
-RunJob = Callable[[str], Awaitable[None]]
+RunJob = Callable[[str], Coroutine[Any, Any, None]]
 
 
 class JobQueue(Protocol):

@@ -64,7 +64,7 @@ class RedisJobStore:
 
     async def get_by_file_name(self, file_name: str) -> Job | None:
         job_id = await self.redis.get(f"{PREFIX}:file:{file_name}")
-        return await self.get(job_id) if job_id else None
+        return await self.get(str(job_id)) if job_id else None
 
     async def create_or_join(self, job: Job, client_id: str | None) -> tuple[Job, bool]:
         dedupe = f"{PREFIX}:key:{job.key}"
@@ -72,7 +72,8 @@ class RedisJobStore:
             async with self.redis.pipeline(transaction=True) as pipe:
                 try:
                     await pipe.watch(dedupe)
-                    existing_id = await pipe.get(dedupe)
+                    found = await pipe.get(dedupe)
+                    existing_id = str(found) if found else ""
                     if existing_id:
                         await pipe.watch(_job_key(existing_id))
                         raw = await pipe.get(_job_key(existing_id))
@@ -122,7 +123,7 @@ class RedisJobStore:
                     continue
 
     async def _all(self) -> list[Job]:
-        ids = await self.redis.zrange(f"{PREFIX}:jobs", 0, -1)
+        ids = [str(i) for i in await self.redis.zrange(f"{PREFIX}:jobs", 0, -1)]
         jobs: list[Job] = []
         for start in range(0, len(ids), 200):
             chunk = ids[start:start + 200]
@@ -136,7 +137,7 @@ class RedisJobStore:
         return [job for job in await self._all() if job.state in wanted]
 
     async def jobs_for_client(self, client_id: str) -> list[Job]:
-        ids = await self.redis.smembers(f"{PREFIX}:client:{client_id}")
+        ids = [str(i) for i in await self.redis.smembers(f"{PREFIX}:client:{client_id}")]
         jobs = [job for job in [await self.get(i) for i in ids] if job is not None]
         return sorted(jobs, key=lambda j: j.created_at)
 
@@ -237,7 +238,8 @@ class TaskiqJobQueue:
             await self.broker.startup()
 
     async def submit(self, job_id: str) -> None:
-        await AsyncKicker(task_name=TASK_NAME, broker=self.broker, labels={}).kiq(job_id)
+        kicker: AsyncKicker[Any, Any] = AsyncKicker(task_name=TASK_NAME, broker=self.broker, labels={})
+        await kicker.kiq(job_id)
 
     async def execute(self, job_id: str) -> None:
         assert self._run is not None
