@@ -113,8 +113,12 @@ class Cluster:
         for proc in self.api_procs + self.worker_procs:
             if proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)
+        hung = []
         for proc in self.api_procs + self.worker_procs:
             try:
                 proc.wait(timeout=15)
             except subprocess.TimeoutExpired:
                 proc.kill()
+                hung.append(proc.args)
+        # A process that ignores SIGTERM would hang a deployment's shutdown: fail loudly.
+        assert not hung, f"did not stop on SIGTERM: {hung}\n{self.logs()}"

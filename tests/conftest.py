@@ -105,6 +105,7 @@ class LiveServer:
     def stop(self) -> None:
         self.server.should_exit = True
         self.thread.join(timeout=20)
+        assert not self.thread.is_alive(), "the server did not shut down"
 
     def __enter__(self) -> LiveServer:
         return self.start()

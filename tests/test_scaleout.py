@@ -178,3 +178,47 @@ def test_serve_with_several_workers_needs_redis(tmp_path: Path) -> None:
 
 def first_root() -> Path:
     return Path(__file__).resolve().parent.parent
+
+
+@pytest.mark.parametrize("server", ["uvicorn", "gunicorn"])
+async def test_multi_process_servers_deliver_every_job(
+    server: str, tmp_path: Path, jm_double: JmDouble, redis_server: RedisServer
+) -> None:
+    """``uvicorn --workers 2`` and gunicorn with uvicorn workers: one port, two processes, Redis between them."""
+    cluster = Cluster(tmp_path, cluster_env(tmp_path, jm_double, redis_server.url), apis=0, workers=1)
+    port = free_port()
+    command = {
+        "uvicorn": ["-m", "uvicorn", "app.main:app", "--port", str(port), "--workers", "2"],
+        "gunicorn": ["-m", "gunicorn", "app.main:app", "-k", "uvicorn.workers.UvicornWorker", "-w", "2",
+                     "-b", f"127.0.0.1:{port}"],
+    }[server]
+    proc = cluster._spawn(server, command)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        pids: set[int] = set()
+        for _ in range(300):
+            try:
+                async with httpx.AsyncClient(base_url=base) as http:  # a new connection each time
+                    pids.add((await http.get("/v1/health")).json()["pid"])
+            except httpx.HTTPError:
+                pass
+            if len(pids) == 2:
+                break
+            await asyncio.sleep(0.05)
+        assert len(pids) == 2, cluster.logs()
+
+        async def one(i: int) -> dict:
+            listener = asyncio.create_task(follow(f"ws://127.0.0.1:{port}/ws/notifications/m{i}", timeout=60))
+            await asyncio.sleep(0.2)
+            async with httpx.AsyncClient(base_url=base) as http:
+                resp = await http.post(f"/v1/download/album/{['100001', '200001', '100003'][i % 3]}",
+                                       json={"client_id": f"m{i}"})
+                assert resp.status_code == 202
+            return (await listener)[-1]
+
+        finals = await asyncio.gather(*(one(i) for i in range(10)))
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=20)
+        cluster.stop()
+    assert [f["event"] for f in finals] == ["download_ready"] * 10

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 import time
 from typing import Any
 
@@ -21,6 +22,7 @@ def _base(request: Request) -> dict[str, Any]:
         "version": __version__,
         "mode": "redis" if settings.redis_url else "embedded",
         "server_time": int(time.time() * 1000),
+        "pid": os.getpid(),  # which API process answered (useful behind several workers)
     }
 
 

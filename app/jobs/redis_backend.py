@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 import time
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Awaitable, Callable, Coroutine, Iterable
+from typing import Any, ParamSpec, TypeVar
 
 from redis.asyncio import Redis
 from redis.exceptions import WatchError
@@ -31,6 +32,9 @@ from app.storage import Storage
 
 log = logging.getLogger("jmbooru.redis")
 
+P = ParamSpec("P")
+T = TypeVar("T")
+
 PREFIX = "jmbooru"
 EVENTS_CHANNEL = f"{PREFIX}:events"
 CONTROL_CHANNEL = f"{PREFIX}:control"
@@ -40,6 +44,20 @@ TASK_NAME = "jmbooru.run_job"
 
 def _job_key(job_id: str) -> str:
     return f"{PREFIX}:job:{job_id}"
+
+
+def _shielded(method: Callable[P, Awaitable[T]]) -> Callable[P, Coroutine[Any, Any, T]]:
+    """Let a Redis command finish even if its caller is cancelled (a WebSocket closing).
+
+    redis-py is not cancellation-safe inside WATCH/MULTI: a transaction cut off half-way leaves
+    the connection waiting for a reply that never comes, and the caller hangs in its clean-up.
+    """
+
+    @functools.wraps(method)
+    async def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
+        return await asyncio.shield(method(*args, **kwargs))
+
+    return wrapper
 
 
 def connect(url: str) -> Redis:
@@ -58,14 +76,17 @@ class RedisJobStore:
     async def close(self) -> None:
         await self.redis.aclose()
 
+    @_shielded
     async def get(self, job_id: str) -> Job | None:
         raw = await self.redis.get(_job_key(job_id))
         return Job.from_record(json.loads(raw)) if raw else None
 
+    @_shielded
     async def get_by_file_name(self, file_name: str) -> Job | None:
         job_id = await self.redis.get(f"{PREFIX}:file:{file_name}")
         return await self.get(str(job_id)) if job_id else None
 
+    @_shielded
     async def create_or_join(self, job: Job, client_id: str | None) -> tuple[Job, bool]:
         dedupe = f"{PREFIX}:key:{job.key}"
         while True:
@@ -103,6 +124,7 @@ class RedisJobStore:
         if job.file_name:
             pipe.set(f"{PREFIX}:file:{job.file_name}", job.job_id)
 
+    @_shielded
     async def update(self, job_id: str, mutate: Mutation) -> Job | None:
         key = _job_key(job_id)
         while True:
@@ -132,15 +154,18 @@ class RedisJobStore:
                     jobs.append(Job.from_record(json.loads(raw)))
         return jobs
 
+    @_shielded
     async def list_states(self, states: Iterable[JobState]) -> list[Job]:
         wanted = set(states)
         return [job for job in await self._all() if job.state in wanted]
 
+    @_shielded
     async def jobs_for_client(self, client_id: str) -> list[Job]:
         ids = [str(i) for i in await self.redis.smembers(f"{PREFIX}:client:{client_id}")]
         jobs = [job for job in [await self.get(i) for i in ids] if job is not None]
         return sorted(jobs, key=lambda j: j.created_at)
 
+    @_shielded
     async def delete(self, job_id: str) -> None:
         job = await self.get(job_id)
         async with self.redis.pipeline(transaction=True) as pipe:

@@ -379,7 +379,8 @@ class JobService:
             last = job.seq
             while True:
                 try:
-                    frame = await asyncio.wait_for(sub.get(), timeout=RECHECK_SECONDS)
+                    async with asyncio.timeout(RECHECK_SECONDS):
+                        frame = await sub.get()
                 except TimeoutError:
                     # A frame lost on the way (a Redis hiccup) must not leave the socket waiting forever.
                     fresh = await self.store.get(job_id)
@@ -412,7 +413,8 @@ class JobService:
                     yield job.final_frame
             while True:
                 try:
-                    frame = await asyncio.wait_for(sub.get(), timeout=3 * RECHECK_SECONDS)
+                    async with asyncio.timeout(3 * RECHECK_SECONDS):
+                        frame = await sub.get()
                 except TimeoutError:
                     for job in await self.store.jobs_for_client(client_id):
                         if job.final_frame and job.seq > last.get(job.job_id, 0) and client_id not in job.notified:
