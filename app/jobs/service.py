@@ -26,6 +26,7 @@ log = logging.getLogger("jmbooru.jobs")
 
 MAX_ATTEMPTS = 2
 RECHECK_SECONDS = 5.0
+RECORD_TTL = 7 * 24 * 3600  # finished jobs are forgotten after a week
 WORKER_ID = f"{socket.gethostname()}:{os.getpid()}"
 RESTART_MESSAGE = "The server restarted while this job was running; start the download again."
 SHUTDOWN_MESSAGE = "The server shut down while this job was running; start the download again."
@@ -304,22 +305,35 @@ class JobService:
         await self.finish(job.job_id, JobState.EXPIRED, "expired", message=message)
 
     async def sweep(self) -> int:
-        """Expire archives whose time is up and remove what dead jobs left; returns archives expired."""
+        """Expire archives whose time is up, recover jobs whose worker died, forget old jobs and
+        remove what dead jobs left behind. Safe when many processes sweep at once: every change
+        is conditional on the state it saw. Returns how many archives expired."""
         now = time.time()
+        jobs = await self.store.list_states(list(JobState))
+        ready = [j for j in jobs if j.state == JobState.READY]
+        missing = await self.files_pool.run(self._missing_archives, [j.file_name for j in ready])
         expired = 0
-        for job in await self.store.list_states([JobState.READY]):
-            path = self.storage.archive_path(job.file_name) if job.file_name else None
-            if (job.expires_at is not None and job.expires_at <= now) or path is None or not path.exists():
+        for job in ready:
+            if (job.expires_at is not None and job.expires_at <= now) or job.file_name in missing:
                 await self.expire(job)
                 expired += 1
-        for job in await self.store.list_states([JobState.RUNNING, JobState.ZIPPING]):
-            if job.lease_until is not None and job.lease_until < now:
+        for job in jobs:
+            if job.state in (JobState.RUNNING, JobState.ZIPPING) and (job.lease_until or now) < now:
                 await self._recover(job.job_id)
-        active = {j.job_id for j in await self.store.list_states([JobState.QUEUED, JobState.RUNNING,
-                                                                     JobState.ZIPPING])}
-        ready = {j.file_name for j in await self.store.list_states([JobState.READY])}
-        await self.files_pool.run(self._remove_leftovers, active, ready)
+            elif job.state.final and job.state != JobState.READY and (job.finished_at or now) < now - RECORD_TTL:
+                await self.store.delete(job.job_id)
+        active = {j.job_id for j in jobs if j.state.active}
+        keep = {j.file_name for j in ready if j.file_name not in missing and (j.expires_at or now + 1) > now}
+        await self.files_pool.run(self._remove_leftovers, active, keep)
         return expired
+
+    def _missing_archives(self, file_names: list[str]) -> set[str]:
+        missing = set()
+        for name in file_names:
+            path = self.storage.archive_path(name) if name else None
+            if path is None or not path.exists():
+                missing.add(name)
+        return missing
 
     async def _recover(self, job_id: str) -> None:
         """A job whose worker stopped renewing its lease runs again, or fails after two tries."""
