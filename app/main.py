@@ -12,14 +12,9 @@ from fastapi.middleware.cors import CORSMiddleware
 from app import __version__
 from app.api import booru, downloads, jobs, system, ws
 from app.api import jm as jm_api
-from app.blocking import BlockingPool
 from app.config import Settings
 from app.errors import install_error_handlers
-from app.jobs.cleanup import start_cleanup
-from app.jobs.wiring import build_job_service, build_runners
-from app.sources import jm as jm_source
-from app.sources.gelbooru import GelbooruClient
-from app.storage import Storage
+from app.jobs.wiring import Engine
 
 
 def _configure_logging(level: str) -> None:
@@ -34,27 +29,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         _configure_logging(settings.log_level)
-        storage = Storage(settings.data_path)
-        storage.prepare()
-        jm_source.apply_module_settings(settings)
-        jm_pool = BlockingPool(settings.jm_threads, "jm")
-        files_pool = BlockingPool(2, "files")
-        gelbooru = GelbooruClient.from_settings(settings)
-        service = build_job_service(settings, storage, build_runners(settings, jm_pool, {"gelbooru": gelbooru}),
-                                    files_pool)
-        app.state.jm = jm_source.JmSource(settings, jm_pool)
-        app.state.gelbooru = gelbooru
-        app.state.jobs = service
-        await service.start()
-        scheduler = start_cleanup(service, settings.cleanup_interval_seconds)
+        engine = Engine(settings)
+        app.state.jm = engine.jm
+        app.state.gelbooru = engine.gelbooru
+        app.state.jobs = engine.jobs
+        await engine.start()
         try:
             yield
         finally:
-            scheduler.shutdown(wait=False)
-            await service.stop()
-            await gelbooru.aclose()
-            jm_pool.shutdown(wait=False)
-            files_pool.shutdown(wait=False)
+            await engine.stop()
 
     app = FastAPI(
         title="jmbooru",

@@ -64,11 +64,16 @@ class LocalJobQueue:
     async def stop(self, grace_seconds: float) -> None:
         for worker in self._workers:
             worker.cancel()
-        running = list(self._running.values())
-        if running:
-            _, pending = await asyncio.wait(running, timeout=grace_seconds)
-            for task in pending:
-                task.cancel()
-            if pending:
-                await asyncio.wait(pending, timeout=max(grace_seconds, 5.0))
+        await finish_or_cancel(list(self._running.values()), grace_seconds)
         await asyncio.gather(*self._workers, return_exceptions=True)
+
+
+async def finish_or_cancel(tasks: list[asyncio.Task[Any]], grace_seconds: float) -> None:
+    """Give running jobs ``grace_seconds`` to finish, then cancel them and let them clean up."""
+    if not tasks:
+        return
+    _, pending = await asyncio.wait(tasks, timeout=grace_seconds)
+    for task in pending:
+        task.cancel()
+    if pending:
+        await asyncio.wait(pending, timeout=max(grace_seconds, 5.0))

@@ -24,7 +24,7 @@ from app.blocking import BlockingPool
 from app.config import Settings
 from app.jobs.events import Frame, LocalEventHub, Subscription
 from app.jobs.models import Job, JobState
-from app.jobs.queue import RunJob
+from app.jobs.queue import RunJob, finish_or_cancel
 from app.jobs.runner import Runner
 from app.jobs.service import JobService
 from app.jobs.store import Mutation, add_client, joinable
@@ -290,13 +290,7 @@ class TaskiqJobQueue:
                 task.cancel()
 
     async def stop(self, grace_seconds: float) -> None:
-        running = list(self._running.values())
-        if running:
-            _, pending = await asyncio.wait(running, timeout=grace_seconds)
-            for task in pending:
-                task.cancel()
-            if pending:
-                await asyncio.wait(pending, timeout=max(grace_seconds, 5.0))
+        await finish_or_cancel(list(self._running.values()), grace_seconds)
         if not self.is_worker:
             await self.broker.shutdown()
 
