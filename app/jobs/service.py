@@ -140,14 +140,15 @@ class JobService:
     async def finish(self, job_id: str, state: JobState, event: str, *, error: str = "",
                      counters: Counters | None = None, **changes: Any) -> Job | None:
         now = time.time()
+        message = changes.pop("message", None)
 
-        def mutate(job: Job) -> None:
+        def mutate(job: Job) -> None:  # may run more than once (optimistic transactions): no side effects
             # A final state is final; only a ready archive may still expire.
             if job.state.final and not (job.state == JobState.READY and state == JobState.EXPIRED):
                 raise Skip
             job.state = state
             job.error = error
-            job.message = changes.pop("message", error or job.message)
+            job.message = message or error or job.message
             job.finished_at = job.finished_at or now
             job.lease_until = None
             if counters is not None:
