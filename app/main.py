@@ -12,6 +12,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from app import __version__
 from app.api import booru, downloads, jobs, system, ws
 from app.api import jm as jm_api
+from app.api.response_cache import ResponseCache
 from app.config import Settings
 from app.errors import install_error_handlers
 from app.jobs.wiring import Engine
@@ -47,6 +48,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     install_error_handlers(app)
+    # Added first, so it sits inside CORS: replayed answers still get their CORS headers.
+    app.add_middleware(ResponseCache, ttl_seconds=settings.cache_ttl_seconds)
     app.add_middleware(
         CORSMiddleware,
         allow_origins=settings.cors_origins,

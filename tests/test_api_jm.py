@@ -9,7 +9,7 @@ from pathlib import Path
 import httpx
 
 from tests.conftest import app_client, make_settings
-from tests.fakes.jm import ILLEGAL_TITLE, JmDouble
+from tests.fakes.jm import ILLEGAL_TITLE, FakeAlbum, JmDouble
 
 
 def assert_clean_error(resp: httpx.Response, jm: JmDouble) -> str:
@@ -201,3 +201,16 @@ async def test_slow_upstream_does_not_stall_health(tmp_path: Path, jm_double: Jm
         assert not any(t.done() for t in slow), "the slow requests should still be waiting"
         assert max(latencies) < 0.25
         await asyncio.gather(*slow)
+
+
+async def test_replayed_answers_keep_cors_and_errors_are_not_replayed(
+    client: httpx.AsyncClient, jm_double: JmDouble
+) -> None:
+    first = await client.get("/v1/rank/day", headers={"Origin": "https://app.example"})
+    again = await client.get("/v1/rank/day", headers={"Origin": "https://app.example"})
+    assert again.content == first.content
+    assert again.headers["access-control-allow-origin"] == "*"
+    assert again.headers["content-type"] == "application/json"
+    assert (await client.get("/v1/info/777777")).status_code == 404
+    jm_double.add_album(FakeAlbum.single("777777", "Arrived Later", 1))
+    assert (await client.get("/v1/info/777777")).status_code == 200

@@ -1,4 +1,8 @@
-"""Annotated dependencies shared by the endpoint modules."""
+"""Annotated dependencies shared by the endpoint modules.
+
+They are ``async def`` on purpose: FastAPI runs a plain ``def`` dependency in its thread pool,
+a thread round trip per request just to read ``app.state``.
+"""
 
 from __future__ import annotations
 
@@ -13,17 +17,17 @@ from app.jobs.service import JobService
 from app.sources.jm import JmSource
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 
 
-def get_jm(request: Request) -> JmSource:
+async def get_jm(request: Request) -> JmSource:
     jm: JmSource = request.app.state.jm
     return jm
 
 
-def get_jobs(request: Request) -> JobService:
+async def get_jobs(request: Request) -> JobService:
     jobs: JobService = request.app.state.jobs
     return jobs
 
@@ -34,9 +38,9 @@ def key_matches(settings: Settings, given: str | None) -> bool:
     return given is not None and secrets.compare_digest(given.encode(), settings.api_key.encode())
 
 
-def require_api_key(request: Request) -> None:
+async def require_api_key(request: Request) -> None:
     """When JMBOORU_API_KEY is set, starting, cancelling and fetching jobs need it."""
-    settings = get_settings(request)
+    settings: Settings = request.app.state.settings
     given = request.headers.get("x-api-key") or request.query_params.get("api_key")
     if not key_matches(settings, given):
         raise Unauthorized("This server needs an API key: send it in the X-API-Key header.")

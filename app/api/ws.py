@@ -12,7 +12,7 @@ from starlette.websockets import WebSocketState
 
 from app.api.deps import websocket_allowed
 from app.errors import AppError
-from app.jobs.events import Frame
+from app.jobs.events import Delivery, Frame
 from app.jobs.models import FINAL_EVENTS
 from app.jobs.service import JobService
 
@@ -33,13 +33,13 @@ async def _admit(ws: WebSocket) -> bool:
     return True
 
 
-async def _pump(ws: WebSocket, frames: AsyncIterator[Frame],
+async def _pump(ws: WebSocket, frames: AsyncIterator[Delivery],
                 on_sent: Callable[[Frame], Awaitable[None]] | None = None) -> None:
     """Send frames until they end or the client goes away (whichever comes first)."""
 
     async def send_all() -> None:
-        async for frame in frames:
-            await ws.send_json(frame)
+        async for frame, text in frames:
+            await ws.send_text(text)
             if on_sent is not None:
                 await on_sent(frame)
 

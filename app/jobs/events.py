@@ -8,9 +8,16 @@ new subscriber receives first (see ``app.jobs.service.JobService.follow``).
 from __future__ import annotations
 
 import asyncio
+import json
 from typing import Any, Protocol
 
 Frame = dict[str, Any]
+# A frame and its JSON text: encoded once per publish, not once per socket.
+Delivery = tuple[Frame, str]
+
+
+def encode(frame: Frame) -> Delivery:
+    return frame, json.dumps(frame, ensure_ascii=False, separators=(",", ":"))
 
 # A subscriber this far behind only loses progress frames; final frames always get through.
 _MAX_BACKLOG = 512
@@ -25,7 +32,7 @@ def client_topic(client_id: str) -> str:
 
 
 class Subscription(Protocol):
-    async def get(self) -> Frame: ...
+    async def get(self) -> Delivery: ...
     async def close(self) -> None: ...
 
 
@@ -40,14 +47,14 @@ class _LocalSubscription:
     def __init__(self, hub: LocalEventHub, topics: list[str]) -> None:
         self.hub = hub
         self.topics = topics
-        self.queue: asyncio.Queue[Frame] = asyncio.Queue()
+        self.queue: asyncio.Queue[Delivery] = asyncio.Queue()
 
-    def offer(self, frame: Frame) -> None:
-        if frame.get("event") == "progress" and self.queue.qsize() >= _MAX_BACKLOG:
+    def offer(self, delivery: Delivery) -> None:
+        if delivery[0].get("event") == "progress" and self.queue.qsize() >= _MAX_BACKLOG:
             return
-        self.queue.put_nowait(frame)
+        self.queue.put_nowait(delivery)
 
-    async def get(self) -> Frame:
+    async def get(self) -> Delivery:
         return await self.queue.get()
 
     async def close(self) -> None:
@@ -67,12 +74,11 @@ class LocalEventHub:
         self._subs.clear()
 
     async def publish(self, topics: list[str], frame: Frame) -> None:
-        delivered: set[int] = set()
+        delivery: Delivery | None = None
         for topic in topics:
             for sub in self._subs.get(topic, ()):
-                if id(sub) not in delivered:  # a socket following both topics gets the frame once
-                    delivered.add(id(sub))
-                    sub.offer(frame)
+                delivery = delivery or encode(frame)
+                sub.offer(delivery)
 
     async def subscribe(self, topics: list[str]) -> Subscription:
         sub = _LocalSubscription(self, topics)

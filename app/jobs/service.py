@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import socket
@@ -14,7 +15,7 @@ from typing import Any
 from app.blocking import BlockingPool
 from app.config import Settings
 from app.errors import AppError, NotFound
-from app.jobs.events import EventHub, Frame, client_topic, job_topic
+from app.jobs.events import Delivery, EventHub, Frame, client_topic, encode, job_topic
 from app.jobs.models import FINAL_EVENTS, Job, JobState, new_job_id
 from app.jobs.progress import Counters, ProgressTracker
 from app.jobs.queue import JobQueue
@@ -381,40 +382,40 @@ class JobService:
 
     # --- following --------------------------------------------------------------------------
 
-    async def follow_job(self, job_id: str) -> AsyncIterator[Frame]:
+    async def follow_job(self, job_id: str) -> AsyncIterator[Delivery]:
         """A snapshot, then live frames, ending with the final frame (at once if already final)."""
         sub = await self.hub.subscribe([job_topic(job_id)])
         try:
             job = await self.get(job_id)
-            yield self.snapshot(job)
+            yield encode(self.snapshot(job))
             if job.state.final:
                 if job.final_frame:
-                    yield job.final_frame
+                    yield encode(job.final_frame)
                 return
             last = job.seq
             while True:
                 try:
                     async with asyncio.timeout(RECHECK_SECONDS):
-                        frame = await sub.get()
+                        frame, text = await sub.get()
                 except TimeoutError:
                     # A frame lost on the way (a Redis hiccup) must not leave the socket waiting forever.
                     fresh = await self.store.get(job_id)
                     if fresh is None:
                         return
                     if fresh.state.final and fresh.seq > last and fresh.final_frame:
-                        yield fresh.final_frame
+                        yield encode(fresh.final_frame)
                         return
                     continue
                 if frame.get("seq", 0) <= last:
                     continue
                 last = frame["seq"]
-                yield frame
+                yield frame, text
                 if frame.get("event") in FINAL_EVENTS:
                     return
         finally:
             await sub.close()
 
-    async def follow_client(self, client_id: str) -> AsyncIterator[Frame]:
+    async def follow_client(self, client_id: str) -> AsyncIterator[Delivery]:
         """Every frame of the client's jobs; first, what it missed while it was away."""
         sub = await self.hub.subscribe([client_topic(client_id)])
         try:
@@ -422,34 +423,38 @@ class JobService:
             for job in await self.store.jobs_for_client(client_id):
                 if job.state.active:
                     last[job.job_id] = job.seq
-                    yield self.snapshot(job)
+                    yield encode(self.snapshot(job))
                 elif job.final_frame and client_id not in job.notified:
                     last[job.job_id] = job.seq
-                    yield job.final_frame
+                    yield encode(job.final_frame)
             while True:
                 try:
                     async with asyncio.timeout(3 * RECHECK_SECONDS):
-                        frame = await sub.get()
+                        frame, text = await sub.get()
                 except TimeoutError:
                     for job in await self.store.jobs_for_client(client_id):
                         if job.final_frame and job.seq > last.get(job.job_id, 0) and client_id not in job.notified:
                             last[job.job_id] = job.seq
-                            yield job.final_frame
+                            yield encode(job.final_frame)
                     continue
                 seq, jid = frame.get("seq", 0), frame.get("job_id", "")
                 if seq <= last.get(jid, 0) and frame.get("event") not in FINAL_EVENTS:
                     continue
                 last[jid] = max(seq, last.get(jid, 0))
-                yield frame
+                yield frame, text
         finally:
             await sub.close()
 
     async def mark_notified(self, job_id: str, client_id: str) -> None:
-        def mutate(job: Job) -> None:
-            if client_id not in job.notified:
-                job.notified.append(client_id)
+        """Remember that the client got the final frame (once per client id, not per socket)."""
 
-        await self.store.update(job_id, mutate)
+        def mutate(job: Job) -> None:
+            if client_id in job.notified:
+                raise Skip  # nothing to write: the many sockets of one client cost one write
+            job.notified.append(client_id)
+
+        with contextlib.suppress(Skip):
+            await self.store.update(job_id, mutate)
 
     @staticmethod
     def snapshot(job: Job) -> Frame:
