@@ -28,5 +28,15 @@ class BlockingPool:
         call = functools.partial(ctx.run, fn, *args, **kwargs)
         return await loop.run_in_executor(self._executor, call)
 
+    async def run_to_end(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        """Like ``run``, but a cancelled caller waits for the call to finish before it unwinds,
+        so its clean-up never races with a write still in flight."""
+        future = asyncio.ensure_future(self.run(fn, *args, **kwargs))
+        try:
+            return await asyncio.shield(future)
+        except asyncio.CancelledError:
+            await asyncio.wait([future])
+            raise
+
     def shutdown(self, wait: bool = False) -> None:
         self._executor.shutdown(wait=wait, cancel_futures=True)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import time
 import unicodedata
 import zipfile
 from collections.abc import Callable, Iterable
@@ -51,6 +52,30 @@ class Storage:
 
     def remove_work(self, job_id: str) -> None:
         shutil.rmtree(self.work_dir(job_id), ignore_errors=True)
+
+    def missing_archives(self, file_names: list[str]) -> set[str]:
+        missing = set()
+        for name in file_names:
+            path = self.archive_path(name) if name else None
+            if path is None or not path.exists():
+                missing.add(name)
+        return missing
+
+    def remove_leftovers(self, active_jobs: set[str], keep_files: set[str]) -> None:
+        """Work folders and archives that no live job owns (a crash, a restart, a failed job)."""
+        grace = time.time() - 60
+        active_prefixes = {job_id[:10] for job_id in active_jobs}
+        if self.work_root.exists():
+            for path in self.work_root.iterdir():
+                if path.name not in active_jobs and path.stat().st_mtime < grace:
+                    self.remove_work(path.name)
+        if self.archive_root.exists():
+            for path in self.archive_root.iterdir():
+                name = path.name.removesuffix(".part")
+                owner = name.removesuffix(".zip").rsplit("-", 1)[-1]  # archives are <stem>-<job id[:10]>.zip
+                if name in keep_files or owner in active_prefixes:
+                    continue
+                path.unlink(missing_ok=True)
 
     def remove_archive(self, file_name: str) -> None:
         path = self.archive_path(file_name)

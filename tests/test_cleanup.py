@@ -8,6 +8,7 @@ import time
 
 import httpx
 
+from app.jobs.cleanup import sweep
 from app.jobs.models import Job, JobState
 
 
@@ -32,7 +33,7 @@ async def test_sweep_removes_leftovers_but_keeps_live_archives(client: httpx.Asy
     for path in (stray_work, stray_part, orphan):
         os.utime(path, (old, old))
 
-    assert await jobs.sweep() == 0
+    assert await sweep(jobs) == 0
     assert not stray_work.exists() and not stray_part.exists() and not orphan.exists()
     assert (archives / job.file_name).exists()
     assert (await client.get(f"/v1/download/{job.file_name}")).status_code == 200
@@ -47,7 +48,7 @@ async def test_archive_deleted_by_hand_marks_the_job_expired(client: httpx.Async
             break
         await asyncio.sleep(0.05)
     (settings.data_path / "archives" / job.file_name).unlink()
-    assert await jobs.sweep() == 1
+    assert await sweep(jobs) == 1
     assert (await client.get(f"/v1/jobs/{job_id}")).json()["state"] == "expired"
 
 
@@ -57,5 +58,5 @@ async def test_finished_jobs_are_forgotten_after_a_week(client: httpx.AsyncClien
               state=JobState.FAILED, finished_at=time.time() - 8 * 24 * 3600)
     await jobs.store.create_or_join(old, None)
     assert (await client.get("/v1/jobs/oldjoboldjob0001")).status_code == 200
-    await jobs.sweep()
+    await sweep(jobs)
     assert (await client.get("/v1/jobs/oldjoboldjob0001")).status_code == 404

@@ -12,6 +12,7 @@ from starlette.websockets import WebSocketState
 
 from app.api.deps import websocket_allowed
 from app.errors import AppError
+from app.jobs import follow
 from app.jobs.events import Delivery, Frame
 from app.jobs.models import FINAL_EVENTS
 from app.jobs.service import JobService
@@ -77,7 +78,7 @@ async def follow_job(ws: WebSocket, job_id: str) -> None:
         await ws.close(code=4404)
         return
     with contextlib.suppress(WebSocketDisconnect, RuntimeError):
-        await _pump(ws, jobs.follow_job(job_id))
+        await _pump(ws, follow.follow_job(jobs, job_id))
         if ws.application_state == WebSocketState.CONNECTED:
             await ws.close(code=1000)
 
@@ -91,7 +92,7 @@ async def notifications(ws: WebSocket, client_id: str) -> None:
 
     async def delivered(frame: Frame) -> None:
         if frame.get("event") in FINAL_EVENTS:
-            await jobs.mark_notified(str(frame["job_id"]), client_id)
+            await follow.mark_notified(jobs, str(frame["job_id"]), client_id)
 
     with contextlib.suppress(WebSocketDisconnect, RuntimeError):
-        await _pump(ws, jobs.follow_client(client_id), delivered)
+        await _pump(ws, follow.follow_client(jobs, client_id), delivered)

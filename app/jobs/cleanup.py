@@ -1,28 +1,87 @@
-"""The periodic sweep: expire archives whose time is up and remove what dead jobs left."""
+"""The periodic sweep: expire archives whose time is up, recover jobs whose worker died, forget
+old jobs and remove what dead jobs left. Safe when many processes sweep at once: every change is
+conditional on the state it saw."""
 
 from __future__ import annotations
 
 import logging
+import time
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-from app.jobs.service import JobService
+from app.jobs.models import Job, JobState
+from app.jobs.service import JobService, Skip
 
 log = logging.getLogger("jmbooru.cleanup")
+
+MAX_ATTEMPTS = 2
+RECORD_TTL = 7 * 24 * 3600  # finished jobs are forgotten after a week
+LOST_WORKER_MESSAGE = "The worker running this job stopped responding twice; start the download again."
+
+
+async def sweep(service: JobService) -> int:
+    """One pass over every job; returns how many archives expired."""
+    now = time.time()
+    storage = service.storage
+    jobs = await service.store.list_states(list(JobState))
+    ready = [j for j in jobs if j.state == JobState.READY]
+    missing = await service.files_pool.run(storage.missing_archives, [j.file_name for j in ready])
+    expired = 0
+    for job in ready:
+        if (job.expires_at is not None and job.expires_at <= now) or job.file_name in missing:
+            await service.expire(job)
+            expired += 1
+    for job in jobs:
+        if job.state in (JobState.RUNNING, JobState.ZIPPING) and (job.lease_until or now) < now:
+            await recover(service, job.job_id)
+        elif job.state.final and job.state != JobState.READY and (job.finished_at or now) < now - RECORD_TTL:
+            await service.store.delete(job.job_id)
+    active = {j.job_id for j in jobs if j.state.active}
+    keep = {j.file_name for j in ready if j.file_name not in missing and (j.expires_at or now + 1) > now}
+    await service.files_pool.run(storage.remove_leftovers, active, keep)
+    return expired
+
+
+async def recover(service: JobService, job_id: str) -> None:
+    """A job whose worker stopped renewing its lease runs again, or fails after two tries."""
+    now = time.time()
+    current = await service.store.get(job_id)
+    if current is None:
+        return
+    give_up = current.attempts >= MAX_ATTEMPTS
+
+    def check(job: Job) -> None:
+        if not job.state.active or job.state == JobState.QUEUED or (job.lease_until or 0) >= now:
+            raise Skip  # renewed meanwhile, or another process recovered it first
+        job.lease_until = None
+        if give_up:
+            job.state = JobState.FAILED
+            job.error = job.message = LOST_WORKER_MESSAGE
+            job.finished_at = now
+        else:
+            job.state = JobState.QUEUED
+            job.done = job.bytes = 0
+            job.message = "The worker running this job stopped; it was queued again."
+
+    job = await service.emit(job_id, "failed" if give_up else "progress", check)
+    if job is not None:
+        log.warning("job recovered job_id=%s state=%s attempts=%d", job_id, job.state, job.attempts)
+        if job.state == JobState.QUEUED:
+            await service.queue.submit(job_id)
 
 
 def start_cleanup(service: JobService, interval_seconds: float) -> AsyncIOScheduler:
     scheduler = AsyncIOScheduler()
 
-    async def sweep() -> None:
+    async def run_sweep() -> None:
         try:
-            expired = await service.sweep()
+            expired = await sweep(service)
             if expired:
                 log.info("cleanup expired=%d", expired)
         except Exception:
             log.exception("cleanup failed")
 
-    scheduler.add_job(sweep, "interval", seconds=interval_seconds, id="sweep",
+    scheduler.add_job(run_sweep, "interval", seconds=interval_seconds, id="sweep",
                       max_instances=1, coalesce=True)
     scheduler.start()
     return scheduler

@@ -3,19 +3,18 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import socket
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 from app.blocking import BlockingPool
 from app.config import Settings
 from app.errors import AppError, NotFound
-from app.jobs.events import Delivery, EventHub, Frame, client_topic, encode, job_topic
+from app.jobs.events import EventHub, Frame, client_topic, job_topic
 from app.jobs.models import FINAL_EVENTS, Job, JobState, new_job_id
 from app.jobs.progress import Counters, ProgressTracker
 from app.jobs.queue import JobQueue
@@ -25,13 +24,9 @@ from app.storage import Storage, build_zip
 
 log = logging.getLogger("jmbooru.jobs")
 
-MAX_ATTEMPTS = 2
-RECHECK_SECONDS = 5.0
-RECORD_TTL = 7 * 24 * 3600  # finished jobs are forgotten after a week
 WORKER_ID = f"{socket.gethostname()}:{os.getpid()}"
 RESTART_MESSAGE = "The server restarted while this job was running; start the download again."
 SHUTDOWN_MESSAGE = "The server shut down while this job was running; start the download again."
-LOST_WORKER_MESSAGE = "The worker running this job stopped responding twice; start the download again."
 
 
 class Skip(Exception):
@@ -84,7 +79,7 @@ class JobService:
             await self.finish(job.job_id, JobState.FAILED, "failed", error=RESTART_MESSAGE)
         queued = await self.store.list_states([JobState.QUEUED])
         ready = {j.file_name for j in await self.store.list_states([JobState.READY])}
-        await self.files_pool.run(self._remove_leftovers, {j.job_id for j in queued}, ready)
+        await self.files_pool.run(self.storage.remove_leftovers, {j.job_id for j in queued}, ready)
         for job in queued:
             await self.queue.submit(job.job_id)
 
@@ -305,163 +300,3 @@ class JobService:
         if job.file_name:
             await self.files_pool.run(self.storage.remove_archive, job.file_name)
         await self.finish(job.job_id, JobState.EXPIRED, "expired", message=message)
-
-    async def sweep(self) -> int:
-        """Expire archives whose time is up, recover jobs whose worker died, forget old jobs and
-        remove what dead jobs left behind. Safe when many processes sweep at once: every change
-        is conditional on the state it saw. Returns how many archives expired."""
-        now = time.time()
-        jobs = await self.store.list_states(list(JobState))
-        ready = [j for j in jobs if j.state == JobState.READY]
-        missing = await self.files_pool.run(self._missing_archives, [j.file_name for j in ready])
-        expired = 0
-        for job in ready:
-            if (job.expires_at is not None and job.expires_at <= now) or job.file_name in missing:
-                await self.expire(job)
-                expired += 1
-        for job in jobs:
-            if job.state in (JobState.RUNNING, JobState.ZIPPING) and (job.lease_until or now) < now:
-                await self._recover(job.job_id)
-            elif job.state.final and job.state != JobState.READY and (job.finished_at or now) < now - RECORD_TTL:
-                await self.store.delete(job.job_id)
-        active = {j.job_id for j in jobs if j.state.active}
-        keep = {j.file_name for j in ready if j.file_name not in missing and (j.expires_at or now + 1) > now}
-        await self.files_pool.run(self._remove_leftovers, active, keep)
-        return expired
-
-    def _missing_archives(self, file_names: list[str]) -> set[str]:
-        missing = set()
-        for name in file_names:
-            path = self.storage.archive_path(name) if name else None
-            if path is None or not path.exists():
-                missing.add(name)
-        return missing
-
-    async def _recover(self, job_id: str) -> None:
-        """A job whose worker stopped renewing its lease runs again, or fails after two tries."""
-        now = time.time()
-        current = await self.store.get(job_id)
-        if current is None:
-            return
-        give_up = current.attempts >= MAX_ATTEMPTS
-
-        def check(job: Job) -> None:
-            if not job.state.active or job.state == JobState.QUEUED or (job.lease_until or 0) >= now:
-                raise Skip  # renewed meanwhile, or another process recovered it first
-            job.lease_until = None
-            if give_up:
-                job.state = JobState.FAILED
-                job.error = job.message = LOST_WORKER_MESSAGE
-                job.finished_at = now
-            else:
-                job.state = JobState.QUEUED
-                job.done = job.bytes = 0
-                job.message = "The worker running this job stopped; it was queued again."
-
-        job = await self.emit(job_id, "failed" if give_up else "progress", check)
-        if job is not None:
-            log.warning("job recovered job_id=%s state=%s attempts=%d", job_id, job.state, job.attempts)
-            if job.state == JobState.QUEUED:
-                await self.queue.submit(job_id)
-
-    def _remove_leftovers(self, active_jobs: set[str], ready_files: set[str]) -> None:
-        """Work folders and archives that no live job owns (a crash, a restart, a failed job)."""
-        grace = time.time() - 60
-        active_prefixes = {job_id[:10] for job_id in active_jobs}
-        if self.storage.work_root.exists():
-            for path in self.storage.work_root.iterdir():
-                if path.name not in active_jobs and path.stat().st_mtime < grace:
-                    self.storage.remove_work(path.name)
-        if self.storage.archive_root.exists():
-            for path in self.storage.archive_root.iterdir():
-                name = path.name.removesuffix(".part")
-                owner = name.removesuffix(".zip").rsplit("-", 1)[-1]
-                if name in ready_files or owner in active_prefixes:
-                    continue
-                path.unlink(missing_ok=True)
-
-    # --- following --------------------------------------------------------------------------
-
-    async def follow_job(self, job_id: str) -> AsyncIterator[Delivery]:
-        """A snapshot, then live frames, ending with the final frame (at once if already final)."""
-        sub = await self.hub.subscribe([job_topic(job_id)])
-        try:
-            job = await self.get(job_id)
-            yield encode(self.snapshot(job))
-            if job.state.final:
-                if job.final_frame:
-                    yield encode(job.final_frame)
-                return
-            last = job.seq
-            while True:
-                try:
-                    async with asyncio.timeout(RECHECK_SECONDS):
-                        frame, text = await sub.get()
-                except TimeoutError:
-                    # A frame lost on the way (a Redis hiccup) must not leave the socket waiting forever.
-                    fresh = await self.store.get(job_id)
-                    if fresh is None:
-                        return
-                    if fresh.state.final and fresh.seq > last and fresh.final_frame:
-                        yield encode(fresh.final_frame)
-                        return
-                    continue
-                if frame.get("seq", 0) <= last:
-                    continue
-                last = frame["seq"]
-                yield frame, text
-                if frame.get("event") in FINAL_EVENTS:
-                    return
-        finally:
-            await sub.close()
-
-    async def follow_client(self, client_id: str) -> AsyncIterator[Delivery]:
-        """Every frame of the client's jobs; first, what it missed while it was away."""
-        sub = await self.hub.subscribe([client_topic(client_id)])
-        try:
-            last: dict[str, int] = {}
-            for job in await self.store.jobs_for_client(client_id):
-                if job.state.active:
-                    last[job.job_id] = job.seq
-                    yield encode(self.snapshot(job))
-                elif job.final_frame and client_id not in job.notified:
-                    last[job.job_id] = job.seq
-                    yield encode(job.final_frame)
-            while True:
-                try:
-                    async with asyncio.timeout(3 * RECHECK_SECONDS):
-                        frame, text = await sub.get()
-                except TimeoutError:
-                    for job in await self.store.jobs_for_client(client_id):
-                        if job.final_frame and job.seq > last.get(job.job_id, 0) and client_id not in job.notified:
-                            last[job.job_id] = job.seq
-                            yield encode(job.final_frame)
-                    continue
-                seq, jid = frame.get("seq", 0), frame.get("job_id", "")
-                if seq <= last.get(jid, 0) and frame.get("event") not in FINAL_EVENTS:
-                    continue
-                last[jid] = max(seq, last.get(jid, 0))
-                yield frame, text
-        finally:
-            await sub.close()
-
-    async def mark_notified(self, job_id: str, client_id: str) -> None:
-        """Remember that the client got the final frame (once per client id, not per socket)."""
-
-        def mutate(job: Job) -> None:
-            if client_id in job.notified:
-                raise Skip  # nothing to write: the many sockets of one client cost one write
-            job.notified.append(client_id)
-
-        with contextlib.suppress(Skip):
-            await self.store.update(job_id, mutate)
-
-    @staticmethod
-    def snapshot(job: Job) -> Frame:
-        frame = job.frame("snapshot")
-        frame["status"] = str(job.state)
-        if job.state == JobState.READY:
-            frame.update(file_name=job.file_name, download_url=job.download_url)
-        if job.kind == "album":
-            frame["album_id"] = job.params.get("album_id")
-        return frame

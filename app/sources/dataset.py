@@ -22,7 +22,7 @@ from urllib.parse import urlsplit
 
 from app.errors import AppError, NotFound, Unprocessable
 from app.sources.captions import CaptionOptions, PostFilters, build_caption
-from app.sources.gelbooru import GelbooruClient, Post, run_file_io
+from app.sources.gelbooru import FILE_POOL, GelbooruClient, Post
 
 if TYPE_CHECKING:
     from app.config import Settings
@@ -221,7 +221,7 @@ async def download_dataset(
         path = out / f"{md5}.{image_extension(post)}"
         outcome = FileOutcome(md5=md5, post_id=post.id, status="skipped", file=path.name)
         part = None
-        if path.name not in existing or await run_file_io(_file_md5, path) != md5:
+        if path.name not in existing or await FILE_POOL.run_to_end(_file_md5, path) != md5:
             part, outcome.bytes, outcome.error = await fetch(post, md5, path)
             if part is None:
                 outcome.status = "failed"

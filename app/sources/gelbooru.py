@@ -15,16 +15,27 @@ import random
 import re
 import time
 from collections.abc import AsyncGenerator, Callable, Iterable, Mapping
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, TypeVar
-from urllib.parse import parse_qs, urljoin, urlsplit
+from urllib.parse import urljoin, urlsplit
 
 import httpx
 
-from app.errors import AppError, Unprocessable, UpstreamError, UpstreamTimeout, UpstreamUnavailable
+from app.blocking import BlockingPool
+from app.errors import AppError, UpstreamError, UpstreamTimeout, UpstreamUnavailable
+from app.sources.gelbooru_models import (  # noqa: F401 - re-exported: the client's public names
+    CREDENTIALS_HINT,
+    GelbooruCredentialsError,
+    ImageDownload,
+    Post,
+    PostPage,
+    as_int,
+    as_list,
+    as_str,
+    parse_credentials,
+    split_tags,
+)
 
 if TYPE_CHECKING:
     from app.config import Settings
@@ -38,186 +49,16 @@ TAG_BATCH = 100
 CATEGORY_NAMES: dict[int, str] = {
     0: "general", 1: "artist", 3: "copyright", 4: "character", 5: "metadata", 6: "deprecated",
 }
-CREDENTIALS_HINT = (
-    "set JMBOORU_GELBOORU_API_KEY and JMBOORU_GELBOORU_USER_ID (or pass --api-key and --user-id); "
-    "both are shown on your Gelbooru account options page"
-)
 _RETRY_STATUSES = frozenset({429, 500, 502, 503, 504, 520, 521, 522, 523, 524})
 _XML_REFUSAL = re.compile(r"<response\b[^>]*success\s*=\s*[\"']false[\"']", re.I)
 _XML_REASON = re.compile(r"reason\s*=\s*[\"']([^\"']*)[\"']", re.I)
 _T = TypeVar("_T")
 
 
-class GelbooruCredentialsError(UpstreamError):
-    """Gelbooru needs credentials that are missing or were refused (502: not the API client's fault)."""
-
-    default_detail = f"Gelbooru refused the credentials: {CREDENTIALS_HINT}."
-
-
-# --- models -------------------------------------------------------------------------------------
-
-
-def _int(value: Any, default: int = 0) -> int:
-    if isinstance(value, bool):
-        return int(value)
-    if isinstance(value, int):
-        return value
-    try:
-        return int(float(str(value).strip()))
-    except (TypeError, ValueError):
-        return default
-
-
-def _bool(value: Any) -> bool:
-    if isinstance(value, str):
-        return value.strip().lower() in ("true", "1", "yes")
-    return bool(value)
-
-
-def _str(value: Any) -> str:
-    return "" if value is None else str(value)
-
-
-def split_tags(value: Any) -> list[str]:
-    """Tags as plain strings: Gelbooru sends one HTML-escaped, space-separated string."""
-    if isinstance(value, list | tuple):
-        value = " ".join(_str(v) for v in value)
-    return [html.unescape(tag) for tag in _str(value).split()]
-
-
-def _as_list(value: Any) -> list[Any]:
-    if value is None:
-        return []
-    if isinstance(value, list):
-        return value
-    return [value]  # a single object where a list was expected
-
-
-@dataclass(slots=True)
-class Post:
-    id: int = 0
-    md5: str = ""
-    file_url: str = ""
-    preview_url: str = ""
-    sample_url: str = ""
-    image: str = ""
-    directory: str = ""
-    tags: list[str] = field(default_factory=list)
-    rating: str = ""
-    score: int = 0
-    width: int = 0
-    height: int = 0
-    source: str = ""
-    parent_id: int = 0
-    created_at: str = ""
-    status: str = ""
-    has_notes: bool = False
-    has_comments: bool = False
-    has_children: bool = False
-
-    @classmethod
-    def from_api(cls, raw: Mapping[str, Any], base_url: str = "") -> Post:
-        def url(key: str) -> str:
-            value = _str(raw.get(key)).strip()
-            return urljoin(base_url + "/", value) if value and base_url else value
-
-        return cls(
-            id=_int(raw.get("id")),
-            md5=_str(raw.get("md5")).strip().lower(),
-            file_url=url("file_url"),
-            preview_url=url("preview_url"),
-            sample_url=url("sample_url"),
-            image=_str(raw.get("image")),
-            directory=_str(raw.get("directory")),
-            tags=split_tags(raw.get("tags")),
-            rating=_str(raw.get("rating")).strip().lower(),
-            score=_int(raw.get("score")),
-            width=_int(raw.get("width")),
-            height=_int(raw.get("height")),
-            source=html.unescape(_str(raw.get("source"))),
-            parent_id=_int(raw.get("parent_id")),
-            created_at=_str(raw.get("created_at")),
-            status=_str(raw.get("status")),
-            has_notes=_bool(raw.get("has_notes")),
-            has_comments=_bool(raw.get("has_comments")),
-            has_children=_bool(raw.get("has_children")),
-        )
-
-
-@dataclass(slots=True)
-class PostPage:
-    count: int
-    posts: list[Post]
-    offset: int = 0
-
-
-@dataclass(slots=True, frozen=True)
-class ImageDownload:
-    md5: str
-    size: int
-
-
-# --- credentials --------------------------------------------------------------------------------
-
-
-def parse_credentials(api_key: str | None, user_id: str | int | None) -> tuple[str, str]:
-    """Clean up what users paste: the whole ``&api_key=...&user_id=...`` string is accepted.
-
-    Raises ``Unprocessable`` for a user id that is not a number (usually the user name).
-    """
-    key, uid = _str(api_key).strip(), _str(user_id).strip()
-    pasted: dict[str, str] = {}
-    for value in (key, uid):
-        if "api_key=" in value or "user_id=" in value:
-            query = value.split("?", 1)[1] if "?" in value else value
-            for name, values in parse_qs(query.lstrip("&"), keep_blank_values=True).items():
-                if name in ("api_key", "user_id") and values:
-                    pasted[name] = values[-1].strip()
-    if pasted:
-        if "api_key=" in uid or "user_id=" in uid or not uid:
-            uid = pasted.get("user_id", "" if "user_id=" in uid else uid)
-        elif pasted.get("user_id") and pasted["user_id"] != uid:
-            raise Unprocessable(
-                "The pasted Gelbooru credentials name a different user id than the one given separately; "
-                "give the user id once (JMBOORU_GELBOORU_USER_ID or --user-id)."
-            )
-        key = pasted.get("api_key", "") if ("api_key=" in key or "user_id=" in key or not key) else key
-    if key and not re.fullmatch(r"[A-Za-z0-9_\-]+", key):
-        raise Unprocessable(
-            "The Gelbooru API key should be letters and digits only; copy just the api_key value "
-            "(or the whole '&api_key=...&user_id=...' line) into JMBOORU_GELBOORU_API_KEY or --api-key."
-        )
-    if uid and not uid.isdigit():
-        raise Unprocessable(
-            "Gelbooru needs the numeric user id, not the user name: copy the number after 'user_id=' "
-            "from your Gelbooru account options page into JMBOORU_GELBOORU_USER_ID (or --user-id), "
-            "and the api_key value into JMBOORU_GELBOORU_API_KEY (or --api-key)."
-        )
-    return key, uid
-
-
 # --- plumbing -----------------------------------------------------------------------------------
 
-_file_io: ThreadPoolExecutor | None = None
-
-
-def file_io_executor() -> ThreadPoolExecutor:
-    """A small executor of our own for file writes and hashing, so the event loop never blocks on disk."""
-    global _file_io
-    if _file_io is None:
-        _file_io = ThreadPoolExecutor(max_workers=4, thread_name_prefix="jmbooru-files")
-    return _file_io
-
-
-async def run_file_io(fn: Callable[..., _T], *args: Any) -> _T:
-    """Run ``fn`` in the file executor; if we are cancelled, let it finish before re-raising,
-    so that the caller's clean-up never races with a write still in flight."""
-    fut = asyncio.get_running_loop().run_in_executor(file_io_executor(), fn, *args)
-    try:
-        return await asyncio.shield(fut)
-    except asyncio.CancelledError:
-        await asyncio.wait([fut])
-        raise
+# File writes and hashing get a small pool of their own, so the event loop never blocks on disk.
+FILE_POOL = BlockingPool(4, "gelbooru-files")
 
 
 class RateLimiter:
@@ -291,7 +132,7 @@ class _HashingWriter:
         if len(data) <= self.INLINE_MAX:
             self._flush_sync(data, final)
         else:
-            await run_file_io(self._flush_sync, data, final)
+            await FILE_POOL.run_to_end(self._flush_sync, data, final)
 
     def _flush_sync(self, data: bytes, final: bool) -> None:
         if self._file is None:
@@ -394,9 +235,9 @@ class GelbooruClient:
         data = await self._api(params)
         attrs = data.get("@attributes", {}) if isinstance(data, dict) else {}
         raw_posts = data.get("post") if isinstance(data, dict) else data
-        posts = [Post.from_api(p, self.base_url) for p in _as_list(raw_posts) if isinstance(p, Mapping)]
-        count = _int(attrs.get("count") if isinstance(attrs, Mapping) else None, len(posts))
-        offset = _int(attrs.get("offset") if isinstance(attrs, Mapping) else None)
+        posts = [Post.from_api(p, self.base_url) for p in as_list(raw_posts) if isinstance(p, Mapping)]
+        count = as_int(attrs.get("count") if isinstance(attrs, Mapping) else None, len(posts))
+        offset = as_int(attrs.get("offset") if isinstance(attrs, Mapping) else None)
         return PostPage(count=count, posts=posts, offset=offset)
 
     async def iter_posts(self, tags: str, max_posts: int | None = None, *, page_size: int = MAX_LIMIT) -> AsyncGenerator[Post, None]:
@@ -442,10 +283,10 @@ class GelbooruClient:
             raw_tags = data.get("tag") if isinstance(data, dict) else data
             if len(self._categories) > 200_000:
                 self._categories.clear()
-            for raw in _as_list(raw_tags):
+            for raw in as_list(raw_tags):
                 if isinstance(raw, Mapping) and raw.get("name") is not None:
-                    name = html.unescape(_str(raw.get("name")))
-                    self._categories[name] = CATEGORY_NAMES.get(_int(raw.get("type"), 0), "general")
+                    name = html.unescape(as_str(raw.get("name")))
+                    self._categories[name] = CATEGORY_NAMES.get(as_int(raw.get("type"), 0), "general")
             for name in batch:
                 self._categories.setdefault(name, None)  # unknown to the site: don't ask again
         return {n: c for n in wanted if (c := self._categories.get(n)) is not None}
