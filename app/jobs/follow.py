@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections import OrderedDict
 from collections.abc import AsyncIterator
 
 from app.jobs.events import Delivery, Frame, client_topic, encode, job_topic
@@ -91,12 +92,22 @@ async def follow_client(service: JobService, client_id: str) -> AsyncIterator[De
     finally:
         await sub.close()
 
+# (job_id, client_id) pairs this process already recorded: a client with many sockets then costs
+# one store call per final frame, not one per socket.
+_recorded: OrderedDict[tuple[str, str], None] = OrderedDict()
+
+
 async def mark_notified(service: JobService, job_id: str, client_id: str) -> None:
     """Remember that the client got the final frame (once per client id, not per socket)."""
+    if (job_id, client_id) in _recorded:
+        return
+    _recorded[(job_id, client_id)] = None
+    while len(_recorded) > 10_000:
+        _recorded.popitem(last=False)
 
     def mutate(job: Job) -> None:
         if client_id in job.notified:
-            raise Skip  # nothing to write: the many sockets of one client cost one write
+            raise Skip  # another process recorded it already
         job.notified.append(client_id)
 
     with contextlib.suppress(Skip):

@@ -29,6 +29,7 @@ class ProgressTracker:
         self._lock = threading.Lock()
         self._counters = Counters()
         self._dirty = False
+        self._woken = False  # a wake-up of the loop is already on its way
         self._last = 0.0
         self._task: asyncio.Task[None] | None = None
         self._loop = asyncio.get_running_loop()
@@ -47,6 +48,9 @@ class ProgressTracker:
             if title is not None:
                 c.title = title
             self._dirty = True
+            if self._woken:
+                return  # the pending flush will publish these counters too
+            self._woken = True
         try:
             on_loop = asyncio.get_running_loop() is self._loop
         except RuntimeError:
@@ -80,6 +84,7 @@ class ProgressTracker:
 
     async def _flush(self) -> None:
         with self._lock:
+            self._woken = False
             if not self._dirty:
                 return
             self._dirty = False

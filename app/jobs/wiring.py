@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
-from taskiq import AsyncBroker
 
 from app.blocking import BlockingPool
 from app.config import Settings
@@ -20,6 +19,9 @@ from app.jobs.store import SqliteJobStore
 from app.sources import jm as jm_source
 from app.sources.gelbooru import GelbooruClient
 from app.storage import Storage
+
+if TYPE_CHECKING:  # taskiq is only imported in scale-out mode
+    from taskiq import AsyncBroker
 
 
 def build_runners(settings: Settings, jm_pool: BlockingPool, booru_clients: dict[str, Any]) -> dict[str, Runner]:
