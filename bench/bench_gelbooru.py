@@ -1,0 +1,756 @@
+"""Gelbooru dataset download: wall time against the latency-bound limit, CPU per image, gallery-dl.
+
+    .venv/bin/python bench/bench_gelbooru.py [--runs 5] [--aux-runs 3] [--images 500] [--kb 200]
+                                             [--latency 0.1] [--workers 16] [--rate 50]
+                                             [--gdl-runs 3] [--gdl PATH] [--no-gdl] [--no-sharded-gdl]
+
+The Gelbooru double (tests/fakes/gelbooru.py) runs in a process of its own (this script started
+with ``--serve-double``), so its CPU is not charged to the downloader and it does not share the
+downloader's GIL. Every API and image response waits ``--latency`` seconds before it is sent.
+
+jmbooru: ``download_dataset(client, "1girl", dir, max_images=N, workers=W)`` in this process;
+wall time and this process's CPU (user+sys, all threads) are measured around the call only.
+Interleaved with it, to locate the overhead: the same download at the default API rate (2/s) and
+into tmpfs; the images alone through jmbooru's httpx client, through aiohttp and over plain
+sockets; and a what-if ``download_dataset`` that overlaps the listing with the downloads (built
+from app/sources/dataset.py's source at run time; app/ is not changed).
+
+gallery-dl (optional, from a separate venv, never a project dependency): its ``gelbooru``
+extractor has ``root = "https://gelbooru.com"`` hard-coded and only matches gelbooru.com URLs, so
+it cannot be pointed at a loopback address by configuration. Its ``gelbooru_v02`` extractor (the
+same Gelbooru ``dapi`` API, read as XML) accepts custom instances from the configuration
+(``extractor.gelbooru_v02.<name>.root``); the double answers XML when ``json=1`` is absent, as
+Gelbooru does. Install: ``python3 -m venv /tmp/gdl-venv && /tmp/gdl-venv/bin/pip install gallery-dl``.
+
+Writes bench/results/gelbooru.md. Talks to 127.0.0.1 only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import importlib.metadata
+import json
+import math
+import os
+import platform
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+RESULTS = REPO / "bench" / "results" / "gelbooru.md"
+TAGS = "1girl"
+API_KEY, USER_ID = "testkey", "12345"
+PAGE = 100  # posts per API page (Gelbooru's maximum, and what both downloaders ask for)
+TARGET_EFFICIENCY = 0.85
+
+
+# --------------------------------------------------------------------------------------------
+# the double, in its own process
+# --------------------------------------------------------------------------------------------
+
+
+def _xml_posts(doc: dict[str, Any]) -> bytes:
+    """The ``dapi`` post list as Gelbooru serves it without ``json=1``: ``<posts><post a=".."/>``."""
+    from xml.sax.saxutils import quoteattr
+
+    attrs = doc.get("@attributes", {})
+    posts = doc.get("post") or []
+    if isinstance(posts, dict):
+        posts = [posts]
+    lines = ['<?xml version="1.0" encoding="UTF-8"?>',
+             f'<posts count={quoteattr(str(attrs.get("count", 0)))} offset={quoteattr(str(attrs.get("offset", 0)))}>']
+    for post in posts:
+        lines.append("<post " + " ".join(f"{k}={quoteattr(str(v))}" for k, v in post.items()) + "/>")
+    lines.append("</posts>")
+    return "\n".join(lines).encode()
+
+
+def serve_double(images: int, kb: int, latency: float) -> None:
+    from tests.fakes.gelbooru import GelbooruDouble, make_posts
+
+    class XmlAwareDouble(GelbooruDouble):
+        """Answers post lists as XML when ``json=1`` is absent (Gelbooru's default), for gallery-dl."""
+
+        def _api(self, h: Any, kind: str, query: dict[str, list[str]]) -> None:
+            if "json" in query or kind != "post":
+                super()._api(h, kind, query)
+                return
+
+            class AsXml:
+                def send(self, status: int, body: bytes, ctype: str = "application/json",
+                         headers: dict[str, str] | None = None) -> None:
+                    if status == 200 and ctype == "application/json":
+                        body, ctype = _xml_posts(json.loads(body)), "text/xml; charset=utf-8"
+                    h.send(status, body, ctype, headers)
+
+            as_xml: Any = AsXml()
+            super()._api(as_xml, kind, query)
+
+    posts = make_posts(images, image_bytes=kb * 1000)
+    double = XmlAwareDouble(posts, API_KEY, USER_ID).start()
+    sizes = [len(p["_data"]) for p in posts]
+    print(f"READY {double.base_url} {statistics.mean(sizes):.0f}", flush=True)
+    for line in sys.stdin:
+        command = line.split()
+        if not command or command[0] == "quit":
+            break
+        if command[0] == "latency":
+            double.latency = float(command[1])
+        elif command[0] == "hits":
+            print(json.dumps({k: double.hits(k) for k in ("post", "tag", "image", "all")}), flush=True)
+            double.reset_hits()
+    double.stop()
+
+
+class DoubleProcess:
+    def __init__(self, images: int, kb: int, latency: float) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, __file__, "--serve-double", "--images", str(images), "--kb", str(kb)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=REPO,
+        )
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline().split()
+        if not line or line[0] != "READY":
+            raise RuntimeError("the Gelbooru double did not start")
+        self.base_url, self.mean_bytes = line[1], float(line[2])
+        self.command(f"latency {latency}")
+
+    def command(self, text: str) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(text + "\n")
+        self.proc.stdin.flush()
+
+    def hits(self) -> dict[str, int]:
+        self.command("hits")
+        assert self.proc.stdout is not None
+        return dict(json.loads(self.proc.stdout.readline()))
+
+    def stop(self) -> None:
+        try:
+            self.command("quit")
+            self.proc.wait(timeout=10)
+        except (OSError, subprocess.TimeoutExpired):
+            self.proc.kill()
+            self.proc.wait()
+
+
+# --------------------------------------------------------------------------------------------
+# jmbooru, and two reference clients
+# --------------------------------------------------------------------------------------------
+
+
+def cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def sys_seconds() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_stime
+
+
+class CpuMeter:
+    """CPU seconds used by the whole machine, this process and the double over an interval."""
+
+    TICK = os.sysconf("SC_CLK_TCK")
+
+    def __init__(self, double_pid: int) -> None:
+        self.double_pid = double_pid
+
+    @staticmethod
+    def _machine() -> tuple[float, float]:
+        fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+        idle = fields[3] + fields[4]
+        return (sum(fields[:8]) - idle) / CpuMeter.TICK, sum(fields[:8]) / CpuMeter.TICK
+
+    def _pid(self) -> float:
+        try:
+            fields = Path(f"/proc/{self.double_pid}/stat").read_text().rsplit(")", 1)[1].split()
+            return (int(fields[11]) + int(fields[12])) / self.TICK
+        except (OSError, IndexError, ValueError):
+            return 0.0
+
+    def __enter__(self) -> CpuMeter:
+        self.t0, self.busy0, self.self0, self.double0 = time.perf_counter(), self._machine()[0], cpu_seconds(), self._pid()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        wall = time.perf_counter() - self.t0
+        self.machine_cores = (self._machine()[0] - self.busy0) / wall
+        self.self_cores = (cpu_seconds() - self.self0) / wall
+        self.double_cores = (self._pid() - self.double0) / wall
+        self.other_cores = max(0.0, self.machine_cores - self.self_cores - self.double_cores)
+
+
+def create_cost(folder: Path, files: int = 200) -> float:
+    """Median seconds to create (and close) an empty file in ``folder``."""
+    times = []
+    for i in range(files):
+        t0 = time.perf_counter()
+        open(folder / f".probe-{i}", "wb").close()  # noqa: SIM115 - what is measured
+        times.append(time.perf_counter() - t0)
+    for i in range(files):
+        (folder / f".probe-{i}").unlink()
+    return statistics.median(times)
+
+
+def whatif_streaming() -> Any:
+    """``download_dataset`` with the listing overlapped with the downloads (a what-if, not app code).
+
+    Built from app/sources/dataset.py's own source with three edits: ``select_posts`` becomes a
+    producer task that feeds an ``asyncio.Queue``; workers take posts from the queue; the total is
+    known when the producer ends. (Kept minimal for the measurement: it skips the NotFound check
+    and tag categories, which the benchmark does not use.)
+    """
+    import types
+
+    src = (REPO / "app" / "sources" / "dataset.py").read_text()
+    select_start = src.index("    posts = await select_posts(client, tags, max_images, filters)")
+    select_end = src.index("    categories_task: asyncio.Task")
+    src = src[:select_start] + """    pending: asyncio.Queue[Post | None] = asyncio.Queue()
+    n_workers = max(1, workers)
+
+    async def produce() -> int:
+        selected, md5s = 0, set()
+        try:
+            async with aclosing(client.iter_posts(tags, max_posts=max(5000, max_images * 50))) as stream:
+                async for post in stream:
+                    if not filters.matches(post) or (post.md5 and post.md5 in md5s):
+                        continue
+                    md5s.add(post.md5)
+                    pending.put_nowait(post)
+                    selected += 1
+                    if selected >= max_images:
+                        break
+        finally:
+            for _ in range(n_workers):
+                pending.put_nowait(None)
+        return selected
+
+    producer = asyncio.create_task(produce())
+    result = DatasetResult(out_dir=out, total=max_images)
+    if on_progress:
+        on_progress(DatasetProgress(0, result.total, 0))
+
+""" + src[select_end:]
+    edits = [
+        ("    queue = iter(posts)\n", ""),
+        ("        for post in queue:  # shared iterator: each post goes to exactly one worker\n",
+         "        while (post := await pending.get()) is not None:\n"),
+        ("range(max(1, min(workers, len(posts))))]", "range(n_workers)]"),
+        ("        await asyncio.gather(*tasks)\n", "        await asyncio.gather(*tasks)\n        result.total = await producer\n"),
+    ]
+    for old, new in edits:
+        if src.count(old) != 1:
+            raise RuntimeError(f"the what-if edit no longer applies to app/sources/dataset.py: {old!r}")
+        src = src.replace(old, new)
+    module = types.ModuleType("bench_whatif_dataset")
+    sys.modules[module.__name__] = module
+    exec(compile(src, "<what-if app/sources/dataset.py>", "exec"), module.__dict__)
+    return module.download_dataset
+
+
+async def jmbooru_run(base_url: str, out: Path, images: int, workers: int, rate: float,
+                      download: Any = None) -> dict[str, float]:
+    from app.sources.dataset import DatasetProgress, download_dataset
+    from app.sources.gelbooru import GelbooruClient
+
+    download = download or download_dataset
+    listed: list[float] = []
+
+    def on_progress(p: DatasetProgress) -> None:
+        if p.done == 0 and not listed:  # called once the posts are selected, before any image
+            listed.append(time.perf_counter())
+
+    async with GelbooruClient(base_url, API_KEY, USER_ID, rate=rate) as client:
+        sys0, cpu0, t0 = sys_seconds(), cpu_seconds(), time.perf_counter()
+        result = await download(client, TAGS, out, max_images=images, workers=workers, on_progress=on_progress)
+        t1, cpu1, sys1 = time.perf_counter(), cpu_seconds(), sys_seconds()
+    if result.downloaded != images or result.failed:
+        raise RuntimeError(f"jmbooru run incomplete: {result.summary()}")
+    files = sum(1 for p in out.iterdir() if not p.name.endswith(".txt"))
+    if files != images:
+        raise RuntimeError(f"expected {images} images in {out}, found {files}")
+    return {"wall": t1 - t0, "listing": listed[0] - t0, "cpu": cpu1 - cpu0, "sys": sys1 - sys0, "bytes": result.bytes}
+
+
+async def image_urls(base_url: str, images: int) -> list[str]:
+    from app.sources.gelbooru import GelbooruClient
+
+    async with GelbooruClient(base_url, API_KEY, USER_ID, rate=1000) as client:
+        urls: list[str] = []
+        for page in range(math.ceil(images / PAGE)):
+            urls += [p.file_url for p in (await client.search_posts(TAGS, page=page)).posts]
+    return urls[:images]
+
+
+async def httpx_run(base_url: str, urls: list[str], workers: int) -> dict[str, float]:
+    """The images only, through jmbooru's own httpx.AsyncClient set-up, read and discarded."""
+    from app.sources.gelbooru import GelbooruClient
+
+    async with GelbooruClient(base_url, API_KEY, USER_ID) as client:
+        http = client._http
+        todo = iter(urls)
+
+        async def worker() -> None:
+            for url in todo:
+                async with http.stream("GET", url, headers={"Referer": base_url + "/"}) as response:
+                    async for _ in response.aiter_bytes():
+                        pass
+
+        cpu0, t0 = cpu_seconds(), time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(workers)))
+        return {"wall": time.perf_counter() - t0, "cpu": cpu_seconds() - cpu0}
+
+
+async def aiohttp_run(base_url: str, urls: list[str], workers: int) -> dict[str, float]:
+    """The images only through aiohttp (installed with the project's dependencies), bodies discarded:
+    what another HTTP client would cost per image."""
+    import aiohttp
+
+    todo = iter(urls)
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=64)) as session:
+
+        async def worker() -> None:
+            for url in todo:
+                async with session.get(url, headers={"Referer": base_url + "/"}) as response:
+                    async for _ in response.content.iter_any():
+                        pass
+
+        cpu0, t0 = cpu_seconds(), time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(workers)))
+        return {"wall": time.perf_counter() - t0, "cpu": cpu_seconds() - cpu0}
+
+
+async def raw_run(base_url: str, urls: list[str], workers: int) -> dict[str, float]:
+    """The images only, over plain asyncio streams (one keep-alive connection per worker): the floor
+    this double and this machine allow, with next to no client CPU."""
+    host, port = base_url.split("://", 1)[1].split(":")
+    todo = iter(urls)
+
+    async def worker() -> None:
+        reader, writer = await asyncio.open_connection(host, int(port))
+        for url in todo:
+            path = url.split(base_url, 1)[1]
+            writer.write(f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nReferer: {base_url}/\r\n\r\n".encode())
+            head = await reader.readuntil(b"\r\n\r\n")
+            length = next(int(line.split(b":", 1)[1]) for line in head.split(b"\r\n")
+                          if line.lower().startswith(b"content-length:"))
+            await reader.readexactly(length)
+        writer.close()
+
+    cpu0, t0 = cpu_seconds(), time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(workers)))
+    return {"wall": time.perf_counter() - t0, "cpu": cpu_seconds() - cpu0}
+
+
+# --------------------------------------------------------------------------------------------
+# gallery-dl
+# --------------------------------------------------------------------------------------------
+
+
+def gdl_config(base_url: str, path: Path) -> None:
+    config = {
+        "extractor": {
+            "gelbooru_v02": {
+                "benchdouble": {"root": base_url},
+            },
+            "benchdouble": {"api-key": API_KEY, "user-id": USER_ID},
+            "directory": [],
+            "filename": "{md5}.{extension}",
+        },
+        "output": {"mode": "null", "progress": False},
+    }
+    path.write_text(json.dumps(config))
+
+
+def wait_rusage(proc: subprocess.Popen[bytes]) -> float:
+    """Wait for ``proc`` and return its CPU seconds (user+sys), from wait4."""
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    return usage.ru_utime + usage.ru_stime
+
+
+def gdl_run(gdl: str, config: Path, base_url: str, out: Path, images: int, shards: int = 1) -> dict[str, float]:
+    """One gallery-dl download of the tag; ``shards`` > 1 splits it with ``--range`` over that many
+    processes at once (gallery-dl itself downloads one file at a time)."""
+    url = f"{base_url}/index.php?page=post&s=list&tags={TAGS}"
+    per = math.ceil(images / shards)
+    t0 = time.perf_counter()
+    procs = []
+    for k in range(shards):
+        cmd = [gdl, "--config-ignore", "--config-json", str(config), "-q", "-D", str(out), "--no-mtime"]
+        if shards > 1:
+            cmd += ["--range", f"{k * per + 1}-{min(images, (k + 1) * per)}"]
+        procs.append(subprocess.Popen([*cmd, url], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE))
+    cpu = sum(wait_rusage(p) for p in procs)
+    wall = time.perf_counter() - t0
+    errors = [p.stderr.read().decode(errors="replace")[-500:] for p in procs if p.stderr and p.returncode]
+    if errors:
+        raise RuntimeError(f"gallery-dl failed: {errors[0]}")
+    files = sum(1 for p in out.iterdir() if not p.name.endswith(".part"))
+    if files != images:
+        raise RuntimeError(f"gallery-dl: expected {images} files in {out}, found {files}")
+    return {"wall": wall, "cpu": cpu}
+
+
+def gdl_startup(gdl: str) -> float:
+    times = []
+    for _ in range(3):
+        t0 = time.perf_counter()
+        subprocess.run([gdl, "--version"], stdout=subprocess.DEVNULL, check=True)
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+# --------------------------------------------------------------------------------------------
+# report
+# --------------------------------------------------------------------------------------------
+
+
+def machine() -> dict[str, str]:
+    cpu = ram = "unknown"
+    try:
+        cpu = next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                   if line.startswith("model name"))
+        kib = next(int(line.split()[1]) for line in Path("/proc/meminfo").read_text().splitlines()
+                   if line.startswith("MemTotal:"))
+        ram = f"{kib / 1024 / 1024:.1f} GiB"
+    except (OSError, StopIteration, ValueError):
+        pass
+    tmp_fs = "unknown"
+    try:
+        tmp = os.path.realpath(tempfile.gettempdir())
+        mounts = [line.split()[1:3] for line in Path("/proc/mounts").read_text().splitlines()]
+        point, kind = max(((p, k) for p, k in mounts if tmp == p or tmp.startswith(p.rstrip("/") + "/")),
+                          key=lambda pk: len(pk[0]))
+        tmp_fs = f"{tmp} on {kind} ({point})"
+    except (OSError, ValueError):
+        pass
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True,
+                            text=True).stdout.strip()
+    return {"nproc": str(os.cpu_count()), "cpu": cpu, "ram": ram, "kernel": platform.release(), "tmp_fs": tmp_fs,
+            "python": platform.python_version(), "commit": commit or "unknown",
+            "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")}
+
+
+def version(name: str) -> str:
+    try:
+        return importlib.metadata.version(name)
+    except importlib.metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def med(runs: list[dict[str, float]], key: str) -> float:
+    return statistics.median(r[key] for r in runs)
+
+
+def fmt_runs(runs: list[dict[str, float]], key: str, scale: float = 1.0, digits: int = 2) -> str:
+    return ", ".join(f"{r[key] * scale:.{digits}f}" for r in runs)
+
+
+def report(args: argparse.Namespace, m: dict[str, str], mean_bytes: float, res: dict[str, list[dict[str, float]]],
+           gdl: dict[str, Any]) -> str:
+    n, w, lat = args.images, args.workers, args.latency
+    pages = math.ceil(n / PAGE)
+    rounds = math.ceil(n / w)
+    limit_list, limit_dl = pages * lat, rounds * lat
+    limit = limit_list + limit_dl
+    polite_limit = (pages - 1) / 2.0 + lat + limit_dl
+    overlapped_limit = lat + limit_dl  # first page, then downloads (later pages arrive in time)
+    jm = res["jm"]
+    wall = med(jm, "wall")
+    eff = limit / wall
+    for r in jm:
+        r["download"] = r["wall"] - r["listing"]
+    cpu_img = med(jm, "cpu") / n
+    mb = med(jm, "bytes") / 1e6
+    verdict = "pass" if eff >= TARGET_EFFICIENCY else "miss"
+    lines = [
+        "## Gelbooru dataset download (bench/bench_gelbooru.py)",
+        "",
+        f"- Machine: nproc {m['nproc']}, {m['cpu']}, {m['ram']} RAM, Linux {m['kernel']} (shared VM; other "
+        f"processes used a median {med(jm, 'other_cores'):.2f} of its {m['nproc']} cores during the jmbooru runs)",
+        f"- Date: {m['date']}; jmbooru commit {m['commit']}; dataset folders in {m['tmp_fs']}",
+        f"- Versions: Python {m['python']}, httpx {version('httpx')}, httpcore {version('httpcore')}, "
+        f"anyio {version('anyio')}" + (f", gallery-dl {gdl['version']} (separate venv)" if gdl else ""),
+        f"- Command: `.venv/bin/python bench/bench_gelbooru.py` (--runs {args.runs} --aux-runs {args.aux_runs} "
+        f"--gdl-runs {args.gdl_runs}); about {args.elapsed / 60:.0f} minutes",
+        "",
+        "**Method.** The Gelbooru double (tests/fakes/gelbooru.py) runs in its own process with "
+        f"`make_posts({n}, image_bytes={args.kb * 1000})` (random-pixel PNGs, mean {mean_bytes / 1000:.0f} kB, "
+        f"{mb:.1f} MB in all) and `latency = {lat}` s before every response (API and image). "
+        f"jmbooru: `download_dataset(client, \"{TAGS}\", fresh_dir, max_images={n}, workers={w})` with "
+        "default caption options (an image and a `.txt` caption per post, md5 verified, temporary file "
+        "then rename), a new `GelbooruClient` per run; wall time and the downloader process's CPU "
+        "(user+sys of all its threads, `getrusage`) are taken around that call only. The listing phase ends "
+        "at `on_progress(done=0)`, which `download_dataset` calls once every post is selected. "
+        f"{len(jm)} runs after one warm-up; variants are interleaved run by run so that the machine's "
+        "noise spreads evenly; medians reported, every run listed.",
+        "",
+        "**Latency-bound limit.** `download_dataset` lists first, then downloads, so",
+        "",
+        f"    limit = ceil({n}/{PAGE}) pages × {lat} s + ceil({n}/{w}) rounds × {lat} s "
+        f"= {pages} × {lat} + {rounds} × {lat} = {limit_list:.1f} + {limit_dl:.1f} = {limit:.1f} s",
+        "",
+        f"(the {pages} API pages are sequential; {w} workers each hold one image request, so {n} images "
+        f"need at least {rounds} rounds of {lat} s; the transfer of {mean_bytes / 1000:.0f} kB on loopback is "
+        f"left out). The main figure uses an API rate of {args.rate:g}/s, which never delays a page because each "
+        f"already takes {lat} s. At the default `JMBOORU_GELBOORU_API_RATE=2` pages start 0.5 s apart: "
+        f"limit = {pages - 1} × 0.5 + {lat} + {limit_dl:.1f} = {polite_limit:.1f} s. Efficiency = limit / "
+        f"wall; target ≥ {TARGET_EFFICIENCY}.",
+        "",
+        "| figure | median | runs | target / limit | ratio | result |",
+        "|---|---|---|---|---|---|",
+        f"| **wall time**, {n} images, {w} workers, API rate {args.rate:g}/s | **{wall:.2f} s** | "
+        f"{fmt_runs(jm, 'wall')} | limit {limit:.1f} s | **efficiency {eff:.2f}** (target ≥ {TARGET_EFFICIENCY}) "
+        f"| **{verdict}** |",
+        f"| listing phase ({pages} pages) | {med(jm, 'listing'):.2f} s | {fmt_runs(jm, 'listing')} | "
+        f"{limit_list:.1f} s | {limit_list / med(jm, 'listing'):.2f} | – |",
+        f"| download phase ({n} images) | {med(jm, 'download'):.2f} s | {fmt_runs(jm, 'download')} | "
+        f"{limit_dl:.1f} s | {limit_dl / med(jm, 'download'):.2f} | – |",
+        f"| **CPU per image** (downloader process, user+sys) | **{cpu_img * 1000:.2f} ms** (sys "
+        f"{med(jm, 'sys') * 1000 / n:.2f} ms) | {fmt_runs(jm, 'cpu', 1000 / n)} | – | "
+        f"{med(jm, 'cpu') / wall:.2f} cores busy on average | – |",
+        f"| throughput | {n / wall:.0f} images/s, {mb / wall:.1f} MB/s | – | {n / limit:.0f} images/s | – | – |",
+        f"| machine CPU during the jmbooru runs (of {m['nproc']} cores) | {med(jm, 'machine_cores'):.2f} | "
+        f"downloader {med(jm, 'self_cores'):.2f}, double {med(jm, 'double_cores'):.2f}, other processes "
+        f"{med(jm, 'other_cores'):.2f} | – | – | – |",
+    ]
+    if res.get("polite"):
+        pw = med(res["polite"], "wall")
+        lines.append(
+            f"| wall time at the default API rate 2/s | {pw:.2f} s | {fmt_runs(res['polite'], 'wall')} | "
+            f"limit {polite_limit:.1f} s | {polite_limit / pw:.2f} | {'pass' if polite_limit / pw >= TARGET_EFFICIENCY else 'miss'} |"
+        )
+    if res.get("tmpfs"):
+        t = res["tmpfs"]
+        lines.append(
+            f"| reference: the same jmbooru download into tmpfs (/dev/shm) | {med(t, 'wall'):.2f} s, CPU "
+            f"{med(t, 'cpu') * 1000 / n:.2f} ms/image (sys {med(t, 'sys') * 1000 / n:.2f} ms) | {fmt_runs(t, 'wall')} | "
+            f"limit {limit:.1f} s | {limit / med(t, 'wall'):.2f} | – |"
+        )
+    for key, label in (("httpx", "reference: the images only through jmbooru's httpx client, bodies discarded"),
+                       ("aiohttp", f"reference: the images only through aiohttp {version('aiohttp')}, bodies discarded"),
+                       ("raw", "reference: the images only over plain asyncio sockets (floor of double + machine)")):
+        if res.get(key):
+            ref = res[key]
+            lines.append(
+                f"| {label} | {med(ref, 'wall'):.2f} s, CPU {med(ref, 'cpu') * 1000 / n:.2f} ms/image | "
+                f"{fmt_runs(ref, 'wall')} | {limit_dl:.1f} s | {limit_dl / med(ref, 'wall'):.2f} | – |"
+            )
+    for key, label, lim in (("whatif", f"what-if: listing overlapped with downloads, API rate {args.rate:g}/s", limit),
+                            ("whatif_polite", "what-if: listing overlapped with downloads, API rate 2/s", polite_limit)):
+        if res.get(key):
+            alt = res[key]
+            ww = med(alt, "wall")
+            lines.append(
+                f"| {label} | {ww:.2f} s | {fmt_runs(alt, 'wall')} | {lim:.1f} s (overlapped: {overlapped_limit:.1f} s) | "
+                f"{lim / ww:.2f} ({overlapped_limit / ww:.2f}) | – |"
+            )
+    if gdl:
+        g = gdl["runs"]
+        gw = med(g, "wall")
+        g_limit = (pages + 1) * lat + n * lat
+        lines.append(
+            f"| gallery-dl, 1 process (one file at a time, by design) | {gw:.2f} s | {fmt_runs(g, 'wall')} | "
+            f"limit {g_limit:.1f} s | **jmbooru / gallery-dl wall = {wall / gw:.3f}** ({gw / wall:.1f}× faster) | – |"
+        )
+        lines.append(
+            f"| gallery-dl CPU per image (1 process) | {med(g, 'cpu') * 1000 / n:.2f} ms | "
+            f"{fmt_runs(g, 'cpu', 1000 / n)} | – | jmbooru / gallery-dl CPU = {cpu_img / (med(g, 'cpu') / n):.2f} | – |"
+        )
+        if gdl.get("sharded"):
+            sh = gdl["sharded"]
+            sw = med(sh, "wall")
+            lines.append(
+                f"| gallery-dl, {w} processes at once, split with `--range` | {sw:.2f} s, CPU "
+                f"{med(sh, 'cpu') * 1000 / n:.2f} ms/image | {fmt_runs(sh, 'wall')} | – | jmbooru / gallery-dl "
+                f"wall = {wall / sw:.2f} | – |"
+            )
+    httpx_cpu = med(res["httpx"], "cpu") / n if res.get("httpx") else 0.0
+    raw_wall = med(res["raw"], "wall") if res.get("raw") else 0.0
+    lines += ["", "**Where the time goes.**", ""]
+    lines.append(
+        f"- The run is {wall - limit:.2f} s over the limit: the listing {med(jm, 'listing') - limit_list:.2f} s "
+        f"over its {limit_list:.1f} s and the downloads {med(jm, 'download') - limit_dl:.2f} s over their "
+        f"{limit_dl:.1f} s."
+        + (f" Plain sockets fetch the same images in {raw_wall:.2f} s, so the double and the machine account for "
+           f"{raw_wall - limit_dl:.2f} s of that." if raw_wall else "")
+    )
+    if httpx_cpu:
+        own = cpu_img - httpx_cpu
+        lines.append(
+            f"- CPU: {cpu_img * 1000:.2f} ms per image, of which httpx/httpcore alone (reference row) take "
+            f"{httpx_cpu * 1000:.2f} ms; jmbooru's own work (md5, creating and writing the `.part` file and the "
+            f"caption's temporary file, two renames, post parsing) is the other {own * 1000:.2f} ms, mostly kernel "
+            f"time ({med(jm, 'sys') * 1000 / n:.2f} ms sys per image)."
+            + (f" Into tmpfs the sys time drops to {med(res['tmpfs'], 'sys') * 1000 / n:.2f} ms and the wall time "
+               f"to {med(res['tmpfs'], 'wall'):.2f} s: creating a file in a fresh folder on this VM's disk took "
+               f"{statistics.median(args.create_disk) * 1000:.2f} ms (median `open(..., 'wb')` of 100 new files just "
+               f"before each run: {', '.join(f'{c * 1000:.2f}' for c in args.create_disk)} ms; "
+               f"{args.create_tmpfs * 1000:.3f} ms on tmpfs), and that happens on the event loop, twice per image." if res.get("tmpfs") else "")
+            + f" The loop is single-threaded and {w} responses arrive almost together every {lat} s, so each "
+            f"image also waits behind the others' processing: a worker's round trip is {lat * 1000:.0f} ms plus "
+            f"up to {w} × {cpu_img * 1000:.1f} ms."
+        )
+    if res.get("whatif"):
+        polite_listing = med(res["polite"], "listing") if res.get("polite") else 0.0
+        lines.append(
+            f"- The listing ({med(jm, 'listing'):.2f} s) is not overlapped with the downloads. Overlapping it "
+            "(what-if rows: `select_posts` as a producer task feeding the workers through an `asyncio.Queue`, "
+            "built by this script from app/sources/dataset.py) takes the wall time from "
+            f"{wall:.2f} s to {med(res['whatif'], 'wall'):.2f} s at API rate {args.rate:g}/s"
+            + (f", and from {med(res['polite'], 'wall'):.2f} s to {med(res['whatif_polite'], 'wall'):.2f} s at "
+               f"the default rate 2/s, where the listing alone takes {polite_listing:.2f} s"
+               if res.get("polite") and res.get("whatif_polite") else "")
+            + "."
+            + (f" At {args.rate:g}/s it gains little because the downloads themselves are CPU-bound: the downloader "
+               f"process uses {med(jm, 'self_cores'):.2f} cores on average, nearly all of it on its one event-loop "
+               "thread, which has little idle time left, so starting them earlier only lengthens the queue on the loop."
+               if med(res["whatif"], "wall") > 0.95 * wall else "")
+        )
+    if gdl:
+        lines.append(
+            "- gallery-dl was pointed at the double with its documented custom-instance configuration "
+            "(`extractor.gelbooru_v02.<name>.root`, plus `api-key`/`user-id`). Its `gelbooru` extractor cannot "
+            "be: `root = \"https://gelbooru.com\"` is a class attribute and its URL pattern only matches "
+            "gelbooru.com. `gelbooru_v02` reads the same `dapi` post list as XML (the double answers XML "
+            "when `json=1` is absent, as Gelbooru does) and asks for one more, empty page. gallery-dl downloads "
+            f"one file at a time (it has no option for concurrent downloads), so its floor is "
+            f"{(pages + 1) * lat + n * lat:.1f} s; its wall time includes interpreter start-up "
+            f"({gdl['startup']:.2f} s for `gallery-dl --version`). It writes no captions and checks no md5, so it "
+            "creates one file per image (its `.part`, renamed) where jmbooru creates two."
+        )
+        if gdl.get("sharded"):
+            lines.append(
+                f"- The {w}-process gallery-dl row is the nearest gallery-dl gets to {w} workers: each process "
+                f"lists the pages up to its range and downloads its share; starting {w} interpreters on "
+                f"{m['nproc']} cores is part of its wall time."
+            )
+    else:
+        lines.append("- gallery-dl was not run (" + args.gdl_reason + ").")
+    return "\n".join(lines) + "\n"
+
+
+# --------------------------------------------------------------------------------------------
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--serve-double", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--images", type=int, default=500)
+    ap.add_argument("--kb", type=int, default=200, help="approximate image size in kB")
+    ap.add_argument("--latency", type=float, default=0.1)
+    ap.add_argument("--workers", type=int, default=16)
+    ap.add_argument("--rate", type=float, default=50.0, help="client API rate for the main figure")
+    ap.add_argument("--runs", type=int, default=5, help="runs of the main jmbooru figure")
+    ap.add_argument("--aux-runs", type=int, default=3, help="runs of the reference, what-if and rate-2 variants")
+    ap.add_argument("--gdl", default="/tmp/gdl-venv/bin/gallery-dl")
+    ap.add_argument("--gdl-runs", type=int, default=3)
+    ap.add_argument("--no-gdl", action="store_true")
+    ap.add_argument("--no-sharded-gdl", action="store_true")
+    ap.add_argument("--out", type=Path, default=RESULTS)
+    args = ap.parse_args()
+    if args.serve_double:
+        serve_double(args.images, args.kb, args.latency)
+        return
+
+    started = time.perf_counter()
+    m = machine()
+    print(f"machine: {m}", flush=True)
+    double = DoubleProcess(args.images, args.kb, args.latency)
+    print(f"double ready at {double.base_url} in {time.perf_counter() - started:.1f} s "
+          f"(mean image {double.mean_bytes / 1000:.0f} kB)", flush=True)
+    meter = CpuMeter(double.proc.pid)
+    whatif = whatif_streaming()
+    work = Path(tempfile.mkdtemp(prefix="bench-gelbooru-"))
+    shm = Path("/dev/shm")
+    tmpfs = Path(tempfile.mkdtemp(prefix="bench-gelbooru-", dir=shm)) if shm.is_dir() else None
+    res: dict[str, list[dict[str, float]]] = {k: [] for k in ("jm", "httpx", "aiohttp", "raw", "tmpfs", "whatif", "polite", "whatif_polite")}
+    gdl: dict[str, Any] = {}
+    n, w = args.images, args.workers
+    try:
+        asyncio.run(jmbooru_run(double.base_url, work / "warm", min(n, 50), w, args.rate))  # warm-up
+        shutil.rmtree(work / "warm")
+        urls = asyncio.run(image_urls(double.base_url, n))
+        probes: list[float] = []
+        args.create_tmpfs = create_cost(tmpfs) if tmpfs else 0.0
+        double.hits()
+        for i in range(max(args.runs, args.aux_runs)):
+            plan: list[tuple[str, Any]] = []
+            if i < args.runs:
+                plan.append(("jm", lambda out: jmbooru_run(double.base_url, out, n, w, args.rate)))
+            if i < args.aux_runs:
+                plan += [
+                    ("httpx", lambda out: httpx_run(double.base_url, urls, w)),
+                    ("raw", lambda out: raw_run(double.base_url, urls, w)),
+                    ("aiohttp", lambda out: aiohttp_run(double.base_url, urls, w)),
+                    ("whatif", lambda out: jmbooru_run(double.base_url, out, n, w, args.rate, whatif)),
+                    ("polite", lambda out: jmbooru_run(double.base_url, out, n, w, 2.0)),
+                    ("whatif_polite", lambda out: jmbooru_run(double.base_url, out, n, w, 2.0, whatif)),
+                ]
+                if tmpfs:
+                    plan.append(("tmpfs", lambda out: jmbooru_run(double.base_url, out, n, w, args.rate)))
+            for name, run in plan:
+                out = (tmpfs if name == "tmpfs" and tmpfs else work) / f"{name}-{i}"
+                if name == "jm":
+                    probe = Path(tempfile.mkdtemp(dir=work))  # a fresh folder, like the run's own
+                    probes.append(create_cost(probe, 100))
+                    probe.rmdir()
+                with meter:
+                    r = asyncio.run(run(out))
+                r.update(machine_cores=meter.machine_cores, self_cores=meter.self_cores,
+                         double_cores=meter.double_cores, other_cores=meter.other_cores)
+                hits = double.hits()
+                res[name].append(r)
+                print(f"{name} run {i + 1}: " + ", ".join(f"{k} {v:.2f}" for k, v in r.items() if k != "bytes")
+                      + f"; requests {hits['post']} api + {hits['image']} images", flush=True)
+                shutil.rmtree(out, ignore_errors=True)
+        args.gdl_reason = ""
+        if args.no_gdl:
+            args.gdl_reason = "--no-gdl"
+        elif not Path(args.gdl).exists():
+            args.gdl_reason = f"{args.gdl} not found; install it in a separate venv"
+        else:
+            config = work / "gallery-dl.json"
+            gdl_config(double.base_url, config)
+            gdl_version = subprocess.run([args.gdl, "--version"], capture_output=True, text=True).stdout.strip()
+            gdl = {"version": gdl_version, "startup": gdl_startup(args.gdl), "runs": [], "sharded": []}
+            for i in range(args.gdl_runs):
+                for key, shards in (("runs", 1), ("sharded", 0 if args.no_sharded_gdl else w)):
+                    if not shards:
+                        continue
+                    out = work / f"gdl-{key}-{i}"
+                    r = gdl_run(args.gdl, config, double.base_url, out, n, shards=shards)
+                    hits = double.hits()
+                    gdl[key].append(r)
+                    print(f"gallery-dl x{shards} run {i + 1}: wall {r['wall']:.2f} s, cpu {r['cpu']:.2f} s, "
+                          f"requests {hits['post']} api + {hits['image']} images", flush=True)
+                    shutil.rmtree(out)
+    finally:
+        double.stop()
+        shutil.rmtree(work, ignore_errors=True)
+        if tmpfs:
+            shutil.rmtree(tmpfs, ignore_errors=True)
+    args.create_disk = probes
+    args.elapsed = time.perf_counter() - started
+    text = report(args, m, double.mean_bytes, res, gdl)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(text)
+    print("\n" + text)
+
+
+if __name__ == "__main__":
+    main()
