@@ -22,7 +22,7 @@ same Gelbooru ``dapi`` API, read as XML) accepts custom instances from the confi
 (``extractor.gelbooru_v02.<name>.root``); the double answers XML when ``json=1`` is absent, as
 Gelbooru does. Install: ``python3 -m venv /tmp/gdl-venv && /tmp/gdl-venv/bin/pip install gallery-dl``.
 
-Writes bench/results/gelbooru.md. Talks to 127.0.0.1 only.
+Writes its section of docs/benchmarks.md. Talks to 127.0.0.1 only.
 """
 
 from __future__ import annotations
@@ -49,7 +49,6 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-RESULTS = REPO / "bench" / "results" / "gelbooru.md"
 TAGS = "1girl"
 API_KEY, USER_ID = "testkey", "12345"
 PAGE = 100  # posts per API page (Gelbooru's maximum, and what both downloaders ask for)
@@ -478,7 +477,7 @@ def report(args: argparse.Namespace, m: dict[str, str], mean_bytes: float, res: 
     mb = med(jm, "bytes") / 1e6
     verdict = "pass" if eff >= TARGET_EFFICIENCY else "miss"
     lines = [
-        "## Gelbooru dataset download (bench/bench_gelbooru.py)",
+        "## 4. Gelbooru dataset download (`bench/bench_gelbooru.py`)",
         "",
         f"- Machine: nproc {m['nproc']}, {m['cpu']}, {m['ram']} RAM, Linux {m['kernel']} (shared VM; other "
         f"processes used a median {med(jm, 'other_cores'):.2f} of its {m['nproc']} cores during the jmbooru runs)",
@@ -661,7 +660,8 @@ def main() -> None:
     ap.add_argument("--gdl-runs", type=int, default=3)
     ap.add_argument("--no-gdl", action="store_true")
     ap.add_argument("--no-sharded-gdl", action="store_true")
-    ap.add_argument("--out", type=Path, default=RESULTS)
+    ap.add_argument("--out", type=Path, default=None, help="write the section to this file instead of docs/benchmarks.md")
+    ap.add_argument("--no-write", action="store_true", help="print the figures, leave docs/benchmarks.md alone")
     args = ap.parse_args()
     if args.serve_double:
         serve_double(args.images, args.kb, args.latency)
@@ -747,9 +747,14 @@ def main() -> None:
     args.create_disk = probes
     args.elapsed = time.perf_counter() - started
     text = report(args, m, double.mean_bytes, res, gdl)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(text)
     print("\n" + text)
+    if args.out is not None:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(text)
+    elif not args.no_write:
+        from bench._common import write_section
+
+        write_section("gelbooru", text)
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ once, round-robin over the API processes, one client_id) and stops when the last
 frame arrives on that client's /ws/notifications WebSocket (opened before the first submission).
 CPU of every process (workers, API processes, redis-server, the double) is read from /proc.
 
-Writes bench/results/scaleout.md. Talks to 127.0.0.1 only.
+Writes its section of docs/benchmarks.md. Talks to 127.0.0.1 only.
 """
 
 from __future__ import annotations
@@ -45,7 +45,6 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-RESULTS = REPO / "bench" / "results" / "scaleout.md"
 FIRST_ALBUM = 190500  # below 220980: plain pages
 WARM_UP_ALBUM = 199000  # one warm-up job per slot, before the clock
 CLIENT_ID = "bench-scaleout"
@@ -421,7 +420,7 @@ def report(args: argparse.Namespace, m: dict[str, str], mean_bytes: float,
            results: dict[Scenario, dict[int, list[dict[str, Any]]]]) -> str:
     counts = sorted(next(iter(results.values())))
     lines = [
-        "## Scale-out: album jobs per minute (bench/bench_scaleout.py)",
+        "## 5. Scale-out: album jobs per minute (`bench/bench_scaleout.py`)",
         "",
         f"- Machine: nproc {m['nproc']}, {m['cpu']}, {m['ram']} RAM, Linux {m['kernel']} (shared VM: other "
         "processes' CPU during each configuration is listed below)",
@@ -502,7 +501,8 @@ def main() -> None:
     ap.add_argument("--apis", type=int, default=2)
     ap.add_argument("--concurrency", type=int, default=2, help="JMBOORU_MAX_CONCURRENT_JOBS per worker")
     ap.add_argument("--image-threads", type=int, default=8, help="JMBOORU_DOWNLOAD_WORKERS (jmcomic image threads)")
-    ap.add_argument("--out", type=Path, default=RESULTS)
+    ap.add_argument("--out", type=Path, default=None, help="write the section to this file instead of docs/benchmarks.md")
+    ap.add_argument("--no-write", action="store_true", help="print the figures, leave docs/benchmarks.md alone")
     args = ap.parse_args()
     if args.serve_double:
         serve_double(args.albums, args.pages, args.warm_ups)
@@ -539,9 +539,14 @@ def main() -> None:
         double.stop()
     args.elapsed = time.perf_counter() - started
     text = report(args, m, double.mean_bytes, results)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(text)
     print("\n" + text)
+    if args.out is not None:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(text)
+    elif not args.no_write:
+        from bench._common import write_section
+
+        write_section("scaleout", text)
 
 
 if __name__ == "__main__":
