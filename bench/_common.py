@@ -158,10 +158,7 @@ def proc_status(pid: int, field: str) -> int:
 
 
 def asgi_target() -> str:
-    """``app.main:app``; while app/api/booru.py has not landed yet, a shim that stubs it."""
-    if importlib.util.find_spec("app.api.booru") is not None:
-        return "app.main:app"
-    return "bench._asgi:app"
+    return "app.main:app"
 
 
 class ServerProcess:
