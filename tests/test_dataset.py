@@ -210,3 +210,18 @@ async def test_post_scan_is_bounded_when_filters_reject_everything(gb: GelbooruD
     gb.posts = make_posts(250, tags_pool=["x"])
     posts = await select_posts(client, "1girl", 5, PostFilters(min_score=10_000), max_scanned=150)
     assert posts == [] and gb.hits("post") == 2
+
+
+async def test_downloads_start_while_later_pages_are_still_listed(tmp_path: Path) -> None:
+    with GelbooruDouble(make_posts(250)) as gb:
+        async with GelbooruClient(gb.base_url, gb.api_key, gb.user_id, rate=4, backoff_base=0.01) as client:
+            progress: list[DatasetProgress] = []
+            result = await download_dataset(client, "1girl", tmp_path / "out", max_images=250, workers=4,
+                                            on_progress=progress.append)
+        order = [path.split("?")[0] for path, _, _ in gb.requests]
+    assert result.downloaded == 250 and result.total == 250
+    api_pages = [i for i, path in enumerate(order) if path.endswith("index.php")]
+    first_image = next(i for i, path in enumerate(order) if not path.endswith("index.php"))
+    assert len(api_pages) == 3
+    assert first_image < api_pages[-1], "images should be fetched before the last page is listed"
+    assert progress[0] == DatasetProgress(0, 250, 0) and progress[-1].total == 250

@@ -13,7 +13,7 @@ import logging
 import os
 import re
 import secrets
-from collections.abc import Callable
+from collections.abc import AsyncGenerator, Callable
 from contextlib import aclosing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,6 +32,7 @@ log = logging.getLogger("jmbooru.dataset")
 MD5_RE = re.compile(r"[0-9a-f]{32}")
 _EXT_RE = re.compile(r"[a-z0-9]{1,5}")
 Status = Literal["downloaded", "skipped", "failed"]
+PAGE = 100  # posts per API page
 
 
 @dataclass(slots=True, frozen=True)
@@ -111,26 +112,43 @@ def _unlink(path: Path) -> None:
         log.warning("could not remove %s: %r", path, exc)
 
 
-async def select_posts(
+async def selected_batches(
     client: GelbooruClient, tags: str, max_images: int, filters: PostFilters, max_scanned: int | None = None
-) -> list[Post]:
-    """The first ``max_images`` posts that pass the filters, one per md5.
+) -> AsyncGenerator[list[Post], None]:
+    """The first ``max_images`` posts that pass the filters, one per md5, in batches of one page.
 
     Filters run here, not in the site's query, so strict filters on a huge tag could page for hours:
     at most ``max_scanned`` posts (default 50 per wanted image, at least 5,000) are looked at.
     """
-    selected: list[Post] = []
     md5s: set[str] = set()
+    batch: list[Post] = []
+    selected = scanned = 0
     limit = max_scanned or max(5000, max_images * 50)
     async with aclosing(client.iter_posts(tags, max_posts=limit)) as posts:
         async for post in posts:
-            if not filters.matches(post) or (post.md5 and post.md5 in md5s):
-                continue
-            md5s.add(post.md5)
-            selected.append(post)
-            if len(selected) >= max_images:
+            scanned += 1
+            if filters.matches(post) and not (post.md5 and post.md5 in md5s):
+                md5s.add(post.md5)
+                batch.append(post)
+                selected += 1
+            if selected >= max_images:
                 break
-    return selected
+            if scanned % PAGE == 0 and batch:
+                yield batch
+                batch = []
+    if batch:
+        yield batch
+
+
+async def select_posts(
+    client: GelbooruClient, tags: str, max_images: int, filters: PostFilters, max_scanned: int | None = None
+) -> list[Post]:
+    """All of :func:`selected_batches` at once."""
+    posts: list[Post] = []
+    async with aclosing(selected_batches(client, tags, max_images, filters, max_scanned)) as batches:
+        async for batch in batches:
+            posts.extend(batch)
+    return posts
 
 
 async def download_dataset(
@@ -147,7 +165,9 @@ async def download_dataset(
 ) -> DatasetResult:
     """Download up to ``max_images`` posts matching ``tags`` into ``out_dir``.
 
-    Raises ``NotFound`` when nothing matches; per-image failures are counted, not raised.
+    Images are fetched while later pages are still being listed; until the listing ends,
+    progress counts ``max_images`` as the total. Raises ``NotFound`` when nothing matches;
+    per-image failures are counted, not raised.
     Cancelling removes the temporary files and re-raises.
     """
     if max_images < 1:
@@ -157,28 +177,42 @@ async def download_dataset(
     out = Path(out_dir)
     await asyncio.to_thread(out.mkdir, parents=True, exist_ok=True)
 
-    posts = await select_posts(client, tags, max_images, filters)
-    if not posts:
-        raise NotFound(
-            f"No Gelbooru posts match the tags '{' '.join(tags.split())[:200]}'"
-            + (" and the filters" if filters != PostFilters() else "")
-            + "; check the spelling on the Gelbooru site (tags use underscores, like long_hair)."
-        )
-    result = DatasetResult(out_dir=out, total=len(posts))
-    if on_progress:
-        on_progress(DatasetProgress(0, result.total, 0))
+    # Downloads start with the first page of posts while the next pages are still being listed.
+    queue: asyncio.Queue[Post | None] = asyncio.Queue()
+    result = DatasetResult(out_dir=out, total=0)
+    first_batch = asyncio.Event()
+    listing_done = False
+    n_workers = max(1, min(workers, max_images))
 
-    categories_task: asyncio.Task[dict[str, str]] | None = None
-    if caption.needs_categories:
-        all_tags = dict.fromkeys(tag for post in posts for tag in post.tags)
-        categories_task = asyncio.create_task(client.tag_categories(all_tags))
+    async def produce() -> None:
+        nonlocal listing_done
+        try:
+            async with aclosing(selected_batches(client, tags, max_images, filters)) as batches:
+                async for batch in batches:
+                    if caption.needs_categories:  # one look-up per page; the client caches the answers
+                        await client.tag_categories(dict.fromkeys(tag for post in batch for tag in post.tags))
+                    result.total += len(batch)
+                    for post in batch:
+                        queue.put_nowait(post)
+                    if not first_batch.is_set():
+                        first_batch.set()
+                        if on_progress:
+                            on_progress(DatasetProgress(0, max_images, 0))
+        finally:
+            listing_done = True
+            first_batch.set()
+            for _ in range(n_workers):
+                queue.put_nowait(None)
+
+    def total() -> int:
+        return result.total if listing_done else max(result.total, max_images)
 
     parts: set[Path] = set()
     existing = set(await asyncio.to_thread(os.listdir, out))
     done = 0
 
-    async def categories() -> dict[str, str] | None:
-        return None if categories_task is None else await asyncio.shield(categories_task)
+    async def categories(post: Post) -> dict[str, str] | None:
+        return await client.tag_categories(post.tags) if caption.needs_categories else None
 
     async def fetch(post: Post, md5: str, path: Path) -> tuple[Path | None, int, str | None]:
         """Download into a temporary file whose md5 is checked; two tries. The caller renames it."""
@@ -229,7 +263,7 @@ async def download_dataset(
             outcome.status = "downloaded"
         text = None
         if overwrite_captions or f"{md5}.txt" not in existing:
-            text = build_caption(post.tags, caption, await categories())
+            text = build_caption(post.tags, caption, await categories(post))
         finish(part, path, text)  # a rename and a small text file: cheaper inline than a thread hop
         if part is not None:
             parts.discard(part)  # renamed; on any failure the clean-up below removes it
@@ -250,22 +284,31 @@ async def download_dataset(
             result.failed += 1
             log.warning("post failed id=%s md5=%s error=%s", outcome.post_id, outcome.md5, outcome.error)
         if on_progress:
-            on_progress(DatasetProgress(done, result.total, result.bytes, result.failed))
-
-    queue = iter(posts)
+            on_progress(DatasetProgress(done, total(), result.bytes, result.failed))
 
     async def worker() -> None:
-        for post in queue:  # shared iterator: each post goes to exactly one worker
+        while (post := await queue.get()) is not None:  # each post goes to exactly one worker
             record(await process(post))
 
-    tasks = [asyncio.create_task(worker()) for _ in range(max(1, min(workers, len(posts))))]
+    producer = asyncio.create_task(produce())
+    tasks: list[asyncio.Task[None]] = []
     try:
-        await asyncio.gather(*tasks)
+        await first_batch.wait()
+        if producer.done() and producer.exception() is not None:
+            raise producer.exception()  # type: ignore[misc]
+        if result.total == 0:
+            raise NotFound(
+                f"No Gelbooru posts match the tags '{' '.join(tags.split())[:200]}'"
+                + (" and the filters" if filters != PostFilters() else "")
+                + "; check the spelling on the Gelbooru site (tags use underscores, like long_hair)."
+            )
+        tasks = [asyncio.create_task(worker()) for _ in range(n_workers)]
+        await asyncio.gather(producer, *tasks)
     finally:
-        for task in [*tasks, categories_task]:
-            if task is not None and not task.done():
+        for task in [producer, *tasks]:
+            if not task.done():
                 task.cancel()
-        await asyncio.gather(*tasks, *([categories_task] if categories_task else []), return_exceptions=True)
+        await asyncio.gather(producer, *tasks, return_exceptions=True)
         for part in list(parts):
             _unlink(part)
     return result
