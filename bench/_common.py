@@ -325,6 +325,16 @@ def write_section(name: str, markdown: str) -> None:
     print(f"updated the '{name}' section of {DOCS.relative_to(REPO)}")
 
 
+def publish(name: str, markdown: str, out: Path | None, no_write: bool) -> None:
+    """Print a section, then write it to ``out`` or (unless ``no_write``) into docs/benchmarks.md."""
+    print("\n" + markdown)
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(markdown)
+    elif not no_write:
+        write_section(name, markdown)
+
+
 def save_raw(name: str, data: Any) -> Path:
     OUT.mkdir(parents=True, exist_ok=True)
     path = OUT / f"{name}.json"

@@ -747,14 +747,9 @@ def main() -> None:
     args.create_disk = probes
     args.elapsed = time.perf_counter() - started
     text = report(args, m, double.mean_bytes, res, gdl)
-    print("\n" + text)
-    if args.out is not None:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(text)
-    elif not args.no_write:
-        from bench._common import write_section
+    from bench._common import publish
 
-        write_section("gelbooru", text)
+    publish("gelbooru", text, args.out, args.no_write)
 
 
 if __name__ == "__main__":

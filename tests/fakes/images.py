@@ -73,15 +73,7 @@ def scramble(img: Image.Image, num: int) -> Image.Image:
         return img.copy()
     w, h = img.size
     out = Image.new(img.mode, (w, h))
-    over = h % num
-    for i in range(num):
-        move = h // num
-        y_src = h - (move * (i + 1)) - over
-        y_dst = move * i
-        if i == 0:
-            move += over
-        else:
-            y_dst += over
+    for y_src, y_dst, move in _strips(h, num):
         out.paste(img.crop((0, y_dst, w, y_dst + move)), (0, y_src, w, y_src + move))
     return out
 
@@ -92,7 +84,16 @@ def unscramble(img: Image.Image, num: int) -> Image.Image:
         return img.copy()
     w, h = img.size
     out = Image.new(img.mode, (w, h))
+    for y_src, y_dst, move in _strips(h, num):
+        out.paste(img.crop((0, y_src, w, y_src + move)), (0, y_dst, w, y_dst + move))
+    return out
+
+
+def _strips(h: int, num: int) -> list[tuple[int, int, int]]:
+    """jmcomic's strip plan for a picture ``h`` pixels high cut into ``num`` strips: for strip i,
+    the served rows ``y_src..y_src+move`` become the picture's rows ``y_dst..y_dst+move``."""
     over = h % num
+    plan = []
     for i in range(num):
         move = h // num
         y_src = h - (move * (i + 1)) - over
@@ -101,5 +102,5 @@ def unscramble(img: Image.Image, num: int) -> Image.Image:
             move += over
         else:
             y_dst += over
-        out.paste(img.crop((0, y_src, w, y_src + move)), (0, y_dst, w, y_dst + move))
-    return out
+        plan.append((y_src, y_dst, move))
+    return plan
