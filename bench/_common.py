@@ -342,5 +342,12 @@ def save_raw(name: str, data: Any) -> Path:
     return path
 
 
+def package_version(name: str) -> str:
+    try:
+        return importlib.metadata.version(name)
+    except importlib.metadata.PackageNotFoundError:
+        return "not installed"
+
+
 def mb(nbytes: float) -> str:
     return f"{nbytes / 1024 / 1024:.1f} MB"

@@ -30,7 +30,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime as dt
-import importlib.metadata
 import json
 import math
 import os
@@ -48,6 +47,9 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
+
+from bench._common import package_version as version  # noqa: E402
+from bench._common import publish  # noqa: E402
 
 TAGS = "1girl"
 API_KEY, USER_ID = "testkey", "12345"
@@ -388,13 +390,6 @@ def machine() -> dict[str, str]:
             "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")}
 
 
-def version(name: str) -> str:
-    try:
-        return importlib.metadata.version(name)
-    except importlib.metadata.PackageNotFoundError:
-        return "not installed"
-
-
 def med(runs: list[dict[str, float]], key: str) -> float:
     return statistics.median(r[key] for r in runs)
 
@@ -668,8 +663,6 @@ def main() -> None:
     args.create_disk = probes
     args.elapsed = time.perf_counter() - started
     text = report(args, m, double.mean_bytes, res, gdl)
-    from bench._common import publish
-
     publish("gelbooru", text, args.out, args.no_write)
 
 

@@ -27,7 +27,6 @@ import argparse
 import asyncio
 import contextlib
 import datetime as dt
-import importlib.metadata
 import json
 import os
 import platform
@@ -44,6 +43,9 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
+
+from bench._common import package_version as version  # noqa: E402
+from bench._common import publish  # noqa: E402
 
 FIRST_ALBUM = 190500  # below 220980: plain pages
 WARM_UP_ALBUM = 199000  # one warm-up job per slot, before the clock
@@ -334,13 +336,6 @@ def machine() -> dict[str, str]:
             "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")}
 
 
-def version(name: str) -> str:
-    try:
-        return importlib.metadata.version(name)
-    except importlib.metadata.PackageNotFoundError:
-        return "not installed"
-
-
 def cpu_per_job(rs: list[dict[str, Any]], n: int, key: str | None = None) -> float:
     return statistics.median(
         (sum(r["cpu"].values()) - r["cpu"]["bench"] if key is None else r["cpu"][key]) / n for r in rs
@@ -539,8 +534,6 @@ def main() -> None:
         double.stop()
     args.elapsed = time.perf_counter() - started
     text = report(args, m, double.mean_bytes, results)
-    from bench._common import publish
-
     publish("scaleout", text, args.out, args.no_write)
 
 
