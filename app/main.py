@@ -12,9 +12,9 @@ from fastapi.middleware.cors import CORSMiddleware
 from app import __version__
 from app.api import booru, downloads, jobs, system, ws
 from app.api import jm as jm_api
+from app.api.errors import install_error_handlers
 from app.api.response_cache import ResponseCache
 from app.config import Settings
-from app.errors import install_error_handlers
 from app.jobs.wiring import Engine
 
 

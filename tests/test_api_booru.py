@@ -11,8 +11,8 @@ import pytest
 from fastapi import FastAPI
 
 from app.api import booru
+from app.api.errors import install_error_handlers
 from app.config import Settings
-from app.errors import install_error_handlers
 from app.main import create_app
 from app.sources.gelbooru import GelbooruClient
 from tests.fakes.gelbooru import GelbooruDouble, make_post, make_posts
