@@ -9,7 +9,7 @@ from taskiq.cli.worker.args import WorkerArgs
 from taskiq.cli.worker.run import start_listen
 
 from app.config import Settings
-from app.jobs.redis_backend import TASK_NAME, TaskiqJobQueue, make_broker
+from app.jobs.redis import TASK_NAME, TaskiqJobQueue, make_broker
 from app.jobs.wiring import Engine
 
 log = logging.getLogger("jmbooru.worker")
