@@ -33,6 +33,8 @@ class Settings(BaseSettings):
     jm_scheme: str = "https"
     jm_retry_times: int = Field(2, ge=0)
     jm_timeout_seconds: float = Field(20.0, gt=0)
+    upstream_max_retry_after_seconds: float = Field(
+        120.0, ge=0, description="a job waits this long at most when an upstream says Retry-After; longer fails it")
     jm_threads: int = Field(8, ge=1, description="size of the pool that runs jmcomic's blocking calls")
     cache_ttl_seconds: float = Field(300.0, ge=0, description="how long rank/search/info/cover answers are cached")
 
