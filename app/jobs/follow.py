@@ -59,8 +59,9 @@ async def follow_job(service: JobService, job_id: str) -> AsyncIterator[Delivery
                 if fresh is None:  # the record vanished (the store lost it): say so, never close silently
                     yield encode(vanished_frame(job_id, last + 1))
                     return
-                if fresh.state.final and fresh.seq > last and fresh.final_frame:
-                    yield encode(fresh.final_frame)
+                if fresh.state.final:  # it ended and its final frame never reached us
+                    event = "download_ready" if fresh.state == JobState.READY else str(fresh.state)
+                    yield encode(fresh.final_frame or fresh.frame(event))
                     return
                 continue
             if frame.get("seq", 0) <= last:

@@ -225,9 +225,12 @@ class JobService:
                     j.message = c.message
 
             try:
-                await self.emit(job_id, "progress", mutate)
+                saved = await self.emit(job_id, "progress", mutate)
             except StoreUnavailable:  # progress is best effort; the final frame is not
                 log.warning("progress not saved job_id=%s (job store away)", job_id)
+                return
+            if saved is not None:
+                claimed.seq = max(claimed.seq, saved.seq)  # the last frame sent, if the record is lost
 
         tracker = ProgressTracker(publish)
         work_dir = self.storage.work_dir(job_id)
