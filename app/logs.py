@@ -66,8 +66,12 @@ def install_redaction(secrets: Iterable[str] = ()) -> None:
         if isinstance(record.args, tuple):
             # Keep the tuple's shape: uvicorn's access formatter unpacks it.
             record.args = tuple(_redact_value(a) for a in record.args)
-        elif isinstance(record.args, dict):
-            record.args = {k: _redact_value(v) for k, v in record.args.items()}
+        elif isinstance(record.args, dict):  # one mapping argument: format it now, then redact
+            mapping = record.args
+            try:
+                record.msg, record.args = redact(record.getMessage()), None
+            except (TypeError, ValueError, KeyError):
+                record.args = {k: _redact_value(v) for k, v in mapping.items()}
         if record.exc_info and record.exc_info[1] is not None:
             record.exc_text = redact(formatter.formatException(record.exc_info))
         return record
