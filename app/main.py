@@ -12,6 +12,7 @@ from app import __version__, logs, serving
 from app.api import booru, downloads, jobs, system, ws
 from app.api import jm as jm_api
 from app.api.errors import install_error_handlers
+from app.api.openapi import install_openapi
 from app.api.response_cache import ResponseCache
 from app.config import Settings
 from app.jobs.wiring import Engine
@@ -44,6 +45,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     install_error_handlers(app)
+    install_openapi(app)
     # Added first, so it sits inside CORS: replayed answers still get their CORS headers.
     app.add_middleware(ResponseCache, ttl_seconds=settings.cache_ttl_seconds)
     app.add_middleware(

@@ -11,13 +11,14 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.api.deps import ApiKey, JobsDep, SettingsDep
-from app.api.jm import parse_album_id
+from app.api.jm import AlbumIdPath, parse_album_id
+from app.api.schemas import UPSTREAM, Accepted, errors
 from app.errors import NotFound, Unprocessable
 from app.jobs.album_runner import Layout
 from app.jobs.models import Job
 from app.sources.captions import CaptionOptions, PostFilters
 
-router = APIRouter(tags=["downloads"], dependencies=[ApiKey])
+router = APIRouter(tags=["downloads"], dependencies=[ApiKey], responses=errors(401, 422, 503))
 
 CLIENT_ID_PATTERN = r"^[A-Za-z0-9._:@-]{1,128}$"
 BOORU_SITES = ("gelbooru",)
@@ -58,9 +59,10 @@ def _accepted(job: Job, created: bool, client_id: str | None, message: str) -> J
     return JSONResponse(body, status_code=202, headers={"Location": f"/v1/jobs/{job.job_id}"})
 
 
-@router.post("/v1/download/album/{album_id}", status_code=202)
+@router.post("/v1/download/album/{album_id}", status_code=202, response_model=Accepted,
+             responses=errors(400))
 async def download_album(
-    album_id: str,
+    album_id: AlbumIdPath,
     jobs: JobsDep,
     body: Annotated[AlbumDownloadRequest | None, Body()] = None,
     client_id: Annotated[str | None, Query(pattern=CLIENT_ID_PATTERN)] = None,
@@ -75,7 +77,8 @@ async def download_album(
     return _accepted(job, created, cid, f"Album {aid} is queued for download.")
 
 
-@router.post("/v1/download/booru/{site}", status_code=202)
+@router.post("/v1/download/booru/{site}", status_code=202, response_model=Accepted,
+             responses=errors(404, *UPSTREAM))
 async def download_booru(site: str, body: BooruDownloadRequest, jobs: JobsDep,
                          settings: SettingsDep, request: Request) -> JSONResponse:
     """Start a dataset download (images plus same-named .txt captions) by tags."""

@@ -21,6 +21,7 @@ router = APIRouter(tags=["websockets"])
 log = logging.getLogger("jmbooru.ws")
 
 POLICY_VIOLATION = 1008
+NOT_FOUND = 4404
 
 
 async def _admit(ws: WebSocket) -> bool:
@@ -75,7 +76,7 @@ async def follow_job(ws: WebSocket, job_id: str) -> None:
         await jobs.get(job_id)
     except AppError as exc:
         await ws.send_json({"event": "error", "status": "error", "job_id": job_id, "message": exc.detail})
-        await ws.close(code=4404)
+        await ws.close(code=NOT_FOUND)
         return
     with contextlib.suppress(WebSocketDisconnect, RuntimeError):
         await _pump(ws, follow.follow_job(jobs, job_id))
@@ -100,3 +101,11 @@ async def notifications(ws: WebSocket, client_id: str) -> None:
     frames = follow.follow_client(jobs, client_id, progress=progress, replay_grace=grace)
     with contextlib.suppress(WebSocketDisconnect, RuntimeError):
         await _pump(ws, frames, delivered)
+
+
+@router.websocket("/{path:path}")
+async def unknown_socket(ws: WebSocket, path: str) -> None:
+    """Any other WebSocket path: accepted, then closed with 4404 (not found), so a typo is not
+    mistaken for a refused API key (a close before accepting would answer HTTP 403)."""
+    await ws.accept()
+    await ws.close(code=NOT_FOUND, reason="No WebSocket here: use /ws/jobs/{job_id} or /ws/notifications/{client_id}.")
