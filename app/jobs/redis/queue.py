@@ -23,7 +23,7 @@ log = logging.getLogger("jmbooru.redis")
 
 QUEUE_NAME = f"{PREFIX}:queue"
 TASK_NAME = "jmbooru.run_job"
-MAX_BACKOFF = 5.0
+MAX_BACKOFF = 1.0  # a worker is back within a second of Redis
 
 
 class ResilientListQueueBroker(ListQueueBroker):
