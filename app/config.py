@@ -35,7 +35,10 @@ class Settings(BaseSettings):
     jm_timeout_seconds: float = Field(20.0, gt=0)
     upstream_max_retry_after_seconds: float = Field(
         120.0, ge=0, description="a job waits this long at most when an upstream says Retry-After; longer fails it")
-    jm_threads: int = Field(8, ge=1, description="size of the pool that runs jmcomic's blocking calls")
+    jm_threads: int = Field(64, ge=2, description="threads that wait on JM for reads (rank, search, info, "
+                            "comments, covers): they only wait on the network, so there are many")
+    jm_image_share: float = Field(0.25, gt=0, lt=1, description="at most this share of jm_threads fetches "
+                                  "covers, so a slow image host cannot starve the API calls (and the reverse)")
     cache_ttl_seconds: float = Field(300.0, ge=0, description="how long rank/search/info/cover answers are cached")
 
     # Gelbooru
@@ -70,6 +73,8 @@ class Settings(BaseSettings):
     forwarded_allow_ips: str = Field("127.0.0.1", description="proxies whose X-Forwarded-* headers are trusted "
                                      "(comma-separated IPs or networks, * for any: only behind a proxy you run)")
     log_level: str = "warning"
+    gc_freeze: bool = Field(True, description="freeze the start-up heap out of garbage collections (shorter "
+                            "pauses); off in tests, which start many apps in one process")
 
     @field_validator("jm_api_domains", "jm_image_domains", "cors_origins", mode="before")
     @classmethod

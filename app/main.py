@@ -32,6 +32,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.gelbooru = engine.gelbooru
         app.state.jobs = engine.jobs
         await engine.start()
+        if settings.gc_freeze:
+            serving.freeze_startup_heap()
         try:
             yield
         finally:

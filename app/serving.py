@@ -20,6 +20,7 @@ before uvicorn accepts the first connection whether it was started by ``jmbooru 
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import resource
@@ -226,3 +227,15 @@ def guard_uvicorn() -> None:
             _wrap(cls, "on_headers_complete", before=_headers_complete)
         else:
             _wrap(cls, "handle_events", after=_h11_after_events)
+
+
+def freeze_startup_heap() -> None:
+    """Keep what start-up allocated (modules, the app, clients) out of every later collection.
+
+    Full collections walk every tracked object; most of them were made at start-up and live for
+    ever, and walking them paused the event loop for 40-80 ms (the whole of /v1/health's p99).
+    Frozen objects are skipped. A higher first threshold makes young collections rarer too.
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(10_000, 20, 20)

@@ -8,7 +8,7 @@ from taskiq import TaskiqEvents, TaskiqState
 from taskiq.cli.worker.args import WorkerArgs
 from taskiq.cli.worker.run import start_listen
 
-from app import logs
+from app import logs, serving
 from app.config import Settings
 from app.jobs.redis import TASK_NAME, TaskiqJobQueue, make_broker
 from app.jobs.wiring import Engine
@@ -32,6 +32,8 @@ def run_worker(settings: Settings, *, log_level: str = "INFO") -> None:
     @broker.on_event(TaskiqEvents.WORKER_STARTUP)
     async def startup(_: TaskiqState) -> None:
         await engine.start()
+        if settings.gc_freeze:
+            serving.freeze_startup_heap()
         log.info("worker ready concurrency=%d", settings.max_concurrent_jobs)
 
     @broker.on_event(TaskiqEvents.WORKER_SHUTDOWN)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import TYPE_CHECKING, Any
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -24,8 +25,8 @@ if TYPE_CHECKING:  # taskiq is only imported in scale-out mode
     from taskiq import AsyncBroker
 
 
-def build_runners(settings: Settings, jm_pool: BlockingPool, booru_clients: dict[str, Any]) -> dict[str, Runner]:
-    return {"album": AlbumRunner(settings, jm_pool), "booru": BooruRunner(settings, booru_clients)}
+def build_runners(settings: Settings, album_pool: BlockingPool, booru_clients: dict[str, Any]) -> dict[str, Runner]:
+    return {"album": AlbumRunner(settings, album_pool), "booru": BooruRunner(settings, booru_clients)}
 
 
 class Engine:
@@ -39,10 +40,13 @@ class Engine:
         self.settings = settings
         self.storage = Storage(settings.data_path)
         self.jm_pool = BlockingPool(settings.jm_threads, "jm")
+        # Album downloads hold a thread each for the whole album (plus one for its cover), apart
+        # from the read pool, so a burst of searches and a few downloads never wait on each other.
+        self.album_pool = BlockingPool(2 * settings.max_concurrent_jobs + 2, "albums")
         self.files_pool = BlockingPool(2, "files")
         self.gelbooru = GelbooruClient.from_settings(settings)
         self.jm = jm_source.JmSource(settings, self.jm_pool)
-        runners = build_runners(settings, self.jm_pool, {"gelbooru": self.gelbooru})
+        runners = build_runners(settings, self.album_pool, {"gelbooru": self.gelbooru})
         if settings.redis_url:
             from app.jobs.redis import build_redis_service
 
@@ -52,17 +56,25 @@ class Engine:
             self.jobs = JobService(settings, self.storage, SqliteJobStore(self.storage.db_path), LocalEventHub(),
                                    LocalJobQueue(settings.max_concurrent_jobs), runners, self.files_pool)
         self._scheduler: AsyncIOScheduler | None = None
+        self._is_worker = is_worker
+        self._warm_up: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         self.storage.prepare()
         jm_source.apply_module_settings(self.settings)
         await self.jobs.start()
         self._scheduler = start_cleanup(self.jobs, self.settings.cleanup_interval_seconds)
+        if not self._is_worker:  # the first read must not pay for creating the JM client
+            self._warm_up = asyncio.create_task(self.jm.warm_up(), name="jm-warm-up")
 
     async def stop(self) -> None:
+        if self._warm_up is not None:
+            self._warm_up.cancel()
+            await asyncio.gather(self._warm_up, return_exceptions=True)
         if self._scheduler is not None:
             self._scheduler.shutdown(wait=False)
         await self.jobs.stop()
         await self.gelbooru.aclose()
         self.jm_pool.shutdown(wait=False)
+        self.album_pool.shutdown(wait=False)
         self.files_pool.shutdown(wait=False)

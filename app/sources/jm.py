@@ -115,6 +115,10 @@ class JmSource:
         self.pool = pool
         self._client: Any = None
         self._client_lock = asyncio.Lock()
+        # One bound per upstream host family: a slow API cannot take every thread from covers.
+        images = max(1, int(pool.max_workers * settings.jm_image_share))
+        self._api_slots = asyncio.Semaphore(max(1, pool.max_workers - images))
+        self._image_slots = asyncio.Semaphore(images)
         ttl = settings.cache_ttl_seconds
         self._lists: TtlCache[list[dict[str, str]]] = TtlCache(ttl)
         self._albums: TtlCache[AlbumInfo] = TtlCache(ttl)
@@ -129,11 +133,19 @@ class JmSource:
                     self._client = await self._call(lambda: build_option(self.settings).new_jm_client())
         return self._client
 
-    async def _call(self, fn: Callable[[], Any], what: str = "JM") -> Any:
+    async def warm_up(self) -> None:
+        """Create the client (cookies from /setting) at start-up, off every request's path."""
         try:
-            return await self.pool.run(fn)
-        except Exception as exc:
-            raise translate_error(exc, what=what) from exc
+            await self.client()
+        except AppError as exc:
+            log.warning("jm client not ready at start-up (the first request retries): %s", exc.detail)
+
+    async def _call(self, fn: Callable[[], Any], what: str = "JM", *, image: bool = False) -> Any:
+        async with self._image_slots if image else self._api_slots:
+            try:
+                return await self.pool.run(fn)
+            except Exception as exc:
+                raise translate_error(exc, what=what) from exc
 
     async def ranking(self, period: str, page: int) -> list[dict[str, str]]:
         async def load() -> list[dict[str, str]]:
@@ -191,7 +203,7 @@ class JmSource:
                 return bytes(client.get_jm_image(url).content)
 
             try:
-                return bytes(await self._call(fetch, what="The JM image server"))
+                return bytes(await self._call(fetch, what="The JM image server", image=True))
             except UpstreamError as exc:
                 # A missing cover comes back as a 404 image response: tell it apart from an outage.
                 if await self._cover_missing(album_id):
