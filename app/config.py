@@ -35,7 +35,7 @@ class Settings(BaseSettings):
     jm_timeout_seconds: float = Field(20.0, gt=0)
     upstream_max_retry_after_seconds: float = Field(
         120.0, ge=0, description="a job waits this long at most when an upstream says Retry-After; longer fails it")
-    jm_threads: int = Field(64, ge=2, description="threads that wait on JM for reads (rank, search, info, "
+    jm_threads: int = Field(96, ge=2, description="threads that wait on JM for reads (rank, search, info, "
                             "comments, covers): they only wait on the network, so there are many")
     jm_image_share: float = Field(0.25, gt=0, lt=1, description="at most this share of jm_threads fetches "
                                   "covers, so a slow image host cannot starve the API calls (and the reverse)")
