@@ -1,21 +1,32 @@
 # Two commands for a fresh machine: `make run` and `make test`.
+# The package is (re)installed only when pyproject.toml changed, so `make run` starts at once
+# the second time; pip's output goes to .venv/install.log and is shown only if it fails.
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
+PIP_LOG := $(VENV)/install.log
 
 .PHONY: run test install dev lint bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet --upgrade pip > $(PIP_LOG) 2>&1 || (cat $(PIP_LOG); exit 1)
 
-install: $(BIN)/python
-	$(BIN)/pip install --quiet -e .
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	@echo "installing jmbooru into $(VENV) (log: $(PIP_LOG))"
+	@$(BIN)/pip install --quiet -e . > $(PIP_LOG) 2>&1 || (cat $(PIP_LOG); exit 1)
+	@touch $@
 
-dev: $(BIN)/python
-	$(BIN)/pip install --quiet -e ".[redis,dev]"
+$(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
+	@echo "installing jmbooru with the redis and dev extras into $(VENV) (log: $(PIP_LOG))"
+	@$(BIN)/pip install --quiet -e ".[redis,dev]" > $(PIP_LOG) 2>&1 || (cat $(PIP_LOG); exit 1)
+	@touch $@ $(VENV)/.installed
+
+install: $(VENV)/.installed
+
+dev: $(VENV)/.installed-dev
 
 run: install
 	$(BIN)/jmbooru serve --host $(HOST) --port $(PORT)
