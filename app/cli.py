@@ -13,6 +13,9 @@ def _serve(args: argparse.Namespace) -> int:
     from app.config import Settings
 
     settings = Settings()
+    if settings.redis_url and (problem := missing_redis_extra()):
+        print(f"jmbooru: JMBOORU_REDIS_URL is set, but {problem}", file=sys.stderr)
+        return 2
     if args.workers > 1 and not settings.redis_url:
         print(
             "jmbooru: refusing to start several API processes without JMBOORU_REDIS_URL: a job started in "
@@ -40,11 +43,59 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
+REDIS_EXTRA_HINT = (
+    "install the Redis extra: pip install 'jmbooru[redis]' (in a checkout: .venv/bin/pip install -e '.[redis]', "
+    "or make dev)"
+)
+
+
+def missing_redis_extra() -> str | None:
+    """The sentence to print when scale-out is asked for but its packages are not installed."""
+    import importlib.util
+
+    def installed(name: str) -> bool:
+        try:
+            return importlib.util.find_spec(name) is not None
+        except (ImportError, ValueError):
+            return False
+
+    missing = [name for name in ("redis", "taskiq", "taskiq_redis") if not installed(name)]
+    if not missing:
+        return None
+    return f"scale-out mode needs {', '.join(missing)}, which this installation lacks: {REDIS_EXTRA_HINT}."
+
+
 def _worker(args: argparse.Namespace) -> int:
     from app.config import Settings
+
+    settings = Settings()
+    if not settings.redis_url:
+        print("jmbooru worker needs JMBOORU_REDIS_URL (redis://host:6379/0): it runs jobs from Redis.",
+              file=sys.stderr)
+        return 2
+    if problem := missing_redis_extra():
+        print(f"jmbooru worker: {problem}", file=sys.stderr)
+        return 2
     from app.worker import run_worker
 
-    run_worker(Settings(), log_level=args.log_level)
+    run_worker(settings, log_level=args.log_level)
+    return 0
+
+
+def _config(args: argparse.Namespace) -> int:
+    from app.config import Settings
+    from app.config_files import env_files, report
+
+    try:
+        settings = Settings()
+    except Exception as exc:  # a malformed value: say which, not a traceback
+        print(f"jmbooru config: the settings are not valid: {exc}", file=sys.stderr)
+        return 2
+    for path in env_files():
+        print(f"# {'reads' if path.is_file() else 'no file'}: {path}")
+    print("# precedence: environment > ./.env > user config file > default; secrets masked")
+    for origin in report(settings):
+        print(f"JMBOORU_{origin.name.upper()}={origin.value}  # {origin.source}")
     return 0
 
 
@@ -62,6 +113,9 @@ def build_parser() -> argparse.ArgumentParser:
     worker = commands.add_parser("worker", help="run jobs from Redis (scale-out mode, needs JMBOORU_REDIS_URL)")
     worker.add_argument("--log-level", default="info")
     worker.set_defaults(func=_worker)
+
+    config = commands.add_parser("config", help="show the settings in force, where each came from (secrets masked)")
+    config.set_defaults(func=_config)
 
     from app import cli_gelbooru, cli_jm
 

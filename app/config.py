@@ -1,4 +1,5 @@
-"""Settings, read once from the environment (prefix ``JMBOORU_``) and ``.env``."""
+"""Settings, read once: the environment (prefix ``JMBOORU_``) wins over ``./.env``, which wins over
+the user's config file (``~/.config/jmbooru/jmbooru.env`` or ``JMBOORU_ENV_FILE``)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,15 @@ from pathlib import Path
 from typing import Annotated
 
 from pydantic import Field, field_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic_settings import (
+    BaseSettings,
+    DotEnvSettingsSource,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+
+from app.config_files import env_files
 
 
 def _split_csv(value: object) -> object:
@@ -19,10 +28,28 @@ def _split_csv(value: object) -> object:
 CsvList = Annotated[list[str], NoDecode]
 
 
+_DEFAULT_FILES = Path("<jmbooru default env files>")
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
-        env_prefix="JMBOORU_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+        env_prefix="JMBOORU_", env_file=_DEFAULT_FILES, env_file_encoding="utf-8", extra="ignore"
     )
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The files are found when the settings are read (JMBOORU_ENV_FILE may name one); an
+        # explicit ``Settings(_env_file=...)`` (tests pass None) is left as given.
+        if getattr(dotenv_settings, "env_file", None) == _DEFAULT_FILES:
+            dotenv_settings = DotEnvSettingsSource(settings_cls, env_file=env_files(), env_file_encoding="utf-8")
+        return init_settings, env_settings, dotenv_settings, file_secret_settings
 
     data_dir: Path = Path("./temp")
     file_ttl_seconds: int = Field(1800, ge=1)

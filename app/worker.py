@@ -17,8 +17,6 @@ log = logging.getLogger("jmbooru.worker")
 
 
 def run_worker(settings: Settings, *, log_level: str = "INFO") -> None:
-    if not settings.redis_url:
-        raise SystemExit("jmbooru worker needs JMBOORU_REDIS_URL (redis://host:6379/0): it runs jobs from Redis.")
     broker = make_broker(settings)
 
     engine = Engine(settings, broker=broker, is_worker=True)

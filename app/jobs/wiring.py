@@ -48,7 +48,13 @@ class Engine:
         self.jm = jm_source.JmSource(settings, self.jm_pool)
         runners = build_runners(settings, self.album_pool, {"gelbooru": self.gelbooru})
         if settings.redis_url:
-            from app.jobs.redis import build_redis_service
+            try:
+                from app.jobs.redis import build_redis_service
+            except ImportError as exc:  # `uvicorn app.main:app` with JMBOORU_REDIS_URL but no extra
+                raise RuntimeError(
+                    f"JMBOORU_REDIS_URL is set, but scale-out mode needs the Redis extra ({exc.name} is missing): "
+                    "pip install 'jmbooru[redis]'"
+                ) from None
 
             self.jobs = build_redis_service(settings, self.storage, runners, self.files_pool,
                                             broker=broker, is_worker=is_worker)
