@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from functools import cached_property
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import (
@@ -100,6 +100,9 @@ class Settings(BaseSettings):
     forwarded_allow_ips: str = Field("127.0.0.1", description="proxies whose X-Forwarded-* headers are trusted "
                                      "(comma-separated IPs or networks, * for any: only behind a proxy you run)")
     log_level: str = "warning"
+    log_format: Literal["text", "json"] = Field("text", description="json: one JSON object per line")
+    metrics_port: int = Field(0, ge=0, le=65535, description="0: metrics only at /metrics; a port: also there, "
+                              "without the API key (workers have no other HTTP port)")
     gc_freeze: bool = Field(True, description="freeze the start-up heap out of garbage collections (shorter "
                             "pauses); off in tests, which start many apps in one process")
 

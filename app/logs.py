@@ -9,6 +9,9 @@ it goes to, before any formatter sees it.
 
 from __future__ import annotations
 
+import contextvars
+import datetime as dt
+import json
 import logging
 import re
 from collections.abc import Iterable
@@ -94,9 +97,50 @@ def settings_secrets(settings: Any) -> list[str]:
     return values
 
 
+# What a log line is about, carried by the task (and copied into our thread pools' calls):
+# set by the request-id middleware, and by the job runner for everything a job does.
+REQUEST_ID: contextvars.ContextVar[str] = contextvars.ContextVar("jmbooru_request_id", default="")
+JOB_ID: contextvars.ContextVar[str] = contextvars.ContextVar("jmbooru_job_id", default="")
+CLIENT_ID: contextvars.ContextVar[str] = contextvars.ContextVar("jmbooru_client_id", default="")
+SITE: contextvars.ContextVar[str] = contextvars.ContextVar("jmbooru_site", default="")
+_CONTEXT = {"request_id": REQUEST_ID, "job_id": JOB_ID, "client_id": CLIENT_ID, "site": SITE}
+_PAIR = re.compile(r"\b([a-z_]{2,24})=(\S+)")
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: time, level, logger, event, and the job/client/request/site it
+    concerns (from the context, or from ``key=value`` pairs in the message)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        message = record.getMessage()
+        line: dict[str, Any] = {
+            "time": dt.datetime.fromtimestamp(record.created, dt.UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "event": message,
+        }
+        for key, var in _CONTEXT.items():
+            if value := var.get():
+                line[key] = value
+        for key, value in _PAIR.findall(message):
+            line.setdefault(key, value)
+        if record.name == "uvicorn.access" and isinstance(record.args, tuple) and len(record.args) == 5:
+            client, method, path, _version, status = record.args
+            line.update(client=str(client), method=str(method), path=str(path), status=status)
+        if record.exc_info:
+            line["exception"] = record.exc_text or redact(self.formatException(record.exc_info))
+        return json.dumps(line, ensure_ascii=False, default=str)
+
+
 def configure(settings: Any, level: str | None = None) -> None:
-    """jmbooru's loggers at the configured level, a handler if nobody set one up, and redaction."""
+    """jmbooru's loggers at the configured level, a handler if nobody set one up, redaction, and
+    with ``JMBOORU_LOG_FORMAT=json`` JSON lines on every handler (uvicorn's included)."""
     install_redaction(settings_secrets(settings))
     logging.getLogger("jmbooru").setLevel((level or settings.log_level).upper())
     if not logging.getLogger().handlers:
         logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    if getattr(settings, "log_format", "text") == "json":
+        formatter = JsonFormatter()
+        for name in ("", "uvicorn", "uvicorn.error", "uvicorn.access", "taskiq"):
+            for handler in logging.getLogger(name).handlers:
+                handler.setFormatter(formatter)

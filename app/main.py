@@ -8,11 +8,13 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
-from app import __version__, logs, serving
+from app import __version__, logs, metrics, serving
 from app.api import booru, downloads, jobs, system, ws
 from app.api import jm as jm_api
+from app.api import metrics as metrics_api
 from app.api.errors import install_error_handlers
 from app.api.openapi import install_openapi
+from app.api.request_id import RequestId
 from app.api.response_cache import ResponseCache
 from app.config import Settings
 from app.jobs.wiring import Engine
@@ -20,13 +22,13 @@ from app.jobs.wiring import Engine
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
-    logs.install_redaction(logs.settings_secrets(settings))
+    # Here, not in the lifespan: uvicorn logs its first lines after importing the app.
+    logs.configure(settings)
     serving.configure(settings.max_header_bytes, settings.header_timeout_seconds, settings.max_connections)
     serving.guard_uvicorn()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        logs.configure(settings)
         engine = Engine(settings)
         app.state.jm = engine.jm
         app.state.gelbooru = engine.gelbooru
@@ -57,7 +59,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         allow_headers=["*"],
         expose_headers=["Content-Disposition", "ETag", "Accept-Ranges", "Content-Range", "Location"],
     )
-    for module in (system, jm_api, booru, downloads, jobs, ws):
+    # Outermost: they see every request, cached replays and CORS preflights included.
+    app.add_middleware(RequestId)
+    app.add_middleware(metrics.RequestMetrics)
+    for module in (system, metrics_api, jm_api, booru, downloads, jobs, ws):
         app.include_router(module.router)
     return app
 

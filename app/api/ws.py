@@ -5,11 +5,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from starlette.websockets import WebSocketState
 
+from app import metrics
 from app.api.deps import websocket_allowed
 from app.errors import AppError
 from app.jobs import follow
@@ -22,6 +23,16 @@ log = logging.getLogger("jmbooru.ws")
 
 POLICY_VIOLATION = 1008
 NOT_FOUND = 4404
+
+
+@contextlib.contextmanager
+def _counted(endpoint: str) -> Iterator[None]:
+    gauge = metrics.WEBSOCKETS_OPEN.labels(endpoint=endpoint)
+    gauge.inc()
+    try:
+        yield
+    finally:
+        gauge.dec()
 
 
 async def _admit(ws: WebSocket) -> bool:
@@ -78,7 +89,7 @@ async def follow_job(ws: WebSocket, job_id: str) -> None:
         await ws.send_json({"event": "error", "status": "error", "job_id": job_id, "message": exc.detail})
         await ws.close(code=NOT_FOUND)
         return
-    with contextlib.suppress(WebSocketDisconnect, RuntimeError):
+    with contextlib.suppress(WebSocketDisconnect, RuntimeError), _counted("jobs"):
         await _pump(ws, follow.follow_job(jobs, job_id))
         if ws.application_state == WebSocketState.CONNECTED:
             await ws.close(code=1000)
@@ -99,7 +110,7 @@ async def notifications(ws: WebSocket, client_id: str) -> None:
             await follow.mark_notified(jobs, str(frame["job_id"]), client_id)
 
     frames = follow.follow_client(jobs, client_id, progress=progress, replay_grace=grace)
-    with contextlib.suppress(WebSocketDisconnect, RuntimeError):
+    with contextlib.suppress(WebSocketDisconnect, RuntimeError), _counted("notifications"):
         await _pump(ws, frames, delivered)
 
 

@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+from app import logs, metrics
 from app.blocking import BlockingPool
 from app.config import Settings
 from app.errors import AppError, DiskFull, NotFound, StoreUnavailable, is_disk_full
@@ -97,7 +98,7 @@ class JobService:
                      title: str = "") -> tuple[Job, bool]:
         """Start a job, or join the one already downloading (or recently done) the same thing."""
         candidate = Job(job_id=new_job_id(), kind=kind, key=key, params=params, title=title,
-                        message="Waiting for a free download slot.")
+                        message="Waiting for a free download slot.", request_id=logs.REQUEST_ID.get())
         job, created = await self.store.create_or_join(candidate, client_id)
         if created:
             log.info("job queued job_id=%s kind=%s key=%s client_id=%s", job.job_id, kind, key, client_id)
@@ -174,7 +175,11 @@ class JobService:
         delay = 0.2
         while True:
             try:
-                return await self.emit(job_id, event, mutate)
+                ended = await self.emit(job_id, event, mutate)
+                if ended is not None and state != JobState.EXPIRED:
+                    metrics.job_ended(ended.kind, str(ended.state), ended.started_at, ended.finished_at,
+                                      ended.done, ended.bytes)
+                return ended
             except StoreUnavailable:
                 if time.monotonic() + delay > deadline:
                     raise
@@ -193,6 +198,11 @@ class JobService:
         job = await self.store.get(job_id)
         if job is None or job.state != JobState.QUEUED:
             return
+        # Everything this job logs (here, in its runner, in our threads) carries its ids.
+        logs.JOB_ID.set(job_id)
+        logs.REQUEST_ID.set(job.request_id)
+        logs.CLIENT_ID.set(job.client_ids[0] if job.client_ids else "")
+        logs.SITE.set(str(job.params.get("site", "jm" if job.kind == "album" else "")))
         runner = self.runners.get(job.kind)
         if runner is None:
             await self.finish(job_id, JobState.FAILED, "failed", error=f"This server cannot run '{job.kind}' jobs.")

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import TYPE_CHECKING, Any
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from prometheus_client import start_http_server
 
+from app import metrics
 from app.blocking import BlockingPool
 from app.config import Settings
 from app.jobs.album_runner import AlbumRunner
@@ -21,12 +24,29 @@ from app.sources import jm as jm_source
 from app.sources.gelbooru import GelbooruClient
 from app.storage import Storage
 
+log = logging.getLogger("jmbooru")
+
 if TYPE_CHECKING:  # taskiq is only imported in scale-out mode
     from taskiq import AsyncBroker
 
 
 def build_runners(settings: Settings, album_pool: BlockingPool, booru_clients: dict[str, Any]) -> dict[str, Runner]:
     return {"album": AlbumRunner(settings, album_pool), "booru": BooruRunner(settings, booru_clients)}
+
+
+_metrics_served: set[int] = set()
+
+
+def serve_metrics(port: int) -> None:
+    """Metrics on a port of their own, once per process (several processes on one host need
+    their own ports: the second one to take a port logs why it could not)."""
+    if port in _metrics_served:
+        return
+    try:
+        start_http_server(port, registry=metrics.REGISTRY)
+        _metrics_served.add(port)
+    except OSError as exc:
+        log.warning("metrics port %d not available in this process: %s", port, exc)
 
 
 class Engine:
@@ -70,6 +90,8 @@ class Engine:
         jm_source.apply_module_settings(self.settings)
         await self.jobs.start()
         self._scheduler = start_cleanup(self.jobs, self.settings.cleanup_interval_seconds)
+        if self.settings.metrics_port:
+            serve_metrics(self.settings.metrics_port)
         if not self._is_worker:  # the first read must not pay for creating the JM client
             self._warm_up = asyncio.create_task(self.jm.warm_up(), name="jm-warm-up")
 

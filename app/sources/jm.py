@@ -11,6 +11,7 @@ from typing import Any
 
 from jmcomic import JmcomicText, JmMagicConstants, JmModuleConfig, JmOption
 
+from app import metrics
 from app.blocking import BlockingPool
 from app.cache import TtlCache
 from app.config import Settings
@@ -141,11 +142,16 @@ class JmSource:
             log.warning("jm client not ready at start-up (the first request retries): %s", exc.detail)
 
     async def _call(self, fn: Callable[[], Any], what: str = "JM", *, image: bool = False) -> Any:
+        site = "jm-images" if image else "jm"
         async with self._image_slots if image else self._api_slots:
             try:
-                return await self.pool.run(fn)
+                result = await self.pool.run(fn)
             except Exception as exc:
-                raise translate_error(exc, what=what) from exc
+                error = translate_error(exc, what=what)
+                metrics.upstream(site, error.status_code)
+                raise error from exc
+        metrics.upstream(site, "ok")
+        return result
 
     async def ranking(self, period: str, page: int) -> list[dict[str, str]]:
         async def load() -> list[dict[str, str]]:
