@@ -49,8 +49,9 @@ async def test_metrics_move_when_a_job_runs(tmp_path: Path, jm_double: JmDouble)
                 resp = await http.get("/metrics")
             assert resp.headers["content-type"].startswith("text/plain")
             after = samples(resp.text)
-        # The same numbers on the metrics port, without the key.
-        side = samples(httpx.get(f"http://127.0.0.1:{settings.metrics_port}/metrics").text)
+            # The same numbers on the metrics port, without the key.
+            side_resp = await http.get(f"http://127.0.0.1:{settings.metrics_port}/metrics", headers={"X-API-Key": ""})
+        side = samples(side_resp.text)
 
     def grew(name: str, by: float = 1, **labels: str) -> None:
         assert value(after, name, **labels) - value(before, name, **labels) >= by, (name, labels)
