@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from app import __version__
-from app.api import booru, downloads, jobs, system, ws
+from app.api import booru, downloads, jobs, system, web, ws
 from app.api import jm as jm_api
 from app.api.errors import install_error_handlers
 from app.api.response_cache import ResponseCache
@@ -45,6 +45,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version=__version__,
         summary="Self-hosted downloads of JM comics and Gelbooru datasets, as jobs with WebSocket progress.",
         lifespan=lifespan,
+        docs_url=None,  # /docs and /redoc are served by app.api.web, with their assets from the package
+        redoc_url=None,
     )
     app.state.settings = settings
     install_error_handlers(app)
@@ -59,6 +61,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     for module in (system, jm_api, booru, downloads, jobs, ws):
         app.include_router(module.router)
+    web.install(app)
     return app
 
 
