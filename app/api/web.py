@@ -16,6 +16,8 @@ from fastapi.responses import FileResponse, HTMLResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.types import Scope
 
+from app.api import previews
+
 WEB_DIR = Path(__file__).resolve().parent.parent / "web"
 STATIC_PREFIX = "/web"
 OAUTH2_REDIRECT_URL = "/docs/oauth2-redirect"
@@ -92,4 +94,5 @@ async def redoc(request: Request) -> HTMLResponse:
 def install(app: FastAPI) -> None:
     """Serve the page, its files and the offline documentation (create the app with docs_url=None)."""
     app.include_router(router)
+    app.include_router(previews.router)
     app.mount(STATIC_PREFIX, _RevalidatedStaticFiles(directory=WEB_DIR), name="web")
