@@ -246,7 +246,7 @@ class GelbooruDouble:
     # --- faults and counters ---
 
     def fail_next(self, n: int = 1, status: int = 500, kind: str = "api", headers: dict[str, str] | None = None) -> None:
-        """The next ``n`` requests of ``kind`` (post, tag, api = both, image, any) answer ``status``."""
+        """The next ``n`` requests of ``kind`` (post, tag, api = both, image, thumbnail, any) answer ``status``."""
         with self._lock:
             self._faults.setdefault(kind, deque()).extend([(status, headers or {}, b"server error")] * n)
 
