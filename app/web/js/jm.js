@@ -7,6 +7,7 @@ import { showNotice } from "./notice.js";
 
 const PERIOD_NAMES = { day: "Day", week: "Week", month: "Month", all: "All-time" };
 const MAX_SEARCH_PAGE = 100;
+const JM_PAGE_SIZE = 80; // a full page of JM search or ranking results: a shorter one is the last
 
 export function coverUrl(aid) {
   return `/v1/get/cover/${encodeURIComponent(aid)}`;
@@ -63,7 +64,7 @@ export function setupJm({ jobs, openAlbum }) {
       const list = Array.isArray(items) ? items : [];
       results.append(...list.map(card));
       status.textContent = next.describe(results.childElementCount);
-      more.hidden = list.length === 0 || !next.more(next.page);
+      more.hidden = list.length < JM_PAGE_SIZE || !next.more(next.page);
     } catch (error) {
       if (error.name === "AbortError") return;
       if (!append) results.replaceChildren();
