@@ -52,6 +52,9 @@ class Settings(BaseSettings):
     shutdown_grace_seconds: float = Field(5.0, ge=0)
     cleanup_interval_seconds: float = Field(30.0, gt=0)
     job_lease_seconds: float = Field(30.0, gt=0)
+    notify_replay_grace_seconds: float = Field(
+        3.0, ge=0, description="finals a client missed are replayed this long after its socket opens, "
+        "after the finals of the jobs it starts meanwhile (one-frame clients read only their own)")
 
     cors_origins: CsvList = Field(default_factory=lambda: ["*"])
     log_level: str = "warning"

@@ -40,8 +40,14 @@ def joinable(job: Job, now: float) -> bool:
 
 
 def add_client(job: Job, client_id: str | None) -> None:
-    if client_id and client_id not in job.client_ids:
+    if not client_id:
+        return
+    if client_id not in job.client_ids:
         job.client_ids.append(client_id)
+    # When this client last asked for the job: a notification socket tells its new jobs from old ones.
+    job.client_joined_at[client_id] = time.time()
+    if client_id in job.notified:  # asked again: it is owed the final frame again
+        job.notified.remove(client_id)
 
 
 class SqliteJobStore:

@@ -109,6 +109,28 @@ class AlbumInfo:
     chapters: list[dict[str, Any]]
 
 
+def _comment(comment: Any) -> dict[str, Any]:
+    """A jmcomic ``JmAlbumComment`` in the seed's shape; jmcomic already turned the HTML into
+    plain text (``<br>`` became a newline)."""
+
+    def text(value: Any) -> str | None:
+        return None if value is None else str(value)
+
+    return {
+        "comment_id": text(comment.comment_id),
+        "album_id": text(comment.album_id),
+        "user_id": text(comment.user_id),
+        "parent_comment_id": text(comment.parent_comment_id),
+        "content": str(comment.content or ""),
+        "username": text(comment.username),
+        "nickname": text(comment.nickname),
+        "is_spoiler": bool(comment.is_spoiler),
+        "created_at": text(comment.created_at),
+        "likes": comment.likes,
+        "replies": [_comment(reply) for reply in comment.replies],
+    }
+
+
 class JmSource:
     """The JM read API and album downloads; every jmcomic call runs in ``pool``."""
 
@@ -121,6 +143,7 @@ class JmSource:
         self._lists: TtlCache[list[dict[str, str]]] = TtlCache(ttl)
         self._albums: TtlCache[AlbumInfo] = TtlCache(ttl)
         self._covers: TtlCache[bytes] = TtlCache(ttl, max_entries=256)
+        self._comments: TtlCache[dict[str, Any]] = TtlCache(ttl, max_entries=512)
 
     async def client(self) -> Any:
         if self._client is None:
@@ -200,6 +223,24 @@ class JmSource:
                 raise
 
         return await self._covers.get_or_load(album_id, load)
+
+    async def comments(self, album_id: str, page: int) -> dict[str, Any]:
+        """One page of an album's comments (10 top-level comments a page, replies nested)."""
+
+        async def load() -> dict[str, Any]:
+            client = await self.client()
+            result = await self._call(lambda: client.album_pagination(album_id, page=page))
+            return {
+                "aid": album_id,
+                "page": page,
+                "page_size": int(result.page_size),
+                "total": result.total,
+                "page_count": result.page_count,
+                "comment_count": int(result.comment_count),
+                "comments": [_comment(c) for c in result.content],
+            }
+
+        return await self._comments.get_or_load((album_id, page), load)
 
     async def _cover_missing(self, album_id: str) -> bool:
         try:
