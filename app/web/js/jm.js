@@ -9,6 +9,8 @@ const PERIOD_NAMES = { day: "Day", week: "Week", month: "Month", all: "All-time"
 const MAX_SEARCH_PAGE = 100;
 const JM_PAGE_SIZE = 80; // a full page of JM search or ranking results: a shorter one is the last
 
+const albums = (n) => `${n} album${n === 1 ? "" : "s"}`;
+
 export function coverUrl(aid) {
   return `/v1/get/cover/${encodeURIComponent(aid)}`;
 }
@@ -63,6 +65,7 @@ export function setupJm({ jobs, openAlbum }) {
       if (!append) results.replaceChildren();
       const list = Array.isArray(items) ? items : [];
       results.append(...list.map(card));
+      if (!performance.getEntriesByName("jmbooru:first-results").length) performance.mark("jmbooru:first-results");
       status.textContent = next.describe(results.childElementCount);
       more.hidden = list.length < JM_PAGE_SIZE || !next.more(next.page);
     } catch (error) {
@@ -80,7 +83,7 @@ export function setupJm({ jobs, openAlbum }) {
     load({
       page: 1,
       path: (page) => `/v1/rank/${period}${page > 1 ? `?page=${page}` : ""}`,
-      describe: (n) => `${PERIOD_NAMES[period]} ranking: ${n} albums`,
+      describe: (n) => `${PERIOD_NAMES[period]} ranking: ${albums(n)}`,
       more: () => true,
     }, false);
   }
@@ -90,12 +93,17 @@ export function setupJm({ jobs, openAlbum }) {
     load({
       page: 1,
       path: (page) => `/v1/search/${encodeURIComponent(query)}/${page}`,
-      describe: (n) => (n ? `${n} albums for “${query}”` : `No albums found for “${query}”.`),
+      describe: (n) => (n ? `${albums(n)} for “${query}”` : `No albums found for “${query}”.`),
       more: (page) => page < MAX_SEARCH_PAGE,
     }, false);
   }
 
-  for (const button of periodButtons) button.addEventListener("click", () => showRanking(button.dataset.period));
+  for (const button of periodButtons) {
+    button.addEventListener("click", () => {
+      input.value = "";
+      showRanking(button.dataset.period);
+    });
+  }
   form.addEventListener("submit", (event) => {
     event.preventDefault();
     const query = input.value.trim();

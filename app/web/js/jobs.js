@@ -1,4 +1,5 @@
-// This browser's jobs: kept in localStorage, re-read after a reload, followed live over
+// This browser's jobs: kept in localStorage with their last known state, shown at once after a
+// reload and re-read from the server (the ones that can still change first), followed live over
 // /ws/notifications/{client_id}?progress=1. Frames only change the model; the DOM is updated
 // once per animation frame for the jobs that changed, so hundreds of jobs stay cheap.
 
@@ -11,12 +12,16 @@ const MAX_KEPT = 300;
 const ACTIVE = new Set(["queued", "running", "zipping"]);
 const READ_CONCURRENCY = 6;
 
+const FINAL = new Set(["ready", "failed", "cancelled", "expired"]);
+
 const isActive = (job) => ACTIVE.has(job.state);
+// Re-read order after a reload: what may be moving, then archives that may have gone, then the rest.
+const rereadRank = (job) => (job.state === "ready" ? 1 : FINAL.has(job.state) ? 2 : 0);
 
 function newJob(id, label = "") {
   return {
     id, label, title: "", kind: "", state: "loading", done: 0, total: 0, bytes: 0,
-    message: "", error: "", downloadUrl: "", expiresAt: 0, seq: 0,
+    message: "", error: "", downloadUrl: "", expiresAt: 0, seq: 0, savedState: "",
   };
 }
 
@@ -64,15 +69,31 @@ export class JobList {
 
   // --- lifecycle -----------------------------------------------------------------------------
 
-  /** List the stored jobs at once, then re-read each from the server. */
+  /** List the stored jobs at once, as last seen, then re-read each from the server. */
   async load() {
+    const now = Date.now();
     for (const entry of readJson(STORAGE, [])) {
-      if (entry && typeof entry.id === "string" && !this.jobs.has(entry.id)) {
-        this.insert(newJob(entry.id, typeof entry.label === "string" ? entry.label : ""), false);
+      if (!entry || typeof entry.id !== "string" || this.jobs.has(entry.id)) continue;
+      const job = newJob(entry.id, typeof entry.label === "string" ? entry.label : "");
+      if (FINAL.has(entry.state)) {
+        job.state = entry.state;
+        job.done = Number(entry.done) || 0;
+        job.total = Number(entry.total) || 0;
+        job.expiresAt = Number(entry.expires) || 0;
+        job.downloadUrl = entry.state === "ready" ? `/v1/jobs/${encodeURIComponent(entry.id)}/file` : "";
+        if (job.state === "ready" && job.expiresAt && job.expiresAt < now) {
+          job.state = "expired"; // the server has deleted it by now; the re-read confirms
+          job.downloadUrl = "";
+        }
       }
+      job.savedState = job.state;
+      this.insert(job, false);
     }
     this.flush();
-    await this.reread(this.order.slice());
+    performance.mark("jmbooru:jobs-listed");
+    const byRank = this.order.slice().sort((a, b) => rereadRank(this.jobs.get(a)) - rereadRank(this.jobs.get(b)));
+    await this.reread(byRank);
+    performance.mark("jmbooru:jobs-reread");
     if (this.order.length && !this.blocked) this.socket.start();
   }
 
@@ -227,8 +248,15 @@ export class JobList {
     }
   }
 
+  /** Remember the jobs, with the final state of those that have one (progress is not stored). */
   save() {
-    writeJson(STORAGE, this.order.map((id) => ({ id, label: this.jobs.get(id).label })));
+    writeJson(STORAGE, this.order.map((id) => {
+      const job = this.jobs.get(id);
+      const entry = { id, label: job.label };
+      if (FINAL.has(job.state)) Object.assign(entry, { state: job.state, done: job.done, total: job.total });
+      if (job.state === "ready" && job.expiresAt) entry.expires = job.expiresAt;
+      return entry;
+    }));
   }
 
   createView(id) {
@@ -259,8 +287,17 @@ export class JobList {
   flush() {
     this.scheduled = false;
     const now = Date.now();
-    for (const id of this.dirty) this.render(this.jobs.get(id), this.views.get(id), now);
+    let settled = false;
+    for (const id of this.dirty) {
+      const job = this.jobs.get(id);
+      if (job && job.savedState !== job.state && (FINAL.has(job.state) || FINAL.has(job.savedState))) {
+        job.savedState = job.state;
+        settled = true;
+      }
+      this.render(job, this.views.get(id), now);
+    }
     this.dirty.clear();
+    if (settled) this.save();
     this.updateSummary();
   }
 

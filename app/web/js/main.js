@@ -102,3 +102,4 @@ checkHealth();
 setInterval(checkHealth, HEALTH_EVERY_MS);
 jobs.load();
 document.documentElement.dataset.ready = "true";
+performance.mark("jmbooru:interactive"); // read by bench/bench_web.py, shown in DevTools
