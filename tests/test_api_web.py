@@ -48,6 +48,7 @@ async def test_page_is_served_at_the_root_with_its_controls(web: httpx.AsyncClie
         assert f'aria-label="{name}"' in page.text
     assert "default-src 'self'" in page.headers["content-security-policy"]
     assert outside_addresses(page.text) == []
+    assert (await web.head("/")).status_code == 200  # uptime monitors ask with HEAD
     script = await web.get("/web/js/main.js")
     assert script.status_code == 200 and "javascript" in script.headers["content-type"]
     assert script.headers["cache-control"] == "no-cache"

@@ -7,13 +7,13 @@ and that the page logged no error.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Locator, Page, expect
+from playwright.sync_api import Browser, BrowserContext, Locator, Page, WebSocketRoute, expect
 
 from tests.browser import PageWatch, chromium, saved_zip, wait_until
 from tests.conftest import LiveServer, make_settings
@@ -28,6 +28,8 @@ EXTRA_ALBUMS = [
     FakeAlbum.single("100104", TRICKY_TITLE, 2),
     FakeAlbum.single("100105", "Away Album", 4),
     FakeAlbum.single("100106", "Phone Album", 2),
+    FakeAlbum.single("100107", "Broken Album", 2),
+    FakeAlbum.single("100108", "Reconnect Album", 12),
 ]
 
 
@@ -74,12 +76,14 @@ class Ui:
     context: BrowserContext
     watches: list[PageWatch] = field(default_factory=list)
 
-    def open(self) -> Page:
+    def open(self, prepare: Callable[[Page], None] | None = None) -> Page:
         page = self.context.new_page()
         watch = PageWatch(page, self.server.url)
         for prefix in missing_routes(self.server):
             watch.allow_failure(404, prefix)
         self.watches.append(watch)
+        if prepare is not None:
+            prepare(page)
         page.goto("/")
         expect(page.locator("html[data-ready]")).to_have_count(1)
         return page
@@ -114,6 +118,8 @@ def state_of(item: Locator) -> Locator:
 
 def test_rankings_and_search_show_the_doubles_titles(ui: Ui, server: LiveServer) -> None:
     page = ui.open()
+    expect(page.get_by_role("status").filter(has_text="Server")).to_have_text(
+        re.compile(r"^Server ok · v\d+\.\d+\.\d+ · embedded · \d+ ms$"))
     albums = page.get_by_role("list", name="Albums")
     for period in ("Week", "All"):
         page.get_by_role("button", name=period, exact=True).click()
@@ -220,6 +226,38 @@ def test_cancel_stops_a_running_download(ui: Ui, jm: JmDouble, server: LiveServe
     expect(item.get_by_role("link", name="Save")).to_have_count(0)
     job_id = page.evaluate("JSON.parse(localStorage.getItem('jmbooru.jobs'))[0].id")
     assert httpx.get(f"{server.url}/v1/jobs/{job_id}").json()["state"] == "cancelled"
+
+
+def test_a_failed_download_shows_its_reason(ui: Ui, jm: JmDouble) -> None:
+    jm.fail("/media/photos/100107/", status=503)
+    page = ui.open()
+    search(page, "100107").get_by_role("button", name="Download Broken Album").click()
+    item = ui.job(page, "Broken Album")
+    expect(state_of(item)).to_have_text("failed", timeout=15_000)
+    expect(item.locator(".job-message")).to_contain_text("could not be downloaded from JM")
+    expect(item.get_by_role("link", name="Save")).to_have_count(0)
+    expect(item.get_by_role("button", name="Remove")).to_be_visible()
+
+
+def test_the_live_socket_reconnects_after_a_drop(ui: Ui, jm: JmDouble) -> None:
+    sockets: list[WebSocketRoute] = []
+
+    def follow(ws: WebSocketRoute) -> None:
+        ws.connect_to_server()
+        sockets.append(ws)
+
+    jm.set_latency(0.25, "/media/photos/100108/")
+    page = ui.open(lambda p: p.route_web_socket("**/ws/notifications/**", follow))
+    search(page, "100108").get_by_role("button", name="Download Reconnect Album").click()
+    live = page.locator("#socket-state")
+    expect(live).to_have_attribute("data-state", "live")
+    expect(state_of(ui.job(page, "Reconnect Album"))).to_have_text("running", timeout=10_000)
+    sockets[0].close(code=1012, reason="restarting")  # as when the server restarts
+    expect(live).not_to_have_attribute("data-state", "live")
+    expect(live).to_have_attribute("data-state", "live", timeout=5_000)
+    assert len(sockets) == 2
+    expect(state_of(ui.job(page, "Reconnect Album"))).to_have_text("ready", timeout=15_000)
+    expect(ui.job(page, "Reconnect Album")).to_contain_text("12 / 12 files")
 
 
 def test_jobs_are_listed_again_after_a_reload_and_after_finishing_while_away(

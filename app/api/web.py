@@ -47,7 +47,7 @@ class _RevalidatedStaticFiles(StaticFiles):
         return response
 
 
-@router.get("/")
+@router.api_route("/", methods=["GET", "HEAD"])
 async def index() -> FileResponse:
     """The web page."""
     return FileResponse(WEB_DIR / "index.html", media_type="text/html",

@@ -3,10 +3,8 @@
 
 import { api } from "./api.js";
 import { albumChoices } from "./choices.js";
-import { fill, formatCount, h } from "./dom.js";
+import { $, fill, formatCount, h } from "./dom.js";
 import { coverUrl, downloadAlbum } from "./jm.js";
-
-const $ = (id) => document.getElementById(id);
 
 function commentItem(comment) {
   const who = String(comment.nickname || comment.username || "someone");

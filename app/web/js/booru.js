@@ -1,10 +1,9 @@
 // Booru: pick a site, preview the posts for some tags, download a captioned dataset.
 
 import { api, clientId } from "./api.js";
-import { fill, formatCount, h } from "./dom.js";
+import { $, fill, formatCount, h } from "./dom.js";
 import { showNotice } from "./notice.js";
 
-const $ = (id) => document.getElementById(id);
 const PAGE_SIZE = 40;
 const FALLBACK_SITES = [{ site: "gelbooru", name: "Gelbooru", credentials: "required", configured: true }];
 

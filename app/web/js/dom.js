@@ -25,6 +25,9 @@ function append(node, children) {
   }
 }
 
+/** The element with this id. */
+export const $ = (id) => document.getElementById(id);
+
 /** Replace an element's children (text stays text). */
 export function fill(node, ...children) {
   node.replaceChildren();

@@ -3,12 +3,11 @@
 import { api, apiKey, clientId, events, setApiKey, unauthorizedMessage } from "./api.js";
 import { setupAlbum } from "./album.js";
 import { setupBooru } from "./booru.js";
-import { setText } from "./dom.js";
+import { $, setText } from "./dom.js";
 import { setupJm } from "./jm.js";
 import { JobList } from "./jobs.js";
 import { hideNotice, showNotice } from "./notice.js";
 
-const $ = (id) => document.getElementById(id);
 const HEALTH_EVERY_MS = 60_000;
 
 // --- settings ------------------------------------------------------------------------------------
