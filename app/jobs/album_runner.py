@@ -7,6 +7,7 @@ import concurrent.futures
 import logging
 import os
 import threading
+import time
 from pathlib import Path
 from typing import Any, Literal
 
@@ -15,7 +16,7 @@ from jmcomic import DownloadControl, JmDownloader
 
 from app.blocking import BlockingPool
 from app.config import Settings
-from app.errors import UpstreamError
+from app.errors import DiskFull, UpstreamError, UpstreamRateLimited
 from app.jobs.progress import ProgressTracker
 from app.jobs.runner import RunContext, RunOutput
 from app.sources.jm import build_option, translate_error
@@ -26,6 +27,7 @@ log = logging.getLogger("jmbooru.jm")
 Layout = Literal["flat", "chapters"]
 LAYOUTS: tuple[Layout, ...] = ("flat", "chapters")
 COVER_NAME = "cover.jpg"
+MAX_ATTEMPTS = 3  # one download and up to two more after JM said Retry-After
 
 
 class _Pages:
@@ -35,7 +37,7 @@ class _Pages:
         self.lock = threading.Lock()
         self.title = ""
         self.chapters: list[tuple[str, str]] = []  # (photo_id, title) in reading order
-        self.files: dict[str, list[tuple[int, Path]]] = {}  # photo_id -> [(page index, path)]
+        self.files: dict[str, dict[int, Path]] = {}  # photo_id -> {page index: path}
         self.cover: concurrent.futures.Future[Path | None] | None = None
 
 
@@ -55,8 +57,11 @@ def _downloader_class(progress: ProgressTracker, pages: _Pages, pool: BlockingPo
             super().after_image(image, img_save_path)
             path = Path(img_save_path)
             with pages.lock:
-                pages.files.setdefault(str(image.from_photo.photo_id), []).append((int(image.index), path))
-            progress.update(done=1, nbytes=os.path.getsize(path))
+                chapter = pages.files.setdefault(str(image.from_photo.photo_id), {})
+                seen = int(image.index) in chapter  # kept from an earlier attempt (after a Retry-After)
+                chapter[int(image.index)] = path
+            if not seen:
+                progress.update(done=1, nbytes=os.path.getsize(path))
 
     return ReportingDownloader
 
@@ -77,6 +82,33 @@ class AlbumRunner:
         self.settings = settings
         self.pool = pool
 
+    async def _download(self, album_id: str, download: Any, control: DownloadControl, pages: _Pages,
+                        ctx: RunContext) -> None:
+        future = asyncio.ensure_future(self.pool.run(download))
+        try:
+            await asyncio.shield(future)
+        except asyncio.CancelledError:
+            # Stop jmcomic's threads cooperatively, and let them finish before the folder goes.
+            control.cancel("job cancelled")
+            await asyncio.gather(future, _settled(pages.cover), return_exceptions=True)
+            raise
+        except jmcomic.PartialDownloadFailedException as exc:
+            await _settled(pages.cover)
+            error = translate_error(exc)
+            if isinstance(error, DiskFull | UpstreamRateLimited):
+                raise error from exc
+            done = sum(len(v) for v in pages.files.values())
+            raise UpstreamError(
+                f"Some pages of album {album_id} could not be downloaded from JM after retries "
+                f"({done} of {ctx.progress.snapshot().total} arrived): {error.detail}"
+            ) from exc
+        except jmcomic.DownloadCancelledException:
+            await _settled(pages.cover)
+            raise asyncio.CancelledError() from None
+        except Exception as exc:
+            await _settled(pages.cover)
+            raise translate_error(exc) from exc
+
     async def run(self, ctx: RunContext) -> RunOutput:
         album_id = str(ctx.job.params["album_id"])
         layout: Layout = ctx.job.params.get("layout") or "flat"
@@ -88,27 +120,20 @@ class AlbumRunner:
         def download() -> None:
             jmcomic.download_album(album_id, option, downloader=downloader, control=control)
 
-        future = asyncio.ensure_future(self.pool.run(download))
-        try:
-            await asyncio.shield(future)
-        except asyncio.CancelledError:
-            # Stop jmcomic's threads cooperatively, and let them finish before the folder goes.
-            control.cancel("job cancelled")
-            await asyncio.gather(future, _settled(pages.cover), return_exceptions=True)
-            raise
-        except jmcomic.PartialDownloadFailedException as exc:
-            await _settled(pages.cover)
-            done = sum(len(v) for v in pages.files.values())
-            raise UpstreamError(
-                f"Some pages of album {album_id} could not be downloaded from JM after retries "
-                f"({done} of {ctx.progress.snapshot().total} arrived). Try again later."
-            ) from exc
-        except jmcomic.DownloadCancelledException:
-            await _settled(pages.cover)
-            raise asyncio.CancelledError() from None
-        except Exception as exc:
-            await _settled(pages.cover)
-            raise translate_error(exc) from exc
+        for attempt in range(1, MAX_ATTEMPTS + 1):
+            try:
+                await self._download(album_id, download, control, pages, ctx)
+                break
+            except UpstreamRateLimited as exc:
+                # JM asked us to wait: wait (within bounds, saying so), then go on where we were.
+                wait = exc.retry_after
+                if attempt == MAX_ATTEMPTS or wait is None or wait > self.settings.upstream_max_retry_after_seconds:
+                    raise
+                resume = time.strftime("%H:%M:%S", time.localtime(time.time() + wait))
+                ctx.progress.update(message=f"JM is rate-limiting this server; retrying at {resume}.")
+                log.info("album rate limited album_id=%s wait=%.0f", album_id, wait)
+                await asyncio.sleep(wait)
+                ctx.progress.update(message="Downloading.")
 
         cover = await _settled(pages.cover)
         return album_output(album_id, pages.title, pages.chapters, pages.files, cover, layout)
@@ -124,7 +149,7 @@ async def _settled(future: concurrent.futures.Future[Path | None] | None) -> Pat
 
 
 def album_output(album_id: str, title: str, chapters: list[tuple[str, str]],
-                 files: dict[str, list[tuple[int, Path]]], cover: Path | None, layout: Layout) -> RunOutput:
+                 files: dict[str, dict[int, Path]], cover: Path | None, layout: Layout) -> RunOutput:
     """The archive entries in reading order.
 
     ``flat`` is the seed's layout, which real clients read: every page at the top level, numbered
@@ -137,7 +162,7 @@ def album_output(album_id: str, title: str, chapters: list[tuple[str, str]],
     number = 0
     for chapter_number, (photo_id, chapter_title) in enumerate(chapters, start=1):
         folder = f"{chapter_number:0{width}d} {safe_component(chapter_title, fallback=photo_id, max_length=80)}"
-        for index, path in sorted(files.get(photo_id, [])):
+        for index, path in sorted(files.get(photo_id, {}).items()):
             number += 1
             if layout == "chapters":
                 entries.append((f"{folder}/{index:05d}{path.suffix}", path))

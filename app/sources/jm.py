@@ -9,14 +9,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import jmcomic
-from curl_cffi.requests import exceptions as curl_errors
 from jmcomic import JmcomicText, JmMagicConstants, JmModuleConfig, JmOption
 
 from app.blocking import BlockingPool
 from app.cache import TtlCache
 from app.config import Settings
-from app.errors import AppError, NotFound, UpstreamError, UpstreamTimeout, UpstreamUnavailable
+from app.errors import AppError, NotFound, UpstreamError
+from app.sources.jm_errors import translate_error
 
 log = logging.getLogger("jmbooru.jm")
 
@@ -66,29 +65,6 @@ def build_option(settings: Settings, base_dir: Path | None = None, *, image_thre
                 "postman": {"type": "curl_cffi", "meta_data": meta},
             },
         }
-    )
-
-
-def translate_error(exc: BaseException, *, what: str = "JM") -> AppError:
-    """Turn a jmcomic or transport exception into a sentence a user can act on (details are logged)."""
-    if isinstance(exc, AppError):
-        return exc
-    if isinstance(exc, jmcomic.MissingAlbumPhotoException):
-        return NotFound("This JM album does not exist, or it can only be seen by logged-in users.")
-    causes: list[BaseException] = [exc]
-    if isinstance(exc, jmcomic.RequestRetryAllFailException):
-        causes = [item.get("error") for item in exc.errors if item.get("error") is not None] or causes
-    log.warning("jm upstream failure: %s: %s", type(exc).__name__, str(exc)[:500])
-    if all(isinstance(c, curl_errors.Timeout) for c in causes):
-        return UpstreamTimeout(f"{what} did not answer in time. Try again later.")
-    if all(isinstance(c, curl_errors.RequestException | OSError) for c in causes):
-        return UpstreamUnavailable(
-            f"{what} is unreachable right now (every configured domain failed). "
-            "Try again later or set JMBOORU_JM_API_DOMAINS / JMBOORU_JM_IMAGE_DOMAINS to working domains."
-        )
-    return UpstreamError(
-        f"{what} answered with something unusable (blocked, a Cloudflare page, or an error). "
-        "Cloud and CI addresses are often refused; try again later or from another network."
     )
 
 
