@@ -6,6 +6,7 @@ and that the page logged no error.
 
 from __future__ import annotations
 
+import copy
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -187,6 +188,34 @@ def test_album_view_has_tags_authors_chapters_and_comments(ui: Ui) -> None:
     expect(dialog).to_be_hidden()
     expect(page.get_by_role("searchbox", name="Search JM")).to_have_value("Kim")
     expect(page.get_by_role("list", name="Albums").locator(".card-title")).to_have_text(["Scrambled Two Chapters"])
+
+
+def test_format_choices_follow_what_the_servers_openapi_document_offers(ui: Ui, server: LiveServer) -> None:
+    schema = copy.deepcopy(server.app.openapi())  # the server's own copy stays as it is
+    body = schema["components"]["schemas"]["AlbumDownloadRequest"]["properties"]
+    page = ui.open()
+    page.get_by_role("button", name="Plain Album", exact=True).click()
+    dialog = page.get_by_role("dialog")
+    format_ = dialog.get_by_role("combobox", name="Format")
+    if "format" not in body:  # until the server makes CBZ and PDF, the page offers zip only
+        expect(format_.locator("option:disabled")).to_have_text(["cbz", "pdf"])
+        expect(dialog).to_contain_text("This server makes zip archives only.")
+
+    # A server that documents the formats gets them offered, and asked for.
+    body = {**body, "format": {"type": "string", "enum": ["zip", "cbz", "pdf"], "default": "zip"}}
+    schema["components"]["schemas"]["AlbumDownloadRequest"]["properties"] = body
+    page = ui.open(lambda p: p.route("**/openapi.json", lambda route: route.fulfill(json=schema)))
+    ui.watches[-1].allow_failure(422, "/v1/download/album/")  # this server may not know the key
+    page.get_by_role("button", name="Plain Album", exact=True).click()
+    dialog = page.get_by_role("dialog")
+    format_ = dialog.get_by_role("combobox", name="Format")
+    expect(format_.locator("option:disabled")).to_have_count(0)
+    format_.select_option("cbz")
+    expect(dialog.get_by_role("combobox", name="Layout")).to_be_disabled()  # layouts are for zips
+    with page.expect_request(re.compile(r"/v1/download/album/100001$")) as request:
+        dialog.get_by_role("button", name="Download album").click()
+    assert request.value.post_data_json == {"client_id": page.evaluate("localStorage.getItem('jmbooru.clientId')"),
+                                            "format": "cbz"}
 
 
 def test_download_shows_live_progress_then_save_gives_the_album(ui: Ui, jm: JmDouble) -> None:
