@@ -4,12 +4,12 @@
 // once per animation frame for the jobs that changed, so hundreds of jobs stay cheap.
 
 import { api, clientId, eachLimited, events, readJson, withKey, writeJson } from "./api.js";
-import { formatBytes, formatDuration, h, setText } from "./dom.js";
+import { setText } from "./dom.js";
+import { ACTIVE, createJobView, renderJob } from "./jobview.js";
 import { NotificationSocket } from "./socket.js";
 
 const STORAGE = "jmbooru.jobs";
 const MAX_KEPT = 300;
-const ACTIVE = new Set(["queued", "running", "zipping"]);
 const READ_CONCURRENCY = 6;
 
 const FINAL = new Set(["ready", "failed", "cancelled", "expired"]);
@@ -218,7 +218,7 @@ export class JobList {
 
   insert(job, first) {
     this.jobs.set(job.id, job);
-    const view = this.createView(job.id);
+    const view = createJobView({ onCancel: () => this.cancel(job.id), onRemove: () => this.remove(job.id) });
     this.views.set(job.id, view);
     if (first) {
       this.order.unshift(job.id);
@@ -259,23 +259,6 @@ export class JobList {
     }));
   }
 
-  createView(id) {
-    const title = h("span", { class: "job-title" });
-    const state = h("span", { class: "job-state" });
-    const progress = h("progress", { "aria-label": "Progress", max: "1", value: "0" });
-    const meta = h("span", { class: "job-meta" });
-    const message = h("p", { class: "job-message", hidden: true });
-    const cancel = h("button", { type: "button", class: "small", onclick: () => this.cancel(id) }, "Cancel");
-    const save = h("a", { class: "button small primary", download: "", hidden: true }, "Save");
-    const remove = h("button", { type: "button", class: "small quiet", onclick: () => this.remove(id) }, "Remove");
-    const item = h("li", { class: "job" },
-      h("div", { class: "job-head" }, title, state),
-      progress,
-      h("div", { class: "job-foot" }, meta, h("span", { class: "job-actions" }, cancel, save, remove)),
-      message);
-    return { item, title, state, progress, meta, message, cancel, save, remove };
-  }
-
   touch(id) {
     this.dirty.add(id);
     if (!this.scheduled) {
@@ -294,56 +277,11 @@ export class JobList {
         job.savedState = job.state;
         settled = true;
       }
-      this.render(job, this.views.get(id), now);
+      if (job) renderJob(job, this.views.get(id), now);
     }
     this.dirty.clear();
     if (settled) this.save();
     this.updateSummary();
-  }
-
-  render(job, view, now) {
-    if (!job || !view) return;
-    const active = isActive(job);
-    view.item.dataset.state = job.state;
-    setText(view.title, job.label || job.title || job.id);
-    setText(view.state, job.state === "loading" ? "…" : job.state);
-
-    const { progress } = view;
-    if (job.total > 0) {
-      progress.max = job.total;
-      progress.value = Math.min(job.done, job.total);
-    } else if (job.state === "running" || job.state === "zipping") {
-      progress.removeAttribute("value"); // indeterminate until the total is known
-    } else {
-      progress.max = 1;
-      progress.value = job.state === "ready" ? 1 : 0;
-    }
-
-    const parts = [];
-    if (job.total > 0) parts.push(`${job.done} / ${job.total} files`);
-    if (job.bytes > 0) parts.push(formatBytes(job.bytes));
-    if (job.state === "ready" && job.expiresAt) {
-      const left = job.expiresAt - now;
-      parts.push(left > 0 ? `expires in ${formatDuration(left)}` : "expiring now");
-    }
-    setText(view.meta, parts.join(" · "));
-
-    const problem = job.state === "failed" || job.state === "cancelled" || job.state === "expired"
-      || job.state === "unknown";
-    const text = problem ? (job.message || job.error) : (job.error && job.state !== "ready" ? job.error : "");
-    setText(view.message, text);
-    view.message.hidden = !text;
-
-    view.cancel.hidden = !active;
-    view.remove.hidden = active;
-    const ready = job.state === "ready" && job.downloadUrl;
-    view.save.hidden = !ready;
-    if (ready) {
-      const href = withKey(job.downloadUrl);
-      if (view.save.getAttribute("href") !== href) view.save.setAttribute("href", href);
-    } else if (view.save.hasAttribute("href")) {
-      view.save.removeAttribute("href");
-    }
   }
 
   updateSummary() {
