@@ -9,7 +9,7 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from app import __version__, logs, metrics, serving
-from app.api import booru, downloads, jobs, system, ws
+from app.api import booru, downloads, jobs, system, web, ws
 from app.api import jm as jm_api
 from app.api import metrics as metrics_api
 from app.api.errors import install_error_handlers
@@ -46,6 +46,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version=__version__,
         summary="Self-hosted downloads of JM comics and Gelbooru datasets, as jobs with WebSocket progress.",
         lifespan=lifespan,
+        docs_url=None,  # /docs and /redoc are served by app.api.web, with their assets from the package
+        redoc_url=None,
     )
     app.state.settings = settings
     install_error_handlers(app)
@@ -64,6 +66,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(metrics.RequestMetrics)
     for module in (system, metrics_api, jm_api, booru, downloads, jobs, ws):
         app.include_router(module.router)
+    web.install(app)
     return app
 
 
