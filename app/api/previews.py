@@ -19,6 +19,7 @@ import httpx
 from fastapi import APIRouter, FastAPI, Query, Request, Response
 
 from app import __version__
+from app.api.schemas import UPSTREAM, errors
 from app.config import Settings
 from app.errors import BadRequest, NotFound, UpstreamError, UpstreamTimeout, UpstreamUnavailable
 
@@ -86,7 +87,11 @@ def allowed_image_url(settings: Settings, site: str, url: str) -> bool:
 @router.get(
     "/v1/booru/{site}/preview",
     response_class=Response,
-    responses={200: {"content": {t: {} for t in sorted(IMAGE_TYPES)}}},
+    responses={
+        200: {"content": {t: {"schema": {"type": "string", "format": "binary"}} for t in sorted(IMAGE_TYPES)},
+              "description": "The thumbnail."},
+        **errors(400, 404, 422, *UPSTREAM),
+    },
 )
 async def preview(
     request: Request,

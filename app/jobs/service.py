@@ -151,7 +151,8 @@ class JobService:
         return job
 
     async def finish(self, job_id: str, state: JobState, event: str, *, error: str = "",
-                     counters: Counters | None = None, patience: float = 0.0, **changes: Any) -> Job | None:
+                     counters: Counters | None = None, patience: float = 0.0,
+                     only_from: JobState | None = None, **changes: Any) -> Job | None:
         """End a job with its final frame. With ``patience``, a store that is away (Redis
         restarting) is waited for that long, so a finished download is not thrown away."""
         now = time.time()
@@ -161,6 +162,8 @@ class JobService:
             # A final state is final; only a ready archive may still expire.
             if job.state.final and not (job.state == JobState.READY and state == JobState.EXPIRED):
                 raise Skip
+            if only_from is not None and job.state != only_from:
+                raise Skip  # it moved on meanwhile (a runner claimed it)
             job.state = state
             job.error = error
             job.message = message or error or job.message
@@ -374,8 +377,10 @@ class JobService:
         """Cancel a queued or running job, or delete a finished job's archive."""
         job = await self.get(job_id)
         if job.state == JobState.QUEUED:
-            # Atomic: a runner that picks it up afterwards finds it cancelled and leaves it.
-            await self.finish(job_id, JobState.CANCELLED, "cancelled", message=CANCELLED_MESSAGE)
+            # Atomic: a runner that picks it up afterwards finds it cancelled and leaves it; one that
+            # claimed it a moment ago is stopped below.
+            await self.finish(job_id, JobState.CANCELLED, "cancelled", message=CANCELLED_MESSAGE,
+                              only_from=JobState.QUEUED)
             job = await self.get(job_id)
         if job.state.active:
             if not await self.queue.cancel(job_id) or not await self._wait_final(job_id, timeout=10.0):
