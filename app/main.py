@@ -32,7 +32,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         _configure_logging(settings.log_level)
         engine = Engine(settings)
         app.state.jm = engine.jm
-        app.state.gelbooru = engine.gelbooru
+        app.state.booru = engine.booru
         app.state.jobs = engine.jobs
         await engine.start()
         try:

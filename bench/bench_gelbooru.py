@@ -62,45 +62,11 @@ TARGET_EFFICIENCY = 0.85
 # --------------------------------------------------------------------------------------------
 
 
-def _xml_posts(doc: dict[str, Any]) -> bytes:
-    """The ``dapi`` post list as Gelbooru serves it without ``json=1``: ``<posts><post a=".."/>``."""
-    from xml.sax.saxutils import quoteattr
-
-    attrs = doc.get("@attributes", {})
-    posts = doc.get("post") or []
-    if isinstance(posts, dict):
-        posts = [posts]
-    lines = ['<?xml version="1.0" encoding="UTF-8"?>',
-             f'<posts count={quoteattr(str(attrs.get("count", 0)))} offset={quoteattr(str(attrs.get("offset", 0)))}>']
-    for post in posts:
-        lines.append("<post " + " ".join(f"{k}={quoteattr(str(v))}" for k, v in post.items()) + "/>")
-    lines.append("</posts>")
-    return "\n".join(lines).encode()
-
-
 def serve_double(images: int, kb: int, latency: float) -> None:
     from tests.fakes.gelbooru import GelbooruDouble, make_posts
 
-    class XmlAwareDouble(GelbooruDouble):
-        """Answers post lists as XML when ``json=1`` is absent (Gelbooru's default), for gallery-dl."""
-
-        def _api(self, h: Any, kind: str, query: dict[str, list[str]]) -> None:
-            if "json" in query or kind != "post":
-                super()._api(h, kind, query)
-                return
-
-            class AsXml:
-                def send(self, status: int, body: bytes, ctype: str = "application/json",
-                         headers: dict[str, str] | None = None) -> None:
-                    if status == 200 and ctype == "application/json":
-                        body, ctype = _xml_posts(json.loads(body)), "text/xml; charset=utf-8"
-                    h.send(status, body, ctype, headers)
-
-            as_xml: Any = AsXml()
-            super()._api(as_xml, kind, query)
-
     posts = make_posts(images, image_bytes=kb * 1000)
-    double = XmlAwareDouble(posts, API_KEY, USER_ID).start()
+    double = GelbooruDouble(posts, API_KEY, USER_ID).start()  # answers XML without json=1, as Gelbooru does
     sizes = [len(p["_data"]) for p in posts]
     print(f"READY {double.base_url} {statistics.mean(sizes):.0f}", flush=True)
     for line in sys.stdin:
@@ -208,8 +174,8 @@ def create_cost(folder: Path, files: int = 200) -> float:
 
 async def jmbooru_run(base_url: str, out: Path, images: int, workers: int, rate: float,
                       download: Any = None) -> dict[str, float]:
+    from app.sources.booru.registry import build_site
     from app.sources.dataset import DatasetProgress, download_dataset
-    from app.sources.gelbooru import GelbooruClient
 
     download = download or download_dataset
     listed: list[float] = []
@@ -218,10 +184,13 @@ async def jmbooru_run(base_url: str, out: Path, images: int, workers: int, rate:
         if p.done == 0 and not listed:  # called once the posts are selected, before any image
             listed.append(time.perf_counter())
 
-    async with GelbooruClient(base_url, API_KEY, USER_ID, rate=rate) as client:
+    client = build_site("gelbooru", url=base_url, api_key=API_KEY, user_id=USER_ID, rate=rate)
+    try:
         sys0, cpu0, t0 = sys_seconds(), cpu_seconds(), time.perf_counter()
         result = await download(client, TAGS, out, max_images=images, workers=workers, on_progress=on_progress)
         t1, cpu1, sys1 = time.perf_counter(), cpu_seconds(), sys_seconds()
+    finally:
+        await client.aclose()
     if result.downloaded != images or result.failed:
         raise RuntimeError(f"jmbooru run incomplete: {result.summary()}")
     files = sum(1 for p in out.iterdir() if not p.name.endswith(".txt"))
@@ -231,21 +200,24 @@ async def jmbooru_run(base_url: str, out: Path, images: int, workers: int, rate:
 
 
 async def image_urls(base_url: str, images: int) -> list[str]:
-    from app.sources.gelbooru import GelbooruClient
+    from app.sources.booru.registry import build_site
 
-    async with GelbooruClient(base_url, API_KEY, USER_ID, rate=1000) as client:
-        urls: list[str] = []
-        for page in range(math.ceil(images / PAGE)):
-            urls += [p.file_url for p in (await client.search_posts(TAGS, page=page)).posts]
+    client = build_site("gelbooru", url=base_url, api_key=API_KEY, user_id=USER_ID, rate=1000)
+    urls: list[str] = []
+    for page in range(math.ceil(images / PAGE)):
+        urls += [p.file_url for p in (await client.search_posts(TAGS, page=page + 1, limit=PAGE)).posts]
+    await client.aclose()
     return urls[:images]
 
 
 async def httpx_run(base_url: str, urls: list[str], workers: int) -> dict[str, float]:
     """The images only, through jmbooru's own httpx.AsyncClient set-up, read and discarded."""
-    from app.sources.gelbooru import GelbooruClient
+    from app.sources.booru.gelbooru import GelbooruSite
+    from app.sources.booru.registry import build_site
 
-    async with GelbooruClient(base_url, API_KEY, USER_ID) as client:
-        http = client._http
+    client = build_site("gelbooru", url=base_url, api_key=API_KEY, user_id=USER_ID)
+    assert isinstance(client, GelbooruSite)
+    async with client.http._http as http:
         todo = iter(urls)
 
         async def worker() -> None:
@@ -431,7 +403,7 @@ def report(args: argparse.Namespace, m: dict[str, str], mean_bytes: float, res: 
         f"{mb:.1f} MB in all) and `latency = {lat}` s before every response (API and image). "
         f"jmbooru: `download_dataset(client, \"{TAGS}\", fresh_dir, max_images={n}, workers={w})` with "
         "default caption options (an image and a `.txt` caption per post, md5 verified, temporary file "
-        "then rename), a new `GelbooruClient` per run; wall time and the downloader process's CPU "
+        "then rename), a new Gelbooru site object per run; wall time and the downloader process's CPU "
         "(user+sys of all its threads, `getrusage`) are taken around that call only. The listing phase ends "
         "at `on_progress(done=0)`, which `download_dataset` calls once the first page of posts is selected. "
         f"{len(jm)} runs after one warm-up; variants are interleaved run by run so that the machine's "

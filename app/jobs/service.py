@@ -185,6 +185,8 @@ class JobService:
                 j.done, j.total, j.bytes = c.done, c.total, c.bytes
                 if c.title:
                     j.title = c.title
+                if c.message:
+                    j.message = c.message
 
             await self.emit(job_id, "progress", mutate)
 

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
@@ -17,15 +18,16 @@ from app.jobs.runner import Runner
 from app.jobs.service import JobService
 from app.jobs.store import SqliteJobStore
 from app.sources import jm as jm_source
-from app.sources.gelbooru import GelbooruClient
+from app.sources.booru.base import BooruSite
+from app.sources.booru.registry import build_sites
 from app.storage import Storage
 
 if TYPE_CHECKING:  # taskiq is only imported in scale-out mode
     from taskiq import AsyncBroker
 
 
-def build_runners(settings: Settings, jm_pool: BlockingPool, booru_clients: dict[str, Any]) -> dict[str, Runner]:
-    return {"album": AlbumRunner(settings, jm_pool), "booru": BooruRunner(settings, booru_clients)}
+def build_runners(settings: Settings, jm_pool: BlockingPool, booru_sites: Mapping[str, BooruSite]) -> dict[str, Runner]:
+    return {"album": AlbumRunner(settings, jm_pool), "booru": BooruRunner(settings, booru_sites)}
 
 
 class Engine:
@@ -40,9 +42,9 @@ class Engine:
         self.storage = Storage(settings.data_path)
         self.jm_pool = BlockingPool(settings.jm_threads, "jm")
         self.files_pool = BlockingPool(2, "files")
-        self.gelbooru = GelbooruClient.from_settings(settings)
+        self.booru = build_sites(settings)
         self.jm = jm_source.JmSource(settings, self.jm_pool)
-        runners = build_runners(settings, self.jm_pool, {"gelbooru": self.gelbooru})
+        runners = build_runners(settings, self.jm_pool, self.booru)
         if settings.redis_url:
             from app.jobs.redis_backend import build_redis_service
 
@@ -63,6 +65,7 @@ class Engine:
         if self._scheduler is not None:
             self._scheduler.shutdown(wait=False)
         await self.jobs.stop()
-        await self.gelbooru.aclose()
+        for site in self.booru.values():
+            await site.aclose()
         self.jm_pool.shutdown(wait=False)
         self.files_pool.shutdown(wait=False)
