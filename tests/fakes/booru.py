@@ -236,10 +236,11 @@ class BooruDouble:
 
     # --- faults and counters ---
 
-    def fail_next(self, n: int = 1, status: int = 500, kind: str = "api", headers: dict[str, str] | None = None) -> None:
-        """The next ``n`` requests of ``kind`` (post, tag, api = both, image, any) answer ``status``."""
+    def fail_next(self, n: int = 1, status: int = 500, kind: str = "api", headers: dict[str, str] | None = None,
+                  body: bytes = b"server error") -> None:
+        """The next ``n`` requests of ``kind`` (post, tag, api = both, image, any) answer ``status`` and ``body``."""
         with self._lock:
-            self._faults.setdefault(kind, deque()).extend([(status, headers or {}, b"server error")] * n)
+            self._faults.setdefault(kind, deque()).extend([(status, headers or {}, body)] * n)
 
     def rate_limit_next(self, n: int = 1, retry_after: float = 1, kind: str = "api") -> None:
         with self._lock:

@@ -39,8 +39,8 @@ class GelbooruV02Site(GelbooruSite):
         return post
 
     def parse_page(self, data: Any) -> PostPage:
-        if isinstance(data, dict) and ("post" in data or "@attributes" in data):
-            return super().parse_page(data)  # a newer instance that answers with Gelbooru's envelope
+        if isinstance(data, dict):  # a newer instance with Gelbooru's envelope; {} for an empty body
+            return super().parse_page(data) if "post" in data or "@attributes" in data else PostPage(None, [])
         posts = [self.parse_post(p) for p in as_list(data) if isinstance(p, Mapping)]
         return PostPage(count=None, posts=posts)
 
