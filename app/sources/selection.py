@@ -90,6 +90,7 @@ class PostSelection:
                 "score or blacklist filters."
             )
         removed = f", and the filters removed the other {self.filtered_out}" if self.filtered_out else ""
+        looked = looked.replace("all ", "the ", 1)
         return NotFound(
             f"None of {looked} {name} posts matching '{tags}' has a file jmbooru may download: "
             f"{len(self.unavailable)} are restricted, deleted or hosted elsewhere{removed}."

@@ -35,6 +35,7 @@ DEFAULT_TAG_TYPES = {
     "cat_ears": 0, "hifumi_(blue_archive)": 4, "blue_archive": 3, "tom_&_jerry": 3, "highres": 5,
     "artist_name": 1,
 }
+API_KINDS = ("post", "tag", "count")
 RATINGS = ("general", "sensitive", "questionable", "explicit")
 LIBRARY_AGENTS = ("python-httpx", "python-requests", "aiohttp", "curl/", "python-urllib", "wget/", "go-http-client")
 CLOUDFLARE_PAGE = (
@@ -279,7 +280,7 @@ class BooruDouble:
     # --- serving ---
 
     def classify(self, path: str, query: dict[str, list[str]]) -> tuple[str, str]:
-        """(kind: post, tag, image or other; image md5 or "")."""
+        """(kind: post, tag, count, image or other; image md5 or "")."""
         raise NotImplementedError
 
     def serve_api(self, h: Handler, kind: str, path: str, query: dict[str, list[str]]) -> None:
@@ -287,7 +288,7 @@ class BooruDouble:
 
     def _take_fault(self, kind: str) -> tuple[bool, tuple[int, dict[str, str], bytes] | None]:
         with self._lock:
-            for key in (kind, "api" if kind in ("post", "tag") else "", "any"):
+            for key in (kind, "api" if kind in API_KINDS else "", "any"):
                 queue = self._faults.get(key)
                 if queue:
                     return True, queue.popleft()
@@ -299,7 +300,7 @@ class BooruDouble:
         kind, md5 = self.classify(url.path, query)
         with self._lock:
             self.requests.append((h.path, query, dict(h.headers.items())))
-            self._hits.update(["all", kind, url.path] + (["api"] if kind in ("post", "tag") else []) + ([md5] if md5 else []))
+            self._hits.update(["all", kind, url.path] + (["api"] if kind in API_KINDS else []) + ([md5] if md5 else []))
         if self.latency:
             time.sleep(self.latency)
         agent = h.headers.get("User-Agent", "").lower()
@@ -318,7 +319,7 @@ class BooruDouble:
             h.send(302, b"", "text/plain", {"Location": self.redirects[url.path]})
         elif kind == "image":
             self.serve_image(h, md5, url.path)
-        elif kind in ("post", "tag"):
+        elif kind in API_KINDS:
             self.serve_api(h, kind, url.path, query)
         else:
             h.send(404, b"<html>404 Not Found</html>", "text/html")

@@ -38,8 +38,10 @@ class DanbooruDouble(BooruDouble):
     def classify(self, path: str, query: dict[str, list[str]]) -> tuple[str, str]:
         if path.startswith(("/original/", "/sample/", "/preview/")):
             return "image", path.rsplit("/", 1)[-1].split(".")[0].removeprefix("sample-")
-        if path in ("/posts.json", "/counts/posts.json"):
+        if path == "/posts.json":
             return "post", ""
+        if path == "/counts/posts.json":
+            return "count", ""
         if path == "/tags.json":
             return "tag", ""
         return "other", ""

@@ -246,8 +246,8 @@ class SiteHttp:
             log.warning("%s non-json body url=%s body=%r", self.title, redact(str(response.request.url)),
                         redact(text[:300]))
             raise UpstreamError(
-                f"{self.title} answered with a web page instead of API data (Cloudflare or maintenance?); "
-                "try again later."
+                f"{self.title} answered with something other than API data (a Cloudflare or maintenance "
+                "page?); try again later."
             ) from exc
 
     # --- images (not rate-limited: the caller bounds them with its workers) ---
