@@ -23,7 +23,7 @@ from urllib.parse import urlsplit
 
 from app.errors import AppError, Unprocessable
 from app.sources.booru.base import BooruSite, ForeignImageHost, Post
-from app.sources.booru.http import FILE_POOL
+from app.sources.booru.files import FILE_POOL
 from app.sources.booru.politeness import WaitListener, waits_reported_to
 from app.sources.captions import CaptionOptions, PostFilters, build_caption
 from app.sources.selection import MD5_RE, PostSelection, Unavailable

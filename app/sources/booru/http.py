@@ -9,20 +9,19 @@ command-line flag: the CLI adds its own hints); upstream text is only logged, wi
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 import random
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import httpx
 
 from app import __version__
-from app.blocking import BlockingPool
 from app.errors import AppError, UpstreamError, UpstreamTimeout, UpstreamUnavailable
 from app.sources.booru.base import ForeignImageHost, ImageDownload
+from app.sources.booru.files import HashingWriter
 from app.sources.booru.hosts import HostPolicy
 from app.sources.booru.politeness import (
     RateLimiter,
@@ -39,8 +38,6 @@ DEFAULT_USER_AGENT = f"jmbooru/{__version__}"
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504, 520, 521, 522, 523, 524})
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 MAX_REDIRECTS = 5
-# File writes and hashing get a small pool of their own, so the event loop never blocks on disk.
-FILE_POOL = BlockingPool(4, "booru-files")
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,55 +51,6 @@ class HttpOptions:
     max_attempts: int = 4
     backoff_base: float = 0.5
     max_wait: float = 180.0  # the longest Retry-After a job waits for; longer is an error at once
-
-
-class _HashingWriter:
-    """Buffers a download and writes and hashes it 1 MiB at a time in the file executor.
-
-    A flush of at most ``INLINE_MAX`` bytes (the whole of a typical small image) is done on the loop:
-    a page-cache write that size takes well under a millisecond, less than the hop to a thread.
-    """
-
-    FLUSH = 1 << 20
-    INLINE_MAX = 256 << 10
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.md5 = hashlib.md5()
-        self.size = 0
-        self._file: IO[bytes] | None = None
-        self._buf: list[bytes] = []
-        self._buffered = 0
-
-    async def write(self, chunk: bytes) -> None:
-        self._buf.append(chunk)
-        self._buffered += len(chunk)
-        if self._buffered >= self.FLUSH:
-            await self._flush(final=False)
-
-    async def close(self) -> None:
-        await self._flush(final=True)
-
-    async def _flush(self, final: bool) -> None:
-        data = b"".join(self._buf)
-        self._buf, self._buffered = [], 0
-        if len(data) <= self.INLINE_MAX:
-            self._flush_sync(data, final)
-        else:
-            await FILE_POOL.run_to_end(self._flush_sync, data, final)
-
-    def _flush_sync(self, data: bytes, final: bool) -> None:
-        if self._file is None:
-            self._file = open(self.path, "wb")  # noqa: SIM115 - closed in final/abort
-        self.md5.update(data)
-        self._file.write(data)
-        self.size += len(data)
-        if final:
-            self._file.close()
-
-    def abort(self) -> None:
-        if self._file is not None and not self._file.closed:
-            self._file.close()
 
 
 class SiteHttp:
@@ -152,7 +100,7 @@ class SiteHttp:
                 log.warning("%s timeout attempt=%d error=%r", self.title, attempt + 1, exc)
                 if last:
                     raise UpstreamTimeout(
-                        f"{self.title} did not answer in time; try again later or raise {self.settings_prefix}_TIMEOUT_SECONDS."
+                        f"{self.title} did not answer in time; try again later or raise JMBOORU_BOORU_TIMEOUT_SECONDS."
                     ) from exc
             except httpx.TransportError as exc:
                 log.warning("%s network error attempt=%d error=%r", self.title, attempt + 1, exc)
@@ -275,7 +223,7 @@ class SiteHttp:
         start = self.image_url(raw_url)
         for attempt in range(self.options.max_attempts):
             last = attempt == self.options.max_attempts - 1
-            writer = _HashingWriter(dest)
+            writer = HashingWriter(dest)
             try:
                 url = start
                 for _hop in range(MAX_REDIRECTS + 1):
