@@ -39,13 +39,28 @@ class GelbooruV02Double(GelbooruDouble):
             h.send(200, f'<?xml version="1.0" encoding="UTF-8"?><tags type="array">{rows}</tags>'.encode(), "text/xml")
             return
         page, count, offset, limit = self.page_of(query)
-        served = [self.render(p) for p in page] if limit else []
         if "json" not in query:
-            h.send(200, xml_posts(served, count, offset), "text/xml; charset=utf-8")
-        elif not served:
+            xml = [self.render_xml(p) for p in page] if limit else []
+            h.send(200, xml_posts(xml, count, offset), "text/xml; charset=utf-8")
+            return
+        served = [self.render(p) for p in page] if limit else []
+        if not served:
             h.send(200, b"", "application/json")  # nothing matches: an empty body, not []
         else:
             h.send(200, json.dumps(served).encode())
+
+    def render_xml(self, post: dict[str, Any]) -> dict[str, Any]:
+        """The XML API's attributes, which (unlike the JSON) carry ``file_url`` and ``md5``."""
+        name = f"{post['directory']}/{post['image']}"
+        return {
+            "height": post["height"], "score": post.get("score"), "file_url": post.get("_file_url") or
+            f"{self.base_url}/images/{name}", "parent_id": "", "sample_url": f"{self.base_url}/images/{name}",
+            "rating": post["rating"][:1], "tags": f" {post['tags']} ", "id": post["id"], "width": post["width"],
+            "change": post.get("change", 0), "md5": post["md5"], "creator_id": 1, "has_children": "false",
+            "created_at": post.get("created_at", ""), "status": "active", "source": post.get("source", ""),
+            "has_notes": "false", "has_comments": "false",
+            "preview_url": f"{self.base_url}/thumbnails/{post['directory']}/thumbnail_{post['md5']}.jpg",
+        }
 
     def render(self, post: dict[str, Any]) -> dict[str, Any]:
         if post.get("_raw"):
