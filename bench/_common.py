@@ -284,6 +284,39 @@ class DoubleProcess:
         self.stop()
 
 
+class BooruDoubleProcess:
+    """A booru double in its own process, started by ``cmd`` (a benchmark script with ``--serve-double``):
+    it prints ``READY <base_url> <mean image bytes>``, then answers ``latency <s>``, ``hits`` (one JSON
+    line of counters, which it then resets) and ``quit`` on stdin."""
+
+    def __init__(self, cmd: Sequence[str], latency: float, name: str = "booru") -> None:
+        self.proc = subprocess.Popen(list(cmd), stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=REPO)
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline().split()
+        if not line or line[0] != "READY":
+            raise RuntimeError(f"the {name} double did not start")
+        self.base_url, self.mean_bytes = line[1], float(line[2])
+        self.command(f"latency {latency}")
+
+    def command(self, text: str) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(text + "\n")
+        self.proc.stdin.flush()
+
+    def hits(self) -> dict[str, int]:
+        self.command("hits")
+        assert self.proc.stdout is not None
+        return dict(json.loads(self.proc.stdout.readline()))
+
+    def stop(self) -> None:
+        try:
+            self.command("quit")
+            self.proc.wait(timeout=10)
+        except (OSError, subprocess.TimeoutExpired):
+            self.proc.kill()
+            self.proc.wait()
+
+
 def jm_env(host: str, **extra: str) -> dict[str, str]:
     env = {"JMBOORU_JM_API_DOMAINS": host, "JMBOORU_JM_IMAGE_DOMAINS": host, "JMBOORU_JM_SCHEME": "http"}
     env.update(extra)

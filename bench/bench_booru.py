@@ -40,7 +40,7 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from bench._common import machine, package_version, publish  # noqa: E402
+from bench._common import BooruDoubleProcess, machine, package_version, publish  # noqa: E402
 
 TAGS = "1girl"
 FAMILIES = {  # site -> (double class, gallery-dl basecategory and URL path, or None)
@@ -75,38 +75,6 @@ def serve_double(site: str, images: int, kb: int) -> None:
             print(json.dumps({k: double.hits(k) for k in ("post", "tag", "image", "all")}), flush=True)
             double.reset_hits()
     double.stop()
-
-
-class DoubleProcess:
-    def __init__(self, site: str, images: int, kb: int, latency: float) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, __file__, "--serve-double", site, "--images", str(images), "--kb", str(kb)],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=REPO,
-        )
-        assert self.proc.stdout is not None
-        line = self.proc.stdout.readline().split()
-        if not line or line[0] != "READY":
-            raise RuntimeError(f"the {site} double did not start")
-        self.base_url, self.mean_bytes = line[1], float(line[2])
-        self.command(f"latency {latency}")
-
-    def command(self, text: str) -> None:
-        assert self.proc.stdin is not None
-        self.proc.stdin.write(text + "\n")
-        self.proc.stdin.flush()
-
-    def hits(self) -> dict[str, int]:
-        self.command("hits")
-        assert self.proc.stdout is not None
-        return dict(json.loads(self.proc.stdout.readline()))
-
-    def stop(self) -> None:
-        try:
-            self.command("quit")
-            self.proc.wait(timeout=10)
-        except (OSError, subprocess.TimeoutExpired):
-            self.proc.kill()
-            self.proc.wait()
 
 
 # --- runs ---
@@ -244,7 +212,11 @@ def main() -> None:
         return
     started = time.perf_counter()
     sites = [s for s in args.families.split(",") if s]
-    doubles = {site: DoubleProcess(site, args.images, args.kb, args.latency) for site in sites}
+    doubles = {
+        site: BooruDoubleProcess([sys.executable, __file__, "--serve-double", site, "--images", str(args.images),
+                                  "--kb", str(args.kb)], args.latency, site)
+        for site in sites
+    }
     work = Path(tempfile.mkdtemp(prefix="bench-booru-"))
     res: dict[str, list[dict[str, float]]] = {site: [] for site in sites}
     gdl: dict[str, list[dict[str, float]]] = {}

@@ -5,7 +5,7 @@
                                              [--gdl-runs 3] [--gdl PATH] [--no-gdl] [--no-sharded-gdl]
 
 The Gelbooru double (tests/fakes/gelbooru.py) runs in a process of its own (this script started
-with ``--serve-double``), so its CPU is not charged to the downloader and it does not share the
+``bench/bench_booru.py --serve-double gelbooru``), so its CPU is not charged to the downloader and it does not share the
 downloader's GIL. Every API and image response waits ``--latency`` seconds before it is sent.
 
 jmbooru: ``download_dataset(client, "1girl", dir, max_images=N, workers=W)`` in this process;
@@ -48,8 +48,8 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
+from bench._common import BooruDoubleProcess, publish  # noqa: E402
 from bench._common import package_version as version  # noqa: E402
-from bench._common import publish  # noqa: E402
 
 TAGS = "1girl"
 API_KEY, USER_ID = "testkey", "12345"
@@ -60,57 +60,6 @@ TARGET_EFFICIENCY = 0.85
 # --------------------------------------------------------------------------------------------
 # the double, in its own process
 # --------------------------------------------------------------------------------------------
-
-
-def serve_double(images: int, kb: int, latency: float) -> None:
-    from tests.fakes.gelbooru import GelbooruDouble, make_posts
-
-    posts = make_posts(images, image_bytes=kb * 1000)
-    double = GelbooruDouble(posts, API_KEY, USER_ID).start()  # answers XML without json=1, as Gelbooru does
-    sizes = [len(p["_data"]) for p in posts]
-    print(f"READY {double.base_url} {statistics.mean(sizes):.0f}", flush=True)
-    for line in sys.stdin:
-        command = line.split()
-        if not command or command[0] == "quit":
-            break
-        if command[0] == "latency":
-            double.latency = float(command[1])
-        elif command[0] == "hits":
-            print(json.dumps({k: double.hits(k) for k in ("post", "tag", "image", "all")}), flush=True)
-            double.reset_hits()
-    double.stop()
-
-
-class DoubleProcess:
-    def __init__(self, images: int, kb: int, latency: float) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, __file__, "--serve-double", "--images", str(images), "--kb", str(kb)],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=REPO,
-        )
-        assert self.proc.stdout is not None
-        line = self.proc.stdout.readline().split()
-        if not line or line[0] != "READY":
-            raise RuntimeError("the Gelbooru double did not start")
-        self.base_url, self.mean_bytes = line[1], float(line[2])
-        self.command(f"latency {latency}")
-
-    def command(self, text: str) -> None:
-        assert self.proc.stdin is not None
-        self.proc.stdin.write(text + "\n")
-        self.proc.stdin.flush()
-
-    def hits(self) -> dict[str, int]:
-        self.command("hits")
-        assert self.proc.stdout is not None
-        return dict(json.loads(self.proc.stdout.readline()))
-
-    def stop(self) -> None:
-        try:
-            self.command("quit")
-            self.proc.wait(timeout=10)
-        except (OSError, subprocess.TimeoutExpired):
-            self.proc.kill()
-            self.proc.wait()
 
 
 # --------------------------------------------------------------------------------------------
@@ -539,7 +488,6 @@ def report(args: argparse.Namespace, m: dict[str, str], mean_bytes: float, res: 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--serve-double", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--images", type=int, default=500)
     ap.add_argument("--kb", type=int, default=200, help="approximate image size in kB")
     ap.add_argument("--latency", type=float, default=0.1)
@@ -554,14 +502,12 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=None, help="write the section to this file instead of docs/benchmarks.md")
     ap.add_argument("--no-write", action="store_true", help="print the figures, leave docs/benchmarks.md alone")
     args = ap.parse_args()
-    if args.serve_double:
-        serve_double(args.images, args.kb, args.latency)
-        return
-
     started = time.perf_counter()
     m = machine()
     print(f"machine: {m}", flush=True)
-    double = DoubleProcess(args.images, args.kb, args.latency)
+    double = BooruDoubleProcess([sys.executable, str(REPO / "bench" / "bench_booru.py"), "--serve-double", "gelbooru",
+                                 "--images", str(args.images),
+                                 "--kb", str(args.kb)], args.latency, "Gelbooru")
     print(f"double ready at {double.base_url} in {time.perf_counter() - started:.1f} s "
           f"(mean image {double.mean_bytes / 1000:.0f} kB)", flush=True)
     meter = CpuMeter(double.proc.pid)

@@ -9,21 +9,21 @@ jmbooru sends the first two and applies the rest itself; restricted posts have n
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import AsyncGenerator, Iterable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from fnmatch import fnmatchcase
-from pathlib import Path
 from typing import Any
 
 import httpx
 
 from app.errors import Unprocessable, UpstreamError
-from app.sources.booru.base import CredentialsError, ImageDownload, Post, PostPage, SiteInfo, normalise_rating
+from app.sources.booru.base import CredentialsError, Post, PostPage, normalise_rating
 from app.sources.booru.config import SiteConfig
-from app.sources.booru.hosts import HostPolicy
-from app.sources.booru.http import SiteHttp, is_cloudflare
+from app.sources.booru.http import is_cloudflare
 from app.sources.booru.politeness import register_secret
+from app.sources.booru.site import HttpSite
 from app.sources.booru.values import as_bool, as_int, as_list, as_md5, as_str, split_tags
 
 log = logging.getLogger("jmbooru.booru")
@@ -87,28 +87,18 @@ def split_search(tags: str, limit: int) -> tuple[str, LocalTags]:
     return " ".join([t for t in terms if is_metatag(t)] + sent), local
 
 
-class DanbooruSite:
+class DanbooruSite(HttpSite):
     page_limit = 200
 
     def __init__(self, config: SiteConfig, *, transport: httpx.AsyncBaseTransport | None = None) -> None:
-        self.config = config
-        self.info: SiteInfo = config.info
-        self.title = config.info.name
-        self.prefix = config.info.settings_prefix
-        self.login, self.api_key = config.login.strip(), config.api_key.strip()
-        register_secret(self.login)
-        register_secret(self.api_key)
-        options = config.http
-        if self.login:  # Danbooru's staff ask tools to say who they run for
-            options = replace(options, user_agent=f"{options.user_agent} (user {self.login})")
-        auth = httpx.BasicAuth(self.login, self.api_key) if self.login and self.api_key else None
-        self.hosts = HostPolicy(config.info.url, config.image_hosts)
-        self.http = SiteHttp(self.title, self.prefix, self.hosts, options, api_auth=auth, transport=transport)
+        login, api_key = config.login.strip(), config.api_key.strip()
+        register_secret(login)
+        register_secret(api_key)
+        # Danbooru's staff ask tools to say who they run for.
+        super().__init__(config, transport=transport, user_agent_note=f"user {login}" if login else "",
+                         api_auth=httpx.BasicAuth(login, api_key) if login and api_key else None)
+        self.login, self.api_key = login, api_key
         self.tag_limit = config.tag_limit
-        self._categories: dict[str, str | None] = {}
-
-    async def aclose(self) -> None:
-        await self.http.aclose()
 
     def check_credentials(self) -> None:
         if bool(self.login) != bool(self.api_key):
@@ -127,10 +117,7 @@ class DanbooruSite:
     # --- posts ---
 
     def parse_post(self, raw: Mapping[str, Any]) -> Post:
-        def url(key: str) -> str:
-            value = as_str(raw.get(key)).strip()
-            return str(self.hosts.root.join(value)) if value and "\\" not in value else value
-
+        url = functools.partial(self.url_field, raw)
         categories: dict[str, str] = {}
         for key, category in _CATEGORY_FIELDS:
             for tag in split_tags(raw.get(key), unescape=False):
@@ -215,17 +202,17 @@ class DanbooruSite:
 
     async def tag_categories(self, names: Iterable[str]) -> dict[str, str]:
         """Posts carry their categories; this asks ``tags.json`` for the others (cached)."""
-        wanted = list(dict.fromkeys(n for n in names if n))
-        missing = [n for n in wanted if n not in self._categories]
+        wanted = list(names)
+        missing = self.unknown(wanted)
         for start in range(0, len(missing), 100):
             batch = missing[start : start + 100]
+            found: dict[str, str | None] = dict.fromkeys(batch)
             data = await self.api("/tags.json", {"search[name_comma]": ",".join(batch), "limit": len(batch)})
             for raw in as_list(data):
                 if isinstance(raw, Mapping) and as_str(raw.get("name")):
-                    self._categories[as_str(raw.get("name"))] = self.config.tag_types.get(as_int(raw.get("category")), "general")
-            for name in batch:
-                self._categories.setdefault(name, None)
-        return {n: c for n in wanted if (c := self._categories.get(n)) is not None}
+                    found[as_str(raw.get("name"))] = self.config.tag_types.get(as_int(raw.get("category")), "general")
+            self.remember(found)
+        return self.known_categories(wanted)
 
     # --- the API ---
 
@@ -257,14 +244,6 @@ class DanbooruSite:
         if status == 410:
             raise Unprocessable(f"{self.title} serves numbered pages only up to {MAX_PAGE}; narrow the tags.")
         raise self.http.status_error(response)
-
-    # --- images ---
-
-    def image_allowed(self, url: str) -> bool:
-        return self.hosts.resolve(url) is not None
-
-    async def download_image(self, url: str, dest: Path) -> ImageDownload:
-        return await self.http.download_image(url, dest)
 
 
 def _message(response: httpx.Response) -> str:

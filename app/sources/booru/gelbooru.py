@@ -7,22 +7,22 @@ daily-limit refusals as XML even with ``json=1``; 401 without ``api_key`` and th
 
 from __future__ import annotations
 
+import functools
 import html
 import logging
 import re
 from collections.abc import AsyncGenerator, Iterable, Mapping
-from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
 
 import httpx
 
 from app.errors import AppError, Unprocessable, UpstreamError
-from app.sources.booru.base import CredentialsError, ImageDownload, Post, PostPage, SiteInfo, normalise_rating
+from app.sources.booru.base import CredentialsError, Post, PostPage, normalise_rating
 from app.sources.booru.config import SiteConfig
-from app.sources.booru.hosts import HostPolicy
-from app.sources.booru.http import SiteHttp, is_cloudflare
+from app.sources.booru.http import is_cloudflare
 from app.sources.booru.politeness import redact, register_secret
+from app.sources.booru.site import HttpSite
 from app.sources.booru.values import as_bool, as_int, as_list, as_md5, as_str, split_tags
 
 log = logging.getLogger("jmbooru.booru")
@@ -72,21 +72,15 @@ def parse_credentials(api_key: str | None, user_id: str | int | None, prefix: st
     return key, uid
 
 
-class GelbooruSite:
+class GelbooruSite(HttpSite):
     """Gelbooru's ``dapi``; Gelbooru 0.2 sites subclass it (see gelbooru_v02.py)."""
 
     page_limit = 100
 
     def __init__(self, config: SiteConfig, *, transport: httpx.AsyncBaseTransport | None = None) -> None:
-        self.config = config
-        self.info: SiteInfo = config.info
+        super().__init__(config, transport=transport)
         self.max_offset = config.max_offset
         self.credentials_required = config.info.credentials == "required"
-        self.title = config.info.name
-        self.prefix = config.info.settings_prefix
-        self.hosts = HostPolicy(config.info.url, config.image_hosts)
-        self.http = SiteHttp(self.title, self.prefix, self.hosts, config.http, transport=transport)
-        self.root = self.http.root
         self.credentials_error: AppError | None = None
         self.api_key, self.user_id = "", ""
         try:
@@ -96,10 +90,6 @@ class GelbooruSite:
             # client it is the server's configuration that is wrong, not its request.
             self.credentials_error = CredentialsError(exc.detail)
         register_secret(self.api_key)
-        self._categories: dict[str, str | None] = {}
-
-    async def aclose(self) -> None:
-        await self.http.aclose()
 
     def check_credentials(self) -> None:
         if self.credentials_error is not None:
@@ -117,10 +107,7 @@ class GelbooruSite:
     # --- posts ---
 
     def parse_post(self, raw: Mapping[str, Any]) -> Post:
-        def url(key: str) -> str:
-            value = as_str(raw.get(key)).strip()
-            return str(self.hosts.root.join(value)) if value and "\\" not in value else value
-
+        url = functools.partial(self.url_field, raw)
         return Post(
             id=as_int(raw.get("id")),
             md5=as_md5(raw.get("md5")),
@@ -203,17 +190,15 @@ class GelbooruSite:
     # --- tags ---
 
     async def tag_categories(self, names: Iterable[str]) -> dict[str, str]:
-        wanted = list(dict.fromkeys(n for n in names if n))
-        missing = [n for n in wanted if n not in self._categories]
+        wanted = list(names)
+        missing = self.unknown(wanted)
         for start in range(0, len(missing), TAG_BATCH):
             batch = missing[start : start + TAG_BATCH]
-            if len(self._categories) > 200_000:
-                self._categories.clear()
+            found: dict[str, str | None] = dict.fromkeys(batch)  # unknown to the site: don't ask again
             for name, type_id in await self.tag_types(batch):
-                self._categories[name] = self.config.tag_types.get(type_id, "general")
-            for name in batch:
-                self._categories.setdefault(name, None)  # unknown to the site: don't ask again
-        return {n: c for n in wanted if (c := self._categories.get(n)) is not None}
+                found[name] = self.config.tag_types.get(type_id, "general")
+            self.remember(found)
+        return self.known_categories(wanted)
 
     async def tag_types(self, names: list[str]) -> list[tuple[str, int]]:
         data = await self.api({"s": "tag", "q": "index", "names": " ".join(names)})
@@ -250,12 +235,3 @@ class GelbooruSite:
             raise CredentialsError(f"{self.title} refused the credentials (HTTP {status}): {credentials_hint(self.prefix)}.")
         if status != 200:
             raise self.http.status_error(response)
-
-    # --- images ---
-
-    def image_allowed(self, url: str) -> bool:
-        return self.hosts.resolve(url) is not None
-
-    async def download_image(self, url: str, dest: Path) -> ImageDownload:
-        return await self.http.download_image(url, dest)
-

@@ -10,18 +10,15 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import functools
 import logging
 from collections.abc import AsyncGenerator, Iterable, Mapping
-from pathlib import Path
 from typing import Any
 
-import httpx
-
 from app.errors import UpstreamError
-from app.sources.booru.base import ImageDownload, Post, PostPage, SiteInfo, normalise_rating
-from app.sources.booru.config import SiteConfig
-from app.sources.booru.hosts import HostPolicy
-from app.sources.booru.http import SiteHttp, is_cloudflare
+from app.sources.booru.base import Post, PostPage, normalise_rating
+from app.sources.booru.http import is_cloudflare
+from app.sources.booru.site import HttpSite
 from app.sources.booru.values import INT_LIMIT, as_bool, as_int, as_list, as_md5, as_str, split_tags
 
 log = logging.getLogger("jmbooru.booru")
@@ -39,20 +36,8 @@ def _timestamp(value: Any) -> str:
         return ""
 
 
-class MoebooruSite:
+class MoebooruSite(HttpSite):
     page_limit = 100
-
-    def __init__(self, config: SiteConfig, *, transport: httpx.AsyncBaseTransport | None = None) -> None:
-        self.config = config
-        self.info: SiteInfo = config.info
-        self.title = config.info.name
-        self.prefix = config.info.settings_prefix
-        self.hosts = HostPolicy(config.info.url, config.image_hosts)
-        self.http = SiteHttp(self.title, self.prefix, self.hosts, config.http, transport=transport)
-        self._categories: dict[str, str | None] = {}
-
-    async def aclose(self) -> None:
-        await self.http.aclose()
 
     def check_credentials(self) -> None:
         """Reading needs no account."""
@@ -63,10 +48,7 @@ class MoebooruSite:
     # --- posts ---
 
     def parse_post(self, raw: Mapping[str, Any]) -> Post:
-        def url(key: str) -> str:
-            value = as_str(raw.get(key)).strip()
-            return str(self.hosts.root.join(value)) if value and "\\" not in value else value
-
+        url = functools.partial(self.url_field, raw)
         return Post(
             id=as_int(raw.get("id")),
             md5=as_md5(raw.get("md5")),
@@ -122,15 +104,12 @@ class MoebooruSite:
 
     async def tag_categories(self, names: Iterable[str]) -> dict[str, str]:
         """One ``tag.json`` look-up per tag not seen before (the site has no batch look-up)."""
-        wanted = list(dict.fromkeys(n for n in names if n))
-        missing = [n for n in wanted if n not in self._categories]
+        wanted = list(names)
+        missing = self.unknown(wanted)
         for start in range(0, len(missing), TAG_LOOKUPS_AT_ONCE):
             batch = missing[start : start + TAG_LOOKUPS_AT_ONCE]
-            for name, category in zip(batch, await asyncio.gather(*(self._category(n) for n in batch)), strict=True):
-                self._categories[name] = category
-        if len(self._categories) > 200_000:
-            self._categories.clear()
-        return {n: c for n in wanted if (c := self._categories.get(n)) is not None}
+            self.remember(dict(zip(batch, await asyncio.gather(*(self._category(n) for n in batch)), strict=True)))
+        return self.known_categories(wanted)
 
     async def _category(self, name: str) -> str | None:
         data = await self.api("/tag.json", {"name": name, "limit": 0})
@@ -154,11 +133,3 @@ class MoebooruSite:
                 f"site may be blocking this network: try again later or through JMBOORU_PROXY."
             )
         raise self.http.status_error(response)
-
-    # --- images ---
-
-    def image_allowed(self, url: str) -> bool:
-        return self.hosts.resolve(url) is not None
-
-    async def download_image(self, url: str, dest: Path) -> ImageDownload:
-        return await self.http.download_image(url, dest)
