@@ -196,18 +196,18 @@ async def test_danbooru_credentials_go_as_http_basic_and_say_who_runs_the_tool(d
 
 
 async def test_danbooru_refused_key_names_the_settings(danbooru: DanbooruDouble) -> None:
+    half = site_for(danbooru, "danbooru", login="alice", api_key="")
+    with pytest.raises(CredentialsError) as half_err:
+        await half.search_posts("1girl")
+    assert danbooru.hits("all") == 0  # not even asked
     booru = site_for(danbooru, "danbooru", login="alice", api_key="wrong")
     with pytest.raises(CredentialsError) as err:
         await booru.search_posts("1girl")
-    half = site_for(danbooru, "danbooru", login="alice", api_key="")
-    asked = danbooru.hits("all")
-    with pytest.raises(CredentialsError) as half_err:
-        await half.search_posts("1girl")
     await booru.aclose()
     await half.aclose()
     assert err.value.status_code == 502 and "Invalid API key" not in err.value.detail
     assert "JMBOORU_DANBOORU_LOGIN" in err.value.detail and "JMBOORU_DANBOORU_API_KEY" in err.value.detail
-    assert "JMBOORU_DANBOORU_API_KEY" in half_err.value.detail and danbooru.hits("all") == asked  # not even asked
+    assert "JMBOORU_DANBOORU_API_KEY" in half_err.value.detail
 
 
 async def test_danbooru_cloudflare_refuses_library_user_agents_but_not_ours(danbooru: DanbooruDouble) -> None:
@@ -269,3 +269,13 @@ async def test_moebooru_type_numbers_differ_per_site(yandere: MoebooruDouble) ->
     for s in sites:
         await s.aclose()
     assert got == [{"some_circle": "artist"}, {"some_circle": "metadata"}]  # yande.re circle, Konachan style
+
+
+async def test_danbooru_counts_once_per_search_and_bounds_local_filtering(danbooru: DanbooruDouble) -> None:
+    danbooru.posts = make_posts(300, tags_pool=["solo", "smile"])
+    booru = site_for(danbooru, "danbooru", page_size=100)
+    pages = [await booru.search_posts("1girl", page=n, limit=10) for n in (1, 2, 3)]
+    rare = [p async for p in booru.iter_posts("1girl solo no_post_has_this", max_posts=150)]
+    await booru.aclose()
+    assert [p.count for p in pages] == [300, 300, 300] and danbooru.hits("count") == 1
+    assert rare == [] and danbooru.hits("post") == 3 + 2  # 150 posts looked at: two pages of 100

@@ -122,7 +122,7 @@ class BooruSite(Protocol):
         ...
 
     def iter_posts(self, tags: str, max_posts: int | None = None) -> AsyncGenerator[Post, None]:
-        """Every post for ``tags``, newest first, past the site's depth limit."""
+        """Every post for ``tags``, newest first, past the site's depth limit; at most ``max_posts`` looked at."""
         ...
 
     async def find_md5(self, md5: str) -> Post | None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import time
 from collections.abc import AsyncGenerator, Iterable, Mapping
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
@@ -29,6 +30,7 @@ from app.sources.booru.values import as_bool, as_int, as_list, as_md5, as_str, s
 log = logging.getLogger("jmbooru.booru")
 
 MAX_PAGE = 1000
+COUNT_TTL = 300.0
 # Metatags do not count towards the tag limit (danbooru's PostQueryBuilder, the common ones).
 METATAGS = frozenset({
     "rating", "order", "id", "status", "score", "md5", "user", "fav", "ordfav", "pool", "ordpool", "source",
@@ -99,6 +101,7 @@ class DanbooruSite(HttpSite):
                          api_auth=httpx.BasicAuth(login, api_key) if login and api_key else None)
         self.login, self.api_key = login, api_key
         self.tag_limit = config.tag_limit
+        self._counts: dict[str, tuple[float, int | None]] = {}
 
     def check_credentials(self) -> None:
         if bool(self.login) != bool(self.api_key):
@@ -153,11 +156,24 @@ class DanbooruSite(HttpSite):
         if local:
             posts, _ = await self.posts_json(sent, page, limit)
             return PostPage(count=None, posts=[p for p in posts if local.matches(p)], offset=(page - 1) * limit)
-        (posts, _), count = await asyncio.gather(self.posts_json(sent, page, limit), self.count(sent))
-        return PostPage(count=count, posts=posts, offset=(page - 1) * limit)
+        cached = self._counts.get(sent)
+        if cached is not None and time.monotonic() - cached[0] < COUNT_TTL:
+            posts, _ = await self.posts_json(sent, page, limit)
+            return PostPage(count=cached[1], posts=posts, offset=(page - 1) * limit)
+        counting = asyncio.ensure_future(self.count(sent))
+        try:
+            posts, _ = await self.posts_json(sent, page, limit)
+        except BaseException:
+            counting.cancel()
+            await asyncio.gather(counting, return_exceptions=True)
+            raise
+        return PostPage(count=await counting, posts=posts, offset=(page - 1) * limit)
 
     async def count(self, tags: str) -> int | None:
-        """The site's total for ``tags``; None when it will not say (counts time out on huge tags)."""
+        """The site's total for ``tags``; None when it will not say (counts time out on huge tags).
+
+        Kept a few minutes, so paging through a search asks for it once, not once a page.
+        """
         try:
             data = await self.api("/counts/posts.json", {"tags": tags})
         except UpstreamError as exc:
@@ -165,7 +181,11 @@ class DanbooruSite(HttpSite):
             return None
         counts = data.get("counts") if isinstance(data, dict) else None
         value = counts.get("posts") if isinstance(counts, dict) else None
-        return as_int(value) if isinstance(value, int | str) and as_str(value).strip().isdigit() else None
+        count = as_int(value) if isinstance(value, int | str) and as_str(value).strip().isdigit() else None
+        if len(self._counts) > 1000:
+            self._counts.clear()
+        self._counts[tags] = (time.monotonic(), count)
+        return count
 
     async def find_md5(self, md5: str) -> Post | None:
         posts, _ = await self.posts_json(f"md5:{md5}", 1, 1)
@@ -173,21 +193,22 @@ class DanbooruSite(HttpSite):
 
     async def iter_posts(self, tags: str, max_posts: int | None = None) -> AsyncGenerator[Post, None]:
         """Newest first by id pages (``b<id>``), which have no depth limit; ``order:`` searches go by
-        numbered pages, which stop at page 1000."""
+        numbered pages, which stop at page 1000. ``max_posts`` bounds the posts looked at, including
+        those the tags applied here drop, so a rare third tag cannot page through the whole site."""
         sent, local = split_search(tags, self.tag_limit)
         by_number = any(t.lower().startswith("order:") and t.lower() not in ("order:id_desc", "order:id")
                         for t in sent.split())
         limit = max(1, min(self.page_limit, self.config.page_size))
         page: int | str = 1
-        yielded = 0
+        looked = 0  # every post counts towards max_posts, also those the local tags drop
         while True:
             posts, returned = await self.posts_json(sent, page, limit)
             for post in posts:
+                looked += 1
                 if local.matches(post):
                     yield post
-                    yielded += 1
-                    if max_posts is not None and yielded >= max_posts:
-                        return
+                if max_posts is not None and looked >= max_posts:
+                    return
             ids = [p.id for p in posts if p.id]
             if returned < limit or not ids:
                 return
