@@ -10,7 +10,7 @@ import asyncio
 import contextvars
 import functools
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import ParamSpec, TypeVar
 
 P = ParamSpec("P")
@@ -37,6 +37,10 @@ class BlockingPool:
         except asyncio.CancelledError:
             await asyncio.wait([future])
             raise
+
+    def submit(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> Future[T]:
+        """Start ``fn`` from synchronous code (a library hook running in one of our threads)."""
+        return self._executor.submit(fn, *args, **kwargs)
 
     def shutdown(self, wait: bool = False) -> None:
         self._executor.shutdown(wait=wait, cancel_futures=True)

@@ -12,7 +12,8 @@ def _serve(args: argparse.Namespace) -> int:
 
     from app.config import Settings
 
-    if args.workers > 1 and not Settings().redis_url:
+    settings = Settings()
+    if args.workers > 1 and not settings.redis_url:
         print(
             "jmbooru: refusing to start several API processes without JMBOORU_REDIS_URL: a job started in "
             "one process could never notify a WebSocket connected to another. Set JMBOORU_REDIS_URL and run "
@@ -30,8 +31,11 @@ def _serve(args: argparse.Namespace) -> int:
         ws_per_message_deflate=False,  # progress frames are tiny; compression costs memory per socket
         ws_ping_interval=20.0,
         ws_ping_timeout=20.0,
+        timeout_keep_alive=settings.keep_alive_seconds,
+        h11_max_incomplete_event_size=settings.max_header_bytes,
+        # X-Forwarded-* only from the proxies the operator names (JMBOORU_FORWARDED_ALLOW_IPS).
         proxy_headers=True,
-        forwarded_allow_ips="*",
+        forwarded_allow_ips=settings.forwarded_allow_ips,
     )
     return 0
 

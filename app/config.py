@@ -36,6 +36,8 @@ class Settings(BaseSettings):
     jm_scheme: str = "https"
     jm_retry_times: int = Field(2, ge=0)
     jm_timeout_seconds: float = Field(20.0, gt=0)
+    upstream_max_retry_after_seconds: float = Field(
+        120.0, ge=0, description="a job waits this long at most when an upstream says Retry-After; longer fails it")
     jm_threads: int = Field(8, ge=1, description="size of the pool that runs jmcomic's blocking calls")
     cache_ttl_seconds: float = Field(300.0, ge=0, description="how long rank/search/info/cover answers are cached")
 
@@ -44,7 +46,6 @@ class Settings(BaseSettings):
                             description="sent to every upstream; never a library default")
     proxy: str = Field("", description="one proxy URL for every upstream; empty: HTTPS_PROXY etc. are honoured")
     booru_timeout_seconds: float = Field(30.0, gt=0)
-    booru_max_retry_wait_seconds: float = Field(180.0, ge=0, description="the longest Retry-After a job waits for")
 
     gelbooru_url: str = "https://gelbooru.com"
     gelbooru_api_key: str = ""
@@ -81,8 +82,21 @@ class Settings(BaseSettings):
     shutdown_grace_seconds: float = Field(5.0, ge=0)
     cleanup_interval_seconds: float = Field(30.0, gt=0)
     job_lease_seconds: float = Field(30.0, gt=0)
+    notify_replay_grace_seconds: float = Field(
+        3.0, ge=0, description="finals a client missed are replayed this long after its socket opens, "
+        "after the finals of the jobs it starts meanwhile (one-frame clients read only their own)")
 
     cors_origins: CsvList = Field(default_factory=lambda: ["*"])
+
+    # Serving limits (applied however the server is started; see app/serving.py)
+    max_header_bytes: int = Field(32 * 1024, ge=1024, description="largest request head accepted (431 beyond)")
+    header_timeout_seconds: float = Field(10.0, gt=0, description="a connection must send a complete request "
+                                          "head within this time, or it is closed")
+    keep_alive_seconds: int = Field(5, ge=1, description="idle keep-alive connections close after this")
+    max_connections: int = Field(0, ge=0, description="0: as many as the open-file limit allows, less a reserve; "
+                                 "beyond it the longest-idle connections are closed first")
+    forwarded_allow_ips: str = Field("127.0.0.1", description="proxies whose X-Forwarded-* headers are trusted "
+                                     "(comma-separated IPs or networks, * for any: only behind a proxy you run)")
     log_level: str = "warning"
 
     @field_validator("jm_api_domains", "jm_image_domains", "cors_origins", "gelbooru_image_hosts",

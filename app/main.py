@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
-from app import __version__
+from app import __version__, logs, serving
 from app.api import booru, downloads, jobs, system, ws
 from app.api import jm as jm_api
 from app.api.errors import install_error_handlers
@@ -18,18 +17,15 @@ from app.config import Settings
 from app.jobs.wiring import Engine
 
 
-def _configure_logging(level: str) -> None:
-    logging.getLogger("jmbooru").setLevel(level.upper())
-    if not logging.getLogger().handlers:
-        logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s %(message)s")
-
-
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
+    logs.install_redaction(logs.settings_secrets(settings))
+    serving.configure(settings.max_header_bytes, settings.header_timeout_seconds, settings.max_connections)
+    serving.guard_uvicorn()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        _configure_logging(settings.log_level)
+        logs.configure(settings)
         engine = Engine(settings)
         app.state.jm = engine.jm
         app.state.booru = engine.booru

@@ -8,8 +8,9 @@ from taskiq import TaskiqEvents, TaskiqState
 from taskiq.cli.worker.args import WorkerArgs
 from taskiq.cli.worker.run import start_listen
 
+from app import logs
 from app.config import Settings
-from app.jobs.redis_backend import TASK_NAME, TaskiqJobQueue, make_broker
+from app.jobs.redis import TASK_NAME, TaskiqJobQueue, make_broker
 from app.jobs.wiring import Engine
 
 log = logging.getLogger("jmbooru.worker")
@@ -48,4 +49,5 @@ def run_worker(settings: Settings, *, log_level: str = "INFO") -> None:
         wait_tasks_timeout=settings.shutdown_grace_seconds,
     )
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logs.configure(settings, log_level)
     start_listen(args)

@@ -170,7 +170,7 @@ async def drive(cluster: Any, albums: list[str]) -> dict[str, Any]:
     failed: list[dict[str, Any]] = []
     frames = 0
 
-    async with connect(f"{cluster.ws(0)}/ws/notifications/{CLIENT_ID}", compression=None,
+    async with connect(f"{cluster.ws(0)}/ws/notifications/{CLIENT_ID}?progress=1", compression=None,
                        max_size=None, open_timeout=30) as ws:
         await asyncio.sleep(0.2)  # the subscription is in place
         clients = [httpx.AsyncClient(base_url=cluster.url(i), timeout=60) for i in range(len(cluster.api_ports))]

@@ -132,7 +132,8 @@ def scenario(args: argparse.Namespace) -> dict[str, Any]:
     """One server, 1,000 sockets, the three measurements; returns the figures."""
     groups = args.groups
     albums = [FIRST_ALBUM + k for k in range(groups)]
-    paths = [f"/ws/notifications/bench-{i % groups}" for i in range(args.clients)]
+    # ?progress=1: the benchmark measures the fan-out of progress frames as well as finals.
+    paths = [f"/ws/notifications/bench-{i % groups}?progress=1" for i in range(args.clients)]
     group_of = [i % groups for i in range(args.clients)]
 
     with DoubleProcess([f"big:{aid}:{args.pages}:0" for aid in albums]) as double:

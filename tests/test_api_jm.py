@@ -56,7 +56,7 @@ async def test_rank_lists_aid_and_title(client: httpx.AsyncClient, jm_double: Jm
 
 async def test_rank_rejects_unknown_period_and_bad_page(client: httpx.AsyncClient) -> None:
     resp = await client.get("/v1/rank/year")
-    assert resp.status_code == 400 and "day, week, month, all" in resp.json()["detail"]
+    assert resp.status_code == 422 and "'day', 'week', 'month' or 'all'" in resp.json()["detail"]
     assert (await client.get("/v1/rank/day?page=0")).status_code == 400
     assert (await client.get("/v1/rank/day?page=abc")).status_code == 422
 
@@ -111,7 +111,7 @@ async def test_bad_album_ids_are_400(client: httpx.AsyncClient) -> None:
     for aid in ("abc", "0", "-5", "12a"):
         resp = await client.get(f"/v1/info/{aid}")
         assert resp.status_code == 400, aid
-        assert "album id" in resp.json()["detail"]
+        assert "Invalid album ID" in resp.json()["detail"]
 
 
 async def test_cover_is_jpeg_and_cacheable(client: httpx.AsyncClient, jm_double: JmDouble) -> None:

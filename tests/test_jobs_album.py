@@ -18,15 +18,21 @@ from tests.fakes.jm import SAME_TITLE, FakeAlbum, JmDouble
 from tests.wsclient import follow, raw_get
 
 
-async def start_album(http: httpx.AsyncClient, aid: str, client_id: str | None = None) -> dict:
-    resp = await http.post(f"/v1/download/album/{aid}", json={"client_id": client_id} if client_id else None)
+async def start_album(http: httpx.AsyncClient, aid: str, client_id: str | None = None, **body: str) -> dict:
+    if client_id:
+        body["client_id"] = client_id
+    resp = await http.post(f"/v1/download/album/{aid}", json=body or None)
     assert resp.status_code == 202, resp.text
     return resp.json()
 
 
-async def run_to_end(live: LiveServer, aid: str, client_id: str | None = None) -> tuple[dict, list[dict]]:
+def page_names(archive: zipfile.ZipFile) -> list[str]:
+    return sorted(n for n in archive.namelist() if n != "cover.jpg")
+
+
+async def run_to_end(live: LiveServer, aid: str, client_id: str | None = None, **body: str) -> tuple[dict, list[dict]]:
     async with httpx.AsyncClient(base_url=live.url) as http:
-        started = await start_album(http, aid, client_id)
+        started = await start_album(http, aid, client_id, **body)
         frames = await follow(f"{live.ws_url}/ws/jobs/{started['job_id']}")
     return started, frames
 
@@ -54,11 +60,12 @@ async def test_album_job_streams_progress_and_zip_matches_served_pages(live: Liv
     assert final["state"] == "ready" and final["done"] == final["total"] == 5
     assert final["download_url"] == f"/v1/jobs/{started['job_id']}/file"
     archive = await fetch_zip(live, final)
-    names = sorted(archive.namelist())
-    assert len(names) == 5
+    names = page_names(archive)
+    assert names == [f"{i:05d}.webp" for i in range(1, 6)]
     for index, name in enumerate(names, start=1):
         assert archive.getinfo(name).compress_type == zipfile.ZIP_STORED
         assert archive.read(name) == jm_double.served_bytes("100001", index)
+    assert archive.read("cover.jpg") == jm_double.cover_bytes("100001", "_3x4")
 
 
 async def test_scrambled_album_is_descrambled(live: LiveServer, jm_double: JmDouble) -> None:
@@ -67,7 +74,7 @@ async def test_scrambled_album_is_descrambled(live: LiveServer, jm_double: JmDou
 
     _, frames = await run_to_end(live, "500001")
     archive = await fetch_zip(live, frames[-1])
-    names = sorted(archive.namelist())
+    names = page_names(archive)
     assert len(names) == 4
     for index, name in enumerate(names, start=1):
         got = Image.open(io.BytesIO(archive.read(name))).convert("RGB")
@@ -81,12 +88,26 @@ async def test_scrambled_album_is_descrambled(live: LiveServer, jm_double: JmDou
         assert archive.read(name) != jm_double.served_bytes("500001", index)
 
 
-async def test_two_chapters_become_folders_in_reading_order(live: LiveServer, jm_double: JmDouble) -> None:
+async def test_two_chapters_are_flat_pages_in_reading_order_by_default(live: LiveServer, jm_double: JmDouble) -> None:
     _, frames = await run_to_end(live, "200001")
+    archive = await fetch_zip(live, frames[-1])
+    assert page_names(archive) == [f"{i:05d}.webp" for i in range(1, 6)]
+    assert all("/" not in name for name in archive.namelist())
+    expected = [("200001", 1), ("200001", 2), ("200001", 3), ("200002", 1), ("200002", 2)]
+    for name, (photo_id, index) in zip(page_names(archive), expected, strict=True):
+        assert archive.read(name) == jm_double.served_bytes(photo_id, index)
+
+
+async def test_chapters_layout_puts_chapters_in_folders_as_a_separate_job(
+    live: LiveServer, jm_double: JmDouble
+) -> None:
+    flat, _ = await run_to_end(live, "200001")
+    started, frames = await run_to_end(live, "200001", layout="chapters")
+    assert started["job_id"] != flat["job_id"]
     assert frames[-1]["total"] == 5
     archive = await fetch_zip(live, frames[-1])
     names = archive.namelist()
-    folders = sorted({n.split("/")[0] for n in names})
+    folders = sorted({n.split("/")[0] for n in names if n != "cover.jpg"})
     assert folders == ["001 第1話", "002 第2話"]
     assert [n for n in names if n.startswith("002")] == ["002 第2話/00001.webp", "002 第2話/00002.webp"]
     assert archive.read("002 第2話/00002.webp") == jm_double.served_bytes("200002", 2)

@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from app.api.deps import ApiKey, BooruSiteDep, JobsDep, SettingsDep
 from app.api.jm import parse_album_id
 from app.errors import Unprocessable
+from app.jobs.album_runner import Layout
 from app.jobs.models import Job
 from app.sources.captions import CaptionOptions, PostFilters
 
@@ -22,7 +23,12 @@ CLIENT_ID_PATTERN = r"^[A-Za-z0-9._:@-]{1,128}$"
 
 
 class AlbumDownloadRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     client_id: str | None = Field(None, pattern=CLIENT_ID_PATTERN)
+    layout: Layout = Field(
+        "flat", description="flat: every page at the top level, numbered across chapters (what existing "
+        "apps read); chapters: one folder per chapter")
 
 
 class BooruDownloadRequest(BaseModel):
@@ -71,7 +77,10 @@ async def download_album(
     """Start downloading a JM album into one zip; progress goes to the client's WebSocket."""
     aid = parse_album_id(album_id)
     cid = (body.client_id if body else None) or client_id
-    job, created = await jobs.submit("album", f"album:{aid}", {"album_id": aid}, cid, title=f"JM{aid}")
+    layout = body.layout if body else "flat"
+    key = f"album:{aid}" if layout == "flat" else f"album:{aid}:{layout}"
+    params = {"album_id": aid, "layout": layout}
+    job, created = await jobs.submit("album", key, params, cid, title=f"JM{aid}")
     return _accepted(job, created, cid, f"Album {aid} is queued for download.")
 
 

@@ -4,44 +4,63 @@ from __future__ import annotations
 
 import hashlib
 import re
-from typing import Any
+from enum import StrEnum
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Request, Response
+from fastapi import APIRouter, Path, Query, Request, Response
 
 from app.api.deps import JmDep
 from app.errors import BadRequest
-from app.sources.jm import RANK_PERIODS
 
 router = APIRouter(tags=["jm"])
 
 _ALBUM_ID = re.compile(r"^(?:jm)?(\d{1,12})$", re.IGNORECASE)
 
 
+MAX_SEARCH_PAGE = 100
+
+
+class RankPeriod(StrEnum):
+    day = "day"
+    week = "week"
+    month = "month"
+    all = "all"
+
+
 def parse_album_id(raw: str) -> str:
     match = _ALBUM_ID.match(raw.strip())
     if match is None or int(match.group(1)) <= 0:
-        raise BadRequest(f"'{raw[:40]}' is not a JM album id: use the positive number, like 350234.")
+        # "Invalid album ID" is what the seed answers; its clients and tests look for it.
+        raise BadRequest(f"Invalid album ID '{raw[:40]}': use the positive number, like 350234.")
     return str(int(match.group(1)))
 
 
 @router.get("/v1/rank/{period}")
-async def rank(period: str, jm: JmDep, page: int = 1) -> list[dict[str, str]]:
+async def rank(period: RankPeriod, jm: JmDep, page: int = 1) -> list[dict[str, str]]:
     """List the day, week, month or all-time ranking of albums."""
-    if period not in RANK_PERIODS:
-        raise BadRequest(f"Unknown ranking period '{period[:20]}': use one of {', '.join(RANK_PERIODS)}.")
     if page < 1:
-        raise BadRequest("page starts at 1.")
-    return await jm.ranking(period, page)
+        raise BadRequest("page must be >= 1.")
+    return await jm.ranking(period.value, page)
 
 
 @router.get("/v1/search/{query}/{page}")
 async def search(jm: JmDep, query: str = Path(max_length=200), page: int = Path()) -> list[dict[str, str]]:
     """Search albums by text; a query that is an album id returns that album."""
-    if page < 1:
-        raise BadRequest("page starts at 1.")
+    if not 1 <= page <= MAX_SEARCH_PAGE:
+        # The seed's sentence (its clients and tests match "num must be between").
+        raise BadRequest(f"num must be between 1 and {MAX_SEARCH_PAGE} (the page number of the search).")
     if not query.strip():
         raise BadRequest("The search query is empty.")
     return await jm.search(query.strip(), page)
+
+
+@router.get("/v1/comments/{aid}")
+async def comments(aid: str, jm: JmDep, page: Annotated[int, Query()] = 1) -> dict[str, Any]:
+    """One page of an album's comments (plain text, replies nested), as JMComic_Server_API serves them."""
+    album_id = parse_album_id(aid)
+    if page < 1:
+        raise BadRequest("page must be >= 1.")
+    return await jm.comments(album_id, page)
 
 
 @router.get("/v1/info/{aid}")

@@ -13,7 +13,7 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-CACHEABLE_PREFIXES = ("/v1/rank/", "/v1/search/", "/v1/info/")
+CACHEABLE_PREFIXES = ("/v1/rank/", "/v1/search/", "/v1/info/", "/v1/comments/")
 
 
 class ResponseCache:

@@ -19,6 +19,8 @@ def _base(request: Request) -> dict[str, Any]:
     settings = request.app.state.settings
     return {
         "status": "ok",
+        # The WatchJM app accepts a server only when it names itself like JMComic_Server_API.
+        "app": "jmcomic_server_api",
         "version": __version__,
         "mode": "redis" if settings.redis_url else "embedded",
         "server_time": int(time.time() * 1000),
@@ -41,7 +43,8 @@ async def latency(timestamp: str, request: Request) -> dict[str, Any]:
         client_ms = math.nan
     if not math.isfinite(client_ms):
         raise NotFound(f"There is no endpoint at /v1/{timestamp}. See /docs for the API.")
-    now_ms = time.time() * 1000
+    now_ms = int(time.time() * 1000)
     answer = _base(request)
-    answer["latency"] = str(round(now_ms - client_ms, 3))
+    # A whole number in a string, as the seed sends it: its clients read it with int("644").
+    answer["latency"] = str(now_ms - int(client_ms))
     return answer

@@ -85,14 +85,18 @@ async def follow_job(ws: WebSocket, job_id: str) -> None:
 
 @router.websocket("/ws/notifications/{client_id}")
 async def notifications(ws: WebSocket, client_id: str) -> None:
-    """Every event of every job started with this client_id, including finals missed while away."""
+    """The final frame of every job started with this client_id, including finals missed while
+    away; with ``?progress=1`` also snapshots and progress frames."""
     if not await _admit(ws):
         return
     jobs: JobService = ws.app.state.jobs
+    progress = ws.query_params.get("progress", "").lower() in ("1", "true", "yes", "on")
+    grace = ws.app.state.settings.notify_replay_grace_seconds
 
     async def delivered(frame: Frame) -> None:
         if frame.get("event") in FINAL_EVENTS:
             await follow.mark_notified(jobs, str(frame["job_id"]), client_id)
 
+    frames = follow.follow_client(jobs, client_id, progress=progress, replay_grace=grace)
     with contextlib.suppress(WebSocketDisconnect, RuntimeError):
-        await _pump(ws, follow.follow_client(jobs, client_id), delivered)
+        await _pump(ws, frames, delivered)

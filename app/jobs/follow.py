@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections import OrderedDict
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncGenerator, AsyncIterator
 
 from app.jobs.events import Delivery, Frame, client_topic, encode, job_topic
 from app.jobs.models import FINAL_EVENTS, Job, JobState
@@ -27,6 +27,15 @@ def snapshot(job: Job) -> Frame:
     if job.kind == "album":
         frame["album_id"] = job.params.get("album_id")
     return frame
+
+
+VANISHED_MESSAGE = "This job no longer exists (the job store lost it, or it was cleaned up); start the download again."
+
+
+def vanished_frame(job_id: str, seq: int) -> Frame:
+    return {"event": "failed", "status": "error", "job_id": job_id, "seq": seq, "state": "failed",
+            "done": 0, "total": 0, "bytes": 0, "file_name": "", "error": VANISHED_MESSAGE,
+            "message": VANISHED_MESSAGE}
 
 
 async def follow_job(service: JobService, job_id: str) -> AsyncIterator[Delivery]:
@@ -47,10 +56,12 @@ async def follow_job(service: JobService, job_id: str) -> AsyncIterator[Delivery
             except TimeoutError:
                 # A frame lost on the way (a Redis hiccup) must not leave the socket waiting forever.
                 fresh = await service.store.get(job_id)
-                if fresh is None:
+                if fresh is None:  # the record vanished (the store lost it): say so, never close silently
+                    yield encode(vanished_frame(job_id, last + 1))
                     return
-                if fresh.state.final and fresh.seq > last and fresh.final_frame:
-                    yield encode(fresh.final_frame)
+                if fresh.state.final:  # it ended and its final frame never reached us
+                    event = "download_ready" if fresh.state == JobState.READY else str(fresh.state)
+                    yield encode(fresh.final_frame or fresh.frame(event))
                     return
                 continue
             if frame.get("seq", 0) <= last:
@@ -62,17 +73,29 @@ async def follow_job(service: JobService, job_id: str) -> AsyncIterator[Delivery
     finally:
         await sub.close()
 
-async def follow_client(service: JobService, client_id: str) -> AsyncIterator[Delivery]:
-    """Every frame of the client's jobs; first, what it missed while it was away."""
+async def follow_client(service: JobService, client_id: str, *, progress: bool = False,
+                        replay_grace: float = 3.0) -> AsyncIterator[Delivery]:
+    """The frames a notifications socket sends, in either of its two modes."""
+    frames = _follow_client_progress(service, client_id) if progress else \
+        _ClientFinals(service, client_id, replay_grace).frames()
+    async with contextlib.aclosing(frames):
+        async for delivery in frames:
+            yield delivery
+
+
+async def _follow_client_progress(service: JobService, client_id: str) -> AsyncGenerator[Delivery, None]:
+    """``?progress=1``: snapshots of running jobs, missed finals, then every live frame."""
     sub = await service.hub.subscribe([client_topic(client_id)])
     try:
         last: dict[str, int] = {}
+        sent: set[str] = set()  # jobs whose final this socket already sent
         for job in await service.store.jobs_for_client(client_id):
             if job.state.active:
                 last[job.job_id] = job.seq
                 yield encode(snapshot(job))
             elif job.final_frame and client_id not in job.notified:
                 last[job.job_id] = job.seq
+                sent.add(job.job_id)
                 yield encode(job.final_frame)
         while True:
             try:
@@ -80,36 +103,138 @@ async def follow_client(service: JobService, client_id: str) -> AsyncIterator[De
                     frame, text = await sub.get()
             except TimeoutError:
                 for job in await service.store.jobs_for_client(client_id):
-                    if job.final_frame and job.seq > last.get(job.job_id, 0) and client_id not in job.notified:
+                    if (job.final_frame and job.job_id not in sent and job.seq > last.get(job.job_id, 0)
+                            and client_id not in job.notified):
                         last[job.job_id] = job.seq
+                        sent.add(job.job_id)
                         yield encode(job.final_frame)
                 continue
-            seq, jid = frame.get("seq", 0), frame.get("job_id", "")
-            if seq <= last.get(jid, 0) and frame.get("event") not in FINAL_EVENTS:
+            seq, jid = frame.get("seq", 0), str(frame.get("job_id", ""))
+            if frame.get("event") in FINAL_EVENTS:
+                if jid in sent and seq <= last.get(jid, 0):
+                    continue  # the same final again (a replay raced the live frame)
+                sent.add(jid)
+            elif seq <= last.get(jid, 0):
                 continue
             last[jid] = max(seq, last.get(jid, 0))
             yield frame, text
     finally:
         await sub.close()
 
-# (job_id, client_id) pairs this process already recorded: a client with many sockets then costs
-# one store call per final frame, not one per socket.
-_recorded: OrderedDict[tuple[str, str], None] = OrderedDict()
+
+class _ClientFinals:
+    """The default mode: only final frames, and a job's final before the finals of older jobs.
+
+    Real clients (the WatchJM app, the seed's tests) open the socket, POST at once and read ONE
+    frame, which must be the final of the job they just started. So finals of jobs the client
+    asked for before this socket opened ("old" jobs: missed while it was away, or ending now)
+    wait ``grace`` seconds, and then until every job it asked for meanwhile has sent its final.
+    A job asked for shortly before the socket opened counts as new: the POST may win the race.
+    """
+
+    def __init__(self, service: JobService, client_id: str, grace: float) -> None:
+        self.service = service
+        self.client_id = client_id
+        self.grace = grace
+        self.opened = time.time()
+        self.sent: set[str] = set()  # finals this socket sent
+        self.held: dict[str, Frame] = {}  # finals of old jobs, in the order they ended
+        self.waiting: set[str] = set()  # new jobs whose final this socket has not sent yet
+        self.old: set[str] = set()
+
+    def is_new(self, job: Job) -> bool:
+        return job.client_joined_at.get(self.client_id, 0.0) >= self.opened - self.grace
+
+    async def frames(self) -> AsyncGenerator[Delivery, None]:
+        sub = await self.service.hub.subscribe([client_topic(self.client_id)])
+        try:
+            jobs = await self.service.store.jobs_for_client(self.client_id)
+            self.old = {job.job_id for job in jobs if not self.is_new(job)}
+            for job in sorted(jobs, key=lambda j: j.finished_at or j.created_at):
+                for delivery in self._consider(job):
+                    yield delivery
+            release_at = self.opened + self.grace
+            released = False
+            while True:
+                if not released and time.time() >= release_at:
+                    released = True
+                    for delivery in await self._recheck():  # jobs asked for again meanwhile
+                        yield delivery
+                if released and not self.waiting:
+                    for delivery in self._release():
+                        yield delivery
+                wait = RECHECK_SECONDS if released else max(0.0, release_at - time.time())
+                try:
+                    async with asyncio.timeout(wait):
+                        frame, text = await sub.get()
+                except TimeoutError:
+                    for delivery in await self._recheck():
+                        yield delivery
+                    continue
+                jid = str(frame.get("job_id", ""))
+                if frame.get("event") not in FINAL_EVENTS:
+                    if jid not in self.old:
+                        self.waiting.add(jid)  # a job started after the socket opened
+                    continue
+                if jid in self.sent:
+                    continue
+                if jid in self.old and not await self._asked_again(jid):
+                    self.held[jid] = frame
+                    continue
+                self.waiting.discard(jid)
+                self.sent.add(jid)
+                yield frame, text
+        finally:
+            await sub.close()
+
+    async def _recheck(self) -> list[Delivery]:
+        """Re-read the client's jobs: finals lost on the way, jobs asked for again, jobs forgotten."""
+        jobs = await self.service.store.jobs_for_client(self.client_id)
+        self.waiting &= {job.job_id for job in jobs}
+        return [delivery for job in jobs for delivery in self._consider(job)]
+
+    def _consider(self, job: Job) -> list[Delivery]:
+        """Place a job read from the store: wait for it, send its final now, or hold it."""
+        new = self.is_new(job)
+        if new:
+            self.old.discard(job.job_id)
+        if job.state.active:
+            if new:
+                self.waiting.add(job.job_id)
+            return []
+        self.waiting.discard(job.job_id)
+        if not job.final_frame or job.job_id in self.sent or self.client_id in job.notified:
+            return []
+        if new:
+            self.sent.add(job.job_id)
+            return [encode(job.final_frame)]
+        self.held.setdefault(job.job_id, job.final_frame)
+        return []
+
+    async def _asked_again(self, job_id: str) -> bool:
+        job = await self.service.store.get(job_id)
+        if job is None or not self.is_new(job):
+            return False
+        self.old.discard(job_id)
+        return True
+
+    def _release(self) -> list[Delivery]:
+        out = [encode(frame) for jid, frame in self.held.items() if jid not in self.sent]
+        self.sent.update(self.held)
+        self.held.clear()
+        return out
 
 
 async def mark_notified(service: JobService, job_id: str, client_id: str) -> None:
-    """Remember that the client got the final frame (once per client id, not per socket)."""
-    if (job_id, client_id) in _recorded:
-        return
-    _recorded[(job_id, client_id)] = None
-    while len(_recorded) > 10_000:
-        _recorded.popitem(last=False)
+    """Remember that the client got the final frame (once per client id, not per socket).
+
+    A job already marked costs a look-up and no write, so a client with many sockets stays cheap.
+    """
 
     def mutate(job: Job) -> None:
         if client_id in job.notified:
-            raise Skip  # another process recorded it already
+            raise Skip  # another socket or process recorded it already
         job.notified.append(client_id)
 
     with contextlib.suppress(Skip):
         await service.store.update(job_id, mutate)
-

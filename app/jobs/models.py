@@ -49,6 +49,7 @@ class Job:
     message: str = ""
     client_ids: list[str] = field(default_factory=list)
     notified: list[str] = field(default_factory=list)  # clients that received the final frame
+    client_joined_at: dict[str, float] = field(default_factory=dict)  # client id -> when it last asked
     seq: int = 0
     created_at: float = field(default_factory=time.time)
     updated_at: float = field(default_factory=time.time)

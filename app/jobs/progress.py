@@ -15,7 +15,7 @@ class Counters:
     total: int = 0
     bytes: int = 0
     title: str | None = None
-    message: str | None = None  # what the job is doing, when it is not just downloading ("Rate limited ...")
+    message: str | None = None  # what the job is doing, when it is not plain downloading
 
 
 Publish = Callable[[Counters], Awaitable[None]]
@@ -69,8 +69,8 @@ class ProgressTracker:
 
     def snapshot(self) -> Counters:
         with self._lock:
-            return Counters(self._counters.done, self._counters.total, self._counters.bytes, self._counters.title,
-                            self._counters.message)
+            c = self._counters
+            return Counters(c.done, c.total, c.bytes, c.title, c.message)
 
     def _schedule(self) -> None:
         if self._task is None and not self._closed:
@@ -93,8 +93,8 @@ class ProgressTracker:
             if not self._dirty:
                 return
             self._dirty = False
-            counters = Counters(self._counters.done, self._counters.total, self._counters.bytes, self._counters.title,
-                                self._counters.message)
+            c = self._counters
+            counters = Counters(c.done, c.total, c.bytes, c.title, c.message)
         self._last = time.monotonic()
         await self._publish(counters)
 

@@ -46,7 +46,7 @@ class Engine:
         self.jm = jm_source.JmSource(settings, self.jm_pool)
         runners = build_runners(settings, self.jm_pool, self.booru)
         if settings.redis_url:
-            from app.jobs.redis_backend import build_redis_service
+            from app.jobs.redis import build_redis_service
 
             self.jobs = build_redis_service(settings, self.storage, runners, self.files_pool,
                                             broker=broker, is_worker=is_worker)

@@ -9,14 +9,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import jmcomic
-from curl_cffi.requests import exceptions as curl_errors
 from jmcomic import JmcomicText, JmMagicConstants, JmModuleConfig, JmOption
 
 from app.blocking import BlockingPool
 from app.cache import TtlCache
 from app.config import Settings
-from app.errors import AppError, NotFound, UpstreamError, UpstreamTimeout, UpstreamUnavailable
+from app.errors import AppError, NotFound, UpstreamError
+from app.sources.jm_errors import translate_error
 
 log = logging.getLogger("jmbooru.jm")
 
@@ -69,29 +68,6 @@ def build_option(settings: Settings, base_dir: Path | None = None, *, image_thre
     )
 
 
-def translate_error(exc: BaseException, *, what: str = "JM") -> AppError:
-    """Turn a jmcomic or transport exception into a sentence a user can act on (details are logged)."""
-    if isinstance(exc, AppError):
-        return exc
-    if isinstance(exc, jmcomic.MissingAlbumPhotoException):
-        return NotFound("This JM album does not exist, or it can only be seen by logged-in users.")
-    causes: list[BaseException] = [exc]
-    if isinstance(exc, jmcomic.RequestRetryAllFailException):
-        causes = [item.get("error") for item in exc.errors if item.get("error") is not None] or causes
-    log.warning("jm upstream failure: %s: %s", type(exc).__name__, str(exc)[:500])
-    if all(isinstance(c, curl_errors.Timeout) for c in causes):
-        return UpstreamTimeout(f"{what} did not answer in time. Try again later.")
-    if all(isinstance(c, curl_errors.RequestException | OSError) for c in causes):
-        return UpstreamUnavailable(
-            f"{what} is unreachable right now (every configured domain failed). "
-            "Try again later or set JMBOORU_JM_API_DOMAINS / JMBOORU_JM_IMAGE_DOMAINS to working domains."
-        )
-    return UpstreamError(
-        f"{what} answered with something unusable (blocked, a Cloudflare page, or an error). "
-        "Cloud and CI addresses are often refused; try again later or from another network."
-    )
-
-
 @dataclass(frozen=True)
 class AlbumInfo:
     album_id: str
@@ -109,6 +85,28 @@ class AlbumInfo:
     chapters: list[dict[str, Any]]
 
 
+def _comment(comment: Any) -> dict[str, Any]:
+    """A jmcomic ``JmAlbumComment`` in the seed's shape; jmcomic already turned the HTML into
+    plain text (``<br>`` became a newline)."""
+
+    def text(value: Any) -> str | None:
+        return None if value is None else str(value)
+
+    return {
+        "comment_id": text(comment.comment_id),
+        "album_id": text(comment.album_id),
+        "user_id": text(comment.user_id),
+        "parent_comment_id": text(comment.parent_comment_id),
+        "content": str(comment.content or ""),
+        "username": text(comment.username),
+        "nickname": text(comment.nickname),
+        "is_spoiler": bool(comment.is_spoiler),
+        "created_at": text(comment.created_at),
+        "likes": comment.likes,
+        "replies": [_comment(reply) for reply in comment.replies],
+    }
+
+
 class JmSource:
     """The JM read API and album downloads; every jmcomic call runs in ``pool``."""
 
@@ -121,6 +119,7 @@ class JmSource:
         self._lists: TtlCache[list[dict[str, str]]] = TtlCache(ttl)
         self._albums: TtlCache[AlbumInfo] = TtlCache(ttl)
         self._covers: TtlCache[bytes] = TtlCache(ttl, max_entries=256)
+        self._comments: TtlCache[dict[str, Any]] = TtlCache(ttl, max_entries=512)
 
     async def client(self) -> Any:
         if self._client is None:
@@ -200,6 +199,24 @@ class JmSource:
                 raise
 
         return await self._covers.get_or_load(album_id, load)
+
+    async def comments(self, album_id: str, page: int) -> dict[str, Any]:
+        """One page of an album's comments (10 top-level comments a page, replies nested)."""
+
+        async def load() -> dict[str, Any]:
+            client = await self.client()
+            result = await self._call(lambda: client.album_pagination(album_id, page=page))
+            return {
+                "aid": album_id,
+                "page": page,
+                "page_size": int(result.page_size),
+                "total": result.total,
+                "page_count": result.page_count,
+                "comment_count": int(result.comment_count),
+                "comments": [_comment(c) for c in result.content],
+            }
+
+        return await self._comments.get_or_load((album_id, page), load)
 
     async def _cover_missing(self, album_id: str) -> bool:
         try:

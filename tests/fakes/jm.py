@@ -203,6 +203,7 @@ def default_catalogue() -> list[FakeAlbum]:
     * ``100001`` plain one-chapter album, 5 pages (chapter id < 220980: served unscrambled);
     * ``500001`` scrambled one-chapter album, 4 pages (id > 421926: 2..16 strips per page);
     * ``200001`` two chapters ``200001`` (3 pages) and ``200002`` (2 pages), plain;
+    * ``600001`` two scrambled chapters ``600001`` (3 pages) and ``600002`` (4 pages), 23 comments;
     * ``100002`` title full of characters that are illegal in file names, plus unicode;
     * ``100003`` and ``100004`` share the title :data:`SAME_TITLE`;
     * ``300001`` login-only (``/album`` answers "no such album"; it still shows in lists);
@@ -231,6 +232,10 @@ def default_catalogue() -> list[FakeAlbum]:
                  likes=25, category="short", addtime=1_700_000_700),
         A.single("300002", "Middle Era", 3, authors=["Judy"], tags=["scrambled", "middle"], views=7_700,
                  likes=70, category="short", addtime=1_700_000_800),
+        # scrambled WebP pages in two chapters, as most of JM serves them; many comments
+        A("600001", "Scrambled Two Chapters", [C("600001", "Part 1", 3, 1), C("600002", "Part 2", 4, 2)],
+          authors=["Kim"], tags=["scrambled", "series"], views=12_300, likes=456, category="hanman",
+          comment_total=23, addtime=1_700_001_000),
     ]
     filler_tags = ["romance", "comedy", "romance", "action", "comedy", "romance"]
     filler_cats = ["doujin", "single", "hanman", "doujin", "another", "doujin"]
@@ -363,6 +368,7 @@ class _Fault:
     body: bytes
     content_type: str
     remaining: int | None  # None = until clear_faults()
+    headers: tuple[tuple[str, str], ...] = ()
 
 
 # --------------------------------------------------------------------------------------------
@@ -465,11 +471,14 @@ class JmDouble:
                 self._latency.pop(path_prefix, None)
 
     def fail(self, path_prefix: str, *, status: int = 500, body: bytes = b"fake upstream failure",
-             content_type: str = "text/plain", times: int | None = None) -> None:
-        """Answer requests whose path starts with ``path_prefix`` with ``status``/``body``,
-        ``times`` times (None: until :meth:`clear_faults`). Newest rule wins when several match."""
+             content_type: str = "text/plain", times: int | None = None,
+             headers: dict[str, str] | None = None) -> None:
+        """Answer requests whose path starts with ``path_prefix`` with ``status``/``body`` (and
+        ``headers``, e.g. Retry-After), ``times`` times (None: until :meth:`clear_faults`).
+        Newest rule wins when several match."""
         with self._lock:
-            self._faults.insert(0, _Fault(path_prefix, status, body, content_type, times))
+            self._faults.insert(0, _Fault(path_prefix, status, body, content_type, times,
+                                          tuple((headers or {}).items())))
 
     def fail_images_after(self, n_ok: int, status: int = 500) -> None:
         """Serve the next ``n_ok`` page images (``/media/photos``) normally, then fail every one."""
@@ -613,7 +622,7 @@ class JmDouble:
         if delay:
             time.sleep(delay)
         if fault is not None:
-            return h.respond(fault.status, fault.body, fault.content_type)
+            return h.respond(fault.status, fault.body, fault.content_type, fault.headers)
         if cloudflare:
             return h.respond(403, _CLOUDFLARE_PAGE, "text/html; charset=UTF-8",
                              [("cf-mitigated", "challenge"), ("CF-RAY", "8f2a1b3c4d5e6f70-HKG"),
@@ -677,6 +686,8 @@ class JmDouble:
             data = self._search(query)
         elif path == "/categories/filter":
             data = self._categories(query)
+        elif path == "/forum":
+            data = self._forum(query)
         else:
             body = json.dumps({"code": 404, "data": [], "errorMsg": "Not found."}).encode()
             return h.respond(404, body, "application/json; charset=UTF-8")
@@ -838,6 +849,49 @@ class JmDouble:
             "total": str(len(ids)) if ids else None,
             "content": [self._list_item(self.albums[i]) for i in chosen],
         }
+
+    COMMENTS_PER_PAGE = 10  # top-level comments per /forum page, as on the API
+
+    def comments_of(self, album_id: str) -> list[dict]:
+        """The album's top-level comments as the API sends them (newest first), replies nested.
+
+        ``comment_total`` of the album says how many there are. Comment 1 spans two lines
+        (``<br>``) with an HTML entity, comment 2 is a spoiler with a reply that has its own reply.
+        """
+        album = self.albums.get(str(album_id))
+        if album is None or album.login_only:
+            return []
+
+        def item(cid: str, parent: str, n: int, content: str, spoiler: bool = False,
+                 replys: list[dict] | None = None) -> dict:
+            return {
+                "AID": album.album_id, "BID": "", "CID": cid, "UID": str(5000 + n),
+                "username": f"reader{n}", "nickname": f"Reader {n}", "likes": str(n % 7),
+                "gender": "Male", "update_at": "0", "addtime": f"Nov {1 + n % 28}, 2026",
+                "parent_CID": parent, "expinfo": {"level_name": "Lv 1", "level": 1},
+                "name": album.name, "content": content, "photo": "nopic-Male.gif?v=0",
+                "spoiler": "2" if spoiler else "1", "replys": replys or [],
+            }
+
+        out = []
+        for n in range(1, album.comment_total + 1):
+            cid = f"{album.album_id}{n:04d}"
+            if n == 1:
+                out.append(item(cid, "0", n, "<p>First line<br>second line &amp; more</p>"))
+            elif n == 2:
+                inner = item(f"{cid}02", f"{cid}01", 102, "a reply to the reply")
+                reply = item(f"{cid}01", cid, 101, "I agree<br/>completely", replys=[inner])
+                out.append(item(cid, "0", n, "The ending is a twist", spoiler=True, replys=[reply]))
+            else:
+                out.append(item(cid, "0", n, f"Comment number {n} on {album.name}"))
+        return out
+
+    def _forum(self, q: dict[str, str]) -> dict:
+        comments = self.comments_of(q.get("aid", ""))
+        page = self._page_number(q)
+        size = self.COMMENTS_PER_PAGE
+        # ``total`` counts top-level comments and comes as a string, as on the site
+        return {"list": comments[(page - 1) * size: page * size], "total": str(len(comments))}
 
     def _categories(self, q: dict[str, str]) -> dict:
         o = q.get("o", "") or "mr"

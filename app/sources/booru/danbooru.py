@@ -20,10 +20,10 @@ from typing import Any
 import httpx
 
 from app.errors import Unprocessable, UpstreamError
+from app.logs import install_redaction
 from app.sources.booru.base import CredentialsError, Post, PostPage, normalise_rating
 from app.sources.booru.config import SiteConfig
 from app.sources.booru.http import is_cloudflare
-from app.sources.booru.politeness import register_secret
 from app.sources.booru.site import HttpSite
 from app.sources.booru.values import as_bool, as_int, as_list, as_md5, as_str, split_tags
 
@@ -94,8 +94,7 @@ class DanbooruSite(HttpSite):
 
     def __init__(self, config: SiteConfig, *, transport: httpx.AsyncBaseTransport | None = None) -> None:
         login, api_key = config.login.strip(), config.api_key.strip()
-        register_secret(login)
-        register_secret(api_key)
+        install_redaction([login, api_key])
         # Danbooru's staff ask tools to say who they run for.
         super().__init__(config, transport=transport, user_agent_note=f"user {login}" if login else "",
                          api_auth=httpx.BasicAuth(login, api_key) if login and api_key else None)

@@ -18,10 +18,10 @@ from urllib.parse import parse_qs
 import httpx
 
 from app.errors import AppError, Unprocessable, UpstreamError
+from app.logs import install_redaction, redact
 from app.sources.booru.base import CredentialsError, Post, PostPage, normalise_rating
 from app.sources.booru.config import SiteConfig
 from app.sources.booru.http import is_cloudflare
-from app.sources.booru.politeness import redact, register_secret
 from app.sources.booru.site import HttpSite
 from app.sources.booru.values import as_bool, as_int, as_list, as_md5, as_str, split_tags
 
@@ -89,7 +89,7 @@ class GelbooruSite(HttpSite):
             # Reported on first use (so a bad setting never stops the server) as a 502: to an API
             # client it is the server's configuration that is wrong, not its request.
             self.credentials_error = CredentialsError(exc.detail)
-        register_secret(self.api_key)
+        install_redaction([self.api_key])  # it travels in every API URL, which httpx logs
 
     def check_credentials(self) -> None:
         if self.credentials_error is not None:

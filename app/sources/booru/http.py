@@ -20,17 +20,11 @@ import httpx
 
 from app import __version__
 from app.errors import AppError, UpstreamError, UpstreamTimeout, UpstreamUnavailable
+from app.logs import redact
 from app.sources.booru.base import ForeignImageHost, ImageDownload
 from app.sources.booru.files import HashingWriter
 from app.sources.booru.hosts import HostPolicy
-from app.sources.booru.politeness import (
-    RateLimiter,
-    redact,
-    report_resumed,
-    report_wait,
-    retry_after,
-    wait_bound,
-)
+from app.sources.booru.politeness import RateLimiter, report_resumed, report_wait, retry_after, wait_bound
 
 log = logging.getLogger("jmbooru.booru")
 
@@ -50,7 +44,7 @@ class HttpOptions:
     timeout: float = 30.0
     max_attempts: int = 4
     backoff_base: float = 0.5
-    max_wait: float = 180.0  # the longest Retry-After a job waits for; longer is an error at once
+    max_wait: float = 120.0  # the longest Retry-After a job waits for; longer is an error at once
 
 
 class SiteHttp:

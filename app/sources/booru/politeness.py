@@ -1,10 +1,8 @@
-"""Being a polite client, and saying so: rate limits, Retry-After, waiting notices, secrets kept out of logs."""
+"""Being a polite client, and saying so: rate limits, Retry-After, and notices while a site makes us wait."""
 
 from __future__ import annotations
 
 import asyncio
-import logging
-import re
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -12,8 +10,6 @@ from contextvars import ContextVar
 from email.utils import parsedate_to_datetime
 
 import httpx
-
-log = logging.getLogger("jmbooru.booru")
 
 # A job (or the CLI) listens here for "rate limited, retrying at ..." while it waits; None = resumed.
 WaitListener = Callable[[str | None], None]
@@ -92,47 +88,3 @@ def retry_after(response: httpx.Response) -> float | None:
     if seconds != seconds:  # NaN
         return None
     return max(0.0, min(seconds, 86_400.0 * 365))
-
-
-# --- secrets out of logs ---------------------------------------------------------------------------
-
-_SECRET_PARAMS = re.compile(r"((?:api_key|login|user_id|password|password_hash|token)=)[^&\s\"'#]*", re.I)
-_secret_values: set[str] = set()
-
-
-def register_secret(value: str) -> None:
-    """Redact this value wherever it would appear in a booru or httpx log line."""
-    if len(value) >= 4:
-        _secret_values.add(value)
-
-
-def redact(text: str) -> str:
-    text = _SECRET_PARAMS.sub(r"\1***", text)
-    for secret in _secret_values:
-        if secret in text:
-            text = text.replace(secret, "***")
-    return text
-
-
-class RedactSecrets(logging.Filter):
-    """httpx logs every request's full URL at INFO; Gelbooru's api_key travels in that URL."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        try:
-            message = record.getMessage()
-        except Exception:  # a broken record is the logging system's business, not ours
-            return True
-        cleaned = redact(message)
-        if cleaned != message:
-            record.msg, record.args = cleaned, None
-        return True
-
-
-def install_log_redaction() -> None:
-    for name in ("httpx", "jmbooru.booru"):
-        logger = logging.getLogger(name)
-        if not any(isinstance(f, RedactSecrets) for f in logger.filters):
-            logger.addFilter(RedactSecrets())
-
-
-install_log_redaction()

@@ -100,7 +100,7 @@ def site_config(entry: SiteEntry, settings: Settings | None = None, **overrides:
         "timeout": _setting(settings, entry.site, "timeout_seconds") or (settings.booru_timeout_seconds if settings else 30.0),
     }
     if settings is not None:
-        http["max_wait"] = settings.booru_max_retry_wait_seconds
+        http["max_wait"] = settings.upstream_max_retry_after_seconds
     for key, value in overrides.items():
         if value is None:
             continue
