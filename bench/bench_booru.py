@@ -40,7 +40,7 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from bench._common import BooruDoubleProcess, machine, package_version, publish  # noqa: E402
+from bench._common import BooruDoubleProcess, CpuMeter, cpu_seconds, machine, package_version, publish  # noqa: E402
 
 TAGS = "1girl"
 FAMILIES = {  # site -> (double class, gallery-dl basecategory and URL path, or None)
@@ -78,13 +78,6 @@ def serve_double(site: str, images: int, kb: int) -> None:
 
 
 # --- runs ---
-
-
-def cpu_seconds() -> float:
-    import resource
-
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
 
 
 async def jmbooru_run(site: str, base_url: str, out: Path, images: int, workers: int, rate: float) -> dict[str, float]:
@@ -170,9 +163,9 @@ def report(args: argparse.Namespace, m: dict[str, Any], mean_kb: dict[str, float
         f"{limit:.1f} s. Efficiency = limit / wall (bench_gelbooru.py's target: ≥ {TARGET_EFFICIENCY}). "
         "gallery-dl downloads one file at a time by design, so its own limit is (pages + 1 + images) × latency.",
         "",
-        "| site (family) | wall, median | runs | efficiency | first page | CPU per image | gallery-dl wall | "
-        "jmbooru / gallery-dl |",
-        "|---|---|---|---|---|---|---|---|",
+        "| site (family) | wall, median | runs | efficiency | first page | CPU per image | other processes' CPU "
+        "(cores, median) | gallery-dl wall | jmbooru / gallery-dl |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for site, runs in res.items():
         wall = med(runs, "wall")
@@ -183,7 +176,8 @@ def report(args: argparse.Namespace, m: dict[str, Any], mean_kb: dict[str, float
                   "yandere": "Moebooru"}[site]
         lines.append(
             f"| {site} ({family}, {mean_kb[site]:.0f} kB mean) | **{wall:.2f} s** | {listing(runs, 'wall')} | "
-            f"**{limit / wall:.2f}** | {med(runs, 'listing'):.2f} s | {med(runs, 'cpu') * 1000 / n:.2f} ms | {gdl_cells} |"
+            f"**{limit / wall:.2f}** | {med(runs, 'listing'):.2f} s | {med(runs, 'cpu') * 1000 / n:.2f} ms | "
+            f"{med(runs, 'other_cores'):.2f} of {m['nproc']} | {gdl_cells} |"
         )
     lines += ["", "gallery-dl was not run on Gelbooru here: its `gelbooru` extractor is hard-wired to "
               "gelbooru.com (bench_gelbooru.py compares it through `gelbooru_v02`)." if gdl else
@@ -195,7 +189,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--serve-double", metavar="SITE")
     parser.add_argument("--families", default=",".join(FAMILIES))
-    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--images", type=int, default=500)
     parser.add_argument("--kb", type=int, default=200)
     parser.add_argument("--latency", type=float, default=0.1)
@@ -229,11 +223,13 @@ def main() -> None:
         for i in range(args.runs):
             for site, double in doubles.items():
                 out = work / f"{site}-{i}"
-                r = asyncio.run(jmbooru_run(site, double.base_url, out, args.images, args.workers, args.rate))
+                with CpuMeter(double.proc.pid) as meter:
+                    r = asyncio.run(jmbooru_run(site, double.base_url, out, args.images, args.workers, args.rate))
+                r["other_cores"] = meter.other_cores
                 hits = double.hits()
                 res[site].append(r)
                 print(f"{site} run {i + 1}: wall {r['wall']:.2f} s, first page {r['listing']:.2f} s, "
-                      f"cpu {r['cpu']:.2f} s; requests {hits['post']} api + {hits['image']} images", flush=True)
+                      f"cpu {r['cpu']:.2f} s, other processes {r['other_cores']:.2f} cores; requests {hits['post']} api + {hits['image']} images", flush=True)
                 shutil.rmtree(out, ignore_errors=True)
         args.gdl_reason = "--no-gdl" if args.no_gdl else (
             "" if Path(args.gdl).exists() else f"{args.gdl} not found; install it in a separate venv")

@@ -34,7 +34,6 @@ import json
 import math
 import os
 import platform
-import resource
 import shutil
 import statistics
 import subprocess
@@ -48,7 +47,7 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from bench._common import BooruDoubleProcess, publish  # noqa: E402
+from bench._common import BooruDoubleProcess, CpuMeter, cpu_seconds, publish, sys_seconds  # noqa: E402
 from bench._common import package_version as version  # noqa: E402
 
 TAGS = "1girl"
@@ -65,48 +64,6 @@ TARGET_EFFICIENCY = 0.85
 # --------------------------------------------------------------------------------------------
 # jmbooru, and two reference clients
 # --------------------------------------------------------------------------------------------
-
-
-def cpu_seconds() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
-
-
-def sys_seconds() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_stime
-
-
-class CpuMeter:
-    """CPU seconds used by the whole machine, this process and the double over an interval."""
-
-    TICK = os.sysconf("SC_CLK_TCK")
-
-    def __init__(self, double_pid: int) -> None:
-        self.double_pid = double_pid
-
-    @staticmethod
-    def _machine() -> tuple[float, float]:
-        fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-        idle = fields[3] + fields[4]
-        return (sum(fields[:8]) - idle) / CpuMeter.TICK, sum(fields[:8]) / CpuMeter.TICK
-
-    def _pid(self) -> float:
-        try:
-            fields = Path(f"/proc/{self.double_pid}/stat").read_text().rsplit(")", 1)[1].split()
-            return (int(fields[11]) + int(fields[12])) / self.TICK
-        except (OSError, IndexError, ValueError):
-            return 0.0
-
-    def __enter__(self) -> CpuMeter:
-        self.t0, self.busy0, self.self0, self.double0 = time.perf_counter(), self._machine()[0], cpu_seconds(), self._pid()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        wall = time.perf_counter() - self.t0
-        self.machine_cores = (self._machine()[0] - self.busy0) / wall
-        self.self_cores = (cpu_seconds() - self.self0) / wall
-        self.double_cores = (self._pid() - self.double0) / wall
-        self.other_cores = max(0.0, self.machine_cores - self.self_cores - self.double_cores)
 
 
 def create_cost(folder: Path, files: int = 200) -> float:
