@@ -136,7 +136,7 @@ async def test_tags_or_filters_that_select_nothing_end_the_job_saying_which(live
     assert "spelling" not in all_filtered["message"]
 
 
-@pytest.mark.parametrize("site", ["safebooru", "danbooru", "konachan"])
+@pytest.mark.parametrize("site", SITES)
 def test_cli_downloads_into_a_folder_and_a_second_run_fetches_nothing(
     doubles: dict[str, BooruDouble], site: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str]
