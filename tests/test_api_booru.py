@@ -142,3 +142,14 @@ async def test_the_real_app_wires_a_client_from_settings(gb: GelbooruDouble, tmp
         async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as api:
             response = await api.get("/v1/booru/gelbooru/posts", params={"tags": "1girl", "limit": 3})
     assert response.status_code == 200 and response.json()["posts"][0]["id"] == 9000
+
+
+async def test_sites_say_whether_their_credentials_are_usable(gb: GelbooruDouble) -> None:
+    pasted = site_for(gb, api_key=f"&api_key={gb.api_key}&user_id={gb.user_id}", user_id="")
+    async with await api_for(pasted, site_for(None, "danbooru", login="alice")) as api:
+        sites = {s["site"]: s for s in (await api.get("/v1/booru/sites")).json()}
+    async with await api_for(site_for(gb, user_id="SomeName")) as api:
+        misnamed = (await api.get("/v1/booru/sites")).json()[0]
+    assert (sites["gelbooru"]["configured"], sites["gelbooru"]["credentials_set"]) == (True, True)
+    assert (sites["danbooru"]["configured"], sites["danbooru"]["credentials"]) == (False, "optional")  # key missing
+    assert misnamed["configured"] is False and gb.hits("all") == 0

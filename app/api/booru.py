@@ -10,7 +10,7 @@ from pydantic import BaseModel
 
 from app.api.deps import BooruSiteDep
 from app.errors import Unprocessable
-from app.sources.booru.base import CredentialsKind, Family, Post
+from app.sources.booru.base import BooruSite, CredentialsError, CredentialsKind, Family, Post
 from app.sources.booru.politeness import wait_at_most
 
 router = APIRouter(tags=["booru"])
@@ -68,10 +68,19 @@ async def list_sites(request: Request) -> list[BooruSiteInfo]:
     """The booru sites this server knows, and whether each is ready to use."""
     return [
         BooruSiteInfo(site=s.info.site, name=s.info.name, family=s.info.family, url=s.info.url,
-                      credentials=s.info.credentials, configured=s.info.configured,
+                      credentials=s.info.credentials, configured=_usable(s),
                       credentials_set=s.info.credentials_set, page_limit=s.page_limit)
         for s in request.app.state.booru.values()
     ]
+
+
+def _usable(site: BooruSite) -> bool:
+    """Whether the site can be used as set up: the credentials it needs are there and well-formed."""
+    try:
+        site.check_credentials()
+    except CredentialsError:
+        return False
+    return True
 
 
 @router.get("/v1/booru/{site}/posts", response_model=BooruPostPage)

@@ -90,7 +90,6 @@ class SiteInfo:
     family: Family
     url: str
     credentials: CredentialsKind
-    configured: bool  # usable as set up: the credentials it requires are present
     credentials_set: bool  # some credentials are given (they may still be refused)
     settings_prefix: str  # JMBOORU_GELBOORU, for sentences naming the settings
 

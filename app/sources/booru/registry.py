@@ -70,10 +70,6 @@ SITES: dict[str, SiteEntry] = {
 }
 
 
-def site_names() -> list[str]:
-    return list(SITES)
-
-
 def unknown_site(name: str, names: Iterable[str] | None = None) -> NotFound:
     known = ", ".join(SITES if names is None else names)
     return NotFound(f"There is no booru site called '{name[:40]}' here; the sites are: {known}.")
@@ -113,8 +109,7 @@ def site_config(entry: SiteEntry, settings: Settings | None = None, **overrides:
     values["image_hosts"] = tuple(values["image_hosts"])
     key, who = str(values["api_key"]).strip(), str(values["user_id"] or values["login"]).strip()
     info = SiteInfo(site=entry.site, name=entry.name, family=entry.family, url=str(values.pop("url")).rstrip("/"),
-                    credentials=entry.credentials, configured=entry.credentials != "required" or bool(key and who),
-                    credentials_set=bool(key or who), settings_prefix=f"JMBOORU_{entry.site.upper()}")
+                    credentials=entry.credentials, credentials_set=bool(key or who), settings_prefix=f"JMBOORU_{entry.site.upper()}")
     return SiteConfig(info=info, http=HttpOptions(**http), tag_types=entry.tag_types, **values)
 
 
