@@ -109,7 +109,8 @@ async def test_without_the_setting_the_proxy_environment_is_honoured(tmp_path: P
 
 
 async def test_no_credential_reaches_a_log_line(caplog: pytest.LogCaptureFixture, tmp_path: Path) -> None:
-    caplog.set_level(logging.DEBUG)
+    for name in ("", "httpx", "jmbooru"):  # other tests (the CLI) leave these loggers quieter
+        caplog.set_level(logging.DEBUG, logger=name or None)
     secrets = ("GelSecretKey0123", "dan_login_name", "DanSecretKey0456")
     with GelbooruDouble(make_posts(3), api_key=secrets[0], user_id="777") as gb, \
             DanbooruDouble(make_posts(3), accounts={secrets[1]: (secrets[2], "member")}) as db:
