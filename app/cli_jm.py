@@ -11,16 +11,18 @@ from pathlib import Path
 from app.blocking import BlockingPool
 from app.config import Settings
 from app.errors import AppError
-from app.jobs.album_runner import AlbumRunner
 from app.jobs.models import Job, new_job_id
 from app.jobs.progress import Counters, ProgressTracker
 from app.jobs.runner import RunContext
-from app.sources import jm as jm_source
 from app.storage import build_zip
 
 
 async def download_album_zip(settings: Settings, album_id: str, out_dir: Path, *, quiet: bool = False) -> Path:
     """Download one album and write ``<title> [JM<id>].zip`` into ``out_dir``; returns its path."""
+    # Imported here: jmcomic is heavy, and the other commands of ``jmbooru`` never need it.
+    from app.jobs.album_runner import AlbumRunner
+    from app.sources import jm as jm_source
+
     jm_source.apply_module_settings(settings)
     pool = BlockingPool(settings.jm_threads, "jm")
 

@@ -31,7 +31,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine = Engine(settings)
         app.state.jm = engine.jm
-        app.state.gelbooru = engine.gelbooru
+        app.state.booru = engine.booru
         app.state.jobs = engine.jobs
         await engine.start()
         if settings.gc_freeze:

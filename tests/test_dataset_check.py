@@ -12,9 +12,10 @@ import pytest
 from PIL import Image
 
 from app.errors import Unprocessable
+from app.sources.booru.base import BooruSite
 from app.sources.dataset import download_dataset
 from app.sources.dataset_check import check_dataset
-from app.sources.gelbooru import GelbooruClient
+from tests.conftest import site_for
 from tests.fakes.gelbooru import GelbooruDouble, make_image, make_posts
 
 
@@ -25,13 +26,14 @@ def gb() -> Iterator[GelbooruDouble]:
 
 
 @pytest.fixture
-async def client(gb: GelbooruDouble) -> AsyncIterator[GelbooruClient]:
-    async with GelbooruClient(gb.base_url, gb.api_key, gb.user_id, rate=1000, backoff_base=0.01) as c:
-        yield c
+async def client(gb: GelbooruDouble) -> AsyncIterator[BooruSite]:
+    site = site_for(gb)
+    yield site
+    await site.aclose()
 
 
 @pytest.fixture
-async def damaged(gb: GelbooruDouble, client: GelbooruClient, tmp_path: Path) -> dict[str, Path]:
+async def damaged(gb: GelbooruDouble, client: BooruSite, tmp_path: Path) -> dict[str, Path]:
     """A downloaded folder of 5 images, 3 of them damaged, plus a left-over partial file."""
     await download_dataset(client, "1girl", tmp_path, max_images=5)
     images = sorted(tmp_path / name for name in contents(tmp_path) if name.endswith(".jpg"))
@@ -68,7 +70,7 @@ async def test_report_lists_problems_and_changes_nothing(damaged: dict[str, Path
 
 
 async def test_fix_with_a_client_fetches_broken_images_again(
-    damaged: dict[str, Path], gb: GelbooruDouble, client: GelbooruClient, tmp_path: Path
+    damaged: dict[str, Path], gb: GelbooruDouble, client: BooruSite, tmp_path: Path
 ) -> None:
     images_before = gb.hits("image")
 
@@ -86,8 +88,9 @@ async def test_fix_without_credentials_resaves_truncated_and_explains_the_rest(
     damaged: dict[str, Path], gb: GelbooruDouble, tmp_path: Path
 ) -> None:
     api_before = gb.hits("api")
-    async with GelbooruClient(gb.base_url, "", "", rate=1000) as no_credentials:
-        result = await check_dataset(tmp_path, "fix", no_credentials)
+    no_credentials = site_for(gb, api_key="", user_id="")
+    result = await check_dataset(tmp_path, "fix", no_credentials)
+    await no_credentials.aclose()
 
     actions = {p.file: p.action for p in result.problems}
     assert actions[damaged["truncated"].name] == "resaved"

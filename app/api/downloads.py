@@ -6,14 +6,14 @@ import hashlib
 import json
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Query, Request
+from fastapi import APIRouter, Body, Query
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from app.api.deps import ApiKey, JobsDep, SettingsDep
+from app.api.deps import ApiKey, BooruSiteDep, JobsDep, SettingsDep
 from app.api.jm import AlbumIdPath, parse_album_id
 from app.api.schemas import UPSTREAM, Accepted, errors
-from app.errors import NotFound, Unprocessable
+from app.errors import Unprocessable
 from app.jobs.album_runner import Layout
 from app.jobs.models import Job
 from app.sources.captions import CaptionOptions, PostFilters
@@ -21,7 +21,6 @@ from app.sources.captions import CaptionOptions, PostFilters
 router = APIRouter(tags=["downloads"], dependencies=[ApiKey], responses=errors(401, 422, 503))
 
 CLIENT_ID_PATTERN = r"^[A-Za-z0-9._:@-]{1,128}$"
-BOORU_SITES = ("gelbooru",)
 
 
 class AlbumDownloadRequest(BaseModel):
@@ -34,11 +33,21 @@ class AlbumDownloadRequest(BaseModel):
 
 
 class BooruDownloadRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")  # "max": 5 must not silently become 200 images
+
     tags: str = Field(min_length=1, max_length=1000, description="space-separated tags, as on the site")
     max_images: int | None = Field(None, ge=1, description="default: 200, or the server's limit if lower")
     client_id: str | None = Field(None, pattern=CLIENT_ID_PATTERN)
     caption: CaptionOptions = Field(default_factory=CaptionOptions)
     filters: PostFilters = Field(default_factory=PostFilters)
+
+    @field_validator("tags")
+    @classmethod
+    def _some_tags(cls, value: str) -> str:
+        # Blank tags would download the newest posts of the whole site.
+        if not value.strip():
+            raise ValueError("give at least one tag (blank tags would download the whole site)")
+        return " ".join(value.split())
 
 
 def _accepted(job: Job, created: bool, client_id: str | None, message: str) -> JSONResponse:
@@ -79,28 +88,26 @@ async def download_album(
 
 @router.post("/v1/download/booru/{site}", status_code=202, response_model=Accepted,
              responses=errors(404, *UPSTREAM))
-async def download_booru(site: str, body: BooruDownloadRequest, jobs: JobsDep,
-                         settings: SettingsDep, request: Request) -> JSONResponse:
+async def download_booru(site: BooruSiteDep, body: BooruDownloadRequest, jobs: JobsDep,
+                         settings: SettingsDep) -> JSONResponse:
     """Start a dataset download (images plus same-named .txt captions) by tags."""
-    if site not in BOORU_SITES:
-        raise NotFound(f"Unknown booru site '{site[:30]}': supported sites are {', '.join(BOORU_SITES)}.")
     # Missing or malformed credentials: say so now (502) rather than in a job that fails later.
-    request.app.state.gelbooru.check_credentials()
+    site.check_credentials()
     max_images = body.max_images or min(200, settings.max_images_per_job)
     if max_images > settings.max_images_per_job:
         raise Unprocessable(
             f"max_images is {max_images}, above this server's limit of {settings.max_images_per_job} "
             "(JMBOORU_MAX_IMAGES_PER_JOB): ask for fewer images or split the download."
         )
-    tags = " ".join(body.tags.split())
+    name, tags = site.info.site, body.tags
     params = {
-        "site": site,
+        "site": name,
         "tags": tags,
         "max_images": max_images,
         "caption": body.caption.model_dump(),
         "filters": body.filters.model_dump(),
     }
     digest = hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()[:24]
-    job, created = await jobs.submit("booru", f"booru:{site}:{digest}", params, body.client_id,
-                                     title=f"{site}: {tags}")
-    return _accepted(job, created, body.client_id, f"A {site} dataset for '{tags}' is queued.")
+    job, created = await jobs.submit("booru", f"booru:{name}:{digest}", params, body.client_id,
+                                     title=f"{name}: {tags}")
+    return _accepted(job, created, body.client_id, f"A {site.info.name} dataset for '{tags}' is queued.")

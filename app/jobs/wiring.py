@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from prometheus_client import start_http_server
@@ -21,7 +22,8 @@ from app.jobs.runner import Runner
 from app.jobs.service import JobService
 from app.jobs.store import SqliteJobStore
 from app.sources import jm as jm_source
-from app.sources.gelbooru import GelbooruClient
+from app.sources.booru.base import BooruSite
+from app.sources.booru.registry import build_sites
 from app.storage import Storage
 
 log = logging.getLogger("jmbooru")
@@ -30,8 +32,9 @@ if TYPE_CHECKING:  # taskiq is only imported in scale-out mode
     from taskiq import AsyncBroker
 
 
-def build_runners(settings: Settings, album_pool: BlockingPool, booru_clients: dict[str, Any]) -> dict[str, Runner]:
-    return {"album": AlbumRunner(settings, album_pool), "booru": BooruRunner(settings, booru_clients)}
+def build_runners(settings: Settings, album_pool: BlockingPool,
+                  booru_sites: Mapping[str, BooruSite]) -> dict[str, Runner]:
+    return {"album": AlbumRunner(settings, album_pool), "booru": BooruRunner(settings, booru_sites)}
 
 
 _metrics_served: set[int] = set()
@@ -64,9 +67,9 @@ class Engine:
         # from the read pool, so a burst of searches and a few downloads never wait on each other.
         self.album_pool = BlockingPool(2 * settings.max_concurrent_jobs + 2, "albums")
         self.files_pool = BlockingPool(2, "files")
-        self.gelbooru = GelbooruClient.from_settings(settings)
+        self.booru = build_sites(settings)
         self.jm = jm_source.JmSource(settings, self.jm_pool)
-        runners = build_runners(settings, self.album_pool, {"gelbooru": self.gelbooru})
+        runners = build_runners(settings, self.album_pool, self.booru)
         if settings.redis_url:
             try:
                 from app.jobs.redis import build_redis_service
@@ -102,7 +105,8 @@ class Engine:
         if self._scheduler is not None:
             self._scheduler.shutdown(wait=False)
         await self.jobs.stop()
-        await self.gelbooru.aclose()
+        for site in self.booru.values():
+            await site.aclose()
         self.jm_pool.shutdown(wait=False)
         self.album_pool.shutdown(wait=False)
         self.files_pool.shutdown(wait=False)

@@ -1,7 +1,7 @@
 """Check a dataset folder: every image must decode and, when named ``<md5>.<ext>``, match that md5.
 
-Modes: ``report`` lists problems; ``fix`` fetches a broken image again by its md5 (needs a Gelbooru
-client with credentials) or, failing that, re-saves a truncated image from the part Pillow can read;
+Modes: ``report`` lists problems; ``fix`` fetches a broken image again by its md5 from a booru site
+(with its credentials, where the site needs them) or, failing that, re-saves a truncated image from the part Pillow can read;
 ``delete`` removes broken images and their captions. Left-over ``.part``/``.tmp`` files from an
 interrupted download are reported, and removed by ``fix`` and ``delete``.
 
@@ -24,8 +24,8 @@ from typing import Literal
 from PIL import Image, ImageFile
 
 from app.errors import AppError, NotFound, Unprocessable
+from app.sources.booru.base import BooruSite
 from app.sources.dataset import MD5_RE, image_extension
-from app.sources.gelbooru import GelbooruClient
 
 log = logging.getLogger("jmbooru.check")
 
@@ -135,29 +135,29 @@ def _delete_with_caption(path: Path) -> None:
     path.with_suffix(".txt").unlink(missing_ok=True)
 
 
-async def _refetch(client: GelbooruClient, path: Path, md5: str) -> str:
+async def _refetch(site: BooruSite, path: Path, md5: str) -> str:
     """Fetch the image again by md5; returns the detail sentence. Raises AppError when impossible."""
-    page = await client.search_posts(f"md5:{md5}", page=None, limit=1)
-    post = next((p for p in page.posts if p.md5 == md5 and p.file_url), None)
-    if post is None:
-        raise NotFound("Gelbooru has no post with this md5 any more.")
+    name = site.info.name
+    post = await site.find_md5(md5)
+    if post is None or not site.image_allowed(post.file_url):
+        raise NotFound(f"{name} has no post with this md5 any more.")
     target = path.with_name(f"{md5}.{image_extension(post)}")
     part = path.with_name(f".{target.name}.{secrets.token_hex(4)}.part")
     try:
-        got = await client.download_image(post.file_url, part)
+        got = await site.download_image(post.file_url, part)
         if got.md5 != md5:
-            raise AppError("Gelbooru sent a different file than its md5 says; try again later.")
+            raise AppError(f"{name} sent a different file than its md5 says; try again later.")
         await asyncio.to_thread(os.replace, part, target)
     finally:
         part.unlink(missing_ok=True)
     if target != path:
         await asyncio.to_thread(path.unlink, missing_ok=True)
-        return f"fetched again from Gelbooru as {target.name}"
-    return "fetched again from Gelbooru"
+        return f"fetched again from {name} as {target.name}"
+    return f"fetched again from {name}"
 
 
 async def check_dataset(
-    folder: str | os.PathLike[str], mode: str = "report", client: GelbooruClient | None = None
+    folder: str | os.PathLike[str], mode: str = "report", site: BooruSite | None = None
 ) -> CheckResult:
     """Check every image in ``folder`` (not recursive); see the module doc for the modes."""
     if mode not in MODES:
@@ -166,12 +166,12 @@ async def check_dataset(
     if not await asyncio.to_thread(root.is_dir):
         raise NotFound(f"There is no folder at {root}.")
     result = CheckResult(folder=root, mode=mode)
-    can_fetch = client is not None
-    if client is not None:
+    fetch_refusal = ""
+    if site is not None:
         try:
-            client.check_credentials()
-        except AppError:
-            can_fetch = False
+            site.check_credentials()
+        except AppError as exc:
+            fetch_refusal = exc.detail.rstrip(".")
 
     for path in sorted(await asyncio.to_thread(lambda: list(root.iterdir()))):
         if not path.is_file():
@@ -198,23 +198,23 @@ async def check_dataset(
             await asyncio.to_thread(_delete_with_caption, path)
             problem.action = "deleted"
         elif mode == "fix":
-            await _fix(problem, path, client if can_fetch else None)
+            await _fix(problem, path, site, fetch_refusal)
     return result
 
 
-async def _fix(problem: CheckProblem, path: Path, client: GelbooruClient | None) -> None:
+async def _fix(problem: CheckProblem, path: Path, site: BooruSite | None, fetch_refusal: str) -> None:
     md5 = path.stem.lower()
     reasons = []
-    if client is not None and MD5_RE.fullmatch(md5):
+    if site is not None and not fetch_refusal and MD5_RE.fullmatch(md5):
         try:
-            problem.detail = await _refetch(client, path, md5)
+            problem.detail = await _refetch(site, path, md5)
             problem.action = "refetched"
             return
         except AppError as exc:
             log.warning("refetch failed file=%s: %s", path.name, exc.detail)
             reasons.append(exc.detail.rstrip("."))
-    elif MD5_RE.fullmatch(md5):
-        reasons.append("fetching it again needs Gelbooru credentials (JMBOORU_GELBOORU_API_KEY and JMBOORU_GELBOORU_USER_ID)")
+    elif MD5_RE.fullmatch(md5) and fetch_refusal:
+        reasons.append(f"it cannot be fetched again: {fetch_refusal}")
     if problem.problem == "truncated":
         try:
             await asyncio.to_thread(resave_truncated, path)
