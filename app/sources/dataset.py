@@ -103,7 +103,7 @@ def _file_md5(path: Path) -> str | None:
     return h.hexdigest()
 
 
-def _write_text_atomic(path: Path, text: str) -> None:
+def write_text_atomic(path: Path, text: str) -> None:
     tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
     try:
         tmp.write_text(text, encoding="utf-8")
@@ -257,7 +257,7 @@ class DatasetDownload:
         if part is not None:
             os.replace(part, path)
         if caption_text is not None:
-            _write_text_atomic(path.with_suffix(".txt"), caption_text)
+            write_text_atomic(path.with_suffix(".txt"), caption_text)
 
     def record(self, outcome: FileOutcome) -> None:
         self.done += 1
