@@ -7,6 +7,7 @@ The HTTP handlers that render them live in ``app.api.errors``.
 from __future__ import annotations
 
 import errno
+from collections.abc import Callable, Iterable, Iterator
 
 
 class AppError(Exception):
@@ -102,8 +103,10 @@ class DiskFull(AppError):
     )
 
 
-def is_disk_full(exc: BaseException) -> bool:
-    """True when ``exc`` or anything that caused it is 'no space left' or 'quota exceeded'."""
+def exception_tree(exc: BaseException, inner: Callable[[BaseException], Iterable[object]] = lambda e: ()
+                   ) -> Iterator[BaseException]:
+    """``exc`` and every exception behind it (``__cause__``, ``__context__``, and what ``inner``
+    finds inside one, e.g. a library's list of per-retry errors), each once."""
     seen: set[int] = set()
     stack: list[BaseException] = [exc]
     while stack:
@@ -111,7 +114,12 @@ def is_disk_full(exc: BaseException) -> bool:
         if id(current) in seen:
             continue
         seen.add(id(current))
-        if isinstance(current, OSError) and current.errno in (errno.ENOSPC, errno.EDQUOT):
-            return True
-        stack.extend(e for e in (current.__cause__, current.__context__) if e is not None)
-    return False
+        yield current
+        for found in (current.__cause__, current.__context__, *inner(current)):
+            if isinstance(found, BaseException):
+                stack.append(found)
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    """True when ``exc`` or anything that caused it is 'no space left' or 'quota exceeded'."""
+    return any(isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT) for e in exception_tree(exc))

@@ -123,6 +123,14 @@ class Cluster:
             if proc.poll() is not None:
                 raise RuntimeError(f"a worker exited:\n{self.logs()}")
 
+    def __enter__(self) -> Cluster:
+        return self
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        if exc is not None:
+            print(self.logs())  # what the processes said, next to the failure
+        self.stop()
+
     def logs(self) -> str:
         return "\n".join(f"--- {p.name}\n{p.read_text(errors='replace')[-3000:]}" for p in self.tmp.glob("*.log"))
 

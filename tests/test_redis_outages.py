@@ -37,8 +37,7 @@ async def test_api_and_worker_ride_out_a_redis_restart(
 ) -> None:
     jm_double.add_album(FakeAlbum.single("190800", "Before The Restart", 3))
     jm_double.add_album(FakeAlbum.single("190801", "After The Restart", 3))
-    cluster = Cluster(tmp_path, cluster_env(tmp_path, jm_double, persistent_redis.url), apis=1, workers=1)
-    try:
+    with Cluster(tmp_path, cluster_env(tmp_path, jm_double, persistent_redis.url), apis=1, workers=1) as cluster:
         async with httpx.AsyncClient(base_url=cluster.url(0), timeout=30) as http:
             before = (await http.post("/v1/download/album/190800")).json()
             frames = await follow(f"{cluster.ws(0)}/ws/jobs/{before['job_id']}", timeout=30)
@@ -60,11 +59,6 @@ async def test_api_and_worker_ride_out_a_redis_restart(
             # Jobs kept by the append-only file are still there.
             assert (await http.get(f"/v1/jobs/{before['job_id']}")).json()["state"] == "ready"
         assert all(proc.poll() is None for proc in cluster.worker_procs), cluster.logs()
-    except BaseException:
-        print(cluster.logs())
-        raise
-    finally:
-        cluster.stop()
 
 
 async def test_worker_started_before_redis_waits_for_it(
@@ -72,8 +66,7 @@ async def test_worker_started_before_redis_waits_for_it(
 ) -> None:
     jm_double.add_album(FakeAlbum.single("190802", "Patient Worker", 2))
     volatile_redis.stop()
-    cluster = Cluster(tmp_path, cluster_env(tmp_path, jm_double, volatile_redis.url), apis=0, workers=1)
-    try:
+    with Cluster(tmp_path, cluster_env(tmp_path, jm_double, volatile_redis.url), apis=0, workers=1) as cluster:
         await asyncio.sleep(1.5)  # the worker meets no Redis for a while (nothing to wait for but time)
         assert cluster.worker_procs[0].poll() is None, cluster.logs()
         volatile_redis.start()
@@ -83,11 +76,6 @@ async def test_worker_started_before_redis_waits_for_it(
             job = (await http.post("/v1/download/album/190802")).json()
         frames = await follow(f"{cluster.ws(0)}/ws/jobs/{job['job_id']}", timeout=60)
         assert frames[-1]["event"] == "download_ready"
-    except BaseException:
-        print(cluster.logs())
-        raise
-    finally:
-        cluster.stop()
 
 
 async def test_redis_losing_its_data_fails_the_running_job_with_a_final_frame(
@@ -95,8 +83,7 @@ async def test_redis_losing_its_data_fails_the_running_job_with_a_final_frame(
 ) -> None:
     jm_double.add_album(FakeAlbum.single("190803", "Lost With Redis", 40))
     jm_double.set_latency(0.25, "/media/photos/190803/")
-    cluster = Cluster(tmp_path, cluster_env(tmp_path, jm_double, volatile_redis.url), apis=1, workers=1)
-    try:
+    with Cluster(tmp_path, cluster_env(tmp_path, jm_double, volatile_redis.url), apis=1, workers=1) as cluster:
         async with httpx.AsyncClient(base_url=cluster.url(0), timeout=30) as http:
             job = (await http.post("/v1/download/album/190803", json={"client_id": "phone"})).json()
             job_id = job["job_id"]
@@ -118,11 +105,6 @@ async def test_redis_losing_its_data_fails_the_running_job_with_a_final_frame(
                 return resp.status_code == 200 and resp.json()["state"] == "failed"
 
             await wait_for(recorded, timeout=20)
-    except BaseException:
-        print(cluster.logs())
-        raise
-    finally:
-        cluster.stop()
 
 
 async def test_a_poisoned_events_channel_does_not_stop_delivery(
@@ -130,8 +112,7 @@ async def test_a_poisoned_events_channel_does_not_stop_delivery(
 ) -> None:
     jm_double.add_album(FakeAlbum.single("190804", "After The Poison", 12))
     jm_double.set_latency(0.1, "/media/photos/190804/")
-    cluster = Cluster(tmp_path, cluster_env(tmp_path, jm_double, volatile_redis.url), apis=2, workers=1)
-    try:
+    with Cluster(tmp_path, cluster_env(tmp_path, jm_double, volatile_redis.url), apis=2, workers=1) as cluster:
         poison = redis.Redis(port=volatile_redis.port)
         for message in (b"not json", b"[]", b'{"topics": 5, "frame": {}}', b'{"frame": 1}', b"\xff\xfe"):
             poison.publish("jmbooru:events", message)
@@ -144,8 +125,3 @@ async def test_a_poisoned_events_channel_does_not_stop_delivery(
         # Live frames, not only the snapshot and a final found by re-reading the store.
         assert sum(f["event"] == "progress" for f in frames) >= 2
         assert "malformed message skipped" in cluster.logs()
-    except BaseException:
-        print(cluster.logs())
-        raise
-    finally:
-        cluster.stop()

@@ -23,44 +23,33 @@ from app.errors import (
     UpstreamRateLimited,
     UpstreamTimeout,
     UpstreamUnavailable,
+    exception_tree,
     is_disk_full,
 )
 
 log = logging.getLogger("jmbooru.jm")
 
 
+def _inner(exc: BaseException) -> list[object]:
+    """The errors jmcomic keeps inside an exception: one per domain and try, one per image."""
+    if isinstance(exc, jmcomic.RequestRetryAllFailException):
+        return [item.get("error") for item in exc.errors]
+    if isinstance(exc, jmcomic.PartialDownloadFailedException):
+        downloader = exc.context.get(jmcomic.ExceptionTool.CONTEXT_KEY_DOWNLOADER)
+        failed = list(getattr(downloader, "download_failed_image", []) or [])
+        failed += list(getattr(downloader, "download_failed_photo", []) or [])
+        return [error for _detail, error in failed]
+    return []
+
+
 def _causes(exc: BaseException) -> Iterator[BaseException]:
     """``exc`` and every exception inside it, each once."""
-    seen: set[int] = set()
-    stack: list[BaseException] = [exc]
-    while stack:
-        current = stack.pop()
-        if id(current) in seen:
-            continue
-        seen.add(id(current))
-        yield current
-        inner: list[Any] = [current.__cause__, current.__context__]
-        if isinstance(current, jmcomic.RequestRetryAllFailException):
-            inner += [item.get("error") for item in current.errors]
-        if isinstance(current, jmcomic.PartialDownloadFailedException):
-            downloader = current.context.get(jmcomic.ExceptionTool.CONTEXT_KEY_DOWNLOADER)
-            for _detail, error in getattr(downloader, "download_failed_image", []) or []:
-                inner.append(error)
-            for _detail, error in getattr(downloader, "download_failed_photo", []) or []:
-                inner.append(error)
-        stack.extend(e for e in inner if isinstance(e, BaseException))
+    return exception_tree(exc, _inner)
 
 
 def _leaves(exc: BaseException) -> Iterator[BaseException]:
     """The failures themselves: one per domain and try, one per image, not their wrappers."""
-    inner: list[Any] = []
-    if isinstance(exc, jmcomic.RequestRetryAllFailException):
-        inner = [item.get("error") for item in exc.errors]
-    elif isinstance(exc, jmcomic.PartialDownloadFailedException):
-        downloader = exc.context.get(jmcomic.ExceptionTool.CONTEXT_KEY_DOWNLOADER)
-        inner = [error for _detail, error in getattr(downloader, "download_failed_image", []) or []]
-        inner += [error for _detail, error in getattr(downloader, "download_failed_photo", []) or []]
-    inner = [e for e in inner if isinstance(e, BaseException)]
+    inner = [e for e in _inner(exc) if isinstance(e, BaseException)]
     if not inner:
         yield exc
     for error in inner:
@@ -96,7 +85,7 @@ def translate_error(exc: BaseException, *, what: str = "JM") -> AppError:
     """Turn a jmcomic or transport exception into a sentence a user can act on (details are logged)."""
     if isinstance(exc, AppError):
         return exc
-    if is_disk_full(exc) or any(is_disk_full(c) for c in _causes(exc)):
+    if any(is_disk_full(c) for c in _causes(exc)):
         log.error("disk full while talking to %s: %s", what, type(exc).__name__)
         return DiskFull()
     if isinstance(exc, jmcomic.MissingAlbumPhotoException):
