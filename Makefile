@@ -14,8 +14,11 @@ $(BIN)/python:
 install: $(BIN)/python
 	$(BIN)/pip install --quiet -e .
 
+# The second line brings ComicTagger's comicapi, for the tests that read ComicInfo.xml back (see the
+# dev extra in pyproject.toml for why it goes in without its declared dependencies).
 dev: $(BIN)/python
 	$(BIN)/pip install --quiet -e ".[redis,dev]"
+	$(BIN)/pip install --quiet --no-deps "comictagger==1.6.0b9"
 
 run: install
 	$(BIN)/jmbooru serve --host $(HOST) --port $(PORT)

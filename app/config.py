@@ -34,6 +34,11 @@ class Settings(BaseSettings):
     jm_retry_times: int = Field(2, ge=0)
     jm_timeout_seconds: float = Field(20.0, gt=0)
     jm_threads: int = Field(8, ge=1, description="size of the pool that runs jmcomic's blocking calls")
+    album_image_threads: int = Field(
+        30, ge=1, le=256, description="page images an album download fetches at once (pages go straight to disk, "
+        "so this costs round trips, not memory; the seed used 30)")
+    album_pixel_budget_mb: int = Field(
+        64, ge=1, description="megabytes of pictures being descrambled at once, across all album jobs")
     cache_ttl_seconds: float = Field(300.0, ge=0, description="how long rank/search/info/cover answers are cached")
 
     # Gelbooru

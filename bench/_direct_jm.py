@@ -2,7 +2,7 @@
 
 A long-lived process (so it is as warm as the server): reads ``<album_id> <base_dir>`` lines on
 stdin, downloads the album into ``base_dir`` and prints one JSON line: seconds spent in
-``download_album``, files and bytes written, and the seconds ``app.storage.build_zip`` then takes to
+``download_album``, files and bytes written, and the seconds ``app.archives.build_zip`` then takes to
 pack them (for reference; the benchmark's ratio uses the download alone).
 
 The settings come from the same ``JMBOORU_*`` environment as the server's, and the option from
@@ -21,9 +21,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import jmcomic  # noqa: E402
 
+from app.archives import build_zip  # noqa: E402
 from app.config import Settings  # noqa: E402
 from app.sources.jm import apply_module_settings, build_option  # noqa: E402
-from app.storage import build_zip  # noqa: E402
 
 
 def main() -> None:

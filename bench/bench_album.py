@@ -306,7 +306,7 @@ def render(info: dict[str, Any], args: argparse.Namespace, wall: dict[str, Any],
         "`/ws/jobs/{id}` to the last byte of the zip streamed from `download_url`. *Direct*: "
         "`jmcomic.download_album` alone, in its own warm process, with the option the server builds "
         "(`app.sources.jm.build_option`: same image threads, retries, dir rule, decoding); the column "
-        "\"direct + zip\" adds `app.storage.build_zip` of the same files for reference.",
+        "\"direct + zip\" adds `app.archives.build_zip` of the same files for reference.",
         "",
         "| album | server (median) | direct (median) | ratio of medians (median of paired ratios) "
         "| direct + zip → ratio | target | result |",
@@ -370,7 +370,7 @@ def findings(wall: dict[str, Any], mem: dict[str, Any]) -> str:
         zip_ms = max(r["zip"] for r in wall.values()) * 1000
         out.append(
             f"- **The largest fixed cost is the zip ({zip_ms:.0f} ms after the last page).** `JobService._attempt` "
-            "(`app/jobs/service.py`) calls `build_zip` (`app/storage.py`) only when jmcomic has returned, so "
+            "(`app/jobs/service.py`) calls `build_zip` (`app/archives/zip.py`) only when jmcomic has returned, so "
             "every member's stat, open, copy, CRC and header and the `fsync` come after the download instead "
             "of during it (this phase also removes the work folder, `remove_work`, before the final frame). "
             "**Fix:** add pages to the `.part` archive while jmcomic runs: from "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import unicodedata
 from typing import Any
 from urllib.parse import quote
@@ -10,10 +11,18 @@ from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, JSONResponse, Response
 
 from app.api.deps import ApiKey, JobsDep
+from app.archives import FORMATS, format_for_file
 from app.errors import NotFound
 from app.jobs.models import Job, JobState
 
 router = APIRouter(tags=["jobs"], dependencies=[ApiKey])
+
+# Every archive format's media type, so the OpenAPI document lists what a download can be.
+ARCHIVE_CONTENT: dict[int | str, dict[str, Any]] = {
+    200: {"content": {fmt.media_type: {} for fmt in FORMATS.values()},
+          "description": "The archive: " + "; ".join(f"{f.extension} ({f.media_type}): {f.description}"
+                                                      for f in FORMATS.values())},
+}
 
 
 @router.get("/v1/jobs/{job_id}")
@@ -29,7 +38,7 @@ async def delete_job(job_id: str, jobs: JobsDep) -> dict[str, Any]:
 
 
 @router.get("/v1/jobs/{job_id}/file", response_class=FileResponse,
-            responses={200: {"content": {"application/zip": {}}}})
+            responses=ARCHIVE_CONTENT)
 async def job_file(job_id: str, jobs: JobsDep, request: Request) -> Response:
     """Download a ready job's archive (byte ranges honoured)."""
     job = await jobs.get(job_id)
@@ -39,7 +48,7 @@ async def job_file(job_id: str, jobs: JobsDep, request: Request) -> Response:
 
 
 @router.get("/v1/download/{file_name}", response_class=FileResponse,
-            responses={200: {"content": {"application/zip": {}}}})
+            responses=ARCHIVE_CONTENT)
 async def download_file(file_name: str, jobs: JobsDep) -> Response:
     """Download an archive by the file_name that download_ready announced (byte ranges honoured)."""
     path = jobs.storage.archive_path(file_name)
@@ -54,9 +63,10 @@ def _archive_response(jobs: JobsDep, job: Job) -> Response:
     path = jobs.storage.archive_path(job.file_name)
     if path is None or not path.is_file():
         raise NotFound("The archive has expired or was deleted.")
+    fmt = format_for_file(job.file_name)
     return FileResponse(
         path,
-        media_type="application/zip",
+        media_type=fmt.media_type if fmt is not None else "application/octet-stream",
         headers={
             "Content-Disposition": content_disposition(job.download_name or job.file_name, job.file_name),
             "Cache-Control": "private, max-age=0, no-transform",
@@ -68,6 +78,6 @@ def content_disposition(name: str, fallback: str) -> str:
     """Both forms: ``filename`` (ASCII, for curl -OJ and old clients) and ``filename*`` (UTF-8)."""
     ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
     ascii_name = "".join(c if c.isprintable() and c not in '"\\;' else "_" for c in ascii_name).strip()
-    if not ascii_name.removesuffix(".zip").strip(" ._[]"):
+    if not os.path.splitext(ascii_name)[0].strip(" ._[]"):
         ascii_name = fallback
     return f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(name, safe='')}"

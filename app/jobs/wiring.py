@@ -15,17 +15,21 @@ from app.jobs.events import LocalEventHub
 from app.jobs.queue import LocalJobQueue
 from app.jobs.runner import Runner
 from app.jobs.service import JobService
+from app.jobs.specs import AlbumSpec, BooruSpec
 from app.jobs.store import SqliteJobStore
 from app.sources import jm as jm_source
 from app.sources.gelbooru import GelbooruClient
+from app.sources.jm_pages import PixelBudget
 from app.storage import Storage
 
 if TYPE_CHECKING:  # taskiq is only imported in scale-out mode
     from taskiq import AsyncBroker
 
 
-def build_runners(settings: Settings, jm_pool: BlockingPool, booru_clients: dict[str, Any]) -> dict[str, Runner]:
-    return {"album": AlbumRunner(settings, jm_pool), "booru": BooruRunner(settings, booru_clients)}
+def build_runners(settings: Settings, jm_pool: BlockingPool, pixels: PixelBudget,
+                  booru_clients: dict[str, Any]) -> dict[str, Runner]:
+    """The runner of each job kind, by ``JobSpec.kind``."""
+    return {AlbumSpec.kind: AlbumRunner(settings, jm_pool, pixels), BooruSpec.kind: BooruRunner(settings, booru_clients)}
 
 
 class Engine:
@@ -42,7 +46,9 @@ class Engine:
         self.files_pool = BlockingPool(2, "files")
         self.gelbooru = GelbooruClient.from_settings(settings)
         self.jm = jm_source.JmSource(settings, self.jm_pool)
-        runners = build_runners(settings, self.jm_pool, {"gelbooru": self.gelbooru})
+        # One budget for the whole process: it bounds memory, which all album jobs share.
+        self.pixels = PixelBudget(settings.album_pixel_budget_mb * 1024 * 1024)
+        runners = build_runners(settings, self.jm_pool, self.pixels, {"gelbooru": self.gelbooru})
         if settings.redis_url:
             from app.jobs.redis_backend import build_redis_service
 

@@ -149,9 +149,10 @@ class FakeChapter:
     title: str
     pages: int  # number of images
     sort: int = 1
+    ext: str = "webp"  # older albums have "jpg" (or "png") pages; a chapter serves one kind
 
     def image_names(self) -> list[str]:
-        return [f"{i:05d}.webp" for i in range(1, self.pages + 1)]
+        return [f"{i:05d}.{self.ext}" for i in range(1, self.pages + 1)]
 
 
 @dataclass
@@ -514,15 +515,20 @@ class JmDouble:
         """The original (unscrambled) picture of a page, RGB; ``page_index`` is 1-based."""
         return _img.make_picture(f"jm photo {photo_id} page {page_index}")
 
+    def page_ext(self, photo_id: str) -> str:
+        found = self._find_chapter(str(photo_id))
+        return found[1].ext if found is not None else "webp"
+
     def served_bytes(self, photo_id: str, page_index: int) -> bytes:
-        """The exact bytes the CDN serves for a page (scrambled for ids >= 220980), lossless WebP."""
+        """The exact bytes the CDN serves for a page (scrambled for ids >= 220980): lossless WebP, or
+        the chapter's ``ext`` (JPEG, PNG)."""
         key = (str(photo_id), int(page_index))
         cached = self._bytes_cache.get(key)
         if cached is not None:
             return cached
         picture = self.expected_image(*key)
         num = strip_count(key[0], f"{key[1]:05d}")
-        data = _img.encode(_img.scramble(picture, num) if num else picture, "webp")
+        data = _img.encode(_img.scramble(picture, num) if num else picture, self.page_ext(key[0]))
         self._bytes_cache[key] = data  # dict assignment is atomic; duplicates are identical
         return data
 
@@ -640,9 +646,10 @@ class JmDouble:
         if m:
             pid, number, ext = m.group(1), int(m.group(2)), m.group(3)
             found = self._find_chapter(pid)
-            if found is None or ext != "webp" or not 1 <= number <= found[1].pages:
+            if found is None or ext != found[1].ext or not 1 <= number <= found[1].pages:
                 return h.respond(404, b"Not Found", "text/plain")
-            return h.respond(200, self.served_bytes(pid, number), "image/webp",
+            media = {"jpg": "image/jpeg", "png": "image/png"}.get(ext, f"image/{ext}")
+            return h.respond(200, self.served_bytes(pid, number), media,
                              [("Cache-Control", "max-age=2592000"), ("Accept-Ranges", "bytes")])
         m = _COVER_PATH.match(path)
         if m:

@@ -1,0 +1,120 @@
+"""PDF: one page per image in reading order, each page the size of its image.
+
+img2pdf embeds JPEG and PNG pages without re-encoding them; other pictures are converted
+first (see ``embeddable``). img2pdf keeps a whole document in memory, so each page becomes a
+one-page PDF of its own; qpdf (through pikepdf) then joins them, copying the image data
+through untouched and streaming it from disk, and a last pass adds the document info and one
+outline entry per chapter. Memory stays at about one page whatever the album's size.
+"""
+
+from __future__ import annotations
+
+import io
+import shutil
+import threading
+from pathlib import Path
+
+from app.archives.base import ArchiveContent, Book, atomic_output, check_cancel
+
+JPEG_QUALITY = 92
+PNG_COMPRESS_LEVEL = 3
+_PASSTHROUGH = {"JPEG", "PNG"}
+
+
+def webp_is_lossless(path: Path) -> bool:
+    """Whether a WebP file holds a lossless (VP8L) bitstream; walks the RIFF chunks up to it."""
+    with open(path, "rb") as fh:
+        header = fh.read(12)
+        if header[:4] != b"RIFF" or header[8:12] != b"WEBP":
+            return False
+        while True:
+            chunk = fh.read(8)
+            if len(chunk) < 8:
+                return False
+            fourcc, size = chunk[:4], int.from_bytes(chunk[4:], "little")
+            if fourcc in (b"VP8L", b"VP8 "):
+                return fourcc == b"VP8L"
+            fh.seek(size + (size & 1), io.SEEK_CUR)  # chunks are padded to an even size
+
+
+def embeddable(path: Path) -> str | bytes:
+    """A JPEG or PNG for img2pdf: the file itself when it already is one, else a conversion.
+
+    A lossless WebP becomes a PNG (nothing lost). A lossy WebP (what JM serves, and what jmcomic
+    writes after descrambling) becomes a JPEG at quality 92 without chroma subsampling: a PNG
+    would only preserve the WebP's own artefacts at several times the size, while this JPEG is
+    visually the same and keeps the PDF about the size of the album. Transparency is flattened
+    onto white, the colour of the page; an animation contributes its first frame.
+    """
+    from PIL import Image
+
+    with Image.open(path) as picture:
+        if picture.format in _PASSTHROUGH:
+            return str(path)
+        lossless = picture.format != "WEBP" or webp_is_lossless(path)
+        picture.seek(0)
+        frame = picture.convert("RGBA") if picture.mode in ("RGBA", "LA", "P", "PA") else picture.convert("RGB")
+    if frame.mode == "RGBA":
+        background = Image.new("RGB", frame.size, (255, 255, 255))
+        background.paste(frame, mask=frame.getchannel("A"))
+        frame = background
+    buf = io.BytesIO()
+    if lossless:
+        frame.save(buf, "PNG", compress_level=PNG_COMPRESS_LEVEL)
+    else:
+        frame.save(buf, "JPEG", quality=JPEG_QUALITY, subsampling=0)
+    return buf.getvalue()
+
+
+def build_pdf(content: ArchiveContent, dest: Path, scratch: Path, cancel: threading.Event | None = None) -> int:
+    import img2pdf
+    import pikepdf
+
+    book = content.book or Book(title=dest.stem)
+    folder = scratch / f".pdf-{dest.name}"
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    try:
+        one_inch_per_72_pixels = img2pdf.get_fixed_dpi_layout_fun((72, 72))  # 1 pixel = 1 point
+        page_files = []
+        for index, (_name, path) in enumerate(content.entries):
+            check_cancel(cancel)
+            page_file = folder / f"{index:06d}.pdf"
+            with open(page_file, "wb") as out:
+                img2pdf.convert(embeddable(path), layout_fun=one_inch_per_72_pixels, first_frame_only=True,
+                                nodate=True, outputstream=out)
+            page_files.append(str(page_file))
+        check_cancel(cancel)
+        joined = folder / "joined.pdf"
+        # qpdf's own page assembly reads each page's data when it writes it (pikepdf's page
+        # copying would load every image first); "decodeLevel: none" copies image data as is.
+        pikepdf.Job({"empty": "", "outputFile": str(joined), "pages": [{"file": f} for f in page_files],
+                     "decodeLevel": "none", "objectStreams": "generate"}).run()
+        check_cancel(cancel)
+        with pikepdf.open(joined, access_mode=pikepdf.AccessMode.stream) as pdf:
+            _describe(pdf, book)
+            with atomic_output(dest) as part:
+                pdf.save(part, stream_decode_level=pikepdf.StreamDecodeLevel.none,
+                         object_stream_mode=pikepdf.ObjectStreamMode.generate)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    return dest.stat().st_size
+
+
+def _describe(pdf: object, book: Book) -> None:
+    import pikepdf
+
+    assert isinstance(pdf, pikepdf.Pdf)
+    pdf.docinfo["/Title"] = book.title
+    if book.writers:
+        pdf.docinfo["/Author"] = ", ".join(book.writers)
+    if book.tags:
+        pdf.docinfo["/Keywords"] = ", ".join(book.tags)
+    if book.summary:
+        pdf.docinfo["/Subject"] = book.summary
+    pdf.docinfo["/Creator"] = "jmbooru"
+    if book.bookmarks:
+        with pdf.open_outline() as outline:
+            for page_index, title in sorted(book.bookmarks.items()):
+                outline.root.append(pikepdf.OutlineItem(title, page_index))
+        pdf.Root.PageMode = pikepdf.Name.UseOutlines

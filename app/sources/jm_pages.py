@@ -1,0 +1,105 @@
+"""Page images straight to disk, and a byte budget for the pages being descrambled.
+
+jmcomic reads every page body into memory (curl buffers it whole) before saving it, so its
+memory grows with page size × image threads. Here a page body goes to its file chunk by chunk
+as it arrives, which makes the number of image threads a question of round trips only. The
+only page-sized memory left is descrambling (Pillow holds the picture twice while it moves the
+strips): ``PixelBudget`` bounds the bytes of pictures being descrambled at once, across every
+album download of the process.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from curl_cffi.requests import exceptions as curl_errors
+from jmcomic import JmImageTool
+
+SPOOL_SUFFIX = ".download"
+
+
+class PageFetchError(Exception):
+    """A page image could not be fetched (the status and URL are for the log, not for users)."""
+
+
+class PixelBudget:
+    """At most ``limit`` bytes of decoded pictures in memory at once; a larger picture waits until
+    it is alone (it still passes: a budget must not block a page for ever)."""
+
+    def __init__(self, limit_bytes: int) -> None:
+        self.limit = max(1, limit_bytes)
+        self._used = 0
+        self._cond = threading.Condition()
+        self.peak = 0  # the most ever held at once (for tests and benchmarks)
+
+    @contextlib.contextmanager
+    def hold(self, nbytes: int) -> Iterator[None]:
+        want = min(max(1, nbytes), self.limit)
+        with self._cond:
+            while self._used and self._used + want > self.limit:
+                self._cond.wait()
+            self._used += want
+            self.peak = max(self.peak, self._used)
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._used -= want
+                self._cond.notify_all()
+
+
+def fetch_to_file(client: Any, url: str, path: str) -> int:
+    """GET ``url`` with jmcomic's image headers, writing the body to ``path`` as it arrives; the
+    same number of attempts as jmcomic (``retry_times + 1``). Returns the size written."""
+    kwargs: dict[str, Any] = {}
+    client.update_request_with_specify_domain(kwargs, None, True)  # jmcomic's headers for images
+    error: Exception = PageFetchError(f"no attempt made for {url}")
+    for _attempt in range(int(client.retry_times) + 1):
+        try:
+            with open(path, "wb") as out:
+                resp = client.postman.get(url, content_callback=out.write, **kwargs)
+            size = os.path.getsize(path)
+            if resp.status_code == 200 and size > 0:
+                return size
+            error = PageFetchError(f"HTTP {resp.status_code}, {size} bytes from {url}")
+        except (curl_errors.RequestException, OSError) as exc:
+            error = exc
+    with contextlib.suppress(OSError):
+        os.unlink(path)
+    raise error
+
+
+def install_streaming_pages(client: Any, budget: PixelBudget) -> None:
+    """Make ``client.download_by_image_detail`` stream page bodies to disk (see the module doc).
+
+    The rest of jmcomic's page handling is kept: which pages need descrambling, the strip
+    count and the descrambling itself (``JmImageTool``), file names and retries.
+    """
+    original = client.download_by_image_detail
+
+    def download_by_image_detail(image: Any, img_save_path: str, decode_image: bool = True) -> None:
+        url = str(image.download_url)
+        if Path(url.split("?", 1)[0]).suffix.lower() != Path(img_save_path).suffix.lower():
+            return original(image, img_save_path, decode_image=decode_image)  # a format conversion: jmcomic's way
+        if not decode_image:
+            fetch_to_file(client, url, img_save_path)
+            return None
+        spool = img_save_path + SPOOL_SUFFIX
+        fetch_to_file(client, url, spool)
+        try:
+            num = JmImageTool.get_num_by_url(int(image.scramble_id), url.split("?", 1)[0])
+            picture = JmImageTool.open_image(spool)
+            width, height = picture.size
+            with budget.hold(width * height * len(picture.getbands()) * 2), picture:
+                JmImageTool.decode_and_save(num, picture, img_save_path)
+        finally:
+            with contextlib.suppress(OSError):
+                os.unlink(spool)
+        return None
+
+    client.download_by_image_detail = download_by_image_detail
