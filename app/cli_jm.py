@@ -30,6 +30,7 @@ class Outcome:
     downloaded: list[Path] = field(default_factory=list)
     skipped: list[Path] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
+    client_errors: int = 0  # failures that were the request's fault (no such album or chapter)
 
     def summary(self, out: Path) -> str:
         return (f"downloaded {len(self.downloaded)}, skipped {len(self.skipped)}, failed {len(self.failed)} "
@@ -103,6 +104,7 @@ async def download_to_folder(settings: Settings, specs: list[AlbumSpec], out: Pa
                     await build_archive(files, archive_format(spec.format), archive.content, dest, Path(work))
             except AppError as exc:
                 outcome.failed.append(spec.album_id)
+                outcome.client_errors += exc.status_code < 500
                 print(f"failed JM{spec.album_id}: {exc.detail}", file=sys.stderr)
                 continue
             finally:
@@ -157,7 +159,10 @@ def run_jm(args: argparse.Namespace) -> int:
         print("jmbooru jm: interrupted; partial files were removed.", file=sys.stderr)
         return EXIT_INTERRUPTED
     print(outcome.summary(out))
-    return EXIT_FAILED if outcome.failed else EXIT_OK
+    if not outcome.failed:
+        return EXIT_OK
+    # Only bad ids or chapters: the user can fix the command; any upstream failure: try again later.
+    return EXIT_BAD_INPUT if outcome.client_errors == len(outcome.failed) else EXIT_FAILED
 
 
 def register(commands: Any) -> None:
