@@ -6,7 +6,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
@@ -39,6 +39,8 @@ class Settings(BaseSettings):
         "so this costs round trips, not memory; the seed used 30)")
     album_pixel_budget_mb: int = Field(
         64, ge=1, description="megabytes of pictures being descrambled at once, across all album jobs")
+    jm_username: str = Field("", description="your JM account, for favourites")
+    jm_password: SecretStr = Field(SecretStr(""), description="its password (never logged or shown)")
     cache_ttl_seconds: float = Field(300.0, ge=0, description="how long rank/search/info/cover answers are cached")
 
     # Gelbooru

@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from app import __version__
-from app.api import booru, downloads, jobs, system, ws
+from app.api import booru, downloads, favorites, jobs, system, ws
 from app.api import jm as jm_api
 from app.api.errors import install_error_handlers
 from app.api.response_cache import ResponseCache
@@ -32,6 +32,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         _configure_logging(settings.log_level)
         engine = Engine(settings)
         app.state.jm = engine.jm
+        app.state.jm_account = engine.jm_account
         app.state.gelbooru = engine.gelbooru
         app.state.jobs = engine.jobs
         await engine.start()
@@ -57,7 +58,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         allow_headers=["*"],
         expose_headers=["Content-Disposition", "ETag", "Accept-Ranges", "Content-Range", "Location"],
     )
-    for module in (system, jm_api, booru, downloads, jobs, ws):
+    # favorites before system: /v1/favorites must not be taken for system's /v1/{timestamp}
+    for module in (favorites, system, jm_api, booru, downloads, jobs, ws):
         app.include_router(module.router)
     return app
 

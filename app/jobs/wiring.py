@@ -19,6 +19,7 @@ from app.jobs.specs import AlbumSpec, BooruSpec
 from app.jobs.store import SqliteJobStore
 from app.sources import jm as jm_source
 from app.sources.gelbooru import GelbooruClient
+from app.sources.jm_account import JmAccount
 from app.sources.jm_pages import PixelBudget
 from app.storage import Storage
 
@@ -46,6 +47,7 @@ class Engine:
         self.files_pool = BlockingPool(2, "files")
         self.gelbooru = GelbooruClient.from_settings(settings)
         self.jm = jm_source.JmSource(settings, self.jm_pool)
+        self.jm_account = JmAccount(settings, self.jm_pool)
         # One budget for the whole process: it bounds memory, which all album jobs share.
         self.pixels = PixelBudget(settings.album_pixel_budget_mb * 1024 * 1024)
         runners = build_runners(settings, self.jm_pool, self.pixels, {"gelbooru": self.gelbooru})

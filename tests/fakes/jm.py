@@ -42,9 +42,11 @@ from urllib.parse import parse_qs, urlsplit
 from PIL import Image
 
 from . import images as _img
+from .jm_account import LOGIN_REQUIRED, WRONG_PASSWORD, FakeAccount, FakeAccounts
 
 __all__ = [
     "APP_SECRET",
+    "FakeAccount",
     "APP_VERSION",
     "CONTENT_SECRET",
     "SCRAMBLE_ID",
@@ -330,7 +332,10 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format, *args):  # noqa: A002 - quiet logging
         pass
 
+    body = b""
+
     def do_GET(self):
+        self.body = b""
         self.server.double._handle(self)
 
     def do_HEAD(self):
@@ -338,8 +343,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_POST(self):
         length = int(self.headers.get("Content-Length") or 0)
-        if length:
-            self.rfile.read(length)
+        self.body = self.rfile.read(length) if length else b""
         self.server.double._handle(self)
 
     def respond(self, status: int, body: bytes, content_type: str,
@@ -392,6 +396,7 @@ class JmDouble:
         self._hits: dict[str, int] = {}
         self._bytes_cache: dict[tuple[str, int], bytes] = {}
         self._cover_cache: dict[tuple[str, str], bytes] = {}
+        self.accounts = FakeAccounts(self)  # /login and /favorite (tests/fakes/jm_account.py)
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
         self.port: int = 0
@@ -691,6 +696,17 @@ class JmDouble:
             data = self._categories(query)
         elif path == "/forum":
             data = self._forum(query)
+        elif path in ("/login", "/favorite"):
+            if path == "/login":
+                status, account_data, extra_headers = self.accounts.login(h.body)
+                message = WRONG_PASSWORD
+            else:
+                status, account_data = self.accounts.favorites(h.headers.get("Cookie", ""), query)
+                message = LOGIN_REQUIRED
+            if account_data is None:
+                body = json.dumps({"code": status, "data": [], "errorMsg": message}, ensure_ascii=False).encode()
+                return h.respond(status, body, "application/json; charset=UTF-8")
+            data = account_data
         else:
             body = json.dumps({"code": 404, "data": [], "errorMsg": "Not found."}).encode()
             return h.respond(404, body, "application/json; charset=UTF-8")
