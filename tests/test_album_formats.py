@@ -321,3 +321,29 @@ def test_sweep_reads_every_format_in_archive_names(tmp_path: Path) -> None:
     storage.remove_leftovers({"activejob1xyz"}, {kept.name})
     assert all(p.exists() for p in owned) and kept.exists()
     assert not any(p.exists() for p in orphans)
+
+
+def test_pixel_budget_bounds_pictures_in_memory_across_threads() -> None:
+    import threading
+    import time
+
+    from app.sources.jm_pages import PixelBudget
+
+    budget = PixelBudget(100)
+    inside: list[int] = []
+    lock = threading.Lock()
+
+    def descramble(size: int) -> None:
+        with budget.hold(size):
+            with lock:
+                inside.append(size)
+            time.sleep(0.02)
+
+    threads = [threading.Thread(target=descramble, args=(40,)) for _ in range(6)]
+    threads.append(threading.Thread(target=descramble, args=(500,)))  # larger than the budget: passes alone
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=10)
+    assert sorted(inside) == [40] * 6 + [500]
+    assert budget.peak == 100  # two 40s at once at most, and the big one alone (capped at the limit)

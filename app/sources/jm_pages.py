@@ -1,26 +1,28 @@
 """Page images straight to disk, and a byte budget for the pages being descrambled.
 
 jmcomic reads every page body into memory (curl buffers it whole) before saving it, so its
-memory grows with page size × image threads. Here a page body goes to its file chunk by chunk
-as it arrives, which makes the number of image threads a question of round trips only. The
-only page-sized memory left is descrambling (Pillow holds the picture twice while it moves the
-strips): ``PixelBudget`` bounds the bytes of pictures being descrambled at once, across every
-album download of the process.
+memory grows with page size × image threads. Here a page that needs no descrambling goes to its
+file chunk by chunk as it arrives, and one that does is held in memory only up to 1 MB (a typical
+JM page; larger ones spill to a temporary file), which makes the number of image threads a
+question of round trips only. The page-sized memory left is descrambling itself (Pillow holds
+the picture twice while it moves the strips): ``PixelBudget`` bounds the bytes of pictures being
+descrambled at once, across every album download of the process.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import tempfile
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from curl_cffi.requests import exceptions as curl_errors
 from jmcomic import JmImageTool
 
-SPOOL_SUFFIX = ".download"
+IN_MEMORY_BODY = 1024 * 1024  # a scrambled page up to this size is descrambled without touching the disk
 
 
 class PageFetchError(Exception):
@@ -53,25 +55,34 @@ class PixelBudget:
                 self._cond.notify_all()
 
 
-def fetch_to_file(client: Any, url: str, path: str) -> int:
-    """GET ``url`` with jmcomic's image headers, writing the body to ``path`` as it arrives; the
-    same number of attempts as jmcomic (``retry_times + 1``). Returns the size written."""
+def fetch(client: Any, url: str, open_sink: Callable[[], IO[bytes]]) -> IO[bytes]:
+    """GET ``url`` with jmcomic's image headers, writing the body into a fresh ``open_sink()`` as it
+    arrives; the same number of attempts as jmcomic (``retry_times + 1``). Returns the sink, open."""
     kwargs: dict[str, Any] = {}
     client.update_request_with_specify_domain(kwargs, None, True)  # jmcomic's headers for images
     error: Exception = PageFetchError(f"no attempt made for {url}")
     for _attempt in range(int(client.retry_times) + 1):
+        sink = open_sink()
         try:
-            with open(path, "wb") as out:
-                resp = client.postman.get(url, content_callback=out.write, **kwargs)
-            size = os.path.getsize(path)
+            resp = client.postman.get(url, content_callback=sink.write, **kwargs)
+            size = sink.tell()
             if resp.status_code == 200 and size > 0:
-                return size
+                return sink
             error = PageFetchError(f"HTTP {resp.status_code}, {size} bytes from {url}")
         except (curl_errors.RequestException, OSError) as exc:
             error = exc
-    with contextlib.suppress(OSError):
-        os.unlink(path)
+        sink.close()
     raise error
+
+
+def partial_spool(folder: str) -> Callable[[], IO[bytes]]:
+    return lambda: tempfile.SpooledTemporaryFile(max_size=IN_MEMORY_BODY, dir=folder)  # noqa: SIM115
+
+
+def _open(body: IO[bytes]) -> Any:
+    from PIL import Image
+
+    return Image.open(body)
 
 
 def install_streaming_pages(client: Any, budget: PixelBudget) -> None:
@@ -87,19 +98,21 @@ def install_streaming_pages(client: Any, budget: PixelBudget) -> None:
         if Path(url.split("?", 1)[0]).suffix.lower() != Path(img_save_path).suffix.lower():
             return original(image, img_save_path, decode_image=decode_image)  # a format conversion: jmcomic's way
         if not decode_image:
-            fetch_to_file(client, url, img_save_path)
+            try:
+                fetch(client, url, lambda: open(img_save_path, "wb")).close()
+            except BaseException:
+                with contextlib.suppress(OSError):
+                    os.unlink(img_save_path)
+                raise
             return None
-        spool = img_save_path + SPOOL_SUFFIX
-        fetch_to_file(client, url, spool)
-        try:
+        spooled = partial_spool(os.path.dirname(img_save_path))
+        with fetch(client, url, spooled) as body:
+            body.seek(0)
             num = JmImageTool.get_num_by_url(int(image.scramble_id), url.split("?", 1)[0])
-            picture = JmImageTool.open_image(spool)
+            picture = _open(body)
             width, height = picture.size
             with budget.hold(width * height * len(picture.getbands()) * 2), picture:
                 JmImageTool.decode_and_save(num, picture, img_save_path)
-        finally:
-            with contextlib.suppress(OSError):
-                os.unlink(spool)
         return None
 
     client.download_by_image_detail = download_by_image_detail
