@@ -381,10 +381,10 @@ def findings(wall: dict[str, Any], mem: list[dict[str, Any]], build: dict[str, A
     if mem:
         worst = max(mem, key=lambda r: r["hwm"])
         by_format: dict[str, list[dict[str, Any]]] = {}
-        for row in mem:
+        for row in sorted(mem, key=lambda r: r["pages"]):
             by_format.setdefault(row["format"], []).append(row)
         growth = ", ".join(
-            f"{fmt} {mb(rows[-1]['hwm'])} at {rows[-1]['pages']} pages vs {mb(rows[0]['hwm'])} at {rows[0]['pages']}"
+            f"{fmt} {mb(rows[0]['hwm'])} at {rows[0]['pages']} pages, {mb(rows[-1]['hwm'])} at {rows[-1]['pages']}"
             for fmt, rows in by_format.items())
         out.append(
             f"- Memory: the highest peak is {mb(worst['hwm'])} ({worst['format']}, {worst['pages']} pages), "

@@ -347,3 +347,31 @@ def test_pixel_budget_bounds_pictures_in_memory_across_threads() -> None:
         thread.join(timeout=10)
     assert sorted(inside) == [40] * 6 + [500]
     assert budget.peak == 100  # two 40s at once at most, and the big one alone (capped at the limit)
+
+
+async def test_cancelling_a_pdf_build_stops_it_and_leaves_no_partial_file(tmp_path: Path) -> None:
+    import asyncio
+
+    from app.archives import PDF, ArchiveContent, build_archive
+    from app.blocking import BlockingPool
+    from tests.fakes.images import encode, make_picture
+
+    pages = []
+    for i in range(300):
+        path = tmp_path / "pages" / f"{i:05d}.webp"
+        path.parent.mkdir(exist_ok=True)
+        path.write_bytes(encode(make_picture(f"cancel {i % 3}"), "webp"))
+        pages.append((path.name, path))
+    dest, scratch = tmp_path / "out" / "album.pdf", tmp_path / "scratch"
+    dest.parent.mkdir()
+    pool = BlockingPool(1, "archive")
+    try:
+        build = asyncio.create_task(build_archive(pool, PDF, ArchiveContent(pages), dest, scratch))
+        await wait_for(lambda: len(list(scratch.glob("*/*.pdf"))) >= 3)  # converting pages now
+        build.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await build
+        assert not dest.exists() and not list(dest.parent.iterdir())  # a build run to its end would rename it
+        assert not list(scratch.iterdir())  # its one-page PDFs are gone too
+    finally:
+        pool.shutdown(wait=True)

@@ -21,7 +21,26 @@ def _clean(text: str) -> str:
     return _NOT_XML.sub("", text)
 
 
+def webp_size(path: Path) -> tuple[int, int] | None:
+    """A WebP's width and height from its first chunk header (Pillow would read the whole file)."""
+    with open(path, "rb") as fh:
+        head = fh.read(30)
+    if len(head) < 30 or head[:4] != b"RIFF" or head[8:12] != b"WEBP":
+        return None
+    chunk, data = head[12:16], head[20:30]
+    if chunk == b"VP8X":  # extended: 24-bit canvas width-1 and height-1
+        return int.from_bytes(data[4:7], "little") + 1, int.from_bytes(data[7:10], "little") + 1
+    if chunk == b"VP8L" and data[0] == 0x2F:  # lossless: 14-bit width-1 and height-1 after the signature
+        bits = int.from_bytes(data[1:5], "little")
+        return (bits & 0x3FFF) + 1, ((bits >> 14) & 0x3FFF) + 1
+    if chunk == b"VP8 " and data[3:6] == b"\x9d\x01\x2a":  # lossy: after the frame tag and start code
+        return int.from_bytes(data[6:8], "little") & 0x3FFF, int.from_bytes(head[28:30], "little") & 0x3FFF
+    return None
+
+
 def _page_size(path: Path) -> tuple[int, int] | None:
+    if path.suffix.lower() == ".webp":
+        return webp_size(path)
     from PIL import Image  # here, not at import: the dataset CLI never needs Pillow's plugins
 
     try:
