@@ -79,12 +79,12 @@ async def download_to_folder(settings: Settings, specs: list[AlbumSpec], out: Pa
     from app.sources import jm as jm_source
     from app.sources.album import download_album
     from app.sources.album_archive import album_archive
-    from app.sources.jm_pages import PixelBudget
+    from app.sources.jm_pages import PageFetching
 
     jm_source.apply_module_settings(settings)
     pool = BlockingPool(settings.jm_threads, "jm")
     files = BlockingPool(1, "archive")
-    pixels = PixelBudget(settings.album_pixel_budget_mb * 1024 * 1024)
+    pages = PageFetching(settings.album_pixel_budget_mb * 1024 * 1024)
     outcome = Outcome()
     try:
         for spec in specs:
@@ -97,7 +97,7 @@ async def download_to_folder(settings: Settings, specs: list[AlbumSpec], out: Pa
             bar = _Bar(spec.album_id, progress)
             try:
                 with tempfile.TemporaryDirectory(prefix=".jmbooru-", dir=out) as work:
-                    album = await download_album(settings, spec.album_id, Path(work), pool=pool, pixels=pixels,
+                    album = await download_album(settings, spec.album_id, Path(work), pool=pool, pages=pages,
                                                  chapters=spec.chapters, progress=bar)
                     archive = album_archive(album, spec.format, spec.layout, spec.chapters)
                     dest = out / archive.download_name
@@ -115,6 +115,7 @@ async def download_to_folder(settings: Settings, specs: list[AlbumSpec], out: Pa
     finally:
         pool.shutdown(wait=False)
         files.shutdown(wait=False)
+        pages.close()
     return outcome
 
 

@@ -262,7 +262,7 @@ async def test_formats_and_chapter_choices_are_distinct_jobs(client: httpx.Async
     again = await client.post("/v1/download/album/200001", json={"format": "pdf", "client_id": "other"})
     assert again.json()["job_id"] == pdf["job_id"] and again.json()["joined"] is True
     # The same chapters named differently ("JM" prefix, repeats, order) are the same download.
-    same = await client.post("/v1/download/album/200001", json={"chapters": ["jm200002", "200002"]})
+    same = await client.post("/v1/download/album/200001", json={"chapters": ["jm200002", 200002]})
     assert same.json()["job_id"] == subset["job_id"]
 
 

@@ -34,7 +34,7 @@ class AlbumDownloadRequest(BaseModel):
     layout: Layout = Field(
         "flat", description="flat: every page at the top level, numbered across chapters (what existing "
         "apps read); chapters: one folder per chapter (zip only)")
-    chapters: list[str] | None = Field(
+    chapters: list[str | int] | None = Field(
         None, max_length=MAX_CHAPTERS, description="chapter ids to include (chapters[].id of /v1/info); default all")
 
 

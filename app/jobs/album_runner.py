@@ -8,19 +8,19 @@ from app.jobs.runner import RunContext, RunOutput
 from app.jobs.specs import AlbumSpec
 from app.sources.album import download_album
 from app.sources.album_archive import album_archive
-from app.sources.jm_pages import PixelBudget
+from app.sources.jm_pages import PageFetching
 
 
 class AlbumRunner:
-    def __init__(self, settings: Settings, pool: BlockingPool, pixels: PixelBudget) -> None:
+    def __init__(self, settings: Settings, pool: BlockingPool, pages: PageFetching) -> None:
         self.settings = settings
         self.pool = pool
-        self.pixels = pixels
+        self.pages = pages
 
     async def run(self, ctx: RunContext) -> RunOutput:
         spec = ctx.spec
         assert isinstance(spec, AlbumSpec)
-        album = await download_album(self.settings, spec.album_id, ctx.work_dir, pool=self.pool, pixels=self.pixels,
+        album = await download_album(self.settings, spec.album_id, ctx.work_dir, pool=self.pool, pages=self.pages,
                                      chapters=spec.chapters, progress=ctx.progress)
         archive = album_archive(album, spec.format, spec.layout, spec.chapters)
         return RunOutput(entries=archive.content.entries, book=archive.content.book, format=spec.format,

@@ -20,17 +20,17 @@ from app.jobs.store import SqliteJobStore
 from app.sources import jm as jm_source
 from app.sources.gelbooru import GelbooruClient
 from app.sources.jm_account import JmAccount
-from app.sources.jm_pages import PixelBudget
+from app.sources.jm_pages import PageFetching
 from app.storage import Storage
 
 if TYPE_CHECKING:  # taskiq is only imported in scale-out mode
     from taskiq import AsyncBroker
 
 
-def build_runners(settings: Settings, jm_pool: BlockingPool, pixels: PixelBudget,
+def build_runners(settings: Settings, jm_pool: BlockingPool, pages: PageFetching,
                   booru_clients: dict[str, Any]) -> dict[str, Runner]:
     """The runner of each job kind, by ``JobSpec.kind``."""
-    return {AlbumSpec.kind: AlbumRunner(settings, jm_pool, pixels), BooruSpec.kind: BooruRunner(settings, booru_clients)}
+    return {AlbumSpec.kind: AlbumRunner(settings, jm_pool, pages), BooruSpec.kind: BooruRunner(settings, booru_clients)}
 
 
 class Engine:
@@ -48,9 +48,9 @@ class Engine:
         self.gelbooru = GelbooruClient.from_settings(settings)
         self.jm = jm_source.JmSource(settings, self.jm_pool)
         self.jm_account = JmAccount(settings, self.jm_pool)
-        # One budget for the whole process: it bounds memory, which all album jobs share.
-        self.pixels = PixelBudget(settings.album_pixel_budget_mb * 1024 * 1024)
-        runners = build_runners(settings, self.jm_pool, self.pixels, {"gelbooru": self.gelbooru})
+        # One per process: the memory bound and the kept-alive image connections serve every album job.
+        self.pages = PageFetching(settings.album_pixel_budget_mb * 1024 * 1024)
+        runners = build_runners(settings, self.jm_pool, self.pages, {"gelbooru": self.gelbooru})
         if settings.redis_url:
             from app.jobs.redis_backend import build_redis_service
 
@@ -73,4 +73,5 @@ class Engine:
         await self.jobs.stop()
         await self.gelbooru.aclose()
         self.jm_pool.shutdown(wait=False)
+        self.pages.close()
         self.files_pool.shutdown(wait=False)

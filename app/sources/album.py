@@ -25,7 +25,7 @@ from app.config import Settings
 from app.errors import AppError, Unprocessable, UpstreamError
 from app.sources.album_archive import unknown_chapters_problem
 from app.sources.jm import build_option, translate_error
-from app.sources.jm_pages import PixelBudget, install_streaming_pages
+from app.sources.jm_pages import PageFetching, install_streaming_pages
 
 log = logging.getLogger("jmbooru.jm")
 
@@ -86,11 +86,11 @@ class _Recorder:
 
 
 def _downloader_class(recorder: _Recorder, progress: Progress, pool: BlockingPool, work_dir: Path,
-                      wanted: tuple[str, ...] | None, pixels: PixelBudget) -> type[JmDownloader]:
+                      wanted: tuple[str, ...] | None, pages: PageFetching) -> type[JmDownloader]:
     class RecordingDownloader(JmDownloader):
         def create_client(self) -> Any:
             client = super().create_client()
-            install_streaming_pages(client, pixels)
+            install_streaming_pages(client, pages)
             return client
 
         def before_album(self, album: Any) -> None:
@@ -156,7 +156,7 @@ async def download_album(
     work_dir: Path,
     *,
     pool: BlockingPool,
-    pixels: PixelBudget,
+    pages: PageFetching,
     chapters: tuple[str, ...] | None = None,
     progress: Progress | None = None,
 ) -> DownloadedAlbum:
@@ -169,7 +169,7 @@ async def download_album(
     option = build_option(settings, base_dir=work_dir / "pages", image_threads=settings.album_image_threads)
     control = DownloadControl()
     recorder = _Recorder(album_id)
-    downloader = _downloader_class(recorder, progress, pool, work_dir, chapters, pixels)
+    downloader = _downloader_class(recorder, progress, pool, work_dir, chapters, pages)
 
     def download() -> None:
         jmcomic.download_album(album_id, option, downloader=downloader, control=control)
