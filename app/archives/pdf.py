@@ -2,19 +2,28 @@
 
 img2pdf embeds JPEG and PNG pages without re-encoding them; other pictures are converted
 first (see ``embeddable``). img2pdf keeps a whole document in memory, so each page becomes a
-one-page PDF of its own; qpdf (through pikepdf) then joins them, copying the image data
-through untouched and streaming it from disk, and a last pass adds the document info and one
-outline entry per chapter. Memory stays at about one page whatever the album's size.
+one-page PDF of its own; qpdf (through pikepdf, in a child process: ``app.archives.pdf_join``)
+then joins them, copying the image data through untouched and streaming it from disk, and adds
+the document info and one outline entry per chapter. Memory stays at about one page whatever
+the album's size.
 """
 
 from __future__ import annotations
 
 import io
+import json
+import logging
+import os
 import shutil
+import subprocess
+import sys
 import threading
 from pathlib import Path
+from typing import Any
 
 from app.archives.base import ArchiveContent, Book, atomic_output, check_cancel
+
+log = logging.getLogger("jmbooru.archives")
 
 JPEG_QUALITY = 92
 PNG_COMPRESS_LEVEL = 3
@@ -68,7 +77,6 @@ def embeddable(path: Path) -> str | bytes:
 
 def build_pdf(content: ArchiveContent, dest: Path, scratch: Path, cancel: threading.Event | None = None) -> int:
     import img2pdf
-    import pikepdf
 
     book = content.book or Book(title=dest.stem)
     folder = scratch / f".pdf-{dest.name}"
@@ -85,36 +93,43 @@ def build_pdf(content: ArchiveContent, dest: Path, scratch: Path, cancel: thread
                                 nodate=True, outputstream=out)
             page_files.append(str(page_file))
         check_cancel(cancel)
-        joined = folder / "joined.pdf"
-        # qpdf's own page assembly reads each page's data when it writes it (pikepdf's page
-        # copying would load every image first); "decodeLevel: none" copies image data as is.
-        pikepdf.Job({"empty": "", "outputFile": str(joined), "pages": [{"file": f} for f in page_files],
-                     "decodeLevel": "none", "objectStreams": "generate"}).run()
-        check_cancel(cancel)
-        with pikepdf.open(joined, access_mode=pikepdf.AccessMode.stream) as pdf:
-            _describe(pdf, book)
-            with atomic_output(dest) as part:
-                pdf.save(part, stream_decode_level=pikepdf.StreamDecodeLevel.none,
-                         object_stream_mode=pikepdf.ObjectStreamMode.generate)
+        with atomic_output(dest) as part:
+            spec: dict[str, Any] = {"pages": page_files, "joined": str(folder / "joined.pdf"), "out": str(part),
+                    "info": _document_info(book), "bookmarks": sorted(book.bookmarks.items())}
+            _join_in_child(spec, folder / "join.json", cancel)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
     return dest.stat().st_size
 
 
-def _describe(pdf: object, book: Book) -> None:
-    import pikepdf
-
-    assert isinstance(pdf, pikepdf.Pdf)
-    pdf.docinfo["/Title"] = book.title
+def _document_info(book: Book) -> dict[str, str]:
+    info = {"/Title": book.title, "/Creator": "jmbooru"}
     if book.writers:
-        pdf.docinfo["/Author"] = ", ".join(book.writers)
+        info["/Author"] = ", ".join(book.writers)
     if book.tags:
-        pdf.docinfo["/Keywords"] = ", ".join(book.tags)
+        info["/Keywords"] = ", ".join(book.tags)
     if book.summary:
-        pdf.docinfo["/Subject"] = book.summary
-    pdf.docinfo["/Creator"] = "jmbooru"
-    if book.bookmarks:
-        with pdf.open_outline() as outline:
-            for page_index, title in sorted(book.bookmarks.items()):
-                outline.root.append(pikepdf.OutlineItem(title, page_index))
-        pdf.Root.PageMode = pikepdf.Name.UseOutlines
+        info["/Subject"] = book.summary
+    return info
+
+
+def _join_in_child(spec: dict[str, Any], spec_file: Path, cancel: threading.Event | None) -> None:
+    spec_file.write_text(json.dumps(spec, ensure_ascii=False), encoding="utf-8")
+    package_root = str(Path(__file__).resolve().parents[2])  # where ``app`` is, installed or not
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")]))}
+    child = subprocess.Popen([sys.executable, "-m", "app.archives.pdf_join", str(spec_file)], env=env,
+                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        while True:
+            try:
+                _, errors = child.communicate(timeout=0.1)
+                break
+            except subprocess.TimeoutExpired:
+                check_cancel(cancel)
+    except BaseException:
+        child.kill()
+        child.wait()
+        raise
+    if child.returncode != 0:
+        log.error("pdf join failed exit=%s stderr=%s", child.returncode, errors.decode("utf-8", "replace")[-2000:])
+        raise RuntimeError(f"joining the PDF pages failed (exit {child.returncode})")
