@@ -1,24 +1,35 @@
 # Two commands for a fresh machine: `make run` and `make test`.
+# The package is (re)installed only when pyproject.toml changed, so `make run` starts at once
+# the second time; pip's output goes to .venv/install.log and is shown only if it fails.
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
+PIP_LOG := $(VENV)/install.log
 
 .PHONY: run test install dev lint bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet --upgrade pip > $(PIP_LOG) 2>&1 || (cat $(PIP_LOG); exit 1)
 
-install: $(BIN)/python
-	$(BIN)/pip install --quiet -e .
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	@echo "installing jmbooru into $(VENV) (log: $(PIP_LOG))"
+	@$(BIN)/pip install --quiet -e . > $(PIP_LOG) 2>&1 || (cat $(PIP_LOG); exit 1)
+	@touch $@
 
-# The second line brings ComicTagger's comicapi, for the tests that read ComicInfo.xml back (see the
-# dev extra in pyproject.toml for why it goes in without its declared dependencies).
-dev: $(BIN)/python
-	$(BIN)/pip install --quiet -e ".[redis,dev]"
-	$(BIN)/pip install --quiet --no-deps "comictagger==1.6.0b9"
+$(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
+	@echo "installing jmbooru with the redis and dev extras into $(VENV) (log: $(PIP_LOG))"
+	@$(BIN)/pip install --quiet -e ".[redis,dev]" > $(PIP_LOG) 2>&1 || (cat $(PIP_LOG); exit 1)
+	@# ComicTagger's comicapi, for the tests that read ComicInfo.xml back (see the dev extra in
+	@# pyproject.toml for why it goes in without its declared dependencies).
+	@$(BIN)/pip install --quiet --no-deps "comictagger==1.6.0b9" >> $(PIP_LOG) 2>&1 || (cat $(PIP_LOG); exit 1)
+	@touch $@ $(VENV)/.installed
+
+install: $(VENV)/.installed
+
+dev: $(VENV)/.installed-dev
 
 run: install
 	$(BIN)/jmbooru serve --host $(HOST) --port $(PORT)

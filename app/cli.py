@@ -12,7 +12,11 @@ def _serve(args: argparse.Namespace) -> int:
 
     from app.config import Settings
 
-    if args.workers > 1 and not Settings().redis_url:
+    settings = Settings()
+    if settings.redis_url and (problem := missing_redis_extra()):
+        print(f"jmbooru: JMBOORU_REDIS_URL is set, but {problem}", file=sys.stderr)
+        return 2
+    if args.workers > 1 and not settings.redis_url:
         print(
             "jmbooru: refusing to start several API processes without JMBOORU_REDIS_URL: a job started in "
             "one process could never notify a WebSocket connected to another. Set JMBOORU_REDIS_URL and run "
@@ -30,17 +34,68 @@ def _serve(args: argparse.Namespace) -> int:
         ws_per_message_deflate=False,  # progress frames are tiny; compression costs memory per socket
         ws_ping_interval=20.0,
         ws_ping_timeout=20.0,
+        timeout_keep_alive=settings.keep_alive_seconds,
+        h11_max_incomplete_event_size=settings.max_header_bytes,
+        # X-Forwarded-* only from the proxies the operator names (JMBOORU_FORWARDED_ALLOW_IPS).
         proxy_headers=True,
-        forwarded_allow_ips="*",
+        forwarded_allow_ips=settings.forwarded_allow_ips,
     )
     return 0
 
 
+REDIS_EXTRA_HINT = (
+    "install the Redis extra: pip install 'jmbooru[redis]' (in a checkout: .venv/bin/pip install -e '.[redis]', "
+    "or make dev)"
+)
+
+
+def missing_redis_extra() -> str | None:
+    """The sentence to print when scale-out is asked for but its packages are not installed."""
+    import importlib.util
+
+    def installed(name: str) -> bool:
+        try:
+            return importlib.util.find_spec(name) is not None
+        except (ImportError, ValueError):
+            return False
+
+    missing = [name for name in ("redis", "taskiq", "taskiq_redis") if not installed(name)]
+    if not missing:
+        return None
+    return f"scale-out mode needs {', '.join(missing)}, which this installation lacks: {REDIS_EXTRA_HINT}."
+
+
 def _worker(args: argparse.Namespace) -> int:
     from app.config import Settings
+
+    settings = Settings()
+    if not settings.redis_url:
+        print("jmbooru worker needs JMBOORU_REDIS_URL (redis://host:6379/0): it runs jobs from Redis.",
+              file=sys.stderr)
+        return 2
+    if problem := missing_redis_extra():
+        print(f"jmbooru worker: {problem}", file=sys.stderr)
+        return 2
     from app.worker import run_worker
 
-    run_worker(Settings(), log_level=args.log_level)
+    run_worker(settings, log_level=args.log_level)
+    return 0
+
+
+def _config(args: argparse.Namespace) -> int:
+    from app.config import Settings
+    from app.config_files import env_files, report
+
+    try:
+        settings = Settings()
+    except Exception as exc:  # a malformed value: say which, not a traceback
+        print(f"jmbooru config: the settings are not valid: {exc}", file=sys.stderr)
+        return 2
+    for path in env_files():
+        print(f"# {'reads' if path.is_file() else 'no file'}: {path}")
+    print("# precedence: environment > ./.env > user config file > default; secrets masked")
+    for origin in report(settings):
+        print(f"JMBOORU_{origin.name.upper()}={origin.value}  # {origin.source}")
     return 0
 
 
@@ -58,6 +113,9 @@ def build_parser() -> argparse.ArgumentParser:
     worker = commands.add_parser("worker", help="run jobs from Redis (scale-out mode, needs JMBOORU_REDIS_URL)")
     worker.add_argument("--log-level", default="info")
     worker.set_defaults(func=_worker)
+
+    config = commands.add_parser("config", help="show the settings in force, where each came from (secrets masked)")
+    config.set_defaults(func=_config)
 
     from app import cli_gelbooru, cli_jm
 

@@ -48,8 +48,11 @@ class _Bar:
         self.bar = tqdm(total=None, unit="page", desc=f"JM{album_id}", file=sys.stderr, dynamic_ncols=True,
                         disable=not enabled, leave=False)
 
-    def update(self, *, done: int = 0, total: int | None = None, nbytes: int = 0, title: str | None = None) -> None:
+    def update(self, *, done: int = 0, total: int | None = None, nbytes: int = 0, title: str | None = None,
+               message: str | None = None) -> None:
         with self._lock:
+            if message:
+                self.bar.set_postfix_str("" if message == "Downloading." else message, refresh=False)
             if total is not None and total != self.bar.total:
                 self.bar.total = total
                 self.bar.refresh()

@@ -1,13 +1,22 @@
-"""Settings, read once from the environment (prefix ``JMBOORU_``) and ``.env``."""
+"""Settings, read once: the environment (prefix ``JMBOORU_``) wins over ``./.env``, which wins over
+the user's config file (``~/.config/jmbooru/jmbooru.env`` or ``JMBOORU_ENV_FILE``)."""
 
 from __future__ import annotations
 
 from functools import cached_property
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic_settings import (
+    BaseSettings,
+    DotEnvSettingsSource,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+
+from app.config_files import env_files
 
 
 def _split_csv(value: object) -> object:
@@ -19,10 +28,28 @@ def _split_csv(value: object) -> object:
 CsvList = Annotated[list[str], NoDecode]
 
 
+_DEFAULT_FILES = Path("<jmbooru default env files>")
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
-        env_prefix="JMBOORU_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+        env_prefix="JMBOORU_", env_file=_DEFAULT_FILES, env_file_encoding="utf-8", extra="ignore"
     )
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The files are found when the settings are read (JMBOORU_ENV_FILE may name one); an
+        # explicit ``Settings(_env_file=...)`` (tests pass None) is left as given.
+        if getattr(dotenv_settings, "env_file", None) == _DEFAULT_FILES:
+            dotenv_settings = DotEnvSettingsSource(settings_cls, env_file=env_files(), env_file_encoding="utf-8")
+        return init_settings, env_settings, dotenv_settings, file_secret_settings
 
     data_dir: Path = Path("./temp")
     file_ttl_seconds: int = Field(1800, ge=1)
@@ -33,7 +60,12 @@ class Settings(BaseSettings):
     jm_scheme: str = "https"
     jm_retry_times: int = Field(2, ge=0)
     jm_timeout_seconds: float = Field(20.0, gt=0)
-    jm_threads: int = Field(8, ge=1, description="size of the pool that runs jmcomic's blocking calls")
+    upstream_max_retry_after_seconds: float = Field(
+        120.0, ge=0, description="a job waits this long at most when an upstream says Retry-After; longer fails it")
+    jm_threads: int = Field(96, ge=2, description="threads that wait on JM for reads (rank, search, info, "
+                            "comments, covers): they only wait on the network, so there are many")
+    jm_image_share: float = Field(0.25, gt=0, lt=1, description="at most this share of jm_threads fetches "
+                                  "covers, so a slow image host cannot starve the API calls (and the reverse)")
     album_image_threads: int = Field(
         30, ge=1, le=256, description="page images an album download fetches at once (pages go straight to disk, "
         "so this costs round trips, not memory; the seed used 30)")
@@ -64,7 +96,22 @@ class Settings(BaseSettings):
         "after the finals of the jobs it starts meanwhile (one-frame clients read only their own)")
 
     cors_origins: CsvList = Field(default_factory=lambda: ["*"])
+
+    # Serving limits (applied however the server is started; see app/serving.py)
+    max_header_bytes: int = Field(32 * 1024, ge=1024, description="largest request head accepted (431 beyond)")
+    header_timeout_seconds: float = Field(10.0, gt=0, description="a connection must send a complete request "
+                                          "head within this time, or it is closed")
+    keep_alive_seconds: int = Field(5, ge=1, description="idle keep-alive connections close after this")
+    max_connections: int = Field(0, ge=0, description="0: as many as the open-file limit allows, less a reserve; "
+                                 "beyond it the longest-idle connections are closed first")
+    forwarded_allow_ips: str = Field("127.0.0.1", description="proxies whose X-Forwarded-* headers are trusted "
+                                     "(comma-separated IPs or networks, * for any: only behind a proxy you run)")
     log_level: str = "warning"
+    log_format: Literal["text", "json"] = Field("text", description="json: one JSON object per line")
+    metrics_port: int = Field(0, ge=0, le=65535, description="0: metrics only at /metrics; a port: also there, "
+                              "without the API key (workers have no other HTTP port)")
+    gc_freeze: bool = Field(True, description="freeze the start-up heap out of garbage collections (shorter "
+                            "pauses); off in tests, which start many apps in one process")
 
     @field_validator("jm_api_domains", "jm_image_domains", "cors_origins", mode="before")
     @classmethod

@@ -6,6 +6,8 @@ The HTTP handlers that render them live in ``app.api.errors``.
 
 from __future__ import annotations
 
+import errno
+
 
 class AppError(Exception):
     status_code = 500
@@ -69,3 +71,47 @@ class UpstreamUnavailable(AppError):
 class UpstreamTimeout(AppError):
     status_code = 504
     default_detail = "The upstream site did not answer in time. Try again later."
+
+
+class UpstreamRateLimited(AppError):
+    """The upstream site asked us to slow down (HTTP 429); ``retry_after`` is its wait, if it gave one."""
+
+    status_code = 503
+    default_detail = "The upstream site is rate-limiting this server; try again in a minute."
+
+    def __init__(self, detail: str | None = None, *, retry_after: float | None = None) -> None:
+        headers = {"Retry-After": str(max(1, round(retry_after)))} if retry_after is not None else None
+        super().__init__(detail, headers=headers)
+        self.retry_after = retry_after
+
+
+class StoreUnavailable(AppError):
+    """Our own job store or queue cannot be reached or written (Redis down, disk full)."""
+
+    status_code = 503
+    default_detail = "The job store is unavailable right now; try again in a moment."
+
+
+class DiskFull(AppError):
+    """The data folder has no space left: the server's problem, not the client's or the upstream's."""
+
+    status_code = 507
+    default_detail = (
+        "The server's disk is full (no space left in its data folder); the operator needs to free "
+        "space or point JMBOORU_DATA_DIR elsewhere. Try again later."
+    )
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    """True when ``exc`` or anything that caused it is 'no space left' or 'quota exceeded'."""
+    seen: set[int] = set()
+    stack: list[BaseException] = [exc]
+    while stack:
+        current = stack.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        if isinstance(current, OSError) and current.errno in (errno.ENOSPC, errno.EDQUOT):
+            return True
+        stack.extend(e for e in (current.__cause__, current.__context__) if e is not None)
+    return False

@@ -2,40 +2,41 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
-from app import __version__
-from app.api import booru, downloads, favorites, jobs, system, ws
+from app import __version__, logs, metrics, serving
+from app.api import booru, downloads, favorites, jobs, system, web, ws
 from app.api import jm as jm_api
+from app.api import metrics as metrics_api
 from app.api.errors import install_error_handlers
+from app.api.openapi import install_openapi
+from app.api.request_id import RequestId
 from app.api.response_cache import ResponseCache
 from app.config import Settings
 from app.jobs.wiring import Engine
 
 
-def _configure_logging(level: str) -> None:
-    logging.getLogger("jmbooru").setLevel(level.upper())
-    if not logging.getLogger().handlers:
-        logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s %(message)s")
-
-
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
+    # Here, not in the lifespan: uvicorn logs its first lines after importing the app.
+    logs.configure(settings)
+    serving.configure(settings.max_header_bytes, settings.header_timeout_seconds, settings.max_connections)
+    serving.guard_uvicorn()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        _configure_logging(settings.log_level)
         engine = Engine(settings)
         app.state.jm = engine.jm
         app.state.jm_account = engine.jm_account
         app.state.gelbooru = engine.gelbooru
         app.state.jobs = engine.jobs
         await engine.start()
+        if settings.gc_freeze:
+            serving.freeze_startup_heap()
         try:
             yield
         finally:
@@ -46,9 +47,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version=__version__,
         summary="Self-hosted downloads of JM comics and Gelbooru datasets, as jobs with WebSocket progress.",
         lifespan=lifespan,
+        docs_url=None,  # /docs and /redoc are served by app.api.web, with their assets from the package
+        redoc_url=None,
     )
     app.state.settings = settings
     install_error_handlers(app)
+    install_openapi(app)
     # Added first, so it sits inside CORS: replayed answers still get their CORS headers.
     app.add_middleware(ResponseCache, ttl_seconds=settings.cache_ttl_seconds)
     app.add_middleware(
@@ -58,9 +62,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         allow_headers=["*"],
         expose_headers=["Content-Disposition", "ETag", "Accept-Ranges", "Content-Range", "Location"],
     )
+    # Outermost: they see every request, cached replays and CORS preflights included.
+    app.add_middleware(RequestId)
+    app.add_middleware(metrics.RequestMetrics)
     # favorites before system: /v1/favorites must not be taken for system's /v1/{timestamp}
-    for module in (favorites, system, jm_api, booru, downloads, jobs, ws):
+    for module in (favorites, system, metrics_api, jm_api, booru, downloads, jobs, ws):
         app.include_router(module.router)
+    web.install(app)
     return app
 
 

@@ -75,6 +75,19 @@ class Storage:
                     continue
                 path.unlink(missing_ok=True)
 
+    def archive_usage(self) -> tuple[int, int]:
+        """Finished archives on disk: how many, and their bytes (``.part`` files not counted)."""
+        files = nbytes = 0
+        if self.archive_root.exists():
+            for path in self.archive_root.iterdir():
+                if not path.name.endswith(".part"):
+                    try:
+                        nbytes += path.stat().st_size
+                        files += 1
+                    except OSError:
+                        pass
+        return files, nbytes
+
     def remove_archive(self, file_name: str) -> None:
         path = self.archive_path(file_name)
         if path is not None:

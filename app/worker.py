@@ -8,16 +8,15 @@ from taskiq import TaskiqEvents, TaskiqState
 from taskiq.cli.worker.args import WorkerArgs
 from taskiq.cli.worker.run import start_listen
 
+from app import logs, serving
 from app.config import Settings
-from app.jobs.redis_backend import TASK_NAME, TaskiqJobQueue, make_broker
+from app.jobs.redis import TASK_NAME, TaskiqJobQueue, make_broker
 from app.jobs.wiring import Engine
 
 log = logging.getLogger("jmbooru.worker")
 
 
 def run_worker(settings: Settings, *, log_level: str = "INFO") -> None:
-    if not settings.redis_url:
-        raise SystemExit("jmbooru worker needs JMBOORU_REDIS_URL (redis://host:6379/0): it runs jobs from Redis.")
     broker = make_broker(settings)
 
     engine = Engine(settings, broker=broker, is_worker=True)
@@ -31,6 +30,8 @@ def run_worker(settings: Settings, *, log_level: str = "INFO") -> None:
     @broker.on_event(TaskiqEvents.WORKER_STARTUP)
     async def startup(_: TaskiqState) -> None:
         await engine.start()
+        if settings.gc_freeze:
+            serving.freeze_startup_heap()
         log.info("worker ready concurrency=%d", settings.max_concurrent_jobs)
 
     @broker.on_event(TaskiqEvents.WORKER_SHUTDOWN)
@@ -48,4 +49,5 @@ def run_worker(settings: Settings, *, log_level: str = "INFO") -> None:
         wait_tasks_timeout=settings.shutdown_grace_seconds,
     )
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logs.configure(settings, log_level)
     start_listen(args)

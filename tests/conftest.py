@@ -44,6 +44,7 @@ def make_settings(data_dir: Path, jm: JmDouble | None = None, **overrides: Any) 
         "shutdown_grace_seconds": 1,
         "download_workers": 4,
         "album_image_threads": 4,
+        "gc_freeze": False,
     }
     if jm is not None:
         values["jm_api_domains"] = [jm.host]
@@ -77,12 +78,13 @@ async def client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
 class LiveServer:
     """A real uvicorn server on a free loopback port, in a thread with its own event loop."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, **uvicorn_options: Any) -> None:
         self.settings = settings
         self.port = free_port()
         self.app = create_app(settings)
-        config = uvicorn.Config(self.app, host="127.0.0.1", port=self.port, log_level="warning",
-                                ws_per_message_deflate=False, lifespan="on")
+        options: dict[str, Any] = {"log_level": "warning", "ws_per_message_deflate": False, "lifespan": "on"}
+        options.update(uvicorn_options)
+        config = uvicorn.Config(self.app, host="127.0.0.1", port=self.port, **options)
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 

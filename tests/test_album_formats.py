@@ -271,8 +271,8 @@ async def test_formats_and_chapter_choices_are_distinct_jobs(client: httpx.Async
     ({"format": "cbz", "layout": "chapters"}, ["layout 'chapters'", "only a zip"]),
     ({"format": "pdf", "layout": "chapters"}, ["layout 'chapters'", "only a zip"]),
     ({"layout": "folders"}, ["layout", "'flat'", "'chapters'"]),
-    ({"chapters": []}, ["chapters", "leave it out"]),
-    ({"chapters": ["first"]}, ["chapter id", "'first'"]),
+    ({"chapters": []}, ["chapters", "at least 1 item"]),
+    ({"chapters": ["first"]}, ["chapters", "pattern"]),
     ({"colour": "red"}, ["colour"]),
 ])
 async def test_bad_album_options_are_422_with_a_sentence(
@@ -286,9 +286,9 @@ async def test_bad_album_options_are_422_with_a_sentence(
     assert jm_double.hits("/media/photos") == 0
 
 
-async def test_unknown_chapter_is_422_naming_the_albums_chapters(client: httpx.AsyncClient) -> None:
+async def test_unknown_chapter_is_404_naming_the_albums_chapters(client: httpx.AsyncClient) -> None:
     resp = await client.post("/v1/download/album/200001", json={"chapters": ["200002", "999999"]})
-    assert resp.status_code == 422
+    assert resp.status_code == 404
     detail = resp.json()["detail"]
     assert "no chapter 999999" in detail and "200001 (第1話)" in detail and "200002 (第2話)" in detail
 

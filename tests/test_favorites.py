@@ -54,7 +54,7 @@ async def test_favourites_list_pages_and_folders_with_one_login(logged: httpx.As
     best = (await logged.get("/v1/favorites", params={"folder": "11"})).json()
     assert [a["title"] for a in best["albums"]] == ["Plain Album", "Scrambled Album"] and best["total"] == 2
     assert jm_double.accounts.logins == 1  # logged in once, on first use
-    assert (await logged.get("/v1/favorites", params={"page": 0})).status_code == 400
+    assert (await logged.get("/v1/favorites", params={"page": 0})).status_code == 422
     assert (await logged.get("/v1/favorites", params={"folder": "../1"})).status_code == 422
 
 
@@ -129,4 +129,4 @@ async def test_openapi_declares_the_favourites_answers(client: httpx.AsyncClient
     assert listing["200"]["content"]["application/json"]["schema"]["$ref"].endswith("/FavoritesOut")
     start = spec["paths"]["/v1/download/favorites"]["post"]["responses"]
     assert start["202"]["content"]["application/json"]["schema"]["$ref"].endswith("/FavoritesAccepted")
-    assert start["409"]["content"]["application/json"]["schema"]["$ref"].endswith("/ErrorDetail")
+    assert start["409"]["content"]["application/json"]["schema"]["$ref"].endswith("/ErrorBody")

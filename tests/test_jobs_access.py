@@ -52,3 +52,10 @@ async def test_websocket_without_key_or_from_a_foreign_origin_is_refused(locked:
                           origin="https://app.example")  # type: ignore[arg-type]
     assert frames[0]["event"] == "error"
     assert frames[-1] == {"event": "closed", "code": 4404}
+
+
+async def test_unknown_websocket_path_closes_as_not_found(live) -> None:
+    frames = await follow(f"{live.ws_url}/ws/notification/typo", timeout=5)
+    assert frames == [{"event": "closed", "code": 4404}]
+    frames = await follow(f"{live.ws_url}/nothing/here", timeout=5)
+    assert frames == [{"event": "closed", "code": 4404}]

@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel
 
+from app.api.schemas import UPSTREAM, errors
 from app.errors import NotFound, Unprocessable, UpstreamUnavailable
 from app.sources.gelbooru import DEPTH_LIMIT, GelbooruClient, Post
 
@@ -56,7 +57,7 @@ def _client(request: Request, site: str) -> GelbooruClient:
     return client
 
 
-@router.get("/v1/booru/{site}/posts", response_model=BooruPostPage)
+@router.get("/v1/booru/{site}/posts", response_model=BooruPostPage, responses=errors(404, 422, *UPSTREAM))
 async def search_posts(
     request: Request,
     site: str,

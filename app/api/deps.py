@@ -9,7 +9,8 @@ from __future__ import annotations
 import secrets
 from typing import Annotated
 
-from fastapi import Depends, Request, WebSocket
+from fastapi import Depends, Request, Security, WebSocket
+from fastapi.security import APIKeyHeader, APIKeyQuery
 
 from app.config import Settings
 from app.errors import Unauthorized
@@ -38,12 +39,22 @@ def key_matches(settings: Settings, given: str | None) -> bool:
     return given is not None and secrets.compare_digest(given.encode(), settings.api_key.encode())
 
 
-async def require_api_key(request: Request) -> None:
+# Declared as security schemes, so that /docs offers "Authorize" and documents where the key goes.
+_KEY_HEADER = APIKeyHeader(name="X-API-Key", auto_error=False,
+                           description="JMBOORU_API_KEY, when the server sets one")
+_KEY_QUERY = APIKeyQuery(name="api_key", auto_error=False,
+                         description="the same key, for WebSockets and links, where headers cannot be set")
+
+
+async def require_api_key(
+    request: Request,
+    header: Annotated[str | None, Security(_KEY_HEADER)] = None,
+    query: Annotated[str | None, Security(_KEY_QUERY)] = None,
+) -> None:
     """When JMBOORU_API_KEY is set, starting, cancelling and fetching jobs need it."""
     settings: Settings = request.app.state.settings
-    given = request.headers.get("x-api-key") or request.query_params.get("api_key")
-    if not key_matches(settings, given):
-        raise Unauthorized("This server needs an API key: send it in the X-API-Key header.")
+    if not key_matches(settings, header or query):
+        raise Unauthorized("This server needs an API key: send it in the X-API-Key header (or as ?api_key=).")
 
 
 def websocket_allowed(ws: WebSocket) -> tuple[bool, str]:

@@ -6,10 +6,11 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Query, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
 from app.api.deps import ApiKey, JmDep, JobsDep, SettingsDep
-from app.api.jm import parse_album_id
+from app.api.jm import AlbumIdPath, parse_album_id
+from app.api.schemas import UPSTREAM, Accepted, errors
 from app.archives import FormatName
 from app.errors import NotFound, Unprocessable
 from app.jobs.models import Job
@@ -18,14 +19,23 @@ from app.sources.album_archive import Layout, unknown_chapters_problem
 from app.sources.captions import CaptionOptions, PostFilters
 from app.sources.jm import JmSource
 
-router = APIRouter(tags=["downloads"], dependencies=[ApiKey])
+router = APIRouter(tags=["downloads"], dependencies=[ApiKey], responses=errors(401, 422, 503))
 
 CLIENT_ID_PATTERN = r"^[A-Za-z0-9._:@-]{1,128}$"
 BOORU_SITES = ("gelbooru",)
 
 
+# The one rule between keys, in the schema too: layout "chapters" only for a zip (JSON Schema if/then).
+ZIP_FOR_CHAPTER_FOLDERS: dict[str, Any] = {
+    "if": {"properties": {"layout": {"const": "chapters"}}, "required": ["layout"]},
+    "then": {"properties": {"format": {"const": "zip"}}},
+}
+ChapterId = Annotated[str, StringConstraints(pattern=r"^(?:[Jj][Mm])?0*[1-9][0-9]{0,11}$")] | \
+    Annotated[int, Field(ge=1, le=999_999_999_999)]
+
+
 class AlbumDownloadRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra=ZIP_FOR_CHAPTER_FOLDERS)
 
     client_id: str | None = Field(None, pattern=CLIENT_ID_PATTERN)
     format: FormatName = Field(
@@ -34,8 +44,9 @@ class AlbumDownloadRequest(BaseModel):
     layout: Layout = Field(
         "flat", description="flat: every page at the top level, numbered across chapters (what existing "
         "apps read); chapters: one folder per chapter (zip only)")
-    chapters: list[str | int] | None = Field(
-        None, max_length=MAX_CHAPTERS, description="chapter ids to include (chapters[].id of /v1/info); default all")
+    chapters: list[ChapterId] | None = Field(
+        None, min_length=1, max_length=MAX_CHAPTERS,
+        description="chapter ids to include (chapters[].id of /v1/info); default all")
 
 
 class BooruDownloadRequest(BaseModel):
@@ -63,9 +74,10 @@ def _accepted(job: Job, created: bool, client_id: str | None, message: str) -> J
     return JSONResponse(body, status_code=202, headers={"Location": f"/v1/jobs/{job.job_id}"})
 
 
-@router.post("/v1/download/album/{album_id}", status_code=202)
+@router.post("/v1/download/album/{album_id}", status_code=202, response_model=Accepted,
+             responses=errors(400, 404, *UPSTREAM))  # 404 and upstream errors: checking chosen chapters
 async def download_album(
-    album_id: str,
+    album_id: AlbumIdPath,
     jobs: JobsDep,
     jm: JmDep,
     body: Annotated[AlbumDownloadRequest | None, Body()] = None,
@@ -90,10 +102,11 @@ async def _check_chapters(jm: JmSource, spec: AlbumSpec) -> None:
     problem = unknown_chapters_problem(spec.album_id, spec.chapters or (),
                                        [(str(c["id"]), str(c["title"])) for c in album.chapters])
     if problem:
-        raise Unprocessable(problem)
+        raise NotFound(problem)
 
 
-@router.post("/v1/download/booru/{site}", status_code=202)
+@router.post("/v1/download/booru/{site}", status_code=202, response_model=Accepted,
+             responses=errors(404, *UPSTREAM))
 async def download_booru(site: str, body: BooruDownloadRequest, jobs: JobsDep,
                          settings: SettingsDep, request: Request) -> JSONResponse:
     """Start a dataset download (images plus same-named .txt captions) by tags."""

@@ -8,6 +8,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from app.errors import AppError
 
@@ -16,6 +17,15 @@ log = logging.getLogger("jmbooru")
 
 def _json(status: int, detail: str, headers: dict[str, str] | None = None, **extra: object) -> JSONResponse:
     return JSONResponse({"detail": detail, **extra}, status_code=status, headers=headers)
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    methods: set[str] = set()
+    for route in request.app.routes:
+        match, _ = route.matches(request.scope)
+        if match != Match.NONE:
+            methods.update(getattr(route, "methods", None) or ())
+    return sorted(methods)
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -28,9 +38,17 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         detail = exc.detail if isinstance(exc.detail, str) else "Request failed."
+        headers = getattr(exc, "headers", None)
+        if exc.status_code == 400 and detail == "There was an error parsing the body":
+            return _json(422, "The request body is not valid JSON (it must be UTF-8 JSON); fix the body and retry.")
         if exc.status_code == 404 and detail == "Not Found":
             detail = f"There is no endpoint at {request.url.path}. See /docs for the API."
-        return _json(exc.status_code, detail, getattr(exc, "headers", None))
+        elif exc.status_code == 405:
+            # Starlette names the methods of the first route that matched the path; list them all.
+            allowed = _allowed_methods(request)
+            headers = {**(headers or {}), "Allow": ", ".join(allowed)}
+            detail = f"{request.method} is not allowed here; use {' or '.join(allowed)}."
+        return _json(exc.status_code, detail, headers)
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from app.api.deps import ApiKey, JobsDep
+from app.api.downloads import ZIP_FOR_CHAPTER_FOLDERS
+from app.api.schemas import UPSTREAM, errors
 from app.archives import FormatName
-from app.errors import BadRequest, NotFound, Unprocessable
+from app.errors import NotFound, Unprocessable
 from app.jobs.specs import AlbumSpec, spec_problem
 from app.sources.album_archive import Layout
 from app.sources.jm_account import FavoritesPage, JmAccount
@@ -19,24 +21,6 @@ router = APIRouter(tags=["favorites"])
 
 CLIENT_ID_PATTERN = r"^[A-Za-z0-9._:@-]{1,128}$"
 FOLDER_PATTERN = r"^[0-9]{1,12}$"
-
-
-class ErrorDetail(BaseModel):
-    detail: str = Field(description="what went wrong, as a sentence saying what to fix")
-
-
-def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    meaning = {
-        400: "the page is not a positive number",
-        401: "this server needs its API key (X-API-Key)",
-        404: "the folder holds no favourites",
-        409: "no JM account is configured (JMBOORU_JM_USERNAME, JMBOORU_JM_PASSWORD)",
-        422: "the body or query is not valid",
-        502: "JM refused the login (wrong user name or password) or answered with something unusable",
-        503: "JM is unreachable",
-        504: "JM did not answer in time",
-    }
-    return {status: {"model": ErrorDetail, "description": meaning[status]} for status in statuses}
 
 
 async def get_account(request: Request) -> JmAccount:
@@ -75,17 +59,15 @@ class FavoritesOut(BaseModel):
 
 
 @router.get("/v1/favorites", response_model=FavoritesOut, dependencies=[ApiKey],
-            responses=_errors(400, 401, 409, 502, 503, 504))
-async def favorites(account: AccountDep, page: Annotated[int, Query()] = 1,
+            responses=errors(401, 409, 422, *UPSTREAM))
+async def favorites(account: AccountDep, page: Annotated[int, Query(ge=1)] = 1,
                     folder: Annotated[str, Query(pattern=FOLDER_PATTERN)] = "0") -> FavoritesOut:
     """One page (20 albums) of the configured JM account's favourites, newest first, and its folders."""
-    if page < 1:
-        raise BadRequest("page must be >= 1.")
     return FavoritesOut.of(await account.favorites(page, folder))
 
 
 class FavoritesDownloadRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra=ZIP_FOR_CHAPTER_FOLDERS)
 
     folder: str = Field("0", pattern=FOLDER_PATTERN, description="a folder id from GET /v1/favorites; 0: every favourite")
     page: int | None = Field(None, ge=1, description="only this page of the folder (20 albums); default: every page")
@@ -116,7 +98,7 @@ class FavoritesAccepted(BaseModel):
 
 
 @router.post("/v1/download/favorites", status_code=202, response_model=FavoritesAccepted, dependencies=[ApiKey],
-             responses=_errors(401, 404, 409, 422, 502, 503, 504))
+             responses=errors(401, 404, 409, 422, *UPSTREAM))
 async def download_favorites(account: AccountDep, jobs: JobsDep,
                              body: FavoritesDownloadRequest | None = None) -> JSONResponse:
     """Download the account's favourites: one album job per favourite (each with its own archive and

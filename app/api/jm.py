@@ -10,6 +10,15 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Query, Request, Response
 
 from app.api.deps import JmDep
+from app.api.schemas import (
+    ALBUM_ID_PATTERN,
+    UPSTREAM,
+    AlbumInfo,
+    CommentsPage,
+    RankItem,
+    SearchItem,
+    errors,
+)
 from app.errors import BadRequest
 
 router = APIRouter(tags=["jm"])
@@ -18,6 +27,9 @@ _ALBUM_ID = re.compile(r"^(?:jm)?(\d{1,12})$", re.IGNORECASE)
 
 
 MAX_SEARCH_PAGE = 100
+# Documented, not enforced by the framework: a malformed id gets the seed's 400 "Invalid album ID".
+AlbumIdPath = Annotated[str, Path(description="JM album id (JM prefix allowed)", examples=["350234"],
+                                  json_schema_extra={"pattern": ALBUM_ID_PATTERN})]
 
 
 class RankPeriod(StrEnum):
@@ -35,16 +47,22 @@ def parse_album_id(raw: str) -> str:
     return str(int(match.group(1)))
 
 
-@router.get("/v1/rank/{period}")
-async def rank(period: RankPeriod, jm: JmDep, page: int = 1) -> list[dict[str, str]]:
+@router.get("/v1/rank/{period}", response_model=list[RankItem], responses=errors(400, 422, *UPSTREAM))
+async def rank(period: RankPeriod, jm: JmDep,
+               page: Annotated[int, Query(json_schema_extra={"minimum": 1})] = 1) -> list[dict[str, str]]:
     """List the day, week, month or all-time ranking of albums."""
     if page < 1:
         raise BadRequest("page must be >= 1.")
     return await jm.ranking(period.value, page)
 
 
-@router.get("/v1/search/{query}/{page}")
-async def search(jm: JmDep, query: str = Path(max_length=200), page: int = Path()) -> list[dict[str, str]]:
+@router.get("/v1/search/{query}/{page}", response_model=list[SearchItem], responses=errors(400, 422, *UPSTREAM))
+async def search(
+    jm: JmDep,
+    query: str = Path(max_length=200, description="text, tags, or an album id", examples=["romance"],
+                      json_schema_extra={"pattern": r"\S"}),
+    page: int = Path(description="1 to 100", json_schema_extra={"minimum": 1, "maximum": 100}),
+) -> list[dict[str, str]]:
     """Search albums by text; a query that is an album id returns that album."""
     if not 1 <= page <= MAX_SEARCH_PAGE:
         # The seed's sentence (its clients and tests match "num must be between").
@@ -54,8 +72,9 @@ async def search(jm: JmDep, query: str = Path(max_length=200), page: int = Path(
     return await jm.search(query.strip(), page)
 
 
-@router.get("/v1/comments/{aid}")
-async def comments(aid: str, jm: JmDep, page: Annotated[int, Query()] = 1) -> dict[str, Any]:
+@router.get("/v1/comments/{aid}", response_model=CommentsPage, responses=errors(400, 422, *UPSTREAM))
+async def comments(aid: AlbumIdPath, jm: JmDep,
+                   page: Annotated[int, Query(json_schema_extra={"minimum": 1})] = 1) -> dict[str, Any]:
     """One page of an album's comments (plain text, replies nested), as JMComic_Server_API serves them."""
     album_id = parse_album_id(aid)
     if page < 1:
@@ -63,8 +82,8 @@ async def comments(aid: str, jm: JmDep, page: Annotated[int, Query()] = 1) -> di
     return await jm.comments(album_id, page)
 
 
-@router.get("/v1/info/{aid}")
-async def info(aid: str, jm: JmDep) -> dict[str, Any]:
+@router.get("/v1/info/{aid}", response_model=AlbumInfo, responses=errors(400, 404, *UPSTREAM))
+async def info(aid: AlbumIdPath, jm: JmDep) -> dict[str, Any]:
     """Describe an album: title, tags, counts, authors and chapters."""
     album = await jm.album(parse_album_id(aid))
     return {
@@ -89,9 +108,14 @@ async def info(aid: str, jm: JmDep) -> dict[str, Any]:
 @router.get(
     "/v1/get/cover/{aid}",
     response_class=Response,
-    responses={200: {"content": {"image/jpeg": {}}}},
+    responses={
+        200: {"content": {"image/jpeg": {"schema": {"type": "string", "format": "binary"}}},
+              "description": "The cover, JPEG."},
+        304: {"description": "Not modified (If-None-Match matched the ETag)."},
+        **errors(400, 404, *UPSTREAM),
+    },
 )
-async def cover(aid: str, jm: JmDep, request: Request) -> Response:
+async def cover(aid: AlbumIdPath, jm: JmDep, request: Request) -> Response:
     """Return an album's cover as JPEG bytes, cacheable by browsers and AsyncImage."""
     data = await jm.cover(parse_album_id(aid))
     etag = '"' + hashlib.md5(data, usedforsecurity=False).hexdigest() + '"'

@@ -4,42 +4,41 @@ from __future__ import annotations
 
 import os
 import unicodedata
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import quote
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Path, Request
 from fastapi.responses import FileResponse, JSONResponse, Response
 
 from app.api.deps import ApiKey, JobsDep
-from app.archives import FORMATS, format_for_file
+from app.api.schemas import ARCHIVE_TYPES, FILE_NAME_PATTERN, JOB_ID_PATTERN, JobOut, MissingArchive, errors
+from app.archives import format_for_file
 from app.errors import NotFound
 from app.jobs.models import Job, JobState
 
-router = APIRouter(tags=["jobs"], dependencies=[ApiKey])
+router = APIRouter(tags=["jobs"], dependencies=[ApiKey], responses=errors(401))
 
-# Every archive format's media type, so the OpenAPI document lists what a download can be.
-ARCHIVE_CONTENT: dict[int | str, dict[str, Any]] = {
-    200: {"content": {fmt.media_type: {} for fmt in FORMATS.values()},
-          "description": "The archive: " + "; ".join(f"{f.extension} ({f.media_type}): {f.description}"
-                                                      for f in FORMATS.values())},
+JobIdPath = Annotated[str, Path(description="the job_id a download answered with",
+                                json_schema_extra={"pattern": JOB_ID_PATTERN})]
+ARCHIVE: dict[int | str, dict[str, Any]] = {
+    200: {"content": ARCHIVE_TYPES, "description": "The whole archive."},
+    206: {"content": ARCHIVE_TYPES, "description": "The requested byte range."},
 }
 
-
-@router.get("/v1/jobs/{job_id}")
-async def get_job(job_id: str, jobs: JobsDep) -> dict[str, Any]:
+@router.get("/v1/jobs/{job_id}", response_model=JobOut, responses=errors(404, 503))
+async def get_job(job_id: JobIdPath, jobs: JobsDep) -> dict[str, Any]:
     """Show a job's state and counters."""
     return (await jobs.get(job_id)).public()
 
 
-@router.delete("/v1/jobs/{job_id}")
-async def delete_job(job_id: str, jobs: JobsDep) -> dict[str, Any]:
+@router.delete("/v1/jobs/{job_id}", response_model=JobOut, responses=errors(404, 503))
+async def delete_job(job_id: JobIdPath, jobs: JobsDep) -> dict[str, Any]:
     """Cancel a queued or running job, or delete a finished job's archive."""
     return (await jobs.cancel(job_id)).public()
 
 
-@router.get("/v1/jobs/{job_id}/file", response_class=FileResponse,
-            responses=ARCHIVE_CONTENT)
-async def job_file(job_id: str, jobs: JobsDep, request: Request) -> Response:
+@router.get("/v1/jobs/{job_id}/file", response_class=FileResponse, responses={**ARCHIVE, **errors(404, 503)})
+async def job_file(job_id: JobIdPath, jobs: JobsDep, request: Request) -> Response:
     """Download a ready job's archive (byte ranges honoured)."""
     job = await jobs.get(job_id)
     if job.state != JobState.READY:
@@ -47,9 +46,15 @@ async def job_file(job_id: str, jobs: JobsDep, request: Request) -> Response:
     return _archive_response(jobs, job)
 
 
-@router.get("/v1/download/{file_name}", response_class=FileResponse,
-            responses=ARCHIVE_CONTENT)
-async def download_file(file_name: str, jobs: JobsDep) -> Response:
+@router.get("/v1/download/{file_name}", response_class=FileResponse, responses={
+    **ARCHIVE, **errors(503),
+    404: {"model": MissingArchive, "description": "No archive has that name (never existed, expired, deleted)."},
+})
+async def download_file(
+    jobs: JobsDep,
+    file_name: str = Path(description="the file_name that download_ready announced",
+                          json_schema_extra={"pattern": FILE_NAME_PATTERN}),
+) -> Response:
     """Download an archive by the file_name that download_ready announced (byte ranges honoured)."""
     path = jobs.storage.archive_path(file_name)
     job = await jobs.store.get_by_file_name(file_name) if path is not None else None

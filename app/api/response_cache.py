@@ -21,7 +21,7 @@ class ResponseCache:
         self.app = app
         self.ttl = ttl_seconds
         self.max_entries = max_entries
-        self._entries: OrderedDict[tuple[str, bytes], tuple[float, list[Any], bytes]] = OrderedDict()
+        self._entries: OrderedDict[tuple[str, bytes], tuple[float, list[Any], bytes, Any]] = OrderedDict()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if (self.ttl <= 0 or scope["type"] != "http" or scope["method"] != "GET"
@@ -31,6 +31,7 @@ class ResponseCache:
         key = (scope["path"], scope.get("query_string", b""))
         entry = self._entries.get(key)
         if entry is not None and entry[0] > time.monotonic():
+            scope["route"] = entry[3]  # for the request metrics, as if routed
             await send({"type": "http.response.start", "status": 200, "headers": entry[1]})
             await send({"type": "http.response.body", "body": entry[2]})
             return
@@ -44,13 +45,13 @@ class ResponseCache:
             elif message["type"] == "http.response.body":
                 chunks.append(message.get("body", b""))
                 if not message.get("more_body") and start.get("status") == 200:
-                    self._store(key, list(start.get("headers", [])), b"".join(chunks))
+                    self._store(key, list(start.get("headers", [])), b"".join(chunks), scope.get("route"))
             await send(message)
 
         await self.app(scope, receive, capture)
 
-    def _store(self, key: tuple[str, bytes], headers: list[Any], body: bytes) -> None:
-        self._entries[key] = (time.monotonic() + self.ttl, headers, body)
+    def _store(self, key: tuple[str, bytes], headers: list[Any], body: bytes, route: Any) -> None:
+        self._entries[key] = (time.monotonic() + self.ttl, headers, body, route)
         self._entries.move_to_end(key)
         while len(self._entries) > self.max_entries:
             self._entries.popitem(last=False)

@@ -7,9 +7,10 @@ import os
 import time
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Path, Request
 
 from app import __version__
+from app.api.schemas import Clock, Health, errors
 from app.errors import NotFound
 
 router = APIRouter(tags=["system"])
@@ -28,14 +29,18 @@ def _base(request: Request) -> dict[str, Any]:
     }
 
 
-@router.get("/v1/health")
+@router.get("/v1/health", response_model=Health)
 async def health(request: Request) -> dict[str, Any]:
     """Report that the server is up, with its version and mode."""
     return _base(request)
 
 
-@router.get("/v1/{timestamp}")
-async def latency(timestamp: str, request: Request) -> dict[str, Any]:
+@router.get("/v1/{timestamp}", response_model=Clock, responses=errors(404))
+async def latency(
+    request: Request,
+    timestamp: str = Path(description="your clock in ms since the epoch; decimals allowed",
+                          examples=["1764000000000.0"], json_schema_extra={"pattern": r"^[0-9]+(\.[0-9]+)?$"}),
+) -> dict[str, Any]:
     """Echo the latency between the client's clock (ms since the epoch) and the server's."""
     try:
         client_ms = float(timestamp)

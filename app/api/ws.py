@@ -5,11 +5,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from starlette.websockets import WebSocketState
 
+from app import metrics
 from app.api.deps import websocket_allowed
 from app.errors import AppError
 from app.jobs import follow
@@ -21,6 +22,17 @@ router = APIRouter(tags=["websockets"])
 log = logging.getLogger("jmbooru.ws")
 
 POLICY_VIOLATION = 1008
+NOT_FOUND = 4404
+
+
+@contextlib.contextmanager
+def _counted(endpoint: str) -> Iterator[None]:
+    gauge = metrics.WEBSOCKETS_OPEN.labels(endpoint=endpoint)
+    gauge.inc()
+    try:
+        yield
+    finally:
+        gauge.dec()
 
 
 async def _admit(ws: WebSocket) -> bool:
@@ -36,7 +48,13 @@ async def _admit(ws: WebSocket) -> bool:
 
 async def _pump(ws: WebSocket, frames: AsyncIterator[Delivery],
                 on_sent: Callable[[Frame], Awaitable[None]] | None = None) -> None:
-    """Send frames until they end or the client goes away (whichever comes first)."""
+    """Send frames until they end or the client goes away (whichever comes first).
+
+    A thousand idle sockets add up, so each costs one extra task (the sender): this handler's own
+    task waits for the close, and the sender, when its frames end, interrupts that wait.
+    """
+    handler = asyncio.current_task()
+    assert handler is not None
 
     async def send_all() -> None:
         async for frame, text in frames:
@@ -44,30 +62,33 @@ async def _pump(ws: WebSocket, frames: AsyncIterator[Delivery],
             if on_sent is not None:
                 await on_sent(frame)
 
-    async def until_disconnect() -> None:
-        with contextlib.suppress(WebSocketDisconnect):
-            while True:
-                message = await ws.receive()
-                if message["type"] == "websocket.disconnect":
-                    return
+    def wake(_: asyncio.Task[None]) -> None:
+        if not listening_done:
+            handler.cancel()
 
+    listening_done = False
     sender = asyncio.create_task(send_all())
-    listener = asyncio.create_task(until_disconnect())
+    sender.add_done_callback(wake)
     try:
-        done, _ = await asyncio.wait({sender, listener}, return_when=asyncio.FIRST_COMPLETED)
+        while (await ws.receive())["type"] != "websocket.disconnect":
+            pass  # the client has nothing to say; anything it sends is ignored
+    except asyncio.CancelledError:
+        if not sender.done():
+            raise  # cancelled from outside (shutdown)
+        handler.uncancel()  # our own wake-up: the frames ended
     finally:
-        for task in (sender, listener):
-            task.cancel()
-        await asyncio.gather(sender, listener, return_exceptions=True)
+        listening_done = True
+        sender.cancel()
+        await asyncio.gather(sender, return_exceptions=True)
         with contextlib.suppress(Exception):
             await frames.aclose()  # type: ignore[attr-defined]
-    if sender in done and sender.exception() is not None:
+    if not sender.cancelled() and sender.exception() is not None:
         raise sender.exception()  # type: ignore[misc]
 
 
-@router.websocket("/ws/jobs/{job_id}")
-async def follow_job(ws: WebSocket, job_id: str) -> None:
+async def follow_job(ws: WebSocket) -> None:
     """A snapshot of the job, then its live events; closes after the final one."""
+    job_id = str(ws.path_params["job_id"])
     if not await _admit(ws):
         return
     jobs: JobService = ws.app.state.jobs
@@ -75,18 +96,18 @@ async def follow_job(ws: WebSocket, job_id: str) -> None:
         await jobs.get(job_id)
     except AppError as exc:
         await ws.send_json({"event": "error", "status": "error", "job_id": job_id, "message": exc.detail})
-        await ws.close(code=4404)
+        await ws.close(code=NOT_FOUND)
         return
-    with contextlib.suppress(WebSocketDisconnect, RuntimeError):
+    with contextlib.suppress(WebSocketDisconnect, RuntimeError), _counted("jobs"):
         await _pump(ws, follow.follow_job(jobs, job_id))
         if ws.application_state == WebSocketState.CONNECTED:
             await ws.close(code=1000)
 
 
-@router.websocket("/ws/notifications/{client_id}")
-async def notifications(ws: WebSocket, client_id: str) -> None:
+async def notifications(ws: WebSocket) -> None:
     """The final frame of every job started with this client_id, including finals missed while
     away; with ``?progress=1`` also snapshots and progress frames."""
+    client_id = str(ws.path_params["client_id"])
     if not await _admit(ws):
         return
     jobs: JobService = ws.app.state.jobs
@@ -98,5 +119,19 @@ async def notifications(ws: WebSocket, client_id: str) -> None:
             await follow.mark_notified(jobs, str(frame["job_id"]), client_id)
 
     frames = follow.follow_client(jobs, client_id, progress=progress, replay_grace=grace)
-    with contextlib.suppress(WebSocketDisconnect, RuntimeError):
+    with contextlib.suppress(WebSocketDisconnect, RuntimeError), _counted("notifications"):
         await _pump(ws, frames, delivered)
+
+
+async def unknown_socket(ws: WebSocket) -> None:
+    """Any other WebSocket path: accepted, then closed with 4404 (not found), so a typo is not
+    mistaken for a refused API key (a close before accepting would answer HTTP 403)."""
+    await ws.accept()
+    await ws.close(code=NOT_FOUND, reason="No WebSocket here: use /ws/jobs/{job_id} or /ws/notifications/{client_id}.")
+
+
+# Plain Starlette routes: FastAPI's dependency machinery would cost every open socket about
+# 2 KB (its exit stacks) for nothing, as these handlers take no dependencies.
+router.add_websocket_route("/ws/jobs/{job_id}", follow_job)
+router.add_websocket_route("/ws/notifications/{client_id}", notifications)
+router.add_websocket_route("/{path:path}", unknown_socket)

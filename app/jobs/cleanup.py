@@ -16,6 +16,9 @@ log = logging.getLogger("jmbooru.cleanup")
 
 MAX_ATTEMPTS = 2
 RECORD_TTL = 7 * 24 * 3600  # finished jobs are forgotten after a week
+# A job may sit "queued" this long before the sweep checks that the queue really holds it (the
+# moment between saving a job and queueing it, or a worker taking it and claiming it, is not a loss).
+QUEUED_GRACE = 30.0
 LOST_WORKER_MESSAGE = "The worker running this job stopped responding twice; start the download again."
 
 
@@ -36,6 +39,7 @@ async def sweep(service: JobService) -> int:
             await recover(service, job.job_id)
         elif job.state.final and job.state != JobState.READY and (job.finished_at or now) < now - RECORD_TTL:
             await service.store.delete(job.job_id)
+    await requeue_lost(service, [j for j in jobs if j.state == JobState.QUEUED], now)
     active = {j.job_id for j in jobs if j.state.active}
     keep = {j.file_name for j in ready if j.file_name not in missing and (j.expires_at or now + 1) > now}
     await service.files_pool.run(storage.remove_leftovers, active, keep)
@@ -68,6 +72,18 @@ async def recover(service: JobService, job_id: str) -> None:
         log.warning("job recovered job_id=%s state=%s attempts=%d", job_id, job.state, job.attempts)
         if job.state == JobState.QUEUED:
             await service.queue.submit(job_id)
+
+
+async def requeue_lost(service: JobService, queued: list[Job], now: float) -> None:
+    """Queue again the jobs that are queued in the store but in no queue (a hand-off that failed,
+    a queue that lost its data): running twice is harmless, a job only starts if still queued."""
+    stale = {j.job_id for j in queued if (j.updated_at or now) < now - QUEUED_GRACE}
+    if not stale:
+        return
+    lost = stale - await service.queue.holds(stale)
+    for job_id in sorted(lost):
+        log.warning("job queued again job_id=%s (it was in no queue)", job_id)
+        await service.queue.submit(job_id)
 
 
 def start_cleanup(service: JobService, interval_seconds: float) -> AsyncIOScheduler:

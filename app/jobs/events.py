@@ -44,18 +44,32 @@ class EventHub(Protocol):
 
 
 class _LocalSubscription:
+    """Frames waiting for one subscriber: a plain list and one future while it waits (an idle
+    socket's subscription costs a few hundred bytes, not an ``asyncio.Queue``'s three deques)."""
+
+    __slots__ = ("hub", "topics", "_frames", "_waiter")
+
     def __init__(self, hub: LocalEventHub, topics: list[str]) -> None:
         self.hub = hub
         self.topics = topics
-        self.queue: asyncio.Queue[Delivery] = asyncio.Queue()
+        self._frames: list[Delivery] = []
+        self._waiter: asyncio.Future[None] | None = None
 
     def offer(self, delivery: Delivery) -> None:
-        if delivery[0].get("event") == "progress" and self.queue.qsize() >= _MAX_BACKLOG:
+        if delivery[0].get("event") == "progress" and len(self._frames) >= _MAX_BACKLOG:
             return
-        self.queue.put_nowait(delivery)
+        self._frames.append(delivery)
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
 
     async def get(self) -> Delivery:
-        return await self.queue.get()
+        while not self._frames:
+            self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
+        return self._frames.pop(0)
 
     async def close(self) -> None:
         self.hub._remove(self)

@@ -27,6 +27,15 @@ def snapshot(job: Job) -> Frame:
     return frame
 
 
+VANISHED_MESSAGE = "This job no longer exists (the job store lost it, or it was cleaned up); start the download again."
+
+
+def vanished_frame(job_id: str, seq: int) -> Frame:
+    return {"event": "failed", "status": "error", "job_id": job_id, "seq": seq, "state": "failed",
+            "done": 0, "total": 0, "bytes": 0, "file_name": "", "error": VANISHED_MESSAGE,
+            "message": VANISHED_MESSAGE}
+
+
 async def follow_job(service: JobService, job_id: str) -> AsyncIterator[Delivery]:
     """A snapshot, then live frames, ending with the final frame (at once if already final)."""
     sub = await service.hub.subscribe([job_topic(job_id)])
@@ -45,10 +54,12 @@ async def follow_job(service: JobService, job_id: str) -> AsyncIterator[Delivery
             except TimeoutError:
                 # A frame lost on the way (a Redis hiccup) must not leave the socket waiting forever.
                 fresh = await service.store.get(job_id)
-                if fresh is None:
+                if fresh is None:  # the record vanished (the store lost it): say so, never close silently
+                    yield encode(vanished_frame(job_id, last + 1))
                     return
-                if fresh.state.final and fresh.seq > last and fresh.final_frame:
-                    yield encode(fresh.final_frame)
+                if fresh.state.final:  # it ended and its final frame never reached us
+                    event = "download_ready" if fresh.state == JobState.READY else str(fresh.state)
+                    yield encode(fresh.final_frame or fresh.frame(event))
                     return
                 continue
             if frame.get("seq", 0) <= last:

@@ -62,6 +62,7 @@ class Job:
     worker: str = ""
     lease_until: float | None = None
     final_frame: dict[str, Any] | None = None
+    request_id: str = ""  # the X-Request-ID of the request that created it, for its log lines
 
     def to_record(self) -> dict[str, Any]:
         record = asdict(self)

@@ -15,6 +15,7 @@ class Counters:
     total: int = 0
     bytes: int = 0
     title: str | None = None
+    message: str | None = None  # what the job is doing, when it is not plain downloading
 
 
 Publish = Callable[[Counters], Awaitable[None]]
@@ -35,8 +36,9 @@ class ProgressTracker:
         self._loop = asyncio.get_running_loop()
         self._closed = False
 
-    def update(self, *, done: int = 0, total: int | None = None, nbytes: int = 0, title: str | None = None) -> None:
-        """Add ``done`` files and ``nbytes`` bytes; set ``total``/``title``. Safe from any thread."""
+    def update(self, *, done: int = 0, total: int | None = None, nbytes: int = 0, title: str | None = None,
+               message: str | None = None) -> None:
+        """Add ``done`` files and ``nbytes`` bytes; set ``total``/``title``/``message``. Safe from any thread."""
         with self._lock:
             c = self._counters
             c.done += done
@@ -47,6 +49,8 @@ class ProgressTracker:
                 c.total = c.done
             if title is not None:
                 c.title = title
+            if message is not None:
+                c.message = message
             self._dirty = True
             if self._woken:
                 return  # the pending flush will publish these counters too
@@ -65,7 +69,8 @@ class ProgressTracker:
 
     def snapshot(self) -> Counters:
         with self._lock:
-            return Counters(self._counters.done, self._counters.total, self._counters.bytes, self._counters.title)
+            c = self._counters
+            return Counters(c.done, c.total, c.bytes, c.title, c.message)
 
     def _schedule(self) -> None:
         if self._task is None and not self._closed:
@@ -88,7 +93,8 @@ class ProgressTracker:
             if not self._dirty:
                 return
             self._dirty = False
-            counters = Counters(self._counters.done, self._counters.total, self._counters.bytes, self._counters.title)
+            c = self._counters
+            counters = Counters(c.done, c.total, c.bytes, c.title, c.message)
         self._last = time.monotonic()
         await self._publish(counters)
 

@@ -15,6 +15,9 @@ RunJob = Callable[[str], Coroutine[Any, Any, None]]
 class JobQueue(Protocol):
     async def start(self, run: RunJob) -> None: ...
     async def submit(self, job_id: str) -> None: ...
+    async def holds(self, job_ids: set[str]) -> set[str]:
+        """Which of ``job_ids`` wait in the queue (for the sweep: a queued job nobody holds is lost)."""
+        ...
     async def cancel(self, job_id: str) -> bool:
         """Stop a running job in this process; False when it does not run here."""
         ...
@@ -27,6 +30,7 @@ class LocalJobQueue:
     def __init__(self, concurrency: int) -> None:
         self.concurrency = concurrency
         self._pending: asyncio.Queue[str] = asyncio.Queue()
+        self._waiting: set[str] = set()
         self._workers: list[asyncio.Task[None]] = []
         self._running: dict[str, asyncio.Task[None]] = {}
         self._run: RunJob | None = None
@@ -36,7 +40,11 @@ class LocalJobQueue:
         self._workers = [asyncio.create_task(self._worker(i), name=f"job-worker-{i}") for i in range(self.concurrency)]
 
     async def submit(self, job_id: str) -> None:
+        self._waiting.add(job_id)
         self._pending.put_nowait(job_id)
+
+    async def holds(self, job_ids: set[str]) -> set[str]:
+        return job_ids & (self._waiting | set(self._running))
 
     async def _worker(self, index: int) -> None:
         assert self._run is not None
@@ -44,6 +52,7 @@ class LocalJobQueue:
             job_id = await self._pending.get()
             task = asyncio.create_task(self._run(job_id), name=f"job-{job_id}")
             self._running[job_id] = task
+            self._waiting.discard(job_id)
             try:
                 await asyncio.shield(task)
             except asyncio.CancelledError:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import socket
@@ -11,10 +12,11 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+from app import logs, metrics
 from app.archives import ArchiveContent, archive_file_name, archive_format, build_archive
 from app.blocking import BlockingPool
 from app.config import Settings
-from app.errors import AppError, NotFound
+from app.errors import AppError, DiskFull, NotFound, StoreUnavailable, is_disk_full
 from app.jobs.events import EventHub, Frame, client_topic, job_topic
 from app.jobs.models import FINAL_EVENTS, Job, JobState, new_job_id
 from app.jobs.progress import Counters, ProgressTracker
@@ -29,6 +31,13 @@ log = logging.getLogger("jmbooru.jobs")
 WORKER_ID = f"{socket.gethostname()}:{os.getpid()}"
 RESTART_MESSAGE = "The server restarted while this job was running; start the download again."
 SHUTDOWN_MESSAGE = "The server shut down while this job was running; start the download again."
+LOST_MESSAGE = (
+    "The job store lost this job while it ran (Redis restarted without its data); start the download again."
+)
+QUEUE_FAILED_MESSAGE = "The download could not be queued; nothing was started. Try again in a moment."
+CANCELLED_MESSAGE = "The download was cancelled."
+# How long a finished download waits for the job store to come back before giving up on it.
+FINISH_PATIENCE_SECONDS = 120.0
 
 
 class Skip(Exception):
@@ -89,11 +98,20 @@ class JobService:
 
     async def submit(self, spec: JobSpec, client_id: str | None) -> tuple[Job, bool]:
         """Start a job, or join the one already downloading (or recently done) the same thing."""
-        candidate = Job.for_spec(spec, new_job_id(), message="Waiting for a free download slot.")
+        candidate = Job.for_spec(spec, new_job_id(), message="Waiting for a free download slot.",
+                                 request_id=logs.REQUEST_ID.get())
         job, created = await self.store.create_or_join(candidate, client_id)
         if created:
             log.info("job queued job_id=%s kind=%s key=%s client_id=%s", job.job_id, job.kind, job.key, client_id)
-            await self.queue.submit(job.job_id)
+            try:
+                await self.queue.submit(job.job_id)
+            except Exception as exc:
+                # Stored but not queued: end it, so that nobody joins a job that will never run.
+                # (If even that fails, the sweep finds it queued with no queue entry and retries.)
+                log.error("job not queued job_id=%s error=%s", job.job_id, type(exc).__name__)
+                with contextlib.suppress(Exception):
+                    await self.finish(job.job_id, JobState.FAILED, "failed", error=QUEUE_FAILED_MESSAGE)
+                raise StoreUnavailable(QUEUE_FAILED_MESSAGE) from exc
         else:
             log.info("job joined job_id=%s client_id=%s state=%s", job.job_id, client_id, job.state)
             if client_id and job.state.final and job.final_frame:
@@ -132,7 +150,10 @@ class JobService:
         return job
 
     async def finish(self, job_id: str, state: JobState, event: str, *, error: str = "",
-                     counters: Counters | None = None, **changes: Any) -> Job | None:
+                     counters: Counters | None = None, patience: float = 0.0,
+                     only_from: JobState | None = None, **changes: Any) -> Job | None:
+        """End a job with its final frame. With ``patience``, a store that is away (Redis
+        restarting) is waited for that long, so a finished download is not thrown away."""
         now = time.time()
         message = changes.pop("message", None)
 
@@ -140,6 +161,8 @@ class JobService:
             # A final state is final; only a ready archive may still expire.
             if job.state.final and not (job.state == JobState.READY and state == JobState.EXPIRED):
                 raise Skip
+            if only_from is not None and job.state != only_from:
+                raise Skip  # it moved on meanwhile (a runner claimed it)
             job.state = state
             job.error = error
             job.message = message or error or job.message
@@ -150,12 +173,30 @@ class JobService:
             for name, value in changes.items():
                 setattr(job, name, value)
 
-        return await self.emit(job_id, event, mutate)
+        deadline = time.monotonic() + patience
+        delay = 0.2
+        while True:
+            try:
+                ended = await self.emit(job_id, event, mutate)
+                if ended is not None and state != JobState.EXPIRED:
+                    metrics.job_ended(ended.kind, str(ended.state), ended.started_at, ended.finished_at,
+                                      ended.done, ended.bytes)
+                return ended
+            except StoreUnavailable:
+                if time.monotonic() + delay > deadline:
+                    raise
+                log.warning("job store away; retrying the end of job_id=%s in %.1f s", job_id, delay)
+                await asyncio.sleep(delay)
+                delay = min(5.0, delay * 2)
 
     # --- running ----------------------------------------------------------------------------
 
     async def run(self, job_id: str) -> None:
-        """Run one queued job to its end; called by the queue, at most N at once."""
+        """Run one queued job to its end; called by the queue, at most N at once.
+
+        A cancellation may land anywhere, even before the download starts: every path ends the
+        job with a final frame, so DELETE never waits for a runner that will not answer.
+        """
         job = await self.store.get(job_id)
         if job is None or job.state != JobState.QUEUED:
             return
@@ -163,6 +204,11 @@ class JobService:
             spec: JobSpec | None = job.spec
         except Exception:  # a kind or parameters this version does not know
             spec = None
+        # Everything this job logs (here, in its runner, in our threads) carries its ids.
+        logs.JOB_ID.set(job_id)
+        logs.REQUEST_ID.set(job.request_id)
+        logs.CLIENT_ID.set(job.client_ids[0] if job.client_ids else "")
+        logs.SITE.set(spec.log_site() if spec is not None else "")
         runner = self.runners.get(spec.kind) if spec is not None else None
         if runner is None or spec is None:
             await self.finish(job_id, JobState.FAILED, "failed",
@@ -179,8 +225,12 @@ class JobService:
             j.attempts += 1
             j.message = "Downloading."
 
-        job = await self.emit(job_id, "started", running)
-        if job is None:
+        try:
+            claimed = await self.emit(job_id, "started", running)
+        except asyncio.CancelledError:
+            await self._end_cancelled(job_id, None)
+            raise
+        if claimed is None:
             return
 
         async def publish(c: Counters) -> None:
@@ -188,22 +238,70 @@ class JobService:
                 j.done, j.total, j.bytes = c.done, c.total, c.bytes
                 if c.title:
                     j.title = c.title
+                if c.message:
+                    j.message = c.message
 
-            await self.emit(job_id, "progress", mutate)
+            try:
+                saved = await self.emit(job_id, "progress", mutate)
+            except StoreUnavailable:  # progress is best effort; the final frame is not
+                log.warning("progress not saved job_id=%s (job store away)", job_id)
+                return
+            if saved is not None:
+                claimed.seq = max(claimed.seq, saved.seq)  # the last frame sent, if the record is lost
 
         tracker = ProgressTracker(publish)
         work_dir = self.storage.work_dir(job_id)
-        work_dir.mkdir(parents=True, exist_ok=True)
-        heartbeat = asyncio.create_task(self._heartbeat(job_id, asyncio.current_task()))
+        lost = asyncio.Event()
+        heartbeat = asyncio.create_task(self._heartbeat(job_id, asyncio.current_task(), lost))
         try:
-            ending = await self._attempt(job, spec, runner, work_dir, tracker)
+            work_dir.mkdir(parents=True, exist_ok=True)
+            ending = await self._attempt(claimed, spec, runner, work_dir, tracker)
+        except asyncio.CancelledError:
+            ending = self._cancelled_ending(job_id, tracker)
+        except OSError as exc:  # the work folder itself could not be made
+            ending = self._failed_ending(job_id, tracker, DiskFull().detail if is_disk_full(exc)
+                                         else "The server could not create the job's work folder.")
         finally:
             heartbeat.cancel()
             await asyncio.gather(heartbeat, return_exceptions=True)
             await tracker.close()
             # Partial files go before the final frame, so whoever hears it never sees them.
             await self.files_pool.run(self.storage.remove_work, job_id)
+        if lost.is_set():
+            await self._end_lost(claimed, tracker.snapshot())
+            return
         await ending()
+
+    def _cancelled_ending(self, job_id: str, tracker: ProgressTracker) -> Callable[[], Awaitable[Any]]:
+        if self._stopping:
+            return lambda: self.finish(job_id, JobState.FAILED, "failed", error=SHUTDOWN_MESSAGE,
+                                       counters=tracker.snapshot(), patience=2.0)
+        return lambda: self._end_cancelled(job_id, tracker.snapshot())
+
+    def _failed_ending(self, job_id: str, tracker: ProgressTracker, error: str) -> Callable[[], Awaitable[Any]]:
+        return lambda: self.finish(job_id, JobState.FAILED, "failed", error=error, counters=tracker.snapshot(),
+                                   patience=FINISH_PATIENCE_SECONDS)
+
+    async def _end_cancelled(self, job_id: str, counters: Counters | None) -> None:
+        await asyncio.shield(self.finish(job_id, JobState.CANCELLED, "cancelled", counters=counters,
+                                         message=CANCELLED_MESSAGE, patience=5.0))
+
+    async def _end_lost(self, job: Job, counters: Counters) -> None:
+        """The job's record vanished while it ran (Redis lost its data): write it back as failed
+        and tell its followers, so no socket closes without a final frame."""
+        log.error("job record lost while running job_id=%s", job.job_id)
+        job.state = JobState.FAILED
+        job.error = job.message = LOST_MESSAGE
+        job.finished_at = time.time()
+        job.lease_until = None
+        job.done, job.total, job.bytes = counters.done, max(counters.total, counters.done), counters.bytes
+        job.seq += 1
+        job.final_frame = job.frame("failed")
+        with contextlib.suppress(Exception):
+            await self.store.put(job)
+        with contextlib.suppress(Exception):
+            await self.hub.publish([job_topic(job.job_id)] + [client_topic(c) for c in job.client_ids],
+                                   job.final_frame)
 
     async def _attempt(self, job: Job, spec: JobSpec, runner: Runner, work_dir: Path,
                        tracker: ProgressTracker) -> Callable[[], Awaitable[Any]]:
@@ -220,7 +318,8 @@ class JobService:
                 j.done, j.total, j.bytes = counters.done, max(counters.total, counters.done), counters.bytes
                 j.message = "Building the archive."
 
-            await self.emit(job_id, "progress", zipping)
+            with contextlib.suppress(StoreUnavailable):
+                await self.emit(job_id, "progress", zipping)
             fmt = archive_format(output.format)
             file_name = archive_file_name(output.file_stem, job_id, fmt)
             size = await build_archive(self.files_pool, fmt, ArchiveContent(output.entries, output.book),
@@ -229,24 +328,21 @@ class JobService:
             return lambda: self._ready(job_id, counters, file_name, output.download_name, size, message)
         except asyncio.CancelledError:
             await tracker.close()
-            if self._stopping:
-                return lambda: self.finish(job_id, JobState.FAILED, "failed", error=SHUTDOWN_MESSAGE,
-                                           counters=tracker.snapshot())
-            return lambda: self.finish(job_id, JobState.CANCELLED, "cancelled", counters=tracker.snapshot(),
-                                       message="The download was cancelled.")
+            return self._cancelled_ending(job_id, tracker)
         except AppError as exc:
             log.info("job failed job_id=%s reason=%s", job_id, exc.detail)
-            detail = exc.detail
-            return lambda: self.finish(job_id, JobState.FAILED, "failed", error=detail,
-                                       counters=tracker.snapshot())
-        except Exception:
+            return self._failed_ending(job_id, tracker, exc.detail)
+        except Exception as exc:
+            if is_disk_full(exc):
+                log.error("job failed job_id=%s reason=disk full", job_id)
+                return self._failed_ending(job_id, tracker, DiskFull().detail)
             log.exception("job crashed job_id=%s", job_id)
-            return lambda: self.finish(
-                job_id, JobState.FAILED, "failed", counters=tracker.snapshot(),
-                error="The download failed because of an internal error; the server log has details.")
+            return self._failed_ending(
+                job_id, tracker, "The download failed because of an internal error; the server log has details.")
 
-    async def _heartbeat(self, job_id: str, runner_task: asyncio.Task[Any] | None) -> None:
-        """Renew the job's lease while it runs; stop the run if the job was ended elsewhere."""
+    async def _heartbeat(self, job_id: str, runner_task: asyncio.Task[Any] | None, lost: asyncio.Event) -> None:
+        """Renew the job's lease while it runs; stop the run if the job was ended elsewhere or its
+        record vanished (``lost``)."""
         interval = self.settings.job_lease_seconds / 3
 
         def renew(job: Job) -> None:
@@ -258,13 +354,17 @@ class JobService:
             await asyncio.sleep(interval)
             try:
                 job = await self.store.update(job_id, renew)
-            except Skip:
-                job = None
-            except Exception:
-                log.warning("lease renewal failed job_id=%s", job_id, exc_info=True)
+            except Skip:  # ended elsewhere (cancelled on another process)
+                if runner_task is not None:
+                    runner_task.cancel()
+                return
+            except Exception as exc:
+                log.warning("lease renewal failed job_id=%s error=%s", job_id, type(exc).__name__)
                 continue
-            if job is None and runner_task is not None:
-                runner_task.cancel()
+            if job is None:
+                lost.set()
+                if runner_task is not None:
+                    runner_task.cancel()
                 return
 
     async def _ready(self, job_id: str, counters: Counters, file_name: str, download_name: str,
@@ -273,7 +373,7 @@ class JobService:
         await self.finish(
             job_id, JobState.READY, "download_ready", counters=counters, file_name=file_name,
             download_name=download_name, expires_at=ready_at + self.settings.file_ttl_seconds,
-            message=message,
+            message=message, patience=FINISH_PATIENCE_SECONDS,
         )
         log.info("job ready job_id=%s file_name=%s size=%d", job_id, file_name, size)
 
@@ -283,11 +383,15 @@ class JobService:
         """Cancel a queued or running job, or delete a finished job's archive."""
         job = await self.get(job_id)
         if job.state == JobState.QUEUED:
-            await self.finish(job_id, JobState.CANCELLED, "cancelled", message="The download was cancelled.")
-        elif job.state.active:
+            # Atomic: a runner that picks it up afterwards finds it cancelled and leaves it; one that
+            # claimed it a moment ago is stopped below.
+            await self.finish(job_id, JobState.CANCELLED, "cancelled", message=CANCELLED_MESSAGE,
+                              only_from=JobState.QUEUED)
+            job = await self.get(job_id)
+        if job.state.active:
             if not await self.queue.cancel(job_id) or not await self._wait_final(job_id, timeout=10.0):
                 # Nobody runs it any more (a worker died): end it here.
-                await self.finish(job_id, JobState.CANCELLED, "cancelled", message="The download was cancelled.")
+                await self.finish(job_id, JobState.CANCELLED, "cancelled", message=CANCELLED_MESSAGE)
         elif job.state == JobState.READY:
             await self.expire(job, message="The archive was deleted on request.")
         return await self.get(job_id)

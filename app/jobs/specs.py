@@ -36,6 +36,10 @@ class JobSpec(BaseModel):
         """Fields that every frame and every 202 answer of such a job carry (clients read them)."""
         return {}
 
+    def log_site(self) -> str:
+        """The upstream this job talks to, for its log lines."""
+        return ""
+
 
 class AlbumSpec(JobSpec):
     kind: ClassVar[str] = "album"
@@ -85,6 +89,9 @@ class AlbumSpec(JobSpec):
     def public_fields(self) -> dict[str, Any]:
         return {"album_id": self.album_id}
 
+    def log_site(self) -> str:
+        return "jm"
+
 
 class BooruSpec(JobSpec):
     kind: ClassVar[str] = "booru"
@@ -101,6 +108,9 @@ class BooruSpec(JobSpec):
 
     def title(self) -> str:
         return f"{self.site}: {self.tags}"
+
+    def log_site(self) -> str:
+        return self.site
 
 
 SPECS: dict[str, type[JobSpec]] = {spec.kind: spec for spec in (AlbumSpec, BooruSpec)}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import fcntl
 import json
+import logging
 import os
 import sqlite3
 import time
@@ -12,7 +13,10 @@ from pathlib import Path
 from typing import Protocol
 
 from app.blocking import BlockingPool
+from app.errors import AppError, StoreUnavailable, is_disk_full
 from app.jobs.models import Job, JobState
+
+log = logging.getLogger("jmbooru.jobs")
 
 Mutation = Callable[[Job], None]
 
@@ -27,6 +31,9 @@ class JobStore(Protocol):
         ...
     async def update(self, job_id: str, mutate: Mutation) -> Job | None:
         """Apply ``mutate`` atomically and return the new job (None when the job does not exist)."""
+        ...
+    async def put(self, job: Job) -> None:
+        """Write ``job`` as it is (a record that vanished from the store is written back)."""
         ...
     async def list_states(self, states: Iterable[JobState]) -> list[Job]: ...
     async def jobs_for_client(self, client_id: str) -> list[Job]: ...
@@ -123,7 +130,10 @@ class SqliteJobStore:
         self._db.commit()
 
     async def _persist(self, job: Job) -> None:
-        await self._pool.run(self._write_sync, job.to_record())
+        try:
+            await self._pool.run(self._write_sync, job.to_record())
+        except (OSError, sqlite3.Error) as exc:
+            raise store_failure(exc) from exc
 
     async def get(self, job_id: str) -> Job | None:
         job = self._jobs.get(job_id)
@@ -145,7 +155,12 @@ class SqliteJobStore:
                 return Job.from_record(existing.to_record()), False
         add_client(job, client_id)
         self._jobs[job.job_id] = job
-        await self._persist(job)
+        try:
+            await self._persist(job)
+        except BaseException:
+            # Not on disk, so not a job: nobody may join it.
+            self._jobs.pop(job.job_id, None)
+            raise
         return Job.from_record(job.to_record()), True
 
     async def update(self, job_id: str, mutate: Mutation) -> Job | None:
@@ -158,6 +173,10 @@ class SqliteJobStore:
         await self._persist(job)
         return snapshot
 
+    async def put(self, job: Job) -> None:
+        self._jobs[job.job_id] = Job.from_record(job.to_record())
+        await self._persist(job)
+
     async def list_states(self, states: Iterable[JobState]) -> list[Job]:
         wanted = set(states)
         return [Job.from_record(j.to_record()) for j in self._jobs.values() if j.state in wanted]
@@ -168,4 +187,18 @@ class SqliteJobStore:
 
     async def delete(self, job_id: str) -> None:
         if self._jobs.pop(job_id, None) is not None:
-            await self._pool.run(self._delete_sync, job_id)
+            try:
+                await self._pool.run(self._delete_sync, job_id)
+            except (OSError, sqlite3.Error) as exc:
+                raise store_failure(exc) from exc
+
+
+def store_failure(exc: BaseException) -> AppError:
+    """The sentence for a job store that cannot be written (the details go to the log)."""
+    log.error("job store write failed: %s: %s", type(exc).__name__, exc)
+    if is_disk_full(exc) or "full" in str(exc).lower():
+        return StoreUnavailable(
+            "The server cannot save jobs right now: its disk is full. Nothing was started; "
+            "the operator needs to free space in the data folder. Try again later."
+        )
+    return StoreUnavailable("The server cannot save jobs right now; nothing was started. Try again in a moment.")

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from typing import TYPE_CHECKING, Any
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from prometheus_client import start_http_server
 
+from app import metrics
 from app.blocking import BlockingPool
 from app.config import Settings
 from app.jobs.album_runner import AlbumRunner
@@ -23,14 +27,32 @@ from app.sources.jm_account import JmAccount
 from app.sources.jm_pages import PageFetching
 from app.storage import Storage
 
+log = logging.getLogger("jmbooru")
+
 if TYPE_CHECKING:  # taskiq is only imported in scale-out mode
     from taskiq import AsyncBroker
 
 
-def build_runners(settings: Settings, jm_pool: BlockingPool, pages: PageFetching,
+def build_runners(settings: Settings, album_pool: BlockingPool, pages: PageFetching,
                   booru_clients: dict[str, Any]) -> dict[str, Runner]:
     """The runner of each job kind, by ``JobSpec.kind``."""
-    return {AlbumSpec.kind: AlbumRunner(settings, jm_pool, pages), BooruSpec.kind: BooruRunner(settings, booru_clients)}
+    return {AlbumSpec.kind: AlbumRunner(settings, album_pool, pages),
+            BooruSpec.kind: BooruRunner(settings, booru_clients)}
+
+
+_metrics_served: set[int] = set()
+
+
+def serve_metrics(port: int) -> None:
+    """Metrics on a port of their own, once per process (several processes on one host need
+    their own ports: the second one to take a port logs why it could not)."""
+    if port in _metrics_served:
+        return
+    try:
+        start_http_server(port, registry=metrics.REGISTRY)
+        _metrics_served.add(port)
+    except OSError as exc:
+        log.warning("metrics port %d not available in this process: %s", port, exc)
 
 
 class Engine:
@@ -44,15 +66,24 @@ class Engine:
         self.settings = settings
         self.storage = Storage(settings.data_path)
         self.jm_pool = BlockingPool(settings.jm_threads, "jm")
+        # Album downloads hold a thread each for the whole album (plus one for its cover), apart
+        # from the read pool, so a burst of searches and a few downloads never wait on each other.
+        self.album_pool = BlockingPool(2 * settings.max_concurrent_jobs + 2, "albums")
         self.files_pool = BlockingPool(2, "files")
         self.gelbooru = GelbooruClient.from_settings(settings)
         self.jm = jm_source.JmSource(settings, self.jm_pool)
         self.jm_account = JmAccount(settings, self.jm_pool)
         # One per process: the memory bound and the kept-alive image connections serve every album job.
         self.pages = PageFetching(settings.album_pixel_budget_mb * 1024 * 1024)
-        runners = build_runners(settings, self.jm_pool, self.pages, {"gelbooru": self.gelbooru})
+        runners = build_runners(settings, self.album_pool, self.pages, {"gelbooru": self.gelbooru})
         if settings.redis_url:
-            from app.jobs.redis_backend import build_redis_service
+            try:
+                from app.jobs.redis import build_redis_service
+            except ImportError as exc:  # `uvicorn app.main:app` with JMBOORU_REDIS_URL but no extra
+                raise RuntimeError(
+                    f"JMBOORU_REDIS_URL is set, but scale-out mode needs the Redis extra ({exc.name} is missing): "
+                    "pip install 'jmbooru[redis]'"
+                ) from None
 
             self.jobs = build_redis_service(settings, self.storage, runners, self.files_pool,
                                             broker=broker, is_worker=is_worker)
@@ -60,18 +91,28 @@ class Engine:
             self.jobs = JobService(settings, self.storage, SqliteJobStore(self.storage.db_path), LocalEventHub(),
                                    LocalJobQueue(settings.max_concurrent_jobs), runners, self.files_pool)
         self._scheduler: AsyncIOScheduler | None = None
+        self._is_worker = is_worker
+        self._warm_up: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         self.storage.prepare()
         jm_source.apply_module_settings(self.settings)
         await self.jobs.start()
         self._scheduler = start_cleanup(self.jobs, self.settings.cleanup_interval_seconds)
+        if self.settings.metrics_port:
+            serve_metrics(self.settings.metrics_port)
+        if not self._is_worker:  # the first read must not pay for creating the JM client
+            self._warm_up = asyncio.create_task(self.jm.warm_up(), name="jm-warm-up")
 
     async def stop(self) -> None:
+        if self._warm_up is not None:
+            self._warm_up.cancel()
+            await asyncio.gather(self._warm_up, return_exceptions=True)
         if self._scheduler is not None:
             self._scheduler.shutdown(wait=False)
         await self.jobs.stop()
         await self.gelbooru.aclose()
         self.jm_pool.shutdown(wait=False)
+        self.album_pool.shutdown(wait=False)
         self.pages.close()
         self.files_pool.shutdown(wait=False)

@@ -13,6 +13,7 @@ import concurrent.futures
 import logging
 import os
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -22,24 +23,29 @@ from jmcomic import DownloadControl, JmDownloader
 
 from app.blocking import BlockingPool
 from app.config import Settings
-from app.errors import AppError, Unprocessable, UpstreamError
+from app.errors import AppError, DiskFull, NotFound, UpstreamError, UpstreamRateLimited
 from app.sources.album_archive import unknown_chapters_problem
-from app.sources.jm import build_option, translate_error
+from app.sources.jm import build_option
+from app.sources.jm_errors import translate_error
 from app.sources.jm_pages import PageFetching, install_streaming_pages
 
 log = logging.getLogger("jmbooru.jm")
 
 COVER_FILE = "cover.jpg"
+MAX_ATTEMPTS = 3  # one download and up to two more after JM said Retry-After
 
 
 class Progress(Protocol):
-    def update(self, *, done: int = 0, total: int | None = None, nbytes: int = 0, title: str | None = None) -> None:
-        """Add ``done`` pages and ``nbytes`` bytes; set ``total`` and ``title``. Called from any thread."""
+    def update(self, *, done: int = 0, total: int | None = None, nbytes: int = 0, title: str | None = None,
+               message: str | None = None) -> None:
+        """Add ``done`` pages and ``nbytes`` bytes; set ``total``, ``title`` and what the download is
+        doing (``message``). Called from any thread."""
         ...
 
 
 class _NoProgress:
-    def update(self, *, done: int = 0, total: int | None = None, nbytes: int = 0, title: str | None = None) -> None:
+    def update(self, *, done: int = 0, total: int | None = None, nbytes: int = 0, title: str | None = None,
+               message: str | None = None) -> None:
         pass
 
 
@@ -73,14 +79,14 @@ class _Recorder:
     def __init__(self, album_id: str) -> None:
         self.lock = threading.Lock()
         self.album = DownloadedAlbum(album_id=album_id)
-        self.files: dict[str, list[tuple[int, Path]]] = {}  # photo_id -> [(page index, path)]
+        self.files: dict[str, dict[int, Path]] = {}  # photo_id -> {page index: path}
         self.cover: concurrent.futures.Future[Path | None] | None = None
         self.expected = 0  # pages to download
 
     def result(self, cover: Path | None) -> DownloadedAlbum:
         album = self.album
         for chapter in album.chapters:
-            chapter.pages = [path for _index, path in sorted(self.files.get(chapter.photo_id, []))]
+            chapter.pages = [path for _index, path in sorted(self.files.get(chapter.photo_id, {}).items())]
         album.cover = cover
         return album
 
@@ -97,7 +103,7 @@ def _downloader_class(recorder: _Recorder, progress: Progress, pool: BlockingPoo
             episodes = [(str(pid), str(title)) for pid, _sort, title in album.episode_list]
             problem = unknown_chapters_problem(str(album.album_id), wanted, episodes) if wanted else None
             if problem:
-                raise Unprocessable(problem)
+                raise NotFound(problem)
             super().before_album(album)
             with recorder.lock:
                 info = recorder.album
@@ -114,7 +120,8 @@ def _downloader_class(recorder: _Recorder, progress: Progress, pool: BlockingPoo
                 expected = recorder.expected
             progress.update(total=expected, title=str(album.name))
             # The cover comes alongside the pages, not before them: it costs no extra round trip.
-            recorder.cover = pool.submit(_fetch_cover, self.client, str(album.album_id), work_dir / COVER_FILE)
+            if recorder.cover is None:  # (a download resumed after a Retry-After has it already)
+                recorder.cover = pool.submit(_fetch_cover, self.client, str(album.album_id), work_dir / COVER_FILE)
 
         def do_filter(self, detail: Any) -> Any:
             if wanted is not None and detail.is_album():
@@ -133,8 +140,11 @@ def _downloader_class(recorder: _Recorder, progress: Progress, pool: BlockingPoo
             super().after_image(image, img_save_path)
             path = Path(img_save_path)
             with recorder.lock:
-                recorder.files.setdefault(str(image.from_photo.photo_id), []).append((int(image.index), path))
-            progress.update(done=1, nbytes=os.path.getsize(path))
+                chapter = recorder.files.setdefault(str(image.from_photo.photo_id), {})
+                seen = int(image.index) in chapter  # kept from an earlier attempt (after a Retry-After)
+                chapter[int(image.index)] = path
+            if not seen:
+                progress.update(done=1, nbytes=os.path.getsize(path))
 
     return RecordingDownloader
 
@@ -163,7 +173,9 @@ async def download_album(
     """Download album ``album_id`` (only ``chapters``, when given) into ``work_dir``.
 
     Runs jmcomic in ``pool``; cancelling the caller stops jmcomic's threads cooperatively and
-    returns once they have finished writing. Failures are ``AppError`` sentences.
+    returns once they have finished writing. When JM says Retry-After (within
+    ``JMBOORU_UPSTREAM_MAX_RETRY_AFTER_SECONDS``) it waits, says so, and goes on where it was.
+    Failures are ``AppError`` sentences.
     """
     progress = progress or _NoProgress()
     option = build_option(settings, base_dir=work_dir / "pages", image_threads=settings.album_image_threads)
@@ -174,6 +186,25 @@ async def download_album(
     def download() -> None:
         jmcomic.download_album(album_id, option, downloader=downloader, control=control)
 
+    for attempt in range(1, MAX_ATTEMPTS + 1):
+        try:
+            await _attempt(album_id, pool, download, control, recorder)
+            break
+        except UpstreamRateLimited as exc:
+            wait = exc.retry_after
+            if attempt == MAX_ATTEMPTS or wait is None or wait > settings.upstream_max_retry_after_seconds:
+                raise
+            resume = time.strftime("%H:%M:%S", time.localtime(time.time() + wait))
+            progress.update(message=f"JM is rate-limiting this server; retrying at {resume}.")
+            log.info("album rate limited album_id=%s wait=%.0f", album_id, wait)
+            await asyncio.sleep(wait)
+            progress.update(message="Downloading.")
+    return recorder.result(await _settled(recorder.cover))
+
+
+async def _attempt(album_id: str, pool: BlockingPool, download: Any, control: DownloadControl,
+                   recorder: _Recorder) -> None:
+    """One run of jmcomic over the album; pages already on disk from an earlier run are kept."""
     future = asyncio.ensure_future(pool.run(download))
     try:
         await asyncio.shield(future)
@@ -183,10 +214,13 @@ async def download_album(
         raise
     except jmcomic.PartialDownloadFailedException as exc:
         await _settled(recorder.cover)
+        error = translate_error(exc)
+        if isinstance(error, DiskFull | UpstreamRateLimited):
+            raise error from exc
         done = sum(len(v) for v in recorder.files.values())
         raise UpstreamError(
             f"Some pages of album {album_id} could not be downloaded from JM after retries "
-            f"({done} of {max(recorder.expected, done)} arrived). Try again later."
+            f"({done} of {max(recorder.expected, done)} arrived): {error.detail}"
         ) from exc
     except jmcomic.DownloadCancelledException:
         await _settled(recorder.cover)
@@ -197,7 +231,6 @@ async def download_album(
     except Exception as exc:
         await _settled(recorder.cover)
         raise translate_error(exc) from exc
-    return recorder.result(await _settled(recorder.cover))
 
 
 async def _settled(future: concurrent.futures.Future[Path | None] | None) -> Path | None:

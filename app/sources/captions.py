@@ -30,9 +30,11 @@ class CaptionOptions(BaseModel):
     escape_parentheses: bool = Field(default=True, description=r"'(' and ')' become '\(' and '\)'")
     separator: str = Field(default=", ", max_length=16)
     category_order: list[str] | None = Field(
-        default=None, description="e.g. character, copyright, artist, general, metadata; null keeps the site's order"
+        default=None, description="e.g. character, copyright, artist, general, metadata; null keeps the site's order",
+        json_schema_extra={"items": {"enum": [*CATEGORIES, *_CATEGORY_ALIASES]}},
     )
-    drop_categories: list[str] = Field(default_factory=list)
+    drop_categories: list[str] = Field(default_factory=list,
+                                       json_schema_extra={"items": {"enum": [*CATEGORIES, *_CATEGORY_ALIASES]}})
 
     @field_validator("category_order", "drop_categories", mode="before")
     @classmethod
@@ -71,7 +73,10 @@ class PostFilters(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    rating: list[str] | None = Field(default=None, description="allowed ratings: general, sensitive, questionable, explicit")
+    rating: list[str] | None = Field(
+        default=None, description="allowed ratings: general, sensitive, questionable, explicit",
+        json_schema_extra={"items": {"enum": [*RATINGS, *_RATING_ALIASES]}},
+    )
     min_width: int | None = Field(default=None, ge=0)
     min_height: int | None = Field(default=None, ge=0)
     min_score: int | None = None

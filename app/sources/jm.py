@@ -9,14 +9,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import jmcomic
-from curl_cffi.requests import exceptions as curl_errors
 from jmcomic import JmcomicText, JmMagicConstants, JmModuleConfig, JmOption
 
+from app import metrics
 from app.blocking import BlockingPool
 from app.cache import TtlCache
 from app.config import Settings
-from app.errors import AppError, NotFound, UpstreamError, UpstreamTimeout, UpstreamUnavailable
+from app.errors import AppError, NotFound, UpstreamError
+from app.sources.jm_errors import translate_error
 
 log = logging.getLogger("jmbooru.jm")
 
@@ -69,29 +69,6 @@ def build_option(settings: Settings, base_dir: Path | None = None, *, image_thre
     )
 
 
-def translate_error(exc: BaseException, *, what: str = "JM") -> AppError:
-    """Turn a jmcomic or transport exception into a sentence a user can act on (details are logged)."""
-    if isinstance(exc, AppError):
-        return exc
-    if isinstance(exc, jmcomic.MissingAlbumPhotoException):
-        return NotFound("This JM album does not exist, or it can only be seen by logged-in users.")
-    causes: list[BaseException] = [exc]
-    if isinstance(exc, jmcomic.RequestRetryAllFailException):
-        causes = [item.get("error") for item in exc.errors if item.get("error") is not None] or causes
-    log.warning("jm upstream failure: %s: %s", type(exc).__name__, str(exc)[:500])
-    if all(isinstance(c, curl_errors.Timeout) for c in causes):
-        return UpstreamTimeout(f"{what} did not answer in time. Try again later.")
-    if all(isinstance(c, curl_errors.RequestException | OSError) for c in causes):
-        return UpstreamUnavailable(
-            f"{what} is unreachable right now (every configured domain failed). "
-            "Try again later or set JMBOORU_JM_API_DOMAINS / JMBOORU_JM_IMAGE_DOMAINS to working domains."
-        )
-    return UpstreamError(
-        f"{what} answered with something unusable (blocked, a Cloudflare page, or an error). "
-        "Cloud and CI addresses are often refused; try again later or from another network."
-    )
-
-
 @dataclass(frozen=True)
 class AlbumInfo:
     album_id: str
@@ -139,6 +116,10 @@ class JmSource:
         self.pool = pool
         self._client: Any = None
         self._client_lock = asyncio.Lock()
+        # One bound per upstream host family: a slow API cannot take every thread from covers.
+        images = max(1, int(pool.max_workers * settings.jm_image_share))
+        self._api_slots = asyncio.Semaphore(max(1, pool.max_workers - images))
+        self._image_slots = asyncio.Semaphore(images)
         ttl = settings.cache_ttl_seconds
         self._lists: TtlCache[list[dict[str, str]]] = TtlCache(ttl)
         self._albums: TtlCache[AlbumInfo] = TtlCache(ttl)
@@ -153,11 +134,24 @@ class JmSource:
                     self._client = await self._call(lambda: build_option(self.settings).new_jm_client())
         return self._client
 
-    async def _call(self, fn: Callable[[], Any], what: str = "JM") -> Any:
+    async def warm_up(self) -> None:
+        """Create the client (cookies from /setting) at start-up, off every request's path."""
         try:
-            return await self.pool.run(fn)
-        except Exception as exc:
-            raise translate_error(exc, what=what) from exc
+            await self.client()
+        except AppError as exc:
+            log.warning("jm client not ready at start-up (the first request retries): %s", exc.detail)
+
+    async def _call(self, fn: Callable[[], Any], what: str = "JM", *, image: bool = False) -> Any:
+        site = "jm-images" if image else "jm"
+        async with self._image_slots if image else self._api_slots:
+            try:
+                result = await self.pool.run(fn)
+            except Exception as exc:
+                error = translate_error(exc, what=what)
+                metrics.upstream(site, error.status_code)
+                raise error from exc
+        metrics.upstream(site, "ok")
+        return result
 
     async def ranking(self, period: str, page: int) -> list[dict[str, str]]:
         async def load() -> list[dict[str, str]]:
@@ -215,7 +209,7 @@ class JmSource:
                 return bytes(client.get_jm_image(url).content)
 
             try:
-                return bytes(await self._call(fetch, what="The JM image server"))
+                return bytes(await self._call(fetch, what="The JM image server", image=True))
             except UpstreamError as exc:
                 # A missing cover comes back as a 404 image response: tell it apart from an outage.
                 if await self._cover_missing(album_id):

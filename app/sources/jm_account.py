@@ -21,7 +21,8 @@ from jmcomic import JmMagicConstants
 from app.blocking import BlockingPool
 from app.config import Settings
 from app.errors import AppError, Conflict, UpstreamError
-from app.sources.jm import build_option, translate_error
+from app.sources.jm import build_option
+from app.sources.jm_errors import translate_error
 
 log = logging.getLogger("jmbooru.jm")
 

@@ -30,7 +30,14 @@ IN_MEMORY_BODY = 1024 * 1024  # a scrambled page up to this size is descrambled 
 
 
 class PageFetchError(Exception):
-    """A page image could not be fetched (the status and URL are for the log, not for users)."""
+    """A page image could not be fetched (the status and URL are for the log, not for users).
+
+    ``response`` is the HTTP answer, so that ``translate_error`` can tell a 429 with its
+    Retry-After, a 5xx or a Cloudflare page apart."""
+
+    def __init__(self, message: str, response: Any = None) -> None:
+        super().__init__(message)
+        self.response = response
 
 
 class PixelBudget:
@@ -126,7 +133,7 @@ def fetch(client: Any, sessions: SessionPool, url: str, open_sink: Callable[[], 
             size = sink.tell()
             if resp.status_code == 200 and size > 0:
                 return sink
-            error = PageFetchError(f"HTTP {resp.status_code}, {size} bytes from {url}")
+            error = PageFetchError(f"HTTP {resp.status_code}, {size} bytes from {url}", resp)
         except (curl_errors.RequestException, OSError) as exc:
             error = exc
         sink.close()

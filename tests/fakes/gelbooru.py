@@ -246,7 +246,7 @@ class GelbooruDouble:
     # --- faults and counters ---
 
     def fail_next(self, n: int = 1, status: int = 500, kind: str = "api", headers: dict[str, str] | None = None) -> None:
-        """The next ``n`` requests of ``kind`` (post, tag, api = both, image, any) answer ``status``."""
+        """The next ``n`` requests of ``kind`` (post, tag, api = both, image, thumbnail, any) answer ``status``."""
         with self._lock:
             self._faults.setdefault(kind, deque()).extend([(status, headers or {}, b"server error")] * n)
 
@@ -302,6 +302,8 @@ class GelbooruDouble:
         query = parse_qs(url.query, keep_blank_values=True)
         if url.path.startswith("/images/"):
             kind = "image"
+        elif url.path.startswith("/thumbnails/"):
+            kind = "thumbnail"
         elif url.path == "/index.php" and query.get("s", [""])[0] == "tag":
             kind = "tag"
         elif url.path == "/index.php":
@@ -325,6 +327,8 @@ class GelbooruDouble:
             return
         if kind == "image":
             self._image(h, url.path)
+        elif kind == "thumbnail":
+            self._thumbnail(h, url.path)
         elif kind in ("post", "tag"):
             self._api(h, kind, query)
         else:
@@ -401,10 +405,28 @@ class GelbooruDouble:
         out = {k: v for k, v in post.items() if not k.startswith("_")}
         name = f"{post['directory']}/{post['md5']}.{post.get('_ext', 'png')}"
         out.setdefault("file_url", f"{self.base_url}/images/{name}")
-        out.setdefault("preview_url", f"{self.base_url}/thumbnails/{name}")
+        # Thumbnails are always JPEG, named as on the real image hosts.
+        out.setdefault("preview_url", f"{self.base_url}/thumbnails/{post['directory']}/thumbnail_{post['md5']}.jpg")
         if self.ints_as_strings:
             out = {k: str(v) if isinstance(v, int) else v for k, v in out.items()}
         return out
+
+    def _thumbnail(self, h: _Handler, path: str) -> None:
+        """``/thumbnails/ab/cd/thumbnail_<md5>.jpg``: the image scaled to fit 150 px, as JPEG."""
+        if self.require_referer and not h.headers.get("Referer"):
+            h.send(403, b"<html>403 Forbidden: hotlinking</html>", "text/html")
+            return
+        md5 = path.rsplit("/", 1)[-1].removeprefix("thumbnail_").split(".")[0]
+        post = next((p for p in self.posts if p.get("md5") == md5 and "_data" in p), None)
+        if post is None:
+            h.send(404, b"<html>404 Not Found</html>", "text/html")
+            return
+        with Image.open(io.BytesIO(post["_data"])) as img:
+            img = img.convert("RGB")
+            img.thumbnail((150, 150))
+            buf = io.BytesIO()
+            img.save(buf, "JPEG", quality=80)
+        h.send(200, buf.getvalue(), "image/jpeg")
 
     def _image(self, h: _Handler, path: str) -> None:
         if self.require_referer and not h.headers.get("Referer"):

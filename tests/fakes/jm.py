@@ -373,6 +373,7 @@ class _Fault:
     body: bytes
     content_type: str
     remaining: int | None  # None = until clear_faults()
+    headers: tuple[tuple[str, str], ...] = ()
 
 
 # --------------------------------------------------------------------------------------------
@@ -476,11 +477,14 @@ class JmDouble:
                 self._latency.pop(path_prefix, None)
 
     def fail(self, path_prefix: str, *, status: int = 500, body: bytes = b"fake upstream failure",
-             content_type: str = "text/plain", times: int | None = None) -> None:
-        """Answer requests whose path starts with ``path_prefix`` with ``status``/``body``,
-        ``times`` times (None: until :meth:`clear_faults`). Newest rule wins when several match."""
+             content_type: str = "text/plain", times: int | None = None,
+             headers: dict[str, str] | None = None) -> None:
+        """Answer requests whose path starts with ``path_prefix`` with ``status``/``body`` (and
+        ``headers``, e.g. Retry-After), ``times`` times (None: until :meth:`clear_faults`).
+        Newest rule wins when several match."""
         with self._lock:
-            self._faults.insert(0, _Fault(path_prefix, status, body, content_type, times))
+            self._faults.insert(0, _Fault(path_prefix, status, body, content_type, times,
+                                          tuple((headers or {}).items())))
 
     def fail_images_after(self, n_ok: int, status: int = 500) -> None:
         """Serve the next ``n_ok`` page images (``/media/photos``) normally, then fail every one."""
@@ -629,7 +633,7 @@ class JmDouble:
         if delay:
             time.sleep(delay)
         if fault is not None:
-            return h.respond(fault.status, fault.body, fault.content_type)
+            return h.respond(fault.status, fault.body, fault.content_type, fault.headers)
         if cloudflare:
             return h.respond(403, _CLOUDFLARE_PAGE, "text/html; charset=UTF-8",
                              [("cf-mitigated", "challenge"), ("CF-RAY", "8f2a1b3c4d5e6f70-HKG"),

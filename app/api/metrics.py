@@ -1,0 +1,30 @@
+"""``GET /metrics``: Prometheus text, behind the API key when one is set."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from fastapi.responses import Response
+
+from app import metrics
+from app.api.deps import ApiKey, JobsDep
+from app.api.schemas import errors
+from app.jobs.models import JobState
+
+router = APIRouter(tags=["system"])
+
+
+@router.get("/metrics", dependencies=[ApiKey], response_class=Response, responses={
+    200: {"content": {metrics.CONTENT_TYPE: {"schema": {"type": "string"}}},
+          "description": "Prometheus text format."},
+    **errors(401),
+})
+async def prometheus(jobs: JobsDep) -> Response:
+    """Requests, jobs, downloads, upstream calls, sockets and archive bytes, for Prometheus."""
+    # The state gauges are read now; a store that is away leaves them as they were.
+    try:
+        metrics.set_job_counts(await jobs.store.list_states(list(JobState)))
+    except Exception:  # noqa: BLE001 - metrics must answer even when the store does not
+        pass
+    files, nbytes = await jobs.files_pool.run(jobs.storage.archive_usage)
+    metrics.set_archives(files, nbytes)
+    return Response(metrics.render(), media_type=metrics.CONTENT_TYPE)

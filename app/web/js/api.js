@@ -1,0 +1,133 @@
+// Talking to the server: the API key and client id (localStorage), JSON requests, and the
+// events the rest of the page listens to ("unauthorized", "apikey").
+
+const KEY_STORAGE = "jmbooru.apiKey";
+const CLIENT_STORAGE = "jmbooru.clientId";
+
+export const events = new EventTarget();
+
+function storageGet(name) {
+  try {
+    return localStorage.getItem(name);
+  } catch {
+    return null; // storage disabled: the page still works, it just forgets
+  }
+}
+
+function storageSet(name, value) {
+  try {
+    if (value) localStorage.setItem(name, value);
+    else localStorage.removeItem(name);
+  } catch {
+    /* storage disabled */
+  }
+}
+
+export function readJson(name, fallback) {
+  try {
+    const value = JSON.parse(storageGet(name) ?? "null");
+    return value ?? fallback;
+  } catch {
+    return fallback;
+  }
+}
+
+export function writeJson(name, value) {
+  storageSet(name, JSON.stringify(value));
+}
+
+function newClientId() {
+  // crypto.randomUUID needs a secure context; a LAN address over plain http is not one.
+  const bytes = crypto.getRandomValues(new Uint8Array(10));
+  return "web-" + Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+export const clientId = (() => {
+  let id = storageGet(CLIENT_STORAGE);
+  if (!id || !/^[A-Za-z0-9._:@-]{1,128}$/.test(id)) {
+    id = newClientId();
+    storageSet(CLIENT_STORAGE, id);
+  }
+  return id;
+})();
+
+export function apiKey() {
+  return storageGet(KEY_STORAGE) ?? "";
+}
+
+export function setApiKey(value) {
+  storageSet(KEY_STORAGE, value.trim());
+  events.dispatchEvent(new Event("apikey"));
+}
+
+/** A URL with ?api_key= added when a key is set (WebSockets and links cannot send headers). */
+export function withKey(url) {
+  const key = apiKey();
+  if (!key) return url;
+  return `${url}${url.includes("?") ? "&" : "?"}api_key=${encodeURIComponent(key)}`;
+}
+
+export class ApiError extends Error {
+  constructor(status, detail) {
+    super(detail);
+    this.status = status;
+  }
+}
+
+/** The sentence to show for a 401, depending on whether a key was sent. */
+export function unauthorizedMessage() {
+  return apiKey()
+    ? "The server refused the API key: check it in Settings."
+    : "This server needs an API key: open Settings and enter it.";
+}
+
+/**
+ * A JSON request. Resolves to the parsed body; rejects with an ApiError carrying the server's
+ * sentence ({"detail": ...}) or one of ours when the server cannot be reached.
+ */
+export async function api(path, { method = "GET", body, signal } = {}) {
+  const headers = { Accept: "application/json" };
+  const key = apiKey();
+  if (key) headers["X-API-Key"] = key;
+  if (body !== undefined) headers["Content-Type"] = "application/json";
+  let response;
+  try {
+    response = await fetch(path, {
+      method,
+      headers,
+      body: body === undefined ? undefined : JSON.stringify(body),
+      signal,
+    });
+  } catch (error) {
+    if (error.name === "AbortError") throw error;
+    throw new ApiError(0, "The server cannot be reached: is it running?");
+  }
+  const text = await response.text();
+  let data = null;
+  try {
+    data = text ? JSON.parse(text) : null;
+  } catch {
+    data = null;
+  }
+  if (!response.ok) {
+    if (response.status === 401) {
+      events.dispatchEvent(new Event("unauthorized"));
+      throw new ApiError(401, unauthorizedMessage());
+    }
+    const detail = (data && (data.detail || data.msg)) || `The server answered ${response.status}.`;
+    throw new ApiError(response.status, typeof detail === "string" ? detail : JSON.stringify(detail));
+  }
+  return data;
+}
+
+/** Run `worker` over `items` with at most `limit` at once (re-reading many jobs after a reload). */
+export async function eachLimited(items, limit, worker) {
+  let next = 0;
+  const run = async () => {
+    while (next < items.length) {
+      const item = items[next++];
+      await worker(item);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, run));
+}

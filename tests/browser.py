@@ -1,0 +1,99 @@
+"""Playwright with Debian's Chromium for the web page tests: launching, and watching a page.
+
+Playwright cannot download its own browsers here, so it drives /usr/bin/chromium (``.ci/run``
+installs it). A missing Chromium fails the tests: it is never a silent skip.
+"""
+
+from __future__ import annotations
+
+import io
+import time
+import zipfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+from urllib.parse import urlsplit
+
+from playwright.sync_api import Browser, ConsoleMessage, Page, Playwright, Request, WebSocket, sync_playwright
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_FLAGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]
+
+
+@contextmanager
+def chromium() -> Iterator[tuple[Playwright, Browser]]:
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+        try:
+            yield playwright, browser
+        finally:
+            browser.close()
+
+
+class PageWatch:
+    """Records every request and WebSocket a page opens, and its console errors and exceptions."""
+
+    def __init__(self, page: Page, origin: str) -> None:
+        self.origin = urlsplit(origin).netloc
+        self.outside: list[str] = []
+        self.errors: list[str] = []
+        self.allowed_failures: list[tuple[int, str]] = []  # (status, path prefix) a test expects
+        page.on("request", self._request)
+        page.on("websocket", self._websocket)
+        page.on("console", self._console)
+        page.on("pageerror", lambda error: self.errors.append(f"uncaught: {error}"))
+
+    def allow_failure(self, status: int, path_prefix: str) -> None:
+        self.allowed_failures.append((status, path_prefix))
+
+    def _request(self, request: Request) -> None:
+        parts = urlsplit(request.url)
+        if parts.scheme in ("data",):
+            return
+        if parts.scheme == "blob":
+            parts = urlsplit(request.url[len("blob:"):])
+        if parts.netloc != self.origin or parts.scheme not in ("http", "https"):
+            self.outside.append(request.url)
+
+    def _websocket(self, ws: WebSocket) -> None:
+        parts = urlsplit(ws.url)
+        if parts.netloc != self.origin or parts.scheme not in ("ws", "wss"):
+            self.outside.append(ws.url)
+
+    def _console(self, message: ConsoleMessage) -> None:
+        if message.type != "error":
+            return
+        path = urlsplit(message.location.get("url", "")).path
+        for status, prefix in self.allowed_failures:
+            if f"status of {status}" in message.text and path.startswith(prefix):
+                return
+        self.errors.append(f"console: {message.text} ({message.location.get('url')})")
+
+    def check(self) -> None:
+        assert self.outside == [], f"requests left the server's origin: {self.outside}"
+        assert self.errors == [], f"the page logged errors: {self.errors}"
+
+
+def wait_until(predicate: Callable[[], Any], timeout: float = 10.0, interval: float = 0.05) -> Any:
+    """The synchronous twin of conftest.wait_for (Playwright's sync API runs outside asyncio)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        time.sleep(interval)
+
+
+def saved_zip(page: Page, link: Any) -> zipfile.ZipFile:
+    """Click a Save link and open what the browser downloaded."""
+    with page.expect_download() as info:
+        link.click()
+    download = info.value
+    assert download.failure() is None
+    with open(download.path(), "rb") as file:
+        return zipfile.ZipFile(io.BytesIO(file.read()))
