@@ -130,3 +130,14 @@ async def test_openapi_declares_the_favourites_answers(client: httpx.AsyncClient
     start = spec["paths"]["/v1/download/favorites"]["post"]["responses"]
     assert start["202"]["content"]["application/json"]["schema"]["$ref"].endswith("/FavoritesAccepted")
     assert start["409"]["content"]["application/json"]["schema"]["$ref"].endswith("/ErrorBody")
+
+
+def test_the_jm_password_is_redacted_from_logs_and_masked_in_config(tmp_path: Path, jm_double: JmDouble) -> None:
+    from app import logs
+    from app.config_files import mask
+
+    settings = make_settings(tmp_path, jm_double, jm_username="reader", jm_password="hunter2-hunter2")
+    assert "hunter2-hunter2" in logs.settings_secrets(settings)
+    assert mask("jm_password", settings.jm_password) == "*** (15 characters)"
+    logs.install_redaction(logs.settings_secrets(settings))
+    assert "hunter2-hunter2" not in logs.redact("login with hunter2-hunter2 failed")
