@@ -260,7 +260,7 @@ def memory(args: argparse.Namespace) -> list[dict[str, Any]]:
     rows = []
     with DoubleProcess([f"huge:{aid}:{pages}:{args.huge_mb}" for aid, pages in sizes.items()]) as double:
         for aid, pages in sizes.items():
-            for fmt in FORMATS:
+            for fmt in args.formats:
                 with ServerProcess(jm_env(double.host)) as server:
                     httpx.get(server.url + "/v1/rank/day", timeout=60)  # creates jmcomic's client: warm and idle
                     baseline = server.rss()
@@ -455,6 +455,8 @@ def main() -> None:
     parser.add_argument("--huge-pages", type=int, default=200)
     parser.add_argument("--build-pages", type=int, default=100)
     parser.add_argument("--build-runs", type=int, default=5)
+    parser.add_argument("--formats", type=lambda text: tuple(text.split(",")), default=FORMATS,
+                        help="formats of the memory runs, e.g. pdf")
     parser.add_argument("--skip-wall", action="store_true")
     parser.add_argument("--skip-memory", action="store_true")
     parser.add_argument("--skip-build", action="store_true")

@@ -10,6 +10,7 @@ the album's size.
 
 from __future__ import annotations
 
+import ctypes
 import io
 import json
 import logging
@@ -28,6 +29,22 @@ log = logging.getLogger("jmbooru.archives")
 JPEG_QUALITY = 92
 PNG_COMPRESS_LEVEL = 3
 _PASSTHROUGH = {"JPEG", "PNG"}
+_libc: ctypes.CDLL | None = None
+
+
+def release_freed_memory() -> None:
+    """Give the heap's free pages back to the OS (glibc's ``malloc_trim``; elsewhere nothing).
+
+    Converting a big page frees tens of MB that glibc keeps in the converting thread's arena:
+    measured on 5 MB pages, the server's RSS stayed ~50 MB higher after the conversions, and the
+    qpdf child then came on top of it.
+    """
+    global _libc
+    try:
+        _libc = _libc or ctypes.CDLL("libc.so.6")
+        _libc.malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
 
 
 def webp_is_lossless(path: Path) -> bool:
@@ -62,7 +79,11 @@ def embeddable(path: Path) -> str | bytes:
             return str(path)
         lossless = picture.format != "WEBP" or webp_is_lossless(path)
         picture.seek(0)
-        frame = picture.convert("RGBA") if picture.mode in ("RGBA", "LA", "P", "PA") else picture.convert("RGB")
+        picture.load()
+        if picture.mode in ("RGBA", "LA", "P", "PA"):
+            frame = picture.convert("RGBA")
+        else:
+            frame = picture if picture.mode == "RGB" else picture.convert("RGB")  # no copy when already RGB
     if frame.mode == "RGBA":
         background = Image.new("RGB", frame.size, (255, 255, 255))
         background.paste(frame, mask=frame.getchannel("A"))
@@ -92,6 +113,7 @@ def build_pdf(content: ArchiveContent, dest: Path, scratch: Path, cancel: thread
                 img2pdf.convert(embeddable(path), layout_fun=one_inch_per_72_pixels, first_frame_only=True,
                                 nodate=True, outputstream=out)
             page_files.append(str(page_file))
+            release_freed_memory()
         check_cancel(cancel)
         with atomic_output(dest) as part:
             spec: dict[str, Any] = {"pages": page_files, "joined": str(folder / "joined.pdf"), "out": str(part),
