@@ -1,4 +1,4 @@
-"""The ``jmbooru`` command: ``serve``, ``worker``, ``gelbooru``, ``check`` and ``jm``."""
+"""The ``jmbooru`` command: ``serve``, ``worker``, ``booru``, ``gelbooru``, ``check`` and ``jm``."""
 
 from __future__ import annotations
 
@@ -117,9 +117,9 @@ def build_parser() -> argparse.ArgumentParser:
     config = commands.add_parser("config", help="show the settings in force, where each came from (secrets masked)")
     config.set_defaults(func=_config)
 
-    from app import cli_gelbooru, cli_jm
+    from app import cli_booru, cli_jm
 
-    cli_gelbooru.register(commands)
+    cli_booru.register(commands)
     cli_jm.register(commands)
     return parser
 

@@ -16,6 +16,7 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
+from app import __version__
 from app.config_files import env_files
 
 
@@ -26,6 +27,7 @@ def _split_csv(value: object) -> object:
 
 
 CsvList = Annotated[list[str], NoDecode]
+HostList = Annotated[list[str] | None, NoDecode]
 
 
 _DEFAULT_FILES = Path("<jmbooru default env files>")
@@ -75,12 +77,37 @@ class Settings(BaseSettings):
     jm_password: SecretStr = Field(SecretStr(""), description="its password (never logged or shown)")
     cache_ttl_seconds: float = Field(300.0, ge=0, description="how long rank/search/info/cover answers are cached")
 
-    # Gelbooru
+    # Booru sites (app/sources/booru/registry.py). An unset *_IMAGE_HOSTS keeps the real site's CDN hosts.
+    user_agent: str = Field(default_factory=lambda: f"jmbooru/{__version__}", min_length=1,
+                            description="sent to every upstream; never a library default")
+    proxy: str = Field("", description="one proxy URL for every upstream; empty: HTTPS_PROXY etc. are honoured")
+    booru_timeout_seconds: float = Field(30.0, gt=0)
+
     gelbooru_url: str = "https://gelbooru.com"
     gelbooru_api_key: str = ""
     gelbooru_user_id: str = ""
     gelbooru_api_rate: float = Field(2.0, gt=0)
-    gelbooru_timeout_seconds: float = Field(30.0, gt=0)
+    gelbooru_timeout_seconds: float | None = Field(None, gt=0)
+    gelbooru_image_hosts: HostList = None
+
+    safebooru_url: str = "https://safebooru.org"
+    safebooru_api_rate: float = Field(2.0, gt=0)
+    safebooru_image_hosts: HostList = None
+
+    danbooru_url: str = "https://danbooru.donmai.us"
+    danbooru_login: str = ""
+    danbooru_api_key: str = ""
+    danbooru_api_rate: float = Field(2.0, gt=0)
+    danbooru_tag_limit: int = Field(2, ge=0, description="plain tags per search: 2 for anonymous and basic accounts, 6 for Gold")
+    danbooru_image_hosts: HostList = None
+
+    yandere_url: str = "https://yande.re"
+    yandere_api_rate: float = Field(1.0, gt=0)
+    yandere_image_hosts: HostList = None
+
+    konachan_url: str = "https://konachan.com"
+    konachan_api_rate: float = Field(1.0, gt=0)
+    konachan_image_hosts: HostList = None
 
     # Jobs
     redis_url: str = ""
@@ -113,7 +140,9 @@ class Settings(BaseSettings):
     gc_freeze: bool = Field(True, description="freeze the start-up heap out of garbage collections (shorter "
                             "pauses); off in tests, which start many apps in one process")
 
-    @field_validator("jm_api_domains", "jm_image_domains", "cors_origins", mode="before")
+    @field_validator("jm_api_domains", "jm_image_domains", "cors_origins", "gelbooru_image_hosts",
+                     "safebooru_image_hosts", "danbooru_image_hosts", "yandere_image_hosts", "konachan_image_hosts",
+                     mode="before")
     @classmethod
     def _csv(cls, value: object) -> object:
         return _split_csv(value)
@@ -138,10 +167,13 @@ class Settings(BaseSettings):
             raise ValueError("JMBOORU_JM_SCHEME must be http or https")
         return value
 
-    @field_validator("gelbooru_url")
+    @field_validator("gelbooru_url", "safebooru_url", "danbooru_url", "yandere_url", "konachan_url")
     @classmethod
     def _base_url(cls, value: str) -> str:
-        return value.rstrip("/")
+        value = value.strip().rstrip("/")
+        if not value.lower().startswith(("http://", "https://")):
+            raise ValueError(f"a booru URL must start with http:// or https://, not {value[:40]!r}")
+        return value
 
     @cached_property
     def data_path(self) -> Path:

@@ -32,7 +32,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         engine = Engine(settings)
         app.state.jm = engine.jm
         app.state.jm_account = engine.jm_account
-        app.state.gelbooru = engine.gelbooru
+        app.state.booru = engine.booru
         app.state.jobs = engine.jobs
         await engine.start()
         if settings.gc_freeze:

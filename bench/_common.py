@@ -284,6 +284,81 @@ class DoubleProcess:
         self.stop()
 
 
+def cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def sys_seconds() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_stime
+
+
+class CpuMeter:
+    """CPU seconds used by the whole machine, this process and the double over an interval."""
+
+    TICK = os.sysconf("SC_CLK_TCK")
+
+    def __init__(self, double_pid: int) -> None:
+        self.double_pid = double_pid
+
+    @staticmethod
+    def _machine() -> tuple[float, float]:
+        fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+        idle = fields[3] + fields[4]
+        return (sum(fields[:8]) - idle) / CpuMeter.TICK, sum(fields[:8]) / CpuMeter.TICK
+
+    def _pid(self) -> float:
+        try:
+            fields = Path(f"/proc/{self.double_pid}/stat").read_text().rsplit(")", 1)[1].split()
+            return (int(fields[11]) + int(fields[12])) / self.TICK
+        except (OSError, IndexError, ValueError):
+            return 0.0
+
+    def __enter__(self) -> CpuMeter:
+        self.t0, self.busy0, self.self0, self.double0 = time.perf_counter(), self._machine()[0], cpu_seconds(), self._pid()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        wall = time.perf_counter() - self.t0
+        self.machine_cores = (self._machine()[0] - self.busy0) / wall
+        self.self_cores = (cpu_seconds() - self.self0) / wall
+        self.double_cores = (self._pid() - self.double0) / wall
+        self.other_cores = max(0.0, self.machine_cores - self.self_cores - self.double_cores)
+
+
+class BooruDoubleProcess:
+    """A booru double in its own process, started by ``cmd`` (a benchmark script with ``--serve-double``):
+    it prints ``READY <base_url> <mean image bytes>``, then answers ``latency <s>``, ``hits`` (one JSON
+    line of counters, which it then resets) and ``quit`` on stdin."""
+
+    def __init__(self, cmd: Sequence[str], latency: float, name: str = "booru") -> None:
+        self.proc = subprocess.Popen(list(cmd), stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=REPO)
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline().split()
+        if not line or line[0] != "READY":
+            raise RuntimeError(f"the {name} double did not start")
+        self.base_url, self.mean_bytes = line[1], float(line[2])
+        self.command(f"latency {latency}")
+
+    def command(self, text: str) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(text + "\n")
+        self.proc.stdin.flush()
+
+    def hits(self) -> dict[str, int]:
+        self.command("hits")
+        assert self.proc.stdout is not None
+        return dict(json.loads(self.proc.stdout.readline()))
+
+    def stop(self) -> None:
+        try:
+            self.command("quit")
+            self.proc.wait(timeout=10)
+        except (OSError, subprocess.TimeoutExpired):
+            self.proc.kill()
+            self.proc.wait()
+
+
 def jm_env(host: str, **extra: str) -> dict[str, str]:
     env = {"JMBOORU_JM_API_DOMAINS": host, "JMBOORU_JM_IMAGE_DOMAINS": host, "JMBOORU_JM_SCHEME": "http"}
     env.update(extra)

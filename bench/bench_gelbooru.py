@@ -5,7 +5,7 @@
                                              [--gdl-runs 3] [--gdl PATH] [--no-gdl] [--no-sharded-gdl]
 
 The Gelbooru double (tests/fakes/gelbooru.py) runs in a process of its own (this script started
-with ``--serve-double``), so its CPU is not charged to the downloader and it does not share the
+``bench/bench_booru.py --serve-double gelbooru``), so its CPU is not charged to the downloader and it does not share the
 downloader's GIL. Every API and image response waits ``--latency`` seconds before it is sent.
 
 jmbooru: ``download_dataset(client, "1girl", dir, max_images=N, workers=W)`` in this process;
@@ -34,7 +34,6 @@ import json
 import math
 import os
 import platform
-import resource
 import shutil
 import statistics
 import subprocess
@@ -48,8 +47,8 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
+from bench._common import BooruDoubleProcess, CpuMeter, cpu_seconds, publish, sys_seconds  # noqa: E402
 from bench._common import package_version as version  # noqa: E402
-from bench._common import publish  # noqa: E402
 
 TAGS = "1girl"
 API_KEY, USER_ID = "testkey", "12345"
@@ -62,136 +61,9 @@ TARGET_EFFICIENCY = 0.85
 # --------------------------------------------------------------------------------------------
 
 
-def _xml_posts(doc: dict[str, Any]) -> bytes:
-    """The ``dapi`` post list as Gelbooru serves it without ``json=1``: ``<posts><post a=".."/>``."""
-    from xml.sax.saxutils import quoteattr
-
-    attrs = doc.get("@attributes", {})
-    posts = doc.get("post") or []
-    if isinstance(posts, dict):
-        posts = [posts]
-    lines = ['<?xml version="1.0" encoding="UTF-8"?>',
-             f'<posts count={quoteattr(str(attrs.get("count", 0)))} offset={quoteattr(str(attrs.get("offset", 0)))}>']
-    for post in posts:
-        lines.append("<post " + " ".join(f"{k}={quoteattr(str(v))}" for k, v in post.items()) + "/>")
-    lines.append("</posts>")
-    return "\n".join(lines).encode()
-
-
-def serve_double(images: int, kb: int, latency: float) -> None:
-    from tests.fakes.gelbooru import GelbooruDouble, make_posts
-
-    class XmlAwareDouble(GelbooruDouble):
-        """Answers post lists as XML when ``json=1`` is absent (Gelbooru's default), for gallery-dl."""
-
-        def _api(self, h: Any, kind: str, query: dict[str, list[str]]) -> None:
-            if "json" in query or kind != "post":
-                super()._api(h, kind, query)
-                return
-
-            class AsXml:
-                def send(self, status: int, body: bytes, ctype: str = "application/json",
-                         headers: dict[str, str] | None = None) -> None:
-                    if status == 200 and ctype == "application/json":
-                        body, ctype = _xml_posts(json.loads(body)), "text/xml; charset=utf-8"
-                    h.send(status, body, ctype, headers)
-
-            as_xml: Any = AsXml()
-            super()._api(as_xml, kind, query)
-
-    posts = make_posts(images, image_bytes=kb * 1000)
-    double = XmlAwareDouble(posts, API_KEY, USER_ID).start()
-    sizes = [len(p["_data"]) for p in posts]
-    print(f"READY {double.base_url} {statistics.mean(sizes):.0f}", flush=True)
-    for line in sys.stdin:
-        command = line.split()
-        if not command or command[0] == "quit":
-            break
-        if command[0] == "latency":
-            double.latency = float(command[1])
-        elif command[0] == "hits":
-            print(json.dumps({k: double.hits(k) for k in ("post", "tag", "image", "all")}), flush=True)
-            double.reset_hits()
-    double.stop()
-
-
-class DoubleProcess:
-    def __init__(self, images: int, kb: int, latency: float) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, __file__, "--serve-double", "--images", str(images), "--kb", str(kb)],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=REPO,
-        )
-        assert self.proc.stdout is not None
-        line = self.proc.stdout.readline().split()
-        if not line or line[0] != "READY":
-            raise RuntimeError("the Gelbooru double did not start")
-        self.base_url, self.mean_bytes = line[1], float(line[2])
-        self.command(f"latency {latency}")
-
-    def command(self, text: str) -> None:
-        assert self.proc.stdin is not None
-        self.proc.stdin.write(text + "\n")
-        self.proc.stdin.flush()
-
-    def hits(self) -> dict[str, int]:
-        self.command("hits")
-        assert self.proc.stdout is not None
-        return dict(json.loads(self.proc.stdout.readline()))
-
-    def stop(self) -> None:
-        try:
-            self.command("quit")
-            self.proc.wait(timeout=10)
-        except (OSError, subprocess.TimeoutExpired):
-            self.proc.kill()
-            self.proc.wait()
-
-
 # --------------------------------------------------------------------------------------------
 # jmbooru, and two reference clients
 # --------------------------------------------------------------------------------------------
-
-
-def cpu_seconds() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
-
-
-def sys_seconds() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_stime
-
-
-class CpuMeter:
-    """CPU seconds used by the whole machine, this process and the double over an interval."""
-
-    TICK = os.sysconf("SC_CLK_TCK")
-
-    def __init__(self, double_pid: int) -> None:
-        self.double_pid = double_pid
-
-    @staticmethod
-    def _machine() -> tuple[float, float]:
-        fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-        idle = fields[3] + fields[4]
-        return (sum(fields[:8]) - idle) / CpuMeter.TICK, sum(fields[:8]) / CpuMeter.TICK
-
-    def _pid(self) -> float:
-        try:
-            fields = Path(f"/proc/{self.double_pid}/stat").read_text().rsplit(")", 1)[1].split()
-            return (int(fields[11]) + int(fields[12])) / self.TICK
-        except (OSError, IndexError, ValueError):
-            return 0.0
-
-    def __enter__(self) -> CpuMeter:
-        self.t0, self.busy0, self.self0, self.double0 = time.perf_counter(), self._machine()[0], cpu_seconds(), self._pid()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        wall = time.perf_counter() - self.t0
-        self.machine_cores = (self._machine()[0] - self.busy0) / wall
-        self.self_cores = (cpu_seconds() - self.self0) / wall
-        self.double_cores = (self._pid() - self.double0) / wall
-        self.other_cores = max(0.0, self.machine_cores - self.self_cores - self.double_cores)
 
 
 def create_cost(folder: Path, files: int = 200) -> float:
@@ -208,8 +80,8 @@ def create_cost(folder: Path, files: int = 200) -> float:
 
 async def jmbooru_run(base_url: str, out: Path, images: int, workers: int, rate: float,
                       download: Any = None) -> dict[str, float]:
+    from app.sources.booru.registry import build_site
     from app.sources.dataset import DatasetProgress, download_dataset
-    from app.sources.gelbooru import GelbooruClient
 
     download = download or download_dataset
     listed: list[float] = []
@@ -218,10 +90,13 @@ async def jmbooru_run(base_url: str, out: Path, images: int, workers: int, rate:
         if p.done == 0 and not listed:  # called once the posts are selected, before any image
             listed.append(time.perf_counter())
 
-    async with GelbooruClient(base_url, API_KEY, USER_ID, rate=rate) as client:
+    client = build_site("gelbooru", url=base_url, api_key=API_KEY, user_id=USER_ID, rate=rate)
+    try:
         sys0, cpu0, t0 = sys_seconds(), cpu_seconds(), time.perf_counter()
         result = await download(client, TAGS, out, max_images=images, workers=workers, on_progress=on_progress)
         t1, cpu1, sys1 = time.perf_counter(), cpu_seconds(), sys_seconds()
+    finally:
+        await client.aclose()
     if result.downloaded != images or result.failed:
         raise RuntimeError(f"jmbooru run incomplete: {result.summary()}")
     files = sum(1 for p in out.iterdir() if not p.name.endswith(".txt"))
@@ -231,21 +106,24 @@ async def jmbooru_run(base_url: str, out: Path, images: int, workers: int, rate:
 
 
 async def image_urls(base_url: str, images: int) -> list[str]:
-    from app.sources.gelbooru import GelbooruClient
+    from app.sources.booru.registry import build_site
 
-    async with GelbooruClient(base_url, API_KEY, USER_ID, rate=1000) as client:
-        urls: list[str] = []
-        for page in range(math.ceil(images / PAGE)):
-            urls += [p.file_url for p in (await client.search_posts(TAGS, page=page)).posts]
+    client = build_site("gelbooru", url=base_url, api_key=API_KEY, user_id=USER_ID, rate=1000)
+    urls: list[str] = []
+    for page in range(math.ceil(images / PAGE)):
+        urls += [p.file_url for p in (await client.search_posts(TAGS, page=page + 1, limit=PAGE)).posts]
+    await client.aclose()
     return urls[:images]
 
 
 async def httpx_run(base_url: str, urls: list[str], workers: int) -> dict[str, float]:
     """The images only, through jmbooru's own httpx.AsyncClient set-up, read and discarded."""
-    from app.sources.gelbooru import GelbooruClient
+    from app.sources.booru.gelbooru import GelbooruSite
+    from app.sources.booru.registry import build_site
 
-    async with GelbooruClient(base_url, API_KEY, USER_ID) as client:
-        http = client._http
+    client = build_site("gelbooru", url=base_url, api_key=API_KEY, user_id=USER_ID)
+    assert isinstance(client, GelbooruSite)
+    async with client.http._http as http:
         todo = iter(urls)
 
         async def worker() -> None:
@@ -431,7 +309,7 @@ def report(args: argparse.Namespace, m: dict[str, str], mean_bytes: float, res: 
         f"{mb:.1f} MB in all) and `latency = {lat}` s before every response (API and image). "
         f"jmbooru: `download_dataset(client, \"{TAGS}\", fresh_dir, max_images={n}, workers={w})` with "
         "default caption options (an image and a `.txt` caption per post, md5 verified, temporary file "
-        "then rename), a new `GelbooruClient` per run; wall time and the downloader process's CPU "
+        "then rename), a new Gelbooru site object per run; wall time and the downloader process's CPU "
         "(user+sys of all its threads, `getrusage`) are taken around that call only. The listing phase ends "
         "at `on_progress(done=0)`, which `download_dataset` calls once the first page of posts is selected. "
         f"{len(jm)} runs after one warm-up; variants are interleaved run by run so that the machine's "
@@ -567,7 +445,6 @@ def report(args: argparse.Namespace, m: dict[str, str], mean_bytes: float, res: 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--serve-double", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--images", type=int, default=500)
     ap.add_argument("--kb", type=int, default=200, help="approximate image size in kB")
     ap.add_argument("--latency", type=float, default=0.1)
@@ -582,14 +459,12 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=None, help="write the section to this file instead of docs/benchmarks.md")
     ap.add_argument("--no-write", action="store_true", help="print the figures, leave docs/benchmarks.md alone")
     args = ap.parse_args()
-    if args.serve_double:
-        serve_double(args.images, args.kb, args.latency)
-        return
-
     started = time.perf_counter()
     m = machine()
     print(f"machine: {m}", flush=True)
-    double = DoubleProcess(args.images, args.kb, args.latency)
+    double = BooruDoubleProcess([sys.executable, str(REPO / "bench" / "bench_booru.py"), "--serve-double", "gelbooru",
+                                 "--images", str(args.images),
+                                 "--kb", str(args.kb)], args.latency, "Gelbooru")
     print(f"double ready at {double.base_url} in {time.perf_counter() - started:.1f} s "
           f"(mean image {double.mean_bytes / 1000:.0f} kB)", flush=True)
     meter = CpuMeter(double.proc.pid)

@@ -17,7 +17,13 @@ import uvicorn
 
 from app.config import Settings
 from app.main import create_app
+from app.sources.booru.base import BooruSite
+from app.sources.booru.registry import build_site
 from tests.fakes.jm import JmDouble
+
+# Every booru site points at a closed loopback port unless a test says otherwise: no test reaches the internet.
+NOWHERE = "http://127.0.0.1:9"
+BOORU_URLS = {f"{name}_url": NOWHERE for name in ("gelbooru", "safebooru", "danbooru", "yandere", "konachan")}
 
 
 def free_port() -> int:
@@ -39,7 +45,7 @@ def make_settings(data_dir: Path, jm: JmDouble | None = None, **overrides: Any) 
         "jm_retry_times": 0,
         "jm_timeout_seconds": 5,
         "cache_ttl_seconds": 60,
-        "gelbooru_url": "http://127.0.0.1:9",
+        **BOORU_URLS,
         "cleanup_interval_seconds": 3600,
         "shutdown_grace_seconds": 1,
         "download_workers": 4,
@@ -51,6 +57,17 @@ def make_settings(data_dir: Path, jm: JmDouble | None = None, **overrides: Any) 
         values["jm_image_domains"] = [jm.host]
     values.update(overrides)
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+
+
+def site_for(double: Any, site: str = "gelbooru", **overrides: Any) -> BooruSite:
+    """A site of the registry pointed at a loopback double, fast (no rate limit, short back-off)."""
+    options: dict[str, Any] = {"rate": 1000, "backoff_base": 0.01}
+    if double is not None:
+        options["url"] = double.base_url
+    if getattr(double, "require_credentials", False):
+        options.update(api_key=double.api_key, user_id=double.user_id)
+    options.update(overrides)
+    return build_site(site, Settings(_env_file=None, **BOORU_URLS), **options)  # type: ignore[call-arg]
 
 
 @pytest.fixture

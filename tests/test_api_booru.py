@@ -14,7 +14,8 @@ from app.api import booru
 from app.api.errors import install_error_handlers
 from app.config import Settings
 from app.main import create_app
-from app.sources.gelbooru import GelbooruClient
+from app.sources.booru.base import BooruSite
+from tests.conftest import BOORU_URLS, site_for
 from tests.fakes.gelbooru import GelbooruDouble, make_post, make_posts
 
 
@@ -26,23 +27,24 @@ def gb() -> Iterator[GelbooruDouble]:
         yield double
 
 
-def booru_app(gelbooru: GelbooruClient) -> FastAPI:
+def booru_app(*sites: BooruSite) -> FastAPI:
     app = FastAPI()
     install_error_handlers(app)
     app.include_router(booru.router)
-    app.state.gelbooru = gelbooru
+    app.state.booru = {site.info.site: site for site in sites}
     return app
 
 
-async def api_for(gelbooru: GelbooruClient) -> httpx.AsyncClient:
-    return httpx.AsyncClient(transport=httpx.ASGITransport(app=booru_app(gelbooru)), base_url="http://testserver")
+async def api_for(*sites: BooruSite) -> httpx.AsyncClient:
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=booru_app(*sites)), base_url="http://testserver")
 
 
 @pytest.fixture
 async def api(gb: GelbooruDouble) -> AsyncIterator[httpx.AsyncClient]:
-    async with GelbooruClient(gb.base_url, gb.api_key, gb.user_id, rate=1000, backoff_base=0.01) as gelbooru:
-        async with await api_for(gelbooru) as client:
-            yield client
+    gelbooru = site_for(gb)
+    async with await api_for(gelbooru) as client:
+        yield client
+    await gelbooru.aclose()
 
 
 async def test_posts_page_has_the_documented_shape(api: httpx.AsyncClient, gb: GelbooruDouble) -> None:
@@ -76,7 +78,7 @@ async def test_no_results_is_an_empty_list(api: httpx.AsyncClient) -> None:
 
 
 async def test_unknown_site_is_404_listing_supported_sites(api: httpx.AsyncClient) -> None:
-    response = await api.get("/v1/booru/danbooru/posts")
+    response = await api.get("/v1/booru/nosuchbooru/posts")
     assert response.status_code == 404 and "gelbooru" in response.json()["detail"]
 
 
@@ -93,20 +95,20 @@ async def test_pages_past_the_depth_limit_are_422_with_advice(api: httpx.AsyncCl
 
 
 async def test_missing_credentials_are_502_naming_the_settings(gb: GelbooruDouble) -> None:
-    async with GelbooruClient(gb.base_url, "", "", rate=1000) as gelbooru, await api_for(gelbooru) as api:
+    async with await api_for(site_for(gb, api_key="", user_id="")) as api:
         response = await api.get("/v1/booru/gelbooru/posts")
     assert response.status_code == 502
     assert "JMBOORU_GELBOORU_API_KEY" in response.json()["detail"] and gb.hits("api") == 0
 
 
 async def test_user_name_in_settings_is_502_explaining_the_numeric_id(gb: GelbooruDouble) -> None:
-    async with GelbooruClient(gb.base_url, "abc", "SomeName", rate=1000) as gelbooru, await api_for(gelbooru) as api:
+    async with await api_for(site_for(gb, api_key="abc", user_id="SomeName")) as api:
         response = await api.get("/v1/booru/gelbooru/posts")
     assert response.status_code == 502 and "numeric user id" in response.json()["detail"]
 
 
 async def test_refused_credentials_are_502_naming_the_settings(gb: GelbooruDouble) -> None:
-    async with GelbooruClient(gb.base_url, "nope", "12345", rate=1000) as gelbooru, await api_for(gelbooru) as api:
+    async with await api_for(site_for(gb, api_key="nope", user_id="12345")) as api:
         response = await api.get("/v1/booru/gelbooru/posts")
     assert response.status_code == 502
     assert "JMBOORU_GELBOORU_USER_ID" in response.json()["detail"]
@@ -123,15 +125,15 @@ async def test_unreachable_upstream_is_503() -> None:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    async with GelbooruClient(f"http://127.0.0.1:{port}", "k", "1", backoff_base=0.01, max_attempts=2) as gelbooru:
-        async with await api_for(gelbooru) as api:
-            response = await api.get("/v1/booru/gelbooru/posts")
+    gelbooru = site_for(None, url=f"http://127.0.0.1:{port}", api_key="k", user_id="1", max_attempts=2)
+    async with await api_for(gelbooru) as api:
+        response = await api.get("/v1/booru/gelbooru/posts")
     assert response.status_code == 503
 
 
 async def test_the_real_app_wires_a_client_from_settings(gb: GelbooruDouble, tmp_path: Path) -> None:
     settings = Settings(
-        _env_file=None, data_dir=tmp_path / "data", gelbooru_url=gb.base_url,  # type: ignore[call-arg]
+        _env_file=None, data_dir=tmp_path / "data", **{**BOORU_URLS, "gelbooru_url": gb.base_url},  # type: ignore[call-arg]
         gelbooru_api_key=gb.api_key, gelbooru_user_id=gb.user_id, gelbooru_api_rate=1000,
     )
     app = create_app(settings)
@@ -140,3 +142,14 @@ async def test_the_real_app_wires_a_client_from_settings(gb: GelbooruDouble, tmp
         async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as api:
             response = await api.get("/v1/booru/gelbooru/posts", params={"tags": "1girl", "limit": 3})
     assert response.status_code == 200 and response.json()["posts"][0]["id"] == 9000
+
+
+async def test_sites_say_whether_their_credentials_are_usable(gb: GelbooruDouble) -> None:
+    pasted = site_for(gb, api_key=f"&api_key={gb.api_key}&user_id={gb.user_id}", user_id="")
+    async with await api_for(pasted, site_for(None, "danbooru", login="alice")) as api:
+        sites = {s["site"]: s for s in (await api.get("/v1/booru/sites")).json()}
+    async with await api_for(site_for(gb, user_id="SomeName")) as api:
+        misnamed = (await api.get("/v1/booru/sites")).json()[0]
+    assert (sites["gelbooru"]["configured"], sites["gelbooru"]["credentials_set"]) == (True, True)
+    assert (sites["danbooru"]["configured"], sites["danbooru"]["credentials"]) == (False, "optional")  # key missing
+    assert misnamed["configured"] is False and gb.hits("all") == 0

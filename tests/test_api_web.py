@@ -9,15 +9,13 @@ import io
 import re
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from types import SimpleNamespace
-from typing import Any
 
 import httpx
 import pytest
 from PIL import Image
 
-from app.api.previews import allowed_image_url
 from app.config import Settings
+from app.sources.booru.registry import build_sites
 from tests.conftest import app_client, make_settings
 from tests.fakes.gelbooru import GelbooruDouble, make_posts
 from tests.fakes.jm import JmDouble
@@ -124,18 +122,15 @@ async def test_preview_failures_are_clear(web: httpx.AsyncClient, gb: GelbooruDo
     assert page.status_code == 502  # an answer that is not an image is not passed on
 
 
-def _settings(**values: Any) -> Settings:
-    return SimpleNamespace(**values)  # type: ignore[return-value]
-
-
-def test_allowed_image_hosts_are_the_site_its_subdomains_and_configured_hosts() -> None:
-    danbooru = _settings(danbooru_url="https://danbooru.donmai.us", danbooru_image_hosts=["cdn.donmai.us"])
-    assert allowed_image_url(danbooru, "danbooru", "https://cdn.donmai.us/180x180/ab/cd/abcd.jpg")
-    assert allowed_image_url(danbooru, "danbooru", "https://danbooru.donmai.us/x.jpg")
-    assert not allowed_image_url(danbooru, "danbooru", "https://evil.donmai.us.example.com/x.jpg")
-    assert not allowed_image_url(danbooru, "danbooru", "https://donmai.us/x.jpg")
-    gelbooru = _settings(gelbooru_url="https://gelbooru.com")
-    assert allowed_image_url(gelbooru, "gelbooru", "https://img3.gelbooru.com/thumbnails/ab/cd/thumbnail_x.jpg")
-    assert not allowed_image_url(gelbooru, "gelbooru", "https://notgelbooru.com/x.jpg")
-    assert not allowed_image_url(gelbooru, "gelbooru", "https://img3.gelbooru.com:8443/x.jpg")
-    assert not allowed_image_url(gelbooru, "gelbooru", "javascript:alert(1)")
+def test_previews_follow_the_sites_own_image_hosts() -> None:
+    """The same host policy as dataset images, default CDN hosts included."""
+    sites = build_sites(Settings(_env_file=None))  # type: ignore[call-arg]
+    danbooru, gelbooru = sites["danbooru"], sites["gelbooru"]
+    assert danbooru.image_allowed("https://cdn.donmai.us/180x180/ab/cd/abcd.jpg")
+    assert danbooru.image_allowed("https://danbooru.donmai.us/x.jpg")
+    assert not danbooru.image_allowed("https://evil.donmai.us.example.com/x.jpg")
+    assert not danbooru.image_allowed("https://donmai.us/x.jpg")
+    assert gelbooru.image_allowed("https://img3.gelbooru.com/thumbnails/ab/cd/thumbnail_x.jpg")
+    assert not gelbooru.image_allowed("https://notgelbooru.com/x.jpg")
+    assert not gelbooru.image_allowed("https://img3.gelbooru.com:8443/x.jpg")
+    assert not gelbooru.image_allowed("javascript:alert(1)")

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
+from app.sources.booru.base import Post
 from app.sources.captions import CaptionOptions, PostFilters, build_caption
-from app.sources.gelbooru import Post
 
 TAGS = ["1girl", "hifumi_(blue_archive)", "^_^", ">_<", "long_hair", "blue_archive", "highres", "artist_name"]
 CATEGORIES = {

@@ -138,8 +138,9 @@ def test_check_after_download_fixes_other_broken_images(gb: GelbooruDouble, tmp_
 
     assert main(["gelbooru", "1girl", "--max", "2", "--out", str(tmp_path), "-q", "--check_images_mode", "1"]) == 0
 
-    assert "fixed 1" in capsys.readouterr().out
+    assert "fixed 2" in capsys.readouterr().out  # the image fetched again, and its missing caption written
     assert broken.read_bytes() == oldest["_data"]
+    assert broken.with_suffix(".txt").read_text()
 
 
 def test_subprocess_download(gb: GelbooruDouble, tmp_path: Path) -> None:

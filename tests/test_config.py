@@ -90,3 +90,17 @@ def test_scale_out_without_the_redis_extra_says_how_to_install_it(tmp_path: Path
     assert out.returncode == 2
     assert "pip install 'jmbooru[redis]'" in out.stderr
     assert "Traceback" not in out.stderr
+
+
+async def test_jmbooru_proxy_carries_the_jm_client_too(tmp_path: Path) -> None:
+    from tests.conftest import app_client, make_settings
+    from tests.fakes.jm import JmDouble
+    from tests.fakes.network import CountingProxy
+
+    with JmDouble() as jm, CountingProxy() as proxy:
+        settings = make_settings(tmp_path, jm, proxy=proxy.url)
+        async with app_client(settings) as client:
+            assert (await client.get("/v1/info/100001")).status_code == 200
+            assert (await client.get("/v1/get/cover/100001")).status_code == 200
+        assert proxy.hosts[jm.host] >= 3  # /setting, /album, the cover: every JM request went through it
+        assert proxy.hosts[jm.host] == jm.hits("")

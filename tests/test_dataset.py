@@ -12,9 +12,11 @@ import pytest
 
 from app.config import Settings
 from app.errors import NotFound
+from app.sources.booru.base import BooruSite, Post
 from app.sources.captions import CaptionOptions, PostFilters
-from app.sources.dataset import DatasetProgress, download, download_dataset, image_extension, select_posts
-from app.sources.gelbooru import GelbooruClient, Post
+from app.sources.dataset import DatasetProgress, download, download_dataset, image_extension
+from app.sources.selection import PostSelection
+from tests.conftest import BOORU_URLS, site_for
 from tests.fakes.gelbooru import GelbooruDouble, make_post, make_posts
 
 
@@ -25,9 +27,10 @@ def gb() -> Iterator[GelbooruDouble]:
 
 
 @pytest.fixture
-async def client(gb: GelbooruDouble) -> AsyncIterator[GelbooruClient]:
-    async with GelbooruClient(gb.base_url, gb.api_key, gb.user_id, rate=1000, backoff_base=0.01) as c:
-        yield c
+async def client(gb: GelbooruDouble) -> AsyncIterator[BooruSite]:
+    site = site_for(gb)
+    yield site
+    await site.aclose()
 
 
 def dataset_files(folder: Path) -> list[str]:
@@ -38,7 +41,7 @@ def newest(gb: GelbooruDouble, n: int) -> list[dict]:
     return sorted(gb.posts, key=lambda p: -p["id"])[:n]
 
 
-async def test_empty_folder_gets_verified_images_and_captions(gb: GelbooruDouble, client: GelbooruClient, tmp_path: Path) -> None:
+async def test_empty_folder_gets_verified_images_and_captions(gb: GelbooruDouble, client: BooruSite, tmp_path: Path) -> None:
     progress: list[DatasetProgress] = []
     result = await download_dataset(client, "1girl", tmp_path / "out", max_images=10, on_progress=progress.append)
 
@@ -57,7 +60,7 @@ async def test_empty_folder_gets_verified_images_and_captions(gb: GelbooruDouble
     assert [p.done for p in progress] == list(range(11))
 
 
-async def test_rerun_skips_by_md5_and_writes_only_missing_captions(gb: GelbooruDouble, client: GelbooruClient, tmp_path: Path) -> None:
+async def test_rerun_skips_by_md5_and_writes_only_missing_captions(gb: GelbooruDouble, client: BooruSite, tmp_path: Path) -> None:
     await download_dataset(client, "1girl", tmp_path, max_images=10)
     posts = newest(gb, 10)
     for p in posts[:3]:
@@ -78,7 +81,7 @@ async def test_rerun_skips_by_md5_and_writes_only_missing_captions(gb: GelbooruD
     assert gb.hits("image") == images_before
 
 
-async def test_existing_image_with_wrong_content_is_fetched_again(gb: GelbooruDouble, client: GelbooruClient, tmp_path: Path) -> None:
+async def test_existing_image_with_wrong_content_is_fetched_again(gb: GelbooruDouble, client: BooruSite, tmp_path: Path) -> None:
     await download_dataset(client, "1girl", tmp_path, max_images=3)
     victim = newest(gb, 3)[1]
     path = tmp_path / f"{victim['md5']}.{victim['_ext']}"
@@ -90,7 +93,7 @@ async def test_existing_image_with_wrong_content_is_fetched_again(gb: GelbooruDo
     assert hashlib.md5(path.read_bytes()).hexdigest() == victim["md5"]
 
 
-async def test_md5_mismatch_once_is_fetched_again(gb: GelbooruDouble, client: GelbooruClient, tmp_path: Path) -> None:
+async def test_md5_mismatch_once_is_fetched_again(gb: GelbooruDouble, client: BooruSite, tmp_path: Path) -> None:
     victim = newest(gb, 1)[0]
     gb.corrupt(victim["md5"], times=1)
 
@@ -101,7 +104,7 @@ async def test_md5_mismatch_once_is_fetched_again(gb: GelbooruDouble, client: Ge
     assert hashlib.md5((tmp_path / f"{victim['md5']}.{victim['_ext']}").read_bytes()).hexdigest() == victim["md5"]
 
 
-async def test_md5_mismatch_always_fails_and_leaves_nothing(gb: GelbooruDouble, client: GelbooruClient, tmp_path: Path) -> None:
+async def test_md5_mismatch_always_fails_and_leaves_nothing(gb: GelbooruDouble, client: BooruSite, tmp_path: Path) -> None:
     victim = newest(gb, 3)[1]
     gb.truncate(victim["md5"], times=None)
 
@@ -115,7 +118,7 @@ async def test_md5_mismatch_always_fails_and_leaves_nothing(gb: GelbooruDouble, 
     assert not [n for n in dataset_files(tmp_path) if n.startswith(".")]
 
 
-async def test_image_host_errors_fail_that_post_only(gb: GelbooruDouble, client: GelbooruClient, tmp_path: Path) -> None:
+async def test_image_host_errors_fail_that_post_only(gb: GelbooruDouble, client: BooruSite, tmp_path: Path) -> None:
     victim = newest(gb, 2)[0]
     del victim["_data"]  # the double answers 404 for it
     result = await download_dataset(client, "1girl", tmp_path, max_images=2)
@@ -123,20 +126,20 @@ async def test_image_host_errors_fail_that_post_only(gb: GelbooruDouble, client:
     assert "404" in (next(f for f in result.files if f.status == "failed").error or "")
 
 
-async def test_filters_pick_exactly_max_matching_posts(gb: GelbooruDouble, client: GelbooruClient, tmp_path: Path) -> None:
+async def test_filters_pick_exactly_max_matching_posts(gb: GelbooruDouble, client: BooruSite, tmp_path: Path) -> None:
     filters = PostFilters(rating=["general"], min_score=4)
     result = await download_dataset(client, "1girl", tmp_path, max_images=3, filters=filters)
     wanted = [p for p in newest(gb, 30) if p["rating"] == "general" and p["score"] >= 4][:3]
     assert result.total == 3 and {f.md5 for f in result.files} == {p["md5"] for p in wanted}
 
 
-async def test_no_matching_posts_is_not_found_with_the_tags(client: GelbooruClient, tmp_path: Path) -> None:
+async def test_no_matching_posts_is_not_found_with_the_tags(client: BooruSite, tmp_path: Path) -> None:
     with pytest.raises(NotFound) as err:
         await download_dataset(client, "no_such_tag", tmp_path, max_images=5)
-    assert "no_such_tag" in err.value.detail and "spelling" in err.value.detail
+    assert "no_such_tag" in err.value.detail and "spelling" in err.value.detail and "Gelbooru" in err.value.detail
 
 
-async def test_captions_follow_category_order_from_the_tag_api(gb: GelbooruDouble, client: GelbooruClient, tmp_path: Path) -> None:
+async def test_captions_follow_category_order_from_the_tag_api(gb: GelbooruDouble, client: BooruSite, tmp_path: Path) -> None:
     gb.posts = [make_post(1, ["1girl", "highres", "hifumi_(blue_archive)", "blue_archive", "artist_name"])]
     options = CaptionOptions(category_order=["character", "copyright", "artist", "general"], drop_categories=["metadata"])
 
@@ -147,12 +150,12 @@ async def test_captions_follow_category_order_from_the_tag_api(gb: GelbooruDoubl
     assert gb.hits("tag") == 1
 
 
-async def test_default_captions_need_no_tag_lookups(gb: GelbooruDouble, client: GelbooruClient, tmp_path: Path) -> None:
+async def test_default_captions_need_no_tag_lookups(gb: GelbooruDouble, client: BooruSite, tmp_path: Path) -> None:
     await download_dataset(client, "1girl", tmp_path, max_images=2)
     assert gb.hits("tag") == 0
 
 
-async def test_untrusted_md5_and_file_names_never_become_paths(gb: GelbooruDouble, client: GelbooruClient, tmp_path: Path) -> None:
+async def test_untrusted_md5_and_file_names_never_become_paths(gb: GelbooruDouble, client: BooruSite, tmp_path: Path) -> None:
     good = make_post(2, ["1girl"])
     good["image"] = "../../evil.sh"
     bad = {"id": 1, "md5": "../../../etc/passwd", "tags": "1girl", "file_url": f"{gb.base_url}/x.png", "_raw": True}
@@ -162,7 +165,7 @@ async def test_untrusted_md5_and_file_names_never_become_paths(gb: GelbooruDoubl
 
     result = await download_dataset(client, "1girl", out, max_images=3)
 
-    assert (result.downloaded, result.failed) == (1, 2)
+    assert (result.downloaded, result.failed, result.unavailable) == (1, 0, 2)
     assert dataset_files(out) == sorted([f"{good['md5']}.png", f"{good['md5']}.txt"])
     assert dataset_files(tmp_path) == ["out"]
 
@@ -173,7 +176,7 @@ def test_extension_is_sanitised() -> None:
     assert image_extension(Post(file_url="https://x/noext", image="../x.p/ng")) == "jpg"
 
 
-async def test_workers_download_concurrently(gb: GelbooruDouble, client: GelbooruClient, tmp_path: Path) -> None:
+async def test_workers_download_concurrently(gb: GelbooruDouble, client: BooruSite, tmp_path: Path) -> None:
     gb.latency = 0.2
     started = time.monotonic()
     result = await download_dataset(client, "1girl", tmp_path, max_images=8, workers=8)
@@ -181,7 +184,7 @@ async def test_workers_download_concurrently(gb: GelbooruDouble, client: Gelboor
     assert time.monotonic() - started < 1.0  # one listing plus one round of images, not eight
 
 
-async def test_cancelling_removes_partial_files(gb: GelbooruDouble, client: GelbooruClient, tmp_path: Path) -> None:
+async def test_cancelling_removes_partial_files(gb: GelbooruDouble, client: BooruSite, tmp_path: Path) -> None:
     gb.posts = [make_post(1, ["1girl"], image_bytes=1_300_000), make_post(2, ["1girl"], image_bytes=1_300_000)]
     gb.image_stall = (1_150_000, 3.0)
     task = asyncio.create_task(download_dataset(client, "1girl", tmp_path, max_images=2))
@@ -199,25 +202,28 @@ async def test_cancelling_removes_partial_files(gb: GelbooruDouble, client: Gelb
 
 async def test_download_helper_builds_the_client_from_settings(gb: GelbooruDouble, tmp_path: Path) -> None:
     settings = Settings(
-        _env_file=None, gelbooru_url=gb.base_url, gelbooru_api_key=gb.api_key,  # type: ignore[call-arg]
+        _env_file=None, **{**BOORU_URLS, "gelbooru_url": gb.base_url}, gelbooru_api_key=gb.api_key,  # type: ignore[call-arg]
         gelbooru_user_id=gb.user_id, gelbooru_api_rate=1000,
     )
     result = await download("1girl", tmp_path, 2, settings=settings)
     assert result.downloaded == 2 and len(dataset_files(tmp_path)) == 4
 
 
-async def test_post_scan_is_bounded_when_filters_reject_everything(gb: GelbooruDouble, client: GelbooruClient) -> None:
+async def test_post_scan_is_bounded_when_filters_reject_everything(gb: GelbooruDouble, client: BooruSite) -> None:
     gb.posts = make_posts(250, tags_pool=["x"])
-    posts = await select_posts(client, "1girl", 5, PostFilters(min_score=10_000), max_scanned=150)
-    assert posts == [] and gb.hits("post") == 2
+    selection = PostSelection(client, "1girl", 5, PostFilters(min_score=10_000), max_scanned=150)
+    assert [b async for b in selection.batches()] == [] and gb.hits("post") == 2
+    assert selection.scanned == selection.filtered_out == 150
+    assert "The filters removed the first 150" in selection.nothing_selected().detail
 
 
 async def test_downloads_start_while_later_pages_are_still_listed(tmp_path: Path) -> None:
     with GelbooruDouble(make_posts(250)) as gb:
-        async with GelbooruClient(gb.base_url, gb.api_key, gb.user_id, rate=4, backoff_base=0.01) as client:
-            progress: list[DatasetProgress] = []
-            result = await download_dataset(client, "1girl", tmp_path / "out", max_images=250, workers=4,
-                                            on_progress=progress.append)
+        client = site_for(gb, rate=4)
+        progress: list[DatasetProgress] = []
+        result = await download_dataset(client, "1girl", tmp_path / "out", max_images=250, workers=4,
+                                        on_progress=progress.append)
+        await client.aclose()
         order = [path.split("?")[0] for path, _, _ in gb.requests]
     assert result.downloaded == 250 and result.total == 250
     api_pages = [i for i, path in enumerate(order) if path.endswith("index.php")]

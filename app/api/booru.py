@@ -1,4 +1,5 @@
-"""Booru search: ``GET /v1/booru/{site}/posts`` (the download endpoint lives in downloads.py)."""
+"""Booru sites and their posts: ``GET /v1/booru/sites``, ``GET /v1/booru/{site}/posts``
+(the download endpoint lives in downloads.py)."""
 
 from __future__ import annotations
 
@@ -7,13 +8,27 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel
 
+from app.api.deps import BooruSiteDep
 from app.api.schemas import UPSTREAM, errors
-from app.errors import NotFound, Unprocessable, UpstreamUnavailable
-from app.sources.gelbooru import DEPTH_LIMIT, GelbooruClient, Post
+from app.errors import Unprocessable
+from app.sources.booru.base import BooruSite, CredentialsError, CredentialsKind, Family, Post
+from app.sources.booru.politeness import wait_at_most
 
 router = APIRouter(tags=["booru"])
 
-SUPPORTED_SITES = ("gelbooru",)
+# An HTTP client waits this long at most for a site's Retry-After; longer is a 503 with Retry-After.
+INTERACTIVE_WAIT_SECONDS = 10.0
+
+
+class BooruSiteInfo(BaseModel):
+    site: str
+    name: str
+    family: Family
+    url: str
+    credentials: CredentialsKind
+    configured: bool
+    credentials_set: bool
+    page_limit: int
 
 
 class BooruPost(BaseModel):
@@ -42,37 +57,45 @@ class BooruPost(BaseModel):
 
 
 class BooruPostPage(BaseModel):
-    count: int
+    site: str
+    count: int | None
     page: int
     limit: int
     posts: list[BooruPost]
 
 
-def _client(request: Request, site: str) -> GelbooruClient:
-    if site not in SUPPORTED_SITES:
-        raise NotFound(f"There is no booru site called '{site[:30]}' here; supported sites: {', '.join(SUPPORTED_SITES)}.")
-    client: GelbooruClient | None = getattr(request.app.state, site, None)
-    if client is None:
-        raise UpstreamUnavailable(f"{site.capitalize()} is not set up on this server.")
-    return client
+@router.get("/v1/booru/sites", response_model=list[BooruSiteInfo])
+async def list_sites(request: Request) -> list[BooruSiteInfo]:
+    """The booru sites this server knows, and whether each is ready to use."""
+    return [
+        BooruSiteInfo(site=s.info.site, name=s.info.name, family=s.info.family, url=s.info.url,
+                      credentials=s.info.credentials, configured=_usable(s),
+                      credentials_set=s.info.credentials_set, page_limit=s.page_limit)
+        for s in request.app.state.booru.values()
+    ]
+
+
+def _usable(site: BooruSite) -> bool:
+    """Whether the site can be used as set up: the credentials it needs are there and well-formed."""
+    try:
+        site.check_credentials()
+    except CredentialsError:
+        return False
+    return True
 
 
 @router.get("/v1/booru/{site}/posts", response_model=BooruPostPage, responses=errors(404, 422, *UPSTREAM))
 async def search_posts(
-    request: Request,
-    site: str,
+    site: BooruSiteDep,
     tags: Annotated[str, Query(max_length=1000, description="space-separated tags, as on the site")] = "",
-    page: Annotated[int, Query(ge=1, description="1-based page")] = 1,
-    limit: Annotated[int, Query(ge=1, le=100)] = 40,
+    page: Annotated[int, Query(ge=1, le=100_000, description="1-based page")] = 1,
+    limit: Annotated[int, Query(ge=1, le=1000, description="posts per page, at most the site's page_limit")] = 40,
 ) -> BooruPostPage:
-    """Search a booru site's posts, newest first (tags as plain strings)."""
-    client = _client(request, site)
-    if (page - 1) * limit >= DEPTH_LIMIT:
-        raise Unprocessable(
-            f"Gelbooru only pages through the first {DEPTH_LIMIT:,} results; narrow the tags "
-            "or add id:<N to continue below a post id."
-        )
-    result = await client.search_posts(tags, page=page - 1, limit=limit)
-    return BooruPostPage(
-        count=result.count, page=page, limit=limit, posts=[BooruPost.from_post(p) for p in result.posts]
-    )
+    """Search a booru site's posts, newest first (tags as plain strings, ratings normalised)."""
+    if limit > site.page_limit:
+        raise Unprocessable(f"Invalid request: limit: {site.info.name} pages hold at most {site.page_limit} posts.")
+    site.check_page(page, limit)
+    with wait_at_most(INTERACTIVE_WAIT_SECONDS):
+        result = await site.search_posts(tags, page=page, limit=limit)
+    return BooruPostPage(site=site.info.site, count=result.count, page=page, limit=limit,
+                         posts=[BooruPost.from_post(p) for p in result.posts])

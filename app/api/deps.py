@@ -15,6 +15,8 @@ from fastapi.security import APIKeyHeader, APIKeyQuery
 from app.config import Settings
 from app.errors import Unauthorized
 from app.jobs.service import JobService
+from app.sources.booru.base import BooruSite
+from app.sources.booru.registry import unknown_site
 from app.sources.jm import JmSource
 
 
@@ -31,6 +33,15 @@ async def get_jm(request: Request) -> JmSource:
 async def get_jobs(request: Request) -> JobService:
     jobs: JobService = request.app.state.jobs
     return jobs
+
+
+async def get_booru_site(request: Request, site: str) -> BooruSite:
+    """The ``{site}`` path parameter as a site object (unknown: 404 listing the sites)."""
+    sites: dict[str, BooruSite] = request.app.state.booru
+    found = sites.get(site)
+    if found is None:
+        raise unknown_site(site, sites)
+    return found
 
 
 def key_matches(settings: Settings, given: str | None) -> bool:
@@ -72,4 +83,5 @@ def websocket_allowed(ws: WebSocket) -> tuple[bool, str]:
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 JmDep = Annotated[JmSource, Depends(get_jm)]
 JobsDep = Annotated[JobService, Depends(get_jobs)]
+BooruSiteDep = Annotated[BooruSite, Depends(get_booru_site)]
 ApiKey = Depends(require_api_key)

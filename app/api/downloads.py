@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Query, Request
+from fastapi import APIRouter, Body, Query
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, field_validator
 
-from app.api.deps import ApiKey, JmDep, JobsDep, SettingsDep
+from app.api.deps import ApiKey, BooruSiteDep, JmDep, JobsDep, SettingsDep
 from app.api.jm import AlbumIdPath, parse_album_id
 from app.api.schemas import UPSTREAM, Accepted, errors
 from app.archives import FormatName
@@ -22,7 +22,6 @@ from app.sources.jm import JmSource
 router = APIRouter(tags=["downloads"], dependencies=[ApiKey], responses=errors(401, 422, 503))
 
 CLIENT_ID_PATTERN = r"^[A-Za-z0-9._:@-]{1,128}$"
-BOORU_SITES = ("gelbooru",)
 
 
 # The one rule between keys, in the schema too: layout "chapters" only for a zip (JSON Schema if/then).
@@ -50,11 +49,21 @@ class AlbumDownloadRequest(BaseModel):
 
 
 class BooruDownloadRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")  # "max": 5 must not silently become 200 images
+
     tags: str = Field(min_length=1, max_length=1000, description="space-separated tags, as on the site")
     max_images: int | None = Field(None, ge=1, description="default: 200, or the server's limit if lower")
     client_id: str | None = Field(None, pattern=CLIENT_ID_PATTERN)
     caption: CaptionOptions = Field(default_factory=CaptionOptions)
     filters: PostFilters = Field(default_factory=PostFilters)
+
+    @field_validator("tags")
+    @classmethod
+    def _some_tags(cls, value: str) -> str:
+        # Blank tags would download the newest posts of the whole site.
+        if not value.strip():
+            raise ValueError("give at least one tag (blank tags would download the whole site)")
+        return " ".join(value.split())
 
 
 def _accepted(job: Job, created: bool, client_id: str | None, message: str) -> JSONResponse:
@@ -107,20 +116,18 @@ async def _check_chapters(jm: JmSource, spec: AlbumSpec) -> None:
 
 @router.post("/v1/download/booru/{site}", status_code=202, response_model=Accepted,
              responses=errors(404, *UPSTREAM))
-async def download_booru(site: str, body: BooruDownloadRequest, jobs: JobsDep,
-                         settings: SettingsDep, request: Request) -> JSONResponse:
+async def download_booru(site: BooruSiteDep, body: BooruDownloadRequest, jobs: JobsDep,
+                         settings: SettingsDep) -> JSONResponse:
     """Start a dataset download (images plus same-named .txt captions) by tags."""
-    if site not in BOORU_SITES:
-        raise NotFound(f"Unknown booru site '{site[:30]}': supported sites are {', '.join(BOORU_SITES)}.")
     # Missing or malformed credentials: say so now (502) rather than in a job that fails later.
-    request.app.state.gelbooru.check_credentials()
+    site.check_credentials()
     max_images = body.max_images or min(200, settings.max_images_per_job)
     if max_images > settings.max_images_per_job:
         raise Unprocessable(
             f"max_images is {max_images}, above this server's limit of {settings.max_images_per_job} "
             "(JMBOORU_MAX_IMAGES_PER_JOB): ask for fewer images or split the download."
         )
-    tags = " ".join(body.tags.split())
-    spec = BooruSpec(site=site, tags=tags, max_images=max_images, caption=body.caption, filters=body.filters)
+    name, tags = site.info.site, body.tags
+    spec = BooruSpec(site=name, tags=tags, max_images=max_images, caption=body.caption, filters=body.filters)
     job, created = await jobs.submit(spec, body.client_id)
-    return _accepted(job, created, body.client_id, f"A {site} dataset for '{tags}' is queued.")
+    return _accepted(job, created, body.client_id, f"A {site.info.name} dataset for '{tags}' is queued.")

@@ -2,9 +2,9 @@
 
 The page loads nothing from another origin. Thumbnails come through the server because the image
 host may be reachable only through the server's proxy, refuses hotlinks that carry no Referer, and
-would otherwise learn who browses. Only the site's own host, its subdomains and its configured
-image hosts are fetched (so this is no open proxy), only raster images are passed on, and never
-more than a few megabytes.
+would otherwise learn who browses. Only what the site's own host policy allows is fetched (its
+origin and its image hosts, as for dataset images: so this is no open proxy), only raster images
+are passed on, and never more than a few megabytes.
 """
 
 from __future__ import annotations
@@ -12,20 +12,19 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Annotated, Any
-from urllib.parse import urlsplit
+from typing import Annotated
 
 import httpx
 from fastapi import APIRouter, FastAPI, Query, Request, Response
 
 from app import __version__
+from app.api.deps import BooruSiteDep
 from app.api.schemas import UPSTREAM, errors
 from app.config import Settings
-from app.errors import BadRequest, NotFound, UpstreamError, UpstreamTimeout, UpstreamUnavailable
+from app.errors import BadRequest, UpstreamError, UpstreamTimeout, UpstreamUnavailable
 
 log = logging.getLogger("jmbooru.previews")
 
-KNOWN_SITES = ("gelbooru", "safebooru", "danbooru", "yandere", "konachan")  # api.md, Part 3
 IMAGE_TYPES = frozenset({"image/jpeg", "image/png", "image/gif", "image/webp", "image/avif"})
 MAX_PREVIEW_BYTES = 4 << 20
 TIMEOUT_SECONDS = 15.0
@@ -51,39 +50,6 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
 router = APIRouter(tags=["booru"], lifespan=_lifespan)
 
 
-def _host_port(netloc_or_url: str) -> tuple[str, int | None]:
-    parts = urlsplit(netloc_or_url if "//" in netloc_or_url else f"//{netloc_or_url}")
-    return (parts.hostname or "").lower(), parts.port
-
-
-def site_base_url(settings: Settings, site: str) -> str:
-    base: Any = getattr(settings, f"{site}_url", None) if site in KNOWN_SITES else None
-    if not isinstance(base, str) or not base:
-        raise NotFound(f"There is no booru site called '{site[:30]}' here.")
-    return base.rstrip("/")
-
-
-def allowed_image_url(settings: Settings, site: str, url: str) -> bool:
-    """The site's own host and port, its subdomains, or one of its configured image hosts."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        return False
-    try:
-        target = (parts.hostname.lower(), parts.port)
-    except ValueError:  # a port that is not a number
-        return False
-    extra: Any = getattr(settings, f"{site}_image_hosts", None) or []
-    for entry in [site_base_url(settings, site), *[str(h) for h in extra]]:
-        host, port = _host_port(entry)
-        if not host:
-            continue
-        if target == (host, port):
-            return True
-        if target[1] is None and port is None and target[0].endswith(f".{host}"):
-            return True
-    return False
-
-
 @router.get(
     "/v1/booru/{site}/preview",
     response_class=Response,
@@ -95,16 +61,18 @@ def allowed_image_url(settings: Settings, site: str, url: str) -> bool:
 )
 async def preview(
     request: Request,
-    site: str,
+    booru: BooruSiteDep,
     url: Annotated[str, Query(max_length=2000, description="a post's preview_url, as the posts search gave it")],
 ) -> Response:
     """Fetch a post's thumbnail from the site's image host (the web page shows these)."""
-    settings: Settings = request.app.state.settings
-    base_url = site_base_url(settings, site)
-    if not allowed_image_url(settings, site, url):
-        raise BadRequest(f"That address is not one of {site}'s image hosts: pass a preview_url from the posts search.")
+    # The same rule as for dataset images: the site's origin or its image hosts, nothing else.
+    if not booru.image_allowed(url):
+        raise BadRequest(f"That address is not one of {booru.info.name}'s image hosts: pass a preview_url from "
+                         "the posts search.")
+    base_url = booru.info.url.rstrip("/")
     client: httpx.AsyncClient = request.app.state.preview_http
-    name = site.capitalize()
+    name = booru.info.name
+    site = booru.info.site
     try:
         async with client.stream("GET", url, headers={"Referer": f"{base_url}/"}) as upstream:
             media_type = upstream.headers.get("content-type", "").split(";")[0].strip().lower()

@@ -1,35 +1,42 @@
-"""Runs a booru dataset job: images plus same-named caption files, then one zip."""
+"""Runs a booru dataset job on any registered site: images plus same-named caption files, then one zip."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
 from app.config import Settings
 from app.errors import UpstreamError
 from app.jobs.runner import RunContext, RunOutput
+from app.sources.booru.base import BooruSite
+from app.sources.booru.registry import unknown_site
 from app.sources.captions import CaptionOptions, PostFilters
 from app.sources.dataset import DatasetProgress, download_dataset
 from app.storage import safe_component
 
 
 class BooruRunner:
-    def __init__(self, settings: Settings, clients: dict[str, Any]) -> None:
+    def __init__(self, settings: Settings, sites: Mapping[str, BooruSite]) -> None:
         self.settings = settings
-        self.clients = clients
+        self.sites = sites
 
     async def run(self, ctx: RunContext) -> RunOutput:
         params = ctx.job.params
-        site, tags = str(params["site"]), str(params["tags"])
-        client = self.clients[site]
+        name, tags = str(params["site"]), str(params["tags"])
+        site = self.sites.get(name)
+        if site is None:  # queued before the server's sites changed
+            raise unknown_site(name, self.sites)
 
         def on_progress(p: DatasetProgress) -> None:
             snap = ctx.progress.snapshot()
             ctx.progress.update(done=p.done - snap.done, total=p.total, nbytes=p.bytes - snap.bytes)
 
-        ctx.progress.update(total=0, title=f"{site}: {tags}")
+        def on_wait(notice: str | None) -> None:
+            ctx.progress.update(message=notice or "Downloading.")
+
+        ctx.progress.update(total=0, title=f"{name}: {tags}")
         result = await download_dataset(
-            client,
+            site,
             tags,
             ctx.work_dir,
             max_images=int(params["max_images"]),
@@ -37,22 +44,31 @@ class BooruRunner:
             filters=PostFilters.model_validate(params.get("filters") or {}),
             workers=self.settings.download_workers,
             on_progress=on_progress,
+            on_wait=on_wait,
         )
         kept = result.downloaded + result.skipped
         if kept == 0:
+            if result.failed:
+                raise UpstreamError(
+                    f"None of the {result.failed} images could be downloaded intact from {site.info.name}; "
+                    "try again later."
+                )
             raise UpstreamError(
-                f"None of the {result.failed} images could be downloaded intact from {site}; try again later."
+                f"None of the {result.unavailable} selected {site.info.name} posts has a file jmbooru may download "
+                f"(restricted, deleted, or on a host outside {site.info.settings_prefix}_IMAGE_HOSTS)."
             )
         entries = [(p.name, p) for p in sorted(ctx.work_dir.iterdir()) if _is_dataset_file(p)]
         message = f"{kept} images with captions are ready."
         if result.failed:
             message += f" {result.failed} could not be downloaded intact and were left out."
+        if result.unavailable:
+            message += f" {result.unavailable} posts had no file to fetch (restricted, deleted or on another host)."
         label = safe_component(tags, fallback="dataset", max_length=100)
         return RunOutput(
             entries=entries,
-            title=f"{site}: {tags}",
-            file_stem=f"{site}-dataset",
-            download_name=f"{site} {label}.zip",
+            title=f"{name}: {tags}",
+            file_stem=f"{name}-dataset",
+            download_name=f"{name} {label}.zip",
             message=message,
         )
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from prometheus_client import start_http_server
@@ -22,7 +23,8 @@ from app.jobs.service import JobService
 from app.jobs.specs import AlbumSpec, BooruSpec
 from app.jobs.store import SqliteJobStore
 from app.sources import jm as jm_source
-from app.sources.gelbooru import GelbooruClient
+from app.sources.booru.base import BooruSite
+from app.sources.booru.registry import build_sites
 from app.sources.jm_account import JmAccount
 from app.sources.jm_pages import PageFetching
 from app.storage import Storage
@@ -34,10 +36,10 @@ if TYPE_CHECKING:  # taskiq is only imported in scale-out mode
 
 
 def build_runners(settings: Settings, album_pool: BlockingPool, pages: PageFetching,
-                  booru_clients: dict[str, Any]) -> dict[str, Runner]:
+                  booru_sites: Mapping[str, BooruSite]) -> dict[str, Runner]:
     """The runner of each job kind, by ``JobSpec.kind``."""
     return {AlbumSpec.kind: AlbumRunner(settings, album_pool, pages),
-            BooruSpec.kind: BooruRunner(settings, booru_clients)}
+            BooruSpec.kind: BooruRunner(settings, booru_sites)}
 
 
 _metrics_served: set[int] = set()
@@ -70,12 +72,12 @@ class Engine:
         # from the read pool, so a burst of searches and a few downloads never wait on each other.
         self.album_pool = BlockingPool(2 * settings.max_concurrent_jobs + 2, "albums")
         self.files_pool = BlockingPool(2, "files")
-        self.gelbooru = GelbooruClient.from_settings(settings)
+        self.booru = build_sites(settings)
         self.jm = jm_source.JmSource(settings, self.jm_pool)
         self.jm_account = JmAccount(settings, self.jm_pool)
         # One per process: the memory bound and the kept-alive image connections serve every album job.
         self.pages = PageFetching(settings.album_pixel_budget_mb * 1024 * 1024)
-        runners = build_runners(settings, self.album_pool, self.pages, {"gelbooru": self.gelbooru})
+        runners = build_runners(settings, self.album_pool, self.pages, self.booru)
         if settings.redis_url:
             try:
                 from app.jobs.redis import build_redis_service
@@ -111,7 +113,8 @@ class Engine:
         if self._scheduler is not None:
             self._scheduler.shutdown(wait=False)
         await self.jobs.stop()
-        await self.gelbooru.aclose()
+        for site in self.booru.values():
+            await site.aclose()
         self.jm_pool.shutdown(wait=False)
         self.album_pool.shutdown(wait=False)
         self.pages.close()

@@ -1,8 +1,9 @@
-"""Download a Gelbooru search into a folder as an SD dataset: ``<md5>.<ext>`` plus ``<md5>.txt``.
+"""Download a booru search into a folder as an SD dataset: ``<md5>.<ext>`` plus ``<md5>.txt``.
 
-Files are written to a temporary name, verified against the post's md5 and only then renamed,
-so the folder never holds a half image under its final name. Running it again on the same folder
-skips images whose md5 already matches and writes only the captions that are missing.
+Works with any site of the registry. Files are written to a temporary name, verified against the
+post's md5 and only then renamed, so the folder never holds a half image under its final name.
+Running it again on the same folder skips images whose md5 already matches and writes only the
+captions that are missing.
 """
 
 from __future__ import annotations
@@ -13,26 +14,27 @@ import logging
 import os
 import re
 import secrets
-from collections.abc import AsyncGenerator, Callable
+from collections.abc import Callable
 from contextlib import aclosing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlsplit
 
-from app.errors import AppError, NotFound, Unprocessable
+from app.errors import AppError, Unprocessable
+from app.sources.booru.base import BooruSite, ForeignImageHost, Post
+from app.sources.booru.files import FILE_POOL
+from app.sources.booru.politeness import WaitListener, waits_reported_to
 from app.sources.captions import CaptionOptions, PostFilters, build_caption
-from app.sources.gelbooru import FILE_POOL, GelbooruClient, Post
+from app.sources.selection import MD5_RE, PostSelection, Unavailable
 
 if TYPE_CHECKING:
     from app.config import Settings
 
 log = logging.getLogger("jmbooru.dataset")
 
-MD5_RE = re.compile(r"[0-9a-f]{32}")
 _EXT_RE = re.compile(r"[a-z0-9]{1,5}")
-Status = Literal["downloaded", "skipped", "failed"]
-PAGE = 100  # posts per API page
+Status = Literal["downloaded", "skipped", "failed", "unavailable"]
 
 
 @dataclass(slots=True, frozen=True)
@@ -61,6 +63,8 @@ class DatasetResult:
     downloaded: int = 0
     skipped: int = 0
     failed: int = 0
+    unavailable: int = 0  # restricted, deleted, or on a host the site's settings do not allow
+    filtered_out: int = 0
     captions_written: int = 0
     bytes: int = 0
     files: list[FileOutcome] = field(default_factory=list)
@@ -70,14 +74,17 @@ class DatasetResult:
         return self.failed == 0
 
     def summary(self) -> str:
-        return (
-            f"downloaded {self.downloaded}, skipped {self.skipped}, failed {self.failed}, "
-            f"captions written {self.captions_written}, {self.bytes / 1e6:.1f} MB"
-        )
+        text = (f"downloaded {self.downloaded}, skipped {self.skipped}, failed {self.failed}, "
+                f"captions written {self.captions_written}, {self.bytes / 1e6:.1f} MB")
+        if self.unavailable:
+            text += f"; {self.unavailable} posts had no file to fetch (restricted, deleted or on another host)"
+        return text
 
 
 def image_extension(post: Post) -> str:
-    """A short alphanumeric extension from the post's file URL (or ``image``), never a path."""
+    """A short alphanumeric extension from the post's own field, file URL or ``image``, never a path."""
+    if _EXT_RE.fullmatch(post.ext):
+        return post.ext
     for candidate in (urlsplit(post.file_url).path, post.image):
         ext = os.path.splitext(candidate.rsplit("/", 1)[-1])[1].lstrip(".").lower()
         if _EXT_RE.fullmatch(ext):
@@ -96,7 +103,7 @@ def _file_md5(path: Path) -> str | None:
     return h.hexdigest()
 
 
-def _write_text_atomic(path: Path, text: str) -> None:
+def write_text_atomic(path: Path, text: str) -> None:
     tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
     try:
         tmp.write_text(text, encoding="utf-8")
@@ -112,47 +119,172 @@ def _unlink(path: Path) -> None:
         log.warning("could not remove %s: %r", path, exc)
 
 
-async def selected_batches(
-    client: GelbooruClient, tags: str, max_images: int, filters: PostFilters, max_scanned: int | None = None
-) -> AsyncGenerator[list[Post], None]:
-    """The first ``max_images`` posts that pass the filters, one per md5, in batches of one page.
+class DatasetDownload:
+    """One dataset download: posts are listed, selected and downloaded at the same time.
 
-    Filters run here, not in the site's query, so strict filters on a huge tag could page for hours:
-    at most ``max_scanned`` posts (default 50 per wanted image, at least 5,000) are looked at.
+    Downloads start with the first page of posts while the next pages are still being listed; until
+    the listing ends, progress counts ``max_images`` as the total.
     """
-    md5s: set[str] = set()
-    batch: list[Post] = []
-    selected = scanned = 0
-    limit = max_scanned or max(5000, max_images * 50)
-    async with aclosing(client.iter_posts(tags, max_posts=limit)) as posts:
-        async for post in posts:
-            scanned += 1
-            if filters.matches(post) and not (post.md5 and post.md5 in md5s):
-                md5s.add(post.md5)
-                batch.append(post)
-                selected += 1
-            if selected >= max_images:
-                break
-            if scanned % PAGE == 0 and batch:
-                yield batch
-                batch = []
-    if batch:
-        yield batch
 
+    def __init__(self, site: BooruSite, tags: str, out_dir: Path, *, max_images: int, caption: CaptionOptions,
+                 filters: PostFilters, workers: int, overwrite_captions: bool,
+                 on_progress: Callable[[DatasetProgress], None] | None) -> None:
+        self.site, self.tags, self.out = site, tags, out_dir
+        self.max_images, self.caption, self.filters = max_images, caption, filters
+        self.overwrite_captions, self.on_progress = overwrite_captions, on_progress
+        self.n_workers = max(1, min(workers, max_images))
+        self.selection = PostSelection(site, tags, max_images, filters)
+        self.result = DatasetResult(out_dir=out_dir)
+        self.queue: asyncio.Queue[Post | None] = asyncio.Queue()
+        self.first_batch = asyncio.Event()
+        self.listing_done = False
+        self.parts: set[Path] = set()
+        self.existing: set[str] = set()
+        self.done = 0
 
-async def select_posts(
-    client: GelbooruClient, tags: str, max_images: int, filters: PostFilters, max_scanned: int | None = None
-) -> list[Post]:
-    """All of :func:`selected_batches` at once."""
-    posts: list[Post] = []
-    async with aclosing(selected_batches(client, tags, max_images, filters, max_scanned)) as batches:
-        async for batch in batches:
-            posts.extend(batch)
-    return posts
+    async def run(self) -> DatasetResult:
+        await asyncio.to_thread(self.out.mkdir, parents=True, exist_ok=True)
+        self.existing = set(await asyncio.to_thread(os.listdir, self.out))
+        producer = asyncio.create_task(self.produce())
+        tasks: list[asyncio.Task[None]] = []
+        try:
+            await self.first_batch.wait()
+            if producer.done() and producer.exception() is not None:
+                raise producer.exception()  # type: ignore[misc]
+            if self.result.total == 0:
+                await producer
+                raise self.selection.nothing_selected()
+            tasks = [asyncio.create_task(self.worker()) for _ in range(self.n_workers)]
+            await asyncio.gather(producer, *tasks)
+        finally:
+            for task in [producer, *tasks]:
+                if not task.done():
+                    task.cancel()
+            await asyncio.gather(producer, *tasks, return_exceptions=True)
+            for part in list(self.parts):
+                _unlink(part)
+        self.result.filtered_out = self.selection.filtered_out
+        for item in self.selection.unavailable:
+            self.record_unavailable(item)
+        return self.result
+
+    # --- listing ---
+
+    async def produce(self) -> None:
+        try:
+            async with aclosing(self.selection.batches()) as batches:
+                async for batch in batches:
+                    if self.caption.needs_categories:  # one look-up per page; the site caches the answers
+                        await self.site.tag_categories(dict.fromkeys(t for p in batch if not p.categories for t in p.tags))
+                    self.result.total += len(batch)
+                    for post in batch:
+                        self.queue.put_nowait(post)
+                    if not self.first_batch.is_set():
+                        self.first_batch.set()
+                        if self.on_progress:
+                            self.on_progress(DatasetProgress(0, self.max_images, 0))
+        finally:
+            self.listing_done = True
+            self.first_batch.set()
+            for _ in range(self.n_workers):
+                self.queue.put_nowait(None)
+
+    def total(self) -> int:
+        return self.result.total if self.listing_done else max(self.result.total, self.max_images)
+
+    # --- downloading ---
+
+    async def worker(self) -> None:
+        while (post := await self.queue.get()) is not None:  # each post goes to exactly one worker
+            self.record(await self.process(post))
+
+    async def process(self, post: Post) -> FileOutcome:
+        md5 = post.md5
+        path = self.out / f"{md5}.{image_extension(post)}"
+        outcome = FileOutcome(md5=md5, post_id=post.id, status="skipped", file=path.name)
+        part = None
+        if path.name not in self.existing or await FILE_POOL.run_to_end(_file_md5, path) != md5:
+            part, outcome.bytes, outcome.error, foreign = await self.fetch(post, path)
+            if part is None:
+                outcome.status = "unavailable" if foreign else "failed"
+                return outcome
+            outcome.status = "downloaded"
+        text = None
+        if self.overwrite_captions or f"{md5}.txt" not in self.existing:
+            text = build_caption(post.tags, self.caption, await self.categories(post))
+        self.publish(part, path, text)  # a rename and a small text file: cheaper inline than a thread hop
+        if part is not None:
+            self.parts.discard(part)  # renamed; on any failure the clean-up removes it
+        outcome.caption_written = text is not None
+        return outcome
+
+    async def categories(self, post: Post) -> dict[str, str] | None:
+        if not self.caption.needs_categories:
+            return None
+        return post.categories or await self.site.tag_categories(post.tags)
+
+    async def fetch(self, post: Post, path: Path) -> tuple[Path | None, int, str | None, bool]:
+        """Download into a temporary file whose md5 is checked; two tries. The caller renames it.
+
+        Returns (file or None, bytes fetched, error, whether the image was refused as foreign).
+        """
+        fetched = 0
+        for attempt in (1, 2):
+            part = path.with_name(f".{path.name}.{secrets.token_hex(4)}.part")
+            self.parts.add(part)
+            try:
+                got = await self.site.download_image(post.file_url, part)
+            except AppError as exc:
+                self.discard(part)
+                return None, fetched, exc.detail, isinstance(exc, ForeignImageHost)
+            except BaseException:
+                self.discard(part)
+                raise
+            fetched += got.size
+            if got.md5 == post.md5:
+                return part, fetched, None, False
+            self.discard(part)
+            log.warning("md5 mismatch post=%s expected=%s got=%s attempt=%d", post.id, post.md5, got.md5, attempt)
+        return None, fetched, "the downloaded image did not match its md5 twice", False
+
+    def discard(self, part: Path) -> None:
+        self.parts.discard(part)
+        _unlink(part)
+
+    @staticmethod
+    def publish(part: Path | None, path: Path, caption_text: str | None) -> None:
+        """Publish the verified image, then its caption."""
+        if part is not None:
+            os.replace(part, path)
+        if caption_text is not None:
+            write_text_atomic(path.with_suffix(".txt"), caption_text)
+
+    def record(self, outcome: FileOutcome) -> None:
+        self.done += 1
+        result = self.result
+        result.files.append(outcome)
+        result.bytes += outcome.bytes
+        result.captions_written += outcome.caption_written
+        if outcome.status == "downloaded":
+            result.downloaded += 1
+        elif outcome.status == "skipped":
+            result.skipped += 1
+        elif outcome.status == "unavailable":
+            result.unavailable += 1
+        else:
+            result.failed += 1
+            log.warning("post failed id=%s md5=%s error=%s", outcome.post_id, outcome.md5, outcome.error)
+        if self.on_progress:
+            self.on_progress(DatasetProgress(self.done, self.total(), result.bytes, result.failed))
+
+    def record_unavailable(self, item: Unavailable) -> None:
+        self.result.unavailable += 1
+        self.result.files.append(FileOutcome(md5=item.md5, post_id=item.post_id, status="unavailable",
+                                             error=item.reason))
 
 
 async def download_dataset(
-    client: GelbooruClient,
+    site: BooruSite,
     tags: str,
     out_dir: str | os.PathLike[str],
     *,
@@ -162,156 +294,22 @@ async def download_dataset(
     workers: int = 8,
     overwrite_captions: bool = False,
     on_progress: Callable[[DatasetProgress], None] | None = None,
+    on_wait: WaitListener | None = None,
 ) -> DatasetResult:
-    """Download up to ``max_images`` posts matching ``tags`` into ``out_dir``.
+    """Download up to ``max_images`` posts of ``site`` matching ``tags`` into ``out_dir``.
 
-    Images are fetched while later pages are still being listed; until the listing ends,
-    progress counts ``max_images`` as the total. Raises ``NotFound`` when nothing matches;
-    per-image failures are counted, not raised.
-    Cancelling removes the temporary files and re-raises.
+    Raises ``NotFound`` (with a sentence saying whether the tags, the filters or unavailable files
+    were the reason) when there is nothing to download; per-image failures are counted, not raised.
+    ``on_wait`` hears "Rate limited by <site>; retrying at HH:MM:SS." while the site makes us wait,
+    and None when the download resumes. Cancelling removes the temporary files and re-raises.
     """
     if max_images < 1:
         raise Unprocessable("max_images must be at least 1.")
-    caption = caption or CaptionOptions()
-    filters = filters or PostFilters()
-    out = Path(out_dir)
-    await asyncio.to_thread(out.mkdir, parents=True, exist_ok=True)
-
-    # Downloads start with the first page of posts while the next pages are still being listed.
-    queue: asyncio.Queue[Post | None] = asyncio.Queue()
-    result = DatasetResult(out_dir=out, total=0)
-    first_batch = asyncio.Event()
-    listing_done = False
-    n_workers = max(1, min(workers, max_images))
-
-    async def produce() -> None:
-        nonlocal listing_done
-        try:
-            async with aclosing(selected_batches(client, tags, max_images, filters)) as batches:
-                async for batch in batches:
-                    if caption.needs_categories:  # one look-up per page; the client caches the answers
-                        await client.tag_categories(dict.fromkeys(tag for post in batch for tag in post.tags))
-                    result.total += len(batch)
-                    for post in batch:
-                        queue.put_nowait(post)
-                    if not first_batch.is_set():
-                        first_batch.set()
-                        if on_progress:
-                            on_progress(DatasetProgress(0, max_images, 0))
-        finally:
-            listing_done = True
-            first_batch.set()
-            for _ in range(n_workers):
-                queue.put_nowait(None)
-
-    def total() -> int:
-        return result.total if listing_done else max(result.total, max_images)
-
-    parts: set[Path] = set()
-    existing = set(await asyncio.to_thread(os.listdir, out))
-    done = 0
-
-    async def categories(post: Post) -> dict[str, str] | None:
-        return await client.tag_categories(post.tags) if caption.needs_categories else None
-
-    async def fetch(post: Post, md5: str, path: Path) -> tuple[Path | None, int, str | None]:
-        """Download into a temporary file whose md5 is checked; two tries. The caller renames it."""
-        fetched = 0
-        for attempt in (1, 2):
-            part = path.with_name(f".{path.name}.{secrets.token_hex(4)}.part")
-            parts.add(part)
-            try:
-                got = await client.download_image(post.file_url, part)
-            except AppError as exc:
-                _discard(part)
-                return None, fetched, exc.detail
-            except BaseException:
-                _discard(part)
-                raise
-            fetched += got.size
-            if got.md5 == md5:
-                return part, fetched, None
-            _discard(part)
-            log.warning("md5 mismatch post=%s expected=%s got=%s attempt=%d", post.id, md5, got.md5, attempt)
-        return None, fetched, "the downloaded image did not match its md5 twice"
-
-    def _discard(part: Path) -> None:
-        parts.discard(part)
-        _unlink(part)
-
-    def finish(part: Path | None, path: Path, caption_text: str | None) -> None:
-        """Publish the verified image, then its caption."""
-        if part is not None:
-            os.replace(part, path)
-        if caption_text is not None:
-            _write_text_atomic(path.with_suffix(".txt"), caption_text)
-
-    async def process(post: Post) -> FileOutcome:
-        md5 = post.md5
-        if not MD5_RE.fullmatch(md5):
-            return FileOutcome(md5=md5, post_id=post.id, status="failed", error="the post has no valid md5")
-        if not post.file_url:
-            return FileOutcome(md5=md5, post_id=post.id, status="failed", error="the post has no file (deleted or hidden)")
-        path = out / f"{md5}.{image_extension(post)}"
-        outcome = FileOutcome(md5=md5, post_id=post.id, status="skipped", file=path.name)
-        part = None
-        if path.name not in existing or await FILE_POOL.run_to_end(_file_md5, path) != md5:
-            part, outcome.bytes, outcome.error = await fetch(post, md5, path)
-            if part is None:
-                outcome.status = "failed"
-                return outcome
-            outcome.status = "downloaded"
-        text = None
-        if overwrite_captions or f"{md5}.txt" not in existing:
-            text = build_caption(post.tags, caption, await categories(post))
-        finish(part, path, text)  # a rename and a small text file: cheaper inline than a thread hop
-        if part is not None:
-            parts.discard(part)  # renamed; on any failure the clean-up below removes it
-        outcome.caption_written = text is not None
-        return outcome
-
-    def record(outcome: FileOutcome) -> None:
-        nonlocal done
-        done += 1
-        result.files.append(outcome)
-        result.bytes += outcome.bytes
-        result.captions_written += outcome.caption_written
-        if outcome.status == "downloaded":
-            result.downloaded += 1
-        elif outcome.status == "skipped":
-            result.skipped += 1
-        else:
-            result.failed += 1
-            log.warning("post failed id=%s md5=%s error=%s", outcome.post_id, outcome.md5, outcome.error)
-        if on_progress:
-            on_progress(DatasetProgress(done, total(), result.bytes, result.failed))
-
-    async def worker() -> None:
-        while (post := await queue.get()) is not None:  # each post goes to exactly one worker
-            record(await process(post))
-
-    producer = asyncio.create_task(produce())
-    tasks: list[asyncio.Task[None]] = []
-    try:
-        await first_batch.wait()
-        if producer.done() and producer.exception() is not None:
-            raise producer.exception()  # type: ignore[misc]
-        if result.total == 0:
-            raise NotFound(
-                f"No Gelbooru posts match the tags '{' '.join(tags.split())[:200]}'"
-                + (" and the filters" if filters != PostFilters() else "")
-                + "; check the spelling on the Gelbooru site (tags use underscores, like long_hair)."
-            )
-        tasks = [asyncio.create_task(worker()) for _ in range(n_workers)]
-        await asyncio.gather(producer, *tasks)
-    finally:
-        for task in [producer, *tasks]:
-            if not task.done():
-                task.cancel()
-        await asyncio.gather(producer, *tasks, return_exceptions=True)
-        for part in list(parts):
-            _unlink(part)
-    return result
+    download = DatasetDownload(site, tags, Path(out_dir), max_images=max_images, caption=caption or CaptionOptions(),
+                               filters=filters or PostFilters(), workers=workers,
+                               overwrite_captions=overwrite_captions, on_progress=on_progress)
+    with waits_reported_to(on_wait):
+        return await download.run()
 
 
 async def download(
@@ -319,15 +317,23 @@ async def download(
     out_dir: str | os.PathLike[str],
     max_images: int,
     *,
+    site: str = "gelbooru",
     settings: Settings | None = None,
-    client_options: dict[str, Any] | None = None,
+    site_options: dict[str, Any] | None = None,
     **kwargs: Any,
 ) -> DatasetResult:
-    """Convenience for scripts: a client built from the settings (env ``JMBOORU_GELBOORU_*``)."""
+    """Convenience for scripts: the site built from the settings (env ``JMBOORU_<SITE>_*``)."""
     from app.config import Settings
+    from app.sources.booru.registry import build_site
 
     settings = settings or Settings()
     kwargs.setdefault("workers", settings.download_workers)
-    async with GelbooruClient.from_settings(settings, **(client_options or {})) as client:
-        client.check_credentials()
-        return await download_dataset(client, tags, out_dir, max_images=max_images, **kwargs)
+    booru = build_site(site, settings, **(site_options or {}))
+    try:
+        booru.check_credentials()
+        return await download_dataset(booru, tags, out_dir, max_images=max_images, **kwargs)
+    finally:
+        await booru.aclose()
+
+
+__all__ = ["MD5_RE", "DatasetProgress", "DatasetResult", "FileOutcome", "download", "download_dataset", "image_extension"]

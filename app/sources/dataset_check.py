@@ -1,8 +1,13 @@
-"""Check a dataset folder: every image must decode and, when named ``<md5>.<ext>``, match that md5.
+"""Check a dataset folder: every image must decode and, when named ``<md5>.<ext>``, match that md5;
+every image needs its ``.txt`` caption, and every caption its image.
 
-Modes: ``report`` lists problems; ``fix`` fetches a broken image again by its md5 (needs a Gelbooru
-client with credentials) or, failing that, re-saves a truncated image from the part Pillow can read;
-``delete`` removes broken images and their captions. Left-over ``.part``/``.tmp`` files from an
+Modes: ``report`` lists problems and changes nothing. ``fix`` repairs what it can and removes what
+it cannot, saying which: a broken image is fetched again by its md5 from a booru site (with its
+credentials, where the site needs them); a missing caption is written again from the site's tags
+(default caption options); a truncated image that has no md5 name (so cannot be fetched) is
+re-saved from the part Pillow can read; anything else that stays broken is removed with its
+caption, and a caption without an image is removed. ``delete`` removes every image with a problem,
+with its caption, and every caption without an image. Left-over ``.part``/``.tmp`` files from an
 interrupted download are reported, and removed by ``fix`` and ``delete``.
 
 Pillow work runs in a worker thread, one file at a time: this is a command-line tool, and a single
@@ -24,8 +29,9 @@ from typing import Literal
 from PIL import Image, ImageFile
 
 from app.errors import AppError, NotFound, Unprocessable
-from app.sources.dataset import MD5_RE, image_extension
-from app.sources.gelbooru import GelbooruClient
+from app.sources.booru.base import BooruSite
+from app.sources.captions import CaptionOptions, build_caption
+from app.sources.dataset import MD5_RE, image_extension, write_text_atomic
 
 log = logging.getLogger("jmbooru.check")
 
@@ -39,8 +45,9 @@ _truncated_lock = threading.Lock()
 @dataclass(slots=True)
 class CheckProblem:
     file: str
-    problem: Literal["empty", "truncated", "undecodable", "md5_mismatch", "partial_file"]
-    action: Literal["reported", "refetched", "resaved", "deleted", "unfixed"] = "reported"
+    problem: Literal["empty", "truncated", "undecodable", "md5_mismatch", "partial_file", "missing_caption",
+                     "orphan_caption"]
+    action: Literal["reported", "refetched", "resaved", "recaptioned", "deleted", "unfixed"] = "reported"
     detail: str = ""
 
 
@@ -54,7 +61,7 @@ class CheckResult:
 
     @property
     def fixed(self) -> int:
-        return sum(p.action in ("refetched", "resaved") for p in self.problems)
+        return sum(p.action in ("refetched", "resaved", "recaptioned") for p in self.problems)
 
     @property
     def deleted(self) -> int:
@@ -135,47 +142,48 @@ def _delete_with_caption(path: Path) -> None:
     path.with_suffix(".txt").unlink(missing_ok=True)
 
 
-async def _refetch(client: GelbooruClient, path: Path, md5: str) -> str:
-    """Fetch the image again by md5; returns the detail sentence. Raises AppError when impossible."""
-    page = await client.search_posts(f"md5:{md5}", page=None, limit=1)
-    post = next((p for p in page.posts if p.md5 == md5 and p.file_url), None)
-    if post is None:
-        raise NotFound("Gelbooru has no post with this md5 any more.")
+async def _refetch(site: BooruSite, path: Path, md5: str) -> tuple[str, Path]:
+    """Fetch the image again by md5; returns the detail sentence and the image's path (the
+    extension may change). Raises AppError when impossible."""
+    name = site.info.name
+    post = await site.find_md5(md5)
+    if post is None or not site.image_allowed(post.file_url):
+        raise NotFound(f"{name} has no post with this md5 any more.")
     target = path.with_name(f"{md5}.{image_extension(post)}")
     part = path.with_name(f".{target.name}.{secrets.token_hex(4)}.part")
     try:
-        got = await client.download_image(post.file_url, part)
+        got = await site.download_image(post.file_url, part)
         if got.md5 != md5:
-            raise AppError("Gelbooru sent a different file than its md5 says; try again later.")
+            raise AppError(f"{name} sent a different file than its md5 says; try again later.")
         await asyncio.to_thread(os.replace, part, target)
     finally:
         part.unlink(missing_ok=True)
     if target != path:
         await asyncio.to_thread(path.unlink, missing_ok=True)
-        return f"fetched again from Gelbooru as {target.name}"
-    return "fetched again from Gelbooru"
+        return f"fetched again from {name} as {target.name}", target
+    return f"fetched again from {name}", target
 
 
 async def check_dataset(
-    folder: str | os.PathLike[str], mode: str = "report", client: GelbooruClient | None = None
+    folder: str | os.PathLike[str], mode: str = "report", site: BooruSite | None = None
 ) -> CheckResult:
-    """Check every image in ``folder`` (not recursive); see the module doc for the modes."""
+    """Check every image and caption in ``folder`` (not recursive); see the module doc for the modes."""
     if mode not in MODES:
         raise Unprocessable(f"Unknown check mode '{mode[:20]}'; use report, fix or delete.")
     root = Path(folder)
     if not await asyncio.to_thread(root.is_dir):
         raise NotFound(f"There is no folder at {root}.")
     result = CheckResult(folder=root, mode=mode)
-    can_fetch = client is not None
-    if client is not None:
+    fetch_refusal = ""
+    if site is not None:
         try:
-            client.check_credentials()
-        except AppError:
-            can_fetch = False
+            site.check_credentials()
+        except AppError as exc:
+            fetch_refusal = exc.detail.rstrip(".")
+    files = sorted(p for p in await asyncio.to_thread(lambda: list(root.iterdir())) if p.is_file())
+    stems_with_media = {p.stem for p in files if _is_media(p)}
 
-    for path in sorted(await asyncio.to_thread(lambda: list(root.iterdir()))):
-        if not path.is_file():
-            continue
+    for path in files:
         name = path.name
         if name.startswith(".") and name.endswith((".part", ".tmp")):
             problem = CheckProblem(name, "partial_file", detail="left over from an interrupted download")
@@ -184,47 +192,102 @@ async def check_dataset(
                 problem.action = "deleted"
             result.problems.append(problem)
             continue
-        ext = path.suffix.lstrip(".").lower()
-        if name.startswith(".") or (ext not in IMAGE_EXTS and ext not in OTHER_MEDIA_EXTS):
+        if path.suffix.lower() == ".txt" and not name.startswith("."):
+            if path.stem not in stems_with_media:
+                problem = CheckProblem(name, "orphan_caption", detail="a caption without its image")
+                if mode != "report":
+                    await asyncio.to_thread(path.unlink, missing_ok=True)
+                    problem.action = "deleted"
+                result.problems.append(problem)
+            continue
+        if not _is_media(path):
             continue
         result.checked += 1
         kind, detail = await asyncio.to_thread(inspect_file, path)
+        if kind is not None:
+            problem = CheckProblem(name, kind, detail=detail)  # type: ignore[arg-type]
+            result.problems.append(problem)
+            if mode == "delete":
+                await asyncio.to_thread(_delete_with_caption, path)
+                problem.action = "deleted"
+                continue
+            if mode == "fix":
+                path = await _fix(problem, path, site, fetch_refusal)
+                if problem.action == "deleted":
+                    continue
+        caption = path.with_suffix(".txt")
+        if not await asyncio.to_thread(caption.exists):
+            missing = CheckProblem(path.name, "missing_caption", detail="an image without its .txt caption")
+            result.problems.append(missing)
+            if mode == "delete":
+                await asyncio.to_thread(_delete_with_caption, path)
+                missing.action = "deleted"
+            elif mode == "fix":
+                await _fix_caption(missing, path, site, fetch_refusal)
+            continue
         if kind is None:
             result.ok += 1
-            continue
-        problem = CheckProblem(name, kind, detail=detail)  # type: ignore[arg-type]
-        result.problems.append(problem)
-        if mode == "delete":
-            await asyncio.to_thread(_delete_with_caption, path)
-            problem.action = "deleted"
-        elif mode == "fix":
-            await _fix(problem, path, client if can_fetch else None)
     return result
 
 
-async def _fix(problem: CheckProblem, path: Path, client: GelbooruClient | None) -> None:
+def _is_media(path: Path) -> bool:
+    ext = path.suffix.lstrip(".").lower()
+    return not path.name.startswith(".") and (ext in IMAGE_EXTS or ext in OTHER_MEDIA_EXTS)
+
+
+async def _fix(problem: CheckProblem, path: Path, site: BooruSite | None, fetch_refusal: str) -> Path:
+    """Repair one broken image, or remove it; returns where the image is now."""
     md5 = path.stem.lower()
     reasons = []
-    if client is not None and MD5_RE.fullmatch(md5):
+    if site is not None and not fetch_refusal and MD5_RE.fullmatch(md5):
         try:
-            problem.detail = await _refetch(client, path, md5)
+            problem.detail, target = await _refetch(site, path, md5)
             problem.action = "refetched"
-            return
+            return target
         except AppError as exc:
             log.warning("refetch failed file=%s: %s", path.name, exc.detail)
             reasons.append(exc.detail.rstrip("."))
     elif MD5_RE.fullmatch(md5):
-        reasons.append("fetching it again needs Gelbooru credentials (JMBOORU_GELBOORU_API_KEY and JMBOORU_GELBOORU_USER_ID)")
-    if problem.problem == "truncated":
+        reasons.append(f"it cannot be fetched again: {fetch_refusal}" if fetch_refusal
+                       else "it cannot be fetched again without a site (--site)")
+    if problem.problem == "truncated" and not MD5_RE.fullmatch(md5):
+        # Not a booru download (no md5 to fetch it by): the readable part is the best there is.
         try:
             await asyncio.to_thread(resave_truncated, path)
         except (OSError, SyntaxError, ValueError) as exc:
             reasons.append(f"re-saving failed ({type(exc).__name__})")
         else:
             problem.action = "resaved"
-            problem.detail = "re-saved from the readable part" + (
-                "; its content no longer matches the md5 in its name" if MD5_RE.fullmatch(md5) else ""
-            )
+            problem.detail = "re-saved from the readable part"
+            return path
+    await asyncio.to_thread(_delete_with_caption, path)
+    problem.action = "deleted"
+    problem.detail = f"{problem.detail}; removed with its caption: " + ("; ".join(reasons) or "nothing can repair it")
+    return path
+
+
+async def _fix_caption(problem: CheckProblem, path: Path, site: BooruSite | None, fetch_refusal: str) -> None:
+    """Write a missing caption from the site's tags, or remove the image (a dataset image needs one)."""
+    md5 = path.stem.lower()
+    if not MD5_RE.fullmatch(md5):
+        reason = "it has no md5 name, so its tags cannot be looked up"
+    elif site is None:
+        reason = "no site to look its tags up on (--site)"
+    elif fetch_refusal:
+        reason = fetch_refusal
+    else:
+        try:
+            post = await site.find_md5(md5)
+        except AppError as exc:
+            post, reason = None, exc.detail.rstrip(".")
+        else:
+            reason = f"{site.info.name} has no post with this md5 any more"
+        if post is not None:
+            text = build_caption(post.tags, CaptionOptions())
+            await asyncio.to_thread(write_text_atomic, path.with_suffix(".txt"), text)
+            problem.action = "recaptioned"
+            problem.detail = f"caption written from {site.info.name}'s tags (default caption options)"
             return
-    problem.action = "unfixed"
-    problem.detail = f"{problem.detail}; " + ("; ".join(reasons) if reasons else "nothing can repair it")
+    await asyncio.to_thread(_delete_with_caption, path)
+    problem.action = "deleted"
+    problem.detail = f"image removed: no caption, and none could be written ({reason})"

@@ -35,10 +35,16 @@ def apply_module_settings(settings: Settings) -> None:
         JmModuleConfig.DOMAIN_API_UPDATED_LIST = []
     if settings.jm_image_domains:
         JmModuleConfig.DOMAIN_IMAGE_LIST = list(settings.jm_image_domains)
-    if _is_local(settings.jm_api_domains + settings.jm_image_domains):
+    if settings.proxy:
+        JmModuleConfig.DEFAULT_PROXIES = _proxies(settings.proxy)
+    elif _is_local(settings.jm_api_domains + settings.jm_image_domains):
         # jmcomic reads proxies from the environment at import and ignores NO_PROXY.
         JmModuleConfig.DEFAULT_PROXIES = {}
     JmModuleConfig.APP_COOKIES = None
+
+
+def _proxies(url: str) -> dict[str, str]:
+    return {"http": url, "https": url}
 
 
 def _is_local(domains: list[str]) -> bool:
@@ -47,7 +53,9 @@ def _is_local(domains: list[str]) -> bool:
 
 def build_option(settings: Settings, base_dir: Path | None = None, *, image_threads: int | None = None) -> JmOption:
     meta: dict[str, Any] = {"impersonate": "chrome", "headers": None, "timeout": settings.jm_timeout_seconds}
-    if _is_local(settings.jm_api_domains + settings.jm_image_domains):
+    if settings.proxy:  # JMBOORU_PROXY: one proxy for every upstream, JM included
+        meta["proxies"] = _proxies(settings.proxy)
+    elif _is_local(settings.jm_api_domains + settings.jm_image_domains):
         # An empty dict lets libcurl fall back to http_proxy from the environment; "all": "" does not.
         meta["proxies"] = {"all": ""}
     return JmOption.construct(

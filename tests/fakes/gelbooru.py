@@ -1,192 +1,46 @@
 """A loopback Gelbooru that speaks the real ``dapi`` wire format, quirks and faults included.
 
     with GelbooruDouble(make_posts(30)) as gb:
-        client = GelbooruClient(gb.base_url, gb.api_key, gb.user_id, rate=1000)
+        site = build_site("gelbooru", settings_for(gb))
 
-Posts are raw Gelbooru dicts (HTML-escaped tag strings, ``"true"``/``"false"`` booleans); keys
-starting with ``_`` are private (``_data`` holds the image bytes, whose md5 is the post's md5).
-``file_url``/``preview_url``/``sample_url`` are filled in with this server's address unless a post
-sets them. A post with ``_raw: True`` is served exactly as stored (to test missing fields).
+Posts are raw Gelbooru dicts (see tests/fakes/booru.py). ``file_url``/``preview_url`` are filled in
+with this server's address unless a post sets them. A post with ``_raw: True`` is served exactly as
+stored (to test missing fields). Without ``json=1`` post lists come as XML, as on Gelbooru.
 """
 
 from __future__ import annotations
 
-import hashlib
-import html
-import io
 import json
-import random
-import socket
-import threading
-import time
-from collections import Counter, deque
-from collections.abc import Iterable
-from fnmatch import fnmatchcase
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from xml.sax.saxutils import quoteattr
 
-from PIL import Image
-
-DEFAULT_TAGS_POOL = (
-    "long_hair", "smile", "solo", "grabbing_another's_arm", "hifumi_(blue_archive)", "^_^",
-    "blue_archive", "highres", "cat_ears", "tom_&_jerry", "artist_name", "open_mouth",
-)
-DEFAULT_TAG_TYPES = {
-    "1girl": 0, "long_hair": 0, "smile": 0, "solo": 0, "grabbing_another's_arm": 0, "^_^": 0, "open_mouth": 0,
-    "cat_ears": 0, "hifumi_(blue_archive)": 4, "blue_archive": 3, "tom_&_jerry": 3, "highres": 5,
-    "artist_name": 1,
-}
-RATINGS = ("general", "sensitive", "questionable", "explicit")
-
-
-def escape_tag(tag: str) -> str:
-    """Gelbooru's escaping: ``'`` as ``&#039;``, not Python's ``&#x27;``."""
-    return (
-        tag.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace('"', "&quot;").replace("'", "&#039;")
-    )
-
-
-def unescape_tag(tag: str) -> str:
-    return html.unescape(tag)
-
-
-def make_image(seed: int, *, fmt: str = "png", size: tuple[int, int] | None = None, image_bytes: int = 0) -> bytes:
-    """Random pixels (unique per seed, incompressible): ``image_bytes`` picks a size of about that many bytes."""
-    if size is None:
-        side = max(8, int((image_bytes / 3) ** 0.5)) if image_bytes else 8
-        size = (side, side)
-    pixels = random.Random(seed).randbytes(size[0] * size[1] * 3)
-    img = Image.frombytes("RGB", size, pixels)
-    buf = io.BytesIO()
-    if fmt in ("jpg", "jpeg"):
-        img.save(buf, "JPEG", quality=92)
-    else:
-        img.save(buf, "PNG", compress_level=1)
-    return buf.getvalue()
-
-
-def make_post(
-    post_id: int,
-    tags: Iterable[str],
-    *,
-    data: bytes | None = None,
-    ext: str = "png",
-    rating: str = "general",
-    score: int = 0,
-    size: tuple[int, int] | None = None,
-    source: str = "",
-    image_bytes: int = 0,
-) -> dict[str, Any]:
-    if data is None:
-        data = make_image(post_id, fmt=ext, size=size, image_bytes=image_bytes)
-    with Image.open(io.BytesIO(data)) as img:
-        width, height = img.size
-    md5 = hashlib.md5(data).hexdigest()
-    return {
-        "id": post_id,
-        "created_at": "Sat Sep 26 03:51:09 -0500 2026",
-        "score": score,
-        "width": width,
-        "height": height,
-        "md5": md5,
-        "directory": f"{md5[:2]}/{md5[2:4]}",
-        "image": f"{md5}.{ext}",
-        "rating": rating,
-        "source": source,
-        "change": 1700000000 + post_id,
-        "owner": "danbooru",
-        "creator_id": 6498,
-        "parent_id": 0,
-        "sample": 0,
-        "preview_height": 150,
-        "preview_width": 150,
-        "tags": " ".join(escape_tag(t) for t in sorted(set(tags))),
-        "title": "",
-        "has_notes": "false",
-        "has_comments": "false",
-        "sample_url": "",
-        "sample_height": 0,
-        "sample_width": 0,
-        "status": "active",
-        "post_locked": 0,
-        "has_children": "false",
-        "_data": data,
-        "_ext": ext,
-    }
-
-
-def make_posts(
-    n: int,
-    tags_pool: Iterable[str] = DEFAULT_TAGS_POOL,
-    *,
-    base_tags: Iterable[str] = ("1girl",),
-    start_id: int = 1000,
-    image_bytes: int = 0,
-    ext: str = "png",
-) -> list[dict[str, Any]]:
-    """``n`` posts with ids ``start_id..start_id+n-1``; every post has ``base_tags`` plus a few from the pool;
-    ratings cycle through general, sensitive, questionable, explicit and score equals the index."""
-    pool = list(tags_pool)
-    posts = []
-    for i in range(n):
-        chosen = [pool[(i + k) % len(pool)] for k in range(min(4, len(pool)))] if pool else []
-        posts.append(
-            make_post(
-                start_id + i, [*base_tags, *chosen], rating=RATINGS[i % 4], score=i, image_bytes=image_bytes,
-                ext=ext if ext != "mixed" else ("png", "jpg")[i % 2],
-            )
-        )
-    return posts
-
-
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    block_on_close = False
-    request_queue_size = 1024
-    allow_reuse_address = True
-
-    def __init__(self, double: GelbooruDouble) -> None:
-        self.double = double
-        super().__init__(("127.0.0.1", 0), _Handler)
-
-    def handle_error(self, request: Any, client_address: Any) -> None:  # quiet: clients hang up mid-body in tests
-        pass
-
-    def get_request(self) -> tuple[socket.socket, Any]:
-        conn, addr = super().get_request()
-        conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        return conn, addr
-
-
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    server: _Server
-
-    def log_message(self, format: str, *args: Any) -> None:  # quiet
-        pass
-
-    def do_GET(self) -> None:
-        self.server.double._handle(self)
-
-    def send(self, status: int, body: bytes, ctype: str = "application/json", headers: dict[str, str] | None = None) -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", ctype)
-        self.send_header("Content-Length", str(len(body)))
-        for name, value in (headers or {}).items():
-            self.send_header(name, value)
-        self.end_headers()
-        self.wfile.write(body)
-
-
-CLOUDFLARE_PAGE = (
-    b"<!DOCTYPE html><html><head><title>Just a moment...</title></head><body>"
-    b"<h1>Checking your browser</h1><p>cf-ray: 8a1b2c3d4e5f</p><p>Performance &amp; security by Cloudflare</p>"
-    b"</body></html>"
+from tests.fakes.booru import (  # noqa: F401 - re-exported: what tests build posts with
+    CLOUDFLARE_PAGE,
+    DEFAULT_TAG_TYPES,
+    DEFAULT_TAGS_POOL,
+    RATINGS,
+    BooruDouble,
+    Handler,
+    escape_tag,
+    make_image,
+    make_post,
+    make_posts,
+    unescape_tag,
 )
 
 
-class GelbooruDouble:
+def xml_posts(posts: list[dict[str, Any]], count: int, offset: int) -> bytes:
+    """A post list as ``dapi`` serves it without ``json=1``: ``<posts count offset><post a=".."/>``."""
+    lines = ['<?xml version="1.0" encoding="UTF-8"?>', f'<posts count="{count}" offset="{offset}">']
+    for post in posts:
+        lines.append("<post " + " ".join(f"{k}={quoteattr(str(v))}" for k, v in post.items()) + "/>")
+    lines.append("</posts>")
+    return "\n".join(lines).encode()
+
+
+class GelbooruDouble(BooruDouble):
+    max_limit = 100
+
     def __init__(
         self,
         posts: list[dict[str, Any]] | None = None,
@@ -198,163 +52,58 @@ class GelbooruDouble:
         require_referer: bool = True,
         tag_types: dict[str, int] | None = None,
     ) -> None:
-        self.posts: list[dict[str, Any]] = list(posts or [])
+        super().__init__(posts, depth_limit=depth_limit, tag_types=tag_types, require_referer=require_referer)
         self.api_key, self.user_id = api_key, user_id
-        self.depth_limit = depth_limit
         self.require_credentials = require_credentials
-        self.require_referer = require_referer
-        self.tag_types = dict(DEFAULT_TAG_TYPES if tag_types is None else tag_types)
-        self.latency = 0.0
         self.single_object = False  # one result comes as an object, not a list
         self.ints_as_strings = False
         self.xml_reason: str | None = None
-        self.cloudflare_mode = False
-        self.image_stall: tuple[int, float] | None = None  # (bytes, seconds): send that much, then pause
-        self.requests: list[tuple[str, dict[str, list[str]], dict[str, str]]] = []
-        self._hits: Counter[str] = Counter()
-        self._faults: dict[str, deque[tuple[int, dict[str, str], bytes] | None]] = {}
-        self._mangle: dict[str, list[Any]] = {}  # md5 -> [kind, times or None]
-        self._lock = threading.Lock()
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
-
-    # --- lifecycle ---
-
-    def start(self) -> GelbooruDouble:
-        self._server = _Server(self)
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-
-    def __enter__(self) -> GelbooruDouble:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    @property
-    def base_url(self) -> str:
-        assert self._server is not None, "start() the double first"
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
-
-    # --- faults and counters ---
-
-    def fail_next(self, n: int = 1, status: int = 500, kind: str = "api", headers: dict[str, str] | None = None) -> None:
-        """The next ``n`` requests of ``kind`` (post, tag, api = both, image, thumbnail, any) answer ``status``."""
-        with self._lock:
-            self._faults.setdefault(kind, deque()).extend([(status, headers or {}, b"server error")] * n)
-
-    def rate_limit_next(self, n: int = 1, retry_after: float = 1, kind: str = "api") -> None:
-        with self._lock:
-            entry = (429, {"Retry-After": f"{retry_after:g}"}, b"Too Many Requests")
-            self._faults.setdefault(kind, deque()).extend([entry] * n)
-
-    def drop_next(self, n: int = 1, kind: str = "api") -> None:
-        """Close the connection without an answer (a network error for the client)."""
-        with self._lock:
-            self._faults.setdefault(kind, deque()).extend([None] * n)
-
-    def corrupt(self, md5: str, times: int | None = 1) -> None:
-        """Serve bytes that do not match ``md5`` (``times=None``: always)."""
-        self._mangle[md5] = ["corrupt", times]
-
-    def truncate(self, md5: str, times: int | None = None) -> None:
-        """Serve only the first half of the image."""
-        self._mangle[md5] = ["truncate", times]
 
     def xml_error(self, reason: str | None = "Search error: API limited due to abuse.") -> None:
         self.xml_reason = reason
 
-    def cloudflare(self, on: bool = True) -> None:
-        self.cloudflare_mode = on
+    def classify(self, path: str, query: dict[str, list[str]]) -> tuple[str, str]:
+        if path.startswith("/images/"):
+            return "image", path.rsplit("/", 1)[-1].split(".")[0]
+        if path.startswith("/thumbnails/"):
+            return "thumbnail", path.rsplit("/", 1)[-1].removeprefix("thumbnail_").split(".")[0]
+        if path == "/index.php":
+            return ("tag" if query.get("s", [""])[0] == "tag" else "post"), ""
+        return "other", ""
 
-    def hits(self, key: str = "all") -> int:
-        """Requests seen for a kind (post, tag, api, image, all), a path, or an image md5."""
-        with self._lock:
-            return self._hits[key]
+    def refuse(self, h: Handler, query: dict[str, list[str]]) -> bool:
+        """Credentials and the daily-limit refusal; True when the request was answered."""
+        def arg(name: str) -> str:
+            return query.get(name, [""])[-1]
 
-    def reset_hits(self) -> None:
-        with self._lock:
-            self._hits.clear()
-            self.requests.clear()
-
-    def post_by_md5(self, md5: str) -> dict[str, Any]:
-        return next(p for p in self.posts if p.get("md5") == md5)
-
-    # --- serving ---
-
-    def _take_fault(self, kind: str) -> tuple[bool, tuple[int, dict[str, str], bytes] | None]:
-        with self._lock:
-            for key in (kind, "api" if kind in ("post", "tag") else "", "any"):
-                queue = self._faults.get(key)
-                if queue:
-                    return True, queue.popleft()
-        return False, None
-
-    def _handle(self, h: _Handler) -> None:
-        url = urlsplit(h.path)
-        query = parse_qs(url.query, keep_blank_values=True)
-        if url.path.startswith("/images/"):
-            kind = "image"
-        elif url.path.startswith("/thumbnails/"):
-            kind = "thumbnail"
-        elif url.path == "/index.php" and query.get("s", [""])[0] == "tag":
-            kind = "tag"
-        elif url.path == "/index.php":
-            kind = "post"
-        else:
-            kind = "other"
-        with self._lock:
-            self.requests.append((h.path, query, dict(h.headers.items())))
-            self._hits.update(["all", kind, url.path] + (["api"] if kind in ("post", "tag") else []))
-            if kind == "image":
-                self._hits[url.path.rsplit("/", 1)[-1].split(".")[0]] += 1
-        if self.latency:
-            time.sleep(self.latency)
-        found, fault = self._take_fault(kind)
-        if found:
-            if fault is None:
-                h.close_connection = True
-                return
-            status, headers, body = fault
-            h.send(status, body, "text/plain", headers)
-            return
-        if kind == "image":
-            self._image(h, url.path)
-        elif kind == "thumbnail":
-            self._thumbnail(h, url.path)
-        elif kind in ("post", "tag"):
-            self._api(h, kind, query)
-        else:
-            h.send(404, b"<html>404 Not Found</html>", "text/html")
-
-    def _api(self, h: _Handler, kind: str, query: dict[str, list[str]]) -> None:
-        def arg(name: str, default: str = "") -> str:
-            return query.get(name, [default])[-1]
-
-        if self.cloudflare_mode:
-            h.send(403, CLOUDFLARE_PAGE, "text/html; charset=UTF-8", {"Server": "cloudflare", "CF-RAY": "8a1b2c3d4e5f"})
-            return
         if self.require_credentials and (
             arg("api_key") != self.api_key or arg("user_id") != self.user_id or not arg("user_id").isdigit()
         ):
             h.send(401, b"Unauthorized", "text/html")
-            return
+            return True
         if self.xml_reason is not None:
             body = f'<?xml version="1.0" encoding="UTF-8"?><response success="false" reason="{self.xml_reason}"/>'
             h.send(200, body.encode(), "text/xml")
-            return
+            return True
         if query.get("page") != ["dapi"] or arg("q") != "index":
             h.send(200, b"<html>not the API</html>", "text/html")
+            return True
+        return False
+
+    def page_of(self, query: dict[str, list[str]]) -> tuple[list[dict[str, Any]], int, int, int]:
+        """(posts of the page, total count, offset, limit)."""
+        limit = min(self.max_limit, max(0, int(query.get("limit", ["100"])[-1] or 100)))  # 0: the count alone
+        pid = max(0, int(query.get("pid", ["0"])[-1] or 0))
+        matches = self.search(query.get("tags", [""])[-1])
+        offset = pid * limit
+        page = [] if offset >= self.depth_limit else matches[offset : offset + limit]
+        return page, len(matches), offset, limit
+
+    def serve_api(self, h: Handler, kind: str, path: str, query: dict[str, list[str]]) -> None:
+        if self.refuse(h, query):
             return
         if kind == "tag":
-            names = arg("names").split()
+            names = query.get("names", [""])[-1].split()
             tags = [
                 {"id": i + 1, "name": escape_tag(n), "count": 100, "type": self.tag_types[n], "ambiguous": 0}
                 for i, n in enumerate(names) if n in self.tag_types
@@ -364,101 +113,25 @@ class GelbooruDouble:
                 doc["tag"] = tags
             h.send(200, json.dumps(doc).encode())
             return
-        limit = min(100, max(1, int(arg("limit", "100") or 100)))
-        pid = max(0, int(arg("pid", "0") or 0))
-        matches = self._search(arg("tags"))
-        offset = pid * limit
-        doc = {"@attributes": {"limit": limit, "offset": offset, "count": len(matches)}}
-        page = [] if offset >= self.depth_limit else matches[offset : offset + limit]
-        if page:
-            served = [self._public(p) for p in page]
+        page, count, offset, limit = self.page_of(query)
+        served = [self.render(p) for p in page]
+        if "json" not in query:
+            h.send(200, xml_posts(served, count, offset), "text/xml; charset=utf-8")
+            return
+        doc = {"@attributes": {"limit": limit, "offset": offset, "count": count}}
+        if served:
             doc["post"] = served[0] if self.single_object and len(served) == 1 else served
         h.send(200, json.dumps(doc).encode())
 
-    def _search(self, tags: str) -> list[dict[str, Any]]:
-        posts = sorted(self.posts, key=lambda p: -int(p.get("id") or 0))
-        for term in tags.split():
-            if term.startswith("id:<"):
-                limit = int(term[4:])
-                posts = [p for p in posts if int(p.get("id") or 0) < limit]
-            elif term.startswith("md5:"):
-                posts = [p for p in posts if p.get("md5") == term[4:].lower()]
-            elif term.startswith("rating:"):
-                posts = [p for p in posts if p.get("rating") == term[7:]]
-            elif term.startswith("sort:"):
-                continue
-            elif term.startswith("-"):
-                posts = [p for p in posts if term[1:] not in self._tagset(p)]
-            elif "*" in term:
-                posts = [p for p in posts if any(fnmatchcase(t, term) for t in self._tagset(p))]
-            else:
-                posts = [p for p in posts if term in self._tagset(p)]
-        return posts
-
-    @staticmethod
-    def _tagset(post: dict[str, Any]) -> set[str]:
-        return {unescape_tag(t) for t in str(post.get("tags", "")).split()}
-
-    def _public(self, post: dict[str, Any]) -> dict[str, Any]:
-        if post.get("_raw"):
-            return {k: v for k, v in post.items() if not k.startswith("_")}
+    def render(self, post: dict[str, Any]) -> dict[str, Any]:
         out = {k: v for k, v in post.items() if not k.startswith("_")}
+        if post.get("_raw"):
+            return out
         name = f"{post['directory']}/{post['md5']}.{post.get('_ext', 'png')}"
-        out.setdefault("file_url", f"{self.base_url}/images/{name}")
+        out.setdefault("file_url", post.get("_file_url") or f"{self.base_url}/images/{name}")
         # Thumbnails are always JPEG, named as on the real image hosts.
         out.setdefault("preview_url", f"{self.base_url}/thumbnails/{post['directory']}/thumbnail_{post['md5']}.jpg")
         if self.ints_as_strings:
             out = {k: str(v) if isinstance(v, int) else v for k, v in out.items()}
+        out.update(post.get("_wire") or {})
         return out
-
-    def _thumbnail(self, h: _Handler, path: str) -> None:
-        """``/thumbnails/ab/cd/thumbnail_<md5>.jpg``: the image scaled to fit 150 px, as JPEG."""
-        if self.require_referer and not h.headers.get("Referer"):
-            h.send(403, b"<html>403 Forbidden: hotlinking</html>", "text/html")
-            return
-        md5 = path.rsplit("/", 1)[-1].removeprefix("thumbnail_").split(".")[0]
-        post = next((p for p in self.posts if p.get("md5") == md5 and "_data" in p), None)
-        if post is None:
-            h.send(404, b"<html>404 Not Found</html>", "text/html")
-            return
-        with Image.open(io.BytesIO(post["_data"])) as img:
-            img = img.convert("RGB")
-            img.thumbnail((150, 150))
-            buf = io.BytesIO()
-            img.save(buf, "JPEG", quality=80)
-        h.send(200, buf.getvalue(), "image/jpeg")
-
-    def _image(self, h: _Handler, path: str) -> None:
-        if self.require_referer and not h.headers.get("Referer"):
-            h.send(403, b"<html>403 Forbidden: hotlinking</html>", "text/html")
-            return
-        md5 = path.rsplit("/", 1)[-1].split(".")[0]
-        post = next((p for p in self.posts if p.get("md5") == md5 and "_data" in p), None)
-        if post is None:
-            h.send(404, b"<html>404 Not Found</html>", "text/html")
-            return
-        data: bytes = post["_data"]
-        with self._lock:
-            mangle = self._mangle.get(md5)
-            if mangle is not None:
-                if mangle[1] is not None:
-                    mangle[1] -= 1
-                    if mangle[1] <= 0:
-                        del self._mangle[md5]
-                if mangle[0] == "truncate":
-                    data = data[: len(data) // 2]
-                else:
-                    middle = len(data) // 2
-                    data = data[:middle] + bytes(b ^ 0xFF for b in data[middle : middle + 16]) + data[middle + 16 :]
-        ctype = "image/jpeg" if path.endswith((".jpg", ".jpeg")) else "image/png"
-        if self.image_stall is None:
-            h.send(200, data, ctype)
-            return
-        cut, pause = self.image_stall
-        h.send_response(200)
-        h.send_header("Content-Type", ctype)
-        h.send_header("Content-Length", str(len(data)))
-        h.end_headers()
-        h.wfile.write(data[:cut])
-        time.sleep(pause)
-        h.wfile.write(data[cut:])

@@ -1,0 +1,92 @@
+"""Where a booru site's images may come from: its own origin and the image hosts configured for it.
+
+A post's ``file_url`` is upstream data, so it is checked before anything is requested: the scheme,
+host and port must be the site's origin (from its configured URL) or match one of its image hosts
+(``JMBOORU_<SITE>_IMAGE_HOSTS``). Everything else is refused: another port, ``//host`` URLs,
+``http://good@evil`` (any user info), other schemes. Redirects are checked hop by hop the same way.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import httpx
+
+log = logging.getLogger("jmbooru.booru")
+
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+_HOST_ENTRY = re.compile(r"(?:(?P<scheme>https?)://)?(?P<host>\[[0-9a-f:.]+\]|[a-z0-9*._-]+)(?::(?P<port>\d{1,5}))?/?", re.I)
+_UNSAFE_CHARS = re.compile(r"[\x00-\x20\x7f\\]")
+
+
+@dataclass(frozen=True, slots=True)
+class HostRule:
+    scheme: str
+    host: re.Pattern[str]
+    port: int
+
+    def matches(self, scheme: str, host: str, port: int) -> bool:
+        return scheme == self.scheme and port == self.port and self.host.fullmatch(host) is not None
+
+
+def parse_host_rule(entry: str) -> HostRule | None:
+    """``img*.gelbooru.com`` (https, port 443), ``https://cdn.donmai.us``, ``http://127.0.0.1:8080``.
+
+    ``*`` stands for part of one DNS label, so ``img*.gelbooru.com`` matches ``img3.gelbooru.com``
+    but not ``evil.com.gelbooru.com.example``.
+    """
+    match = _HOST_ENTRY.fullmatch(entry.strip())
+    if match is None:
+        return None
+    scheme = (match["scheme"] or "https").lower()
+    port = int(match["port"]) if match["port"] else _DEFAULT_PORTS[scheme]
+    host = match["host"].lower().strip("[]")
+    if not host or host.strip("*.") == "" or port > 65535:
+        return None
+    pattern = re.compile(re.escape(host).replace(r"\*", "[a-z0-9-]*"))
+    return HostRule(scheme, pattern, port)
+
+
+def _origin(url: httpx.URL) -> tuple[str, str, int]:
+    scheme = url.scheme.lower()
+    return scheme, url.host.lower(), url.port or _DEFAULT_PORTS.get(scheme, 0)
+
+
+class HostPolicy:
+    """The origin of the site's configured URL plus its image-host rules."""
+
+    def __init__(self, site_url: str, image_hosts: Iterable[str] = ()) -> None:
+        self.root = httpx.URL(site_url.rstrip("/") + "/")
+        self.origin = _origin(self.root)
+        self.rules: list[HostRule] = []
+        for entry in image_hosts:
+            rule = parse_host_rule(entry)
+            if rule is None:
+                log.warning("ignoring an image host setting that is not a host name: %r", entry[:100])
+            else:
+                self.rules.append(rule)
+
+    def is_origin(self, url: httpx.URL) -> bool:
+        return not url.userinfo and _origin(url) == self.origin
+
+    def allows(self, url: httpx.URL) -> bool:
+        if url.scheme.lower() not in _DEFAULT_PORTS or url.userinfo or not url.host:
+            return False
+        scheme, host, port = _origin(url)
+        if (scheme, host, port) == self.origin:
+            return True
+        return any(rule.matches(scheme, host, port) for rule in self.rules)
+
+    def resolve(self, raw: str, base: httpx.URL | None = None) -> httpx.URL | None:
+        """``raw`` made absolute against ``base`` (default: the site's root), or None if it may not be fetched."""
+        raw = raw.strip()
+        if not raw or _UNSAFE_CHARS.search(raw):
+            return None
+        try:
+            url = (base or self.root).join(raw)
+        except (httpx.InvalidURL, ValueError, TypeError):
+            return None
+        return url if self.allows(url) else None

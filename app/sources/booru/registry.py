@@ -1,0 +1,127 @@
+"""The booru sites jmbooru knows: a name, a family and the real site's defaults each.
+
+Adding a site of a known family (a Gelbooru 0.2 site such as rule34, another Moebooru) is one
+``SiteEntry`` here, not code elsewhere: the API, the jobs, the CLI and the benchmarks take any
+site in ``SITES``. A site's settings are ``JMBOORU_<SITE>_URL``, ``_API_KEY``, ``_USER_ID``,
+``_LOGIN``, ``_API_RATE``, ``_TIMEOUT_SECONDS`` and ``_IMAGE_HOSTS`` where ``Settings`` declares
+them; an entry's own defaults apply otherwise.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import httpx
+
+from app.errors import NotFound
+from app.sources.booru.base import BooruSite, CredentialsKind, Family, SiteInfo
+from app.sources.booru.config import STANDARD_TAG_TYPES, SiteConfig
+from app.sources.booru.danbooru import DanbooruSite
+from app.sources.booru.gelbooru import GelbooruSite
+from app.sources.booru.gelbooru_v02 import GelbooruV02Site
+from app.sources.booru.http import DEFAULT_USER_AGENT, HttpOptions
+from app.sources.booru.moebooru import MoebooruSite
+
+if TYPE_CHECKING:
+    from app.config import Settings
+
+SiteFactory = Callable[..., BooruSite]
+FAMILIES: dict[Family, SiteFactory] = {
+    "gelbooru": GelbooruSite,
+    "gelbooru_v02": GelbooruV02Site,
+    "danbooru": DanbooruSite,
+    "moebooru": MoebooruSite,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class SiteEntry:
+    site: str  # the name in URLs and settings: lower-case letters, digits and underscores
+    name: str
+    family: Family
+    url: str
+    credentials: CredentialsKind = "none"
+    image_hosts: tuple[str, ...] = ()  # the real site's CDN hosts, used while the setting is unset
+    rate: float = 2.0
+    page_size: int = 100
+    max_offset: int | None = None
+    tag_limit: int = 0
+    tag_types: Mapping[int, str] = field(default_factory=lambda: STANDARD_TAG_TYPES)
+
+
+SITES: dict[str, SiteEntry] = {
+    entry.site: entry
+    for entry in (
+        SiteEntry("gelbooru", "Gelbooru", "gelbooru", "https://gelbooru.com", "required",
+                  ("img*.gelbooru.com", "video-cdn*.gelbooru.com"), max_offset=20_000),
+        SiteEntry("safebooru", "Safebooru", "gelbooru_v02", "https://safebooru.org", "none",
+                  ("safebooru.org", "*.safebooru.org")),
+        SiteEntry("danbooru", "Danbooru", "danbooru", "https://danbooru.donmai.us", "optional",
+                  ("cdn.donmai.us", "raikou*.donmai.us"), page_size=200, tag_limit=2),
+        SiteEntry("yandere", "yande.re", "moebooru", "https://yande.re", "none",
+                  ("files.yande.re", "assets.yande.re"), rate=1.0,
+                  tag_types={0: "general", 1: "artist", 3: "copyright", 4: "character", 5: "artist", 6: "metadata"}),
+        SiteEntry("konachan", "Konachan", "moebooru", "https://konachan.com", "none",
+                  ("konachan.com", "konachan.net"), rate=1.0,
+                  tag_types={0: "general", 1: "artist", 3: "copyright", 4: "character", 5: "metadata", 6: "artist"}),
+    )
+}
+
+
+def unknown_site(name: str, names: Iterable[str] | None = None) -> NotFound:
+    known = ", ".join(SITES if names is None else names)
+    return NotFound(f"There is no booru site called '{name[:40]}' here; the sites are: {known}.")
+
+
+def _setting(settings: Settings | None, site: str, key: str) -> Any:
+    return getattr(settings, f"{site}_{key}", None) if settings is not None else None
+
+
+def site_config(entry: SiteEntry, settings: Settings | None = None, **overrides: Any) -> SiteConfig:
+    """The entry's defaults, then ``JMBOORU_<SITE>_*`` settings, then ``overrides`` (None values ignored)."""
+    values: dict[str, Any] = {
+        "url": entry.url, "api_key": "", "user_id": "", "login": "", "image_hosts": entry.image_hosts,
+        "page_size": entry.page_size, "max_offset": entry.max_offset, "tag_limit": entry.tag_limit,
+    }
+    for key in ("url", "api_key", "user_id", "login", "image_hosts", "tag_limit"):
+        value = _setting(settings, entry.site, key)
+        if value is not None:
+            values[key] = value
+    http: dict[str, Any] = {
+        "user_agent": settings.user_agent if settings else DEFAULT_USER_AGENT,
+        "proxy": settings.proxy if settings else "",
+        "rate": _setting(settings, entry.site, "api_rate") or entry.rate,
+        "timeout": _setting(settings, entry.site, "timeout_seconds") or (settings.booru_timeout_seconds if settings else 30.0),
+    }
+    if settings is not None:
+        http["max_wait"] = settings.upstream_max_retry_after_seconds
+    for key, value in overrides.items():
+        if value is None:
+            continue
+        if key in HttpOptions.__dataclass_fields__:
+            http[key] = value
+        elif key in values:
+            values[key] = value
+        else:
+            raise TypeError(f"unknown site option {key!r}")
+    values["image_hosts"] = tuple(values["image_hosts"])
+    key, who = str(values["api_key"]).strip(), str(values["user_id"] or values["login"]).strip()
+    info = SiteInfo(site=entry.site, name=entry.name, family=entry.family, url=str(values.pop("url")).rstrip("/"),
+                    credentials=entry.credentials, credentials_set=bool(key or who), settings_prefix=f"JMBOORU_{entry.site.upper()}")
+    return SiteConfig(info=info, http=HttpOptions(**http), tag_types=entry.tag_types, **values)
+
+
+def build_site(site: str | SiteEntry, settings: Settings | None = None, *,
+               transport: httpx.AsyncBaseTransport | None = None, **overrides: Any) -> BooruSite:
+    entry = site if isinstance(site, SiteEntry) else SITES.get(site)
+    if entry is None:
+        raise unknown_site(str(site))
+    return FAMILIES[entry.family](site_config(entry, settings, **overrides), transport=transport)
+
+
+def build_sites(settings: Settings) -> dict[str, BooruSite]:
+    """Every registered site, built once (the Engine does this at start-up)."""
+    return {name: build_site(entry, settings) for name, entry in SITES.items()}
+

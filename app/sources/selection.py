@@ -1,0 +1,97 @@
+"""Which posts of a booru search become dataset files: filters, one post per md5, and the posts that
+have no file jmbooru may fetch (restricted, deleted, or on a host outside the site's), counted."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncGenerator
+from contextlib import aclosing
+from dataclasses import dataclass, field
+
+from app.errors import NotFound
+from app.sources.booru.base import BooruSite, Post
+from app.sources.captions import PostFilters
+
+MD5_RE = re.compile(r"[0-9a-f]{32}")
+BATCH = 100  # posts looked at between two hand-overs to the downloads
+
+
+@dataclass(slots=True)
+class Unavailable:
+    post_id: int
+    md5: str
+    reason: str
+
+
+def unavailable_reason(site: BooruSite, post: Post) -> str | None:
+    if not post.file_url:
+        return "the post has no file (restricted or deleted)"
+    if not MD5_RE.fullmatch(post.md5):
+        return "the post has no valid md5"
+    if not site.image_allowed(post.file_url):
+        return f"the image is not on {site.info.name} or its image hosts, so it was not requested"
+    return None
+
+
+@dataclass
+class PostSelection:
+    """The first ``max_images`` posts that pass the filters, one per md5, in batches.
+
+    Filters run here, not in the site's query, so strict filters on a huge tag could page for hours:
+    at most ``max_scanned`` posts (default 50 per wanted image, at least 5,000) are looked at.
+    """
+
+    site: BooruSite
+    tags: str
+    max_images: int
+    filters: PostFilters
+    max_scanned: int | None = None
+    scanned: int = 0
+    selected: int = 0
+    filtered_out: int = 0
+    unavailable: list[Unavailable] = field(default_factory=list)
+
+    async def batches(self) -> AsyncGenerator[list[Post], None]:
+        md5s: set[str] = set()
+        batch: list[Post] = []
+        limit = self.max_scanned or max(5000, self.max_images * 50)
+        async with aclosing(self.site.iter_posts(self.tags, max_posts=limit)) as posts:
+            async for post in posts:
+                self.scanned += 1
+                if not self.filters.matches(post):
+                    self.filtered_out += 1
+                elif (reason := unavailable_reason(self.site, post)) is not None:
+                    self.unavailable.append(Unavailable(post.id, post.md5, reason))
+                elif post.md5 not in md5s:
+                    md5s.add(post.md5)
+                    batch.append(post)
+                    self.selected += 1
+                if self.selected >= self.max_images:
+                    break
+                if self.scanned % BATCH == 0 and batch:
+                    yield batch
+                    batch = []
+        if batch:
+            yield batch
+
+    def nothing_selected(self) -> NotFound:
+        """The sentence for a search that gave no post to download, saying which step removed them."""
+        name, tags = self.site.info.name, " ".join(self.tags.split())[:200]
+        limited = self.scanned >= (self.max_scanned or max(5000, self.max_images * 50))
+        looked = f"the first {self.scanned}" if limited else f"all {self.scanned}"
+        if self.scanned == 0:
+            return NotFound(
+                f"No {name} posts match the tags '{tags}'; check the spelling on the site "
+                "(tags use underscores, like long_hair)."
+            )
+        if not self.unavailable:
+            return NotFound(
+                f"The filters removed {looked} {name} posts matching '{tags}'; loosen the rating, size, "
+                "score or blacklist filters."
+            )
+        removed = f", and the filters removed the other {self.filtered_out}" if self.filtered_out else ""
+        looked = looked.replace("all ", "the ", 1)
+        return NotFound(
+            f"None of {looked} {name} posts matching '{tags}' has a file jmbooru may download: "
+            f"{len(self.unavailable)} are restricted, deleted or hosted elsewhere{removed}."
+        )
