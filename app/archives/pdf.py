@@ -14,7 +14,6 @@ import ctypes
 import io
 import json
 import logging
-import os
 import shutil
 import subprocess
 import sys
@@ -137,9 +136,9 @@ def _document_info(book: Book) -> dict[str, str]:
 
 def _join_in_child(spec: dict[str, Any], spec_file: Path, cancel: threading.Event | None) -> None:
     spec_file.write_text(json.dumps(spec, ensure_ascii=False), encoding="utf-8")
-    package_root = str(Path(__file__).resolve().parents[2])  # where ``app`` is, installed or not
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")]))}
-    child = subprocess.Popen([sys.executable, "-m", "app.archives.pdf_join", str(spec_file)], env=env,
+    # The script itself, isolated (-I): the child imports json and pikepdf, not this package (5 MB less).
+    script = Path(__file__).with_name("pdf_join.py")
+    child = subprocess.Popen([sys.executable, "-I", str(script), str(spec_file)],
                              stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
         while True:

@@ -6,7 +6,7 @@ page assembly (``pikepdf.Job``) reads each page's data only when it writes it (p
 copying would first load every image into memory), and ``decodeLevel: none`` copies image data
 as it is. A second pass adds what Job cannot: the outline and the document info.
 
-    python -m app.archives.pdf_join SPEC.json
+    python -I app/archives/pdf_join.py SPEC.json      (it imports nothing of jmbooru)
 
 SPEC: ``{"pages": [one-page PDF paths], "joined": scratch path, "out": output path, "info":
 {"/Title": ...}, "bookmarks": [[0-based page index, title], ...]}``.
