@@ -420,6 +420,17 @@ def findings(wall: dict[str, Any], mem: list[dict[str, Any]], build: dict[str, A
                    f"{r['start'] * 1000:.0f} ms until the job starts, {r['build'] * 1000:.0f} ms building the zip after "
                    f"the last page and {r['fetch'] * 1000:.0f} ms streaming it; the download itself "
                    f"{(r['download'] - r['direct']) * 1000:+.0f} ms against the direct run.")
+    misses = [r for r in wall.values() if r["ratio"] > TARGET_RATIO]
+    if misses:
+        fixed = max(r["start"] + r["build"] + r["fetch"] for r in misses)
+        out.append(
+            f"- **Ratio miss.** The download itself is within a few percent of jmcomic's (30 image threads, one "
+            f"round trip for 30 pages); what remains is fixed per job: about {fixed * 1000:.0f} ms (the POST and the job "
+            "start, the zip and its fsync after the last page, the transfer) that the direct run does not do, plus "
+            "a few ms of download slowed by the server's own threads. A 30-page album at 0.1 s per image is about "
+            f"0.13 s of work, so the 10 % allows {0.013 * 1000:.0f} ms in all. The fixed part sits in the job engine "
+            "(two store writes before jmcomic starts, the work folder removed before the final frame) and in HTTP; "
+            "building the zip while pages arrive would hide its 4 ms only for albums of several waves.")
     if mem:
         worst = max(mem, key=lambda r: r["tree_peak"])
         by_format: dict[str, list[dict[str, Any]]] = {}
@@ -461,7 +472,14 @@ def main() -> None:
     parser.add_argument("--skip-memory", action="store_true")
     parser.add_argument("--skip-build", action="store_true")
     parser.add_argument("--no-write", action="store_true")
+    parser.add_argument("--render", action="store_true", help="write the section again from bench/out/album.json")
     args = parser.parse_args()
+    if args.render:
+        raw = json.loads((REPO / "bench" / "out" / "album.json").read_text())
+        for name, value in raw["args"].items():
+            setattr(args, name, value)
+        write_section("album", render(raw["machine"], args, raw["wall"], raw["memory"], raw["build"]))
+        return
     info = machine()
     wall = {} if args.skip_wall else wall_time(args)
     mem = [] if args.skip_memory else memory(args)
