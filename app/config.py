@@ -7,7 +7,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import (
     BaseSettings,
     DotEnvSettingsSource,
@@ -68,6 +68,13 @@ class Settings(BaseSettings):
                             "comments, covers): they only wait on the network, so there are many")
     jm_image_share: float = Field(0.25, gt=0, lt=1, description="at most this share of jm_threads fetches "
                                   "covers, so a slow image host cannot starve the API calls (and the reverse)")
+    album_image_threads: int = Field(
+        30, ge=1, le=256, description="page images an album download fetches at once (pages go straight to disk, "
+        "so this costs round trips, not memory; the seed used 30)")
+    album_pixel_budget_mb: int = Field(
+        64, ge=1, description="megabytes of pictures being descrambled at once, across all album jobs")
+    jm_username: str = Field("", description="your JM account, for favourites")
+    jm_password: SecretStr = Field(SecretStr(""), description="its password (never logged or shown)")
     cache_ttl_seconds: float = Field(300.0, ge=0, description="how long rank/search/info/cover answers are cached")
 
     # Booru sites (app/sources/booru/registry.py). An unset *_IMAGE_HOSTS keeps the real site's CDN hosts.

@@ -35,6 +35,8 @@ def is_secret(name: str) -> bool:
 
 
 def mask(name: str, value: Any) -> str:
+    if hasattr(value, "get_secret_value"):  # a pydantic SecretStr: measure the secret, not its stars
+        value = value.get_secret_value()
     text = ",".join(str(v) for v in value) if isinstance(value, list | tuple) else str(value)
     if name == "redis_url" and "@" in text:
         scheme, _, rest = text.partition("://")

@@ -88,6 +88,8 @@ def settings_secrets(settings: Any) -> list[str]:
     for name in type(settings).model_fields:
         if any(word in name for word in ("api_key", "password", "secret", "token")):
             value = getattr(settings, name, "")
+            if hasattr(value, "get_secret_value"):  # a pydantic SecretStr (JMBOORU_JM_PASSWORD)
+                value = value.get_secret_value()
             if isinstance(value, str) and value:
                 values.append(value)
     redis_url = getattr(settings, "redis_url", "")

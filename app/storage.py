@@ -1,25 +1,23 @@
-"""The data-folder layout, safe names, atomic writes and zip building.
+"""The data-folder layout and safe names (archives are built by ``app.archives``).
 
     <data>/jobs.sqlite3          the embedded job store
     <data>/work/<job_id>/        files of a job while it runs (removed when it ends)
-    <data>/archives/<file_name>  finished archives; ``<name>.part`` while being written
+    <data>/archives/<file_name>  finished archives (zip, cbz, pdf); ``<name>.part`` while being written
 """
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import time
 import unicodedata
-import zipfile
-from collections.abc import Callable, Iterable
 from pathlib import Path
+
+from app.archives import archive_owner
 
 _SAFE_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
 _UNSAFE_CHARS = re.compile(r'[\x00-\x1f\x7f<>:"/\\|?*]+')
 _WINDOWS_RESERVED = {"CON", "PRN", "AUX", "NUL", *(f"COM{i}" for i in range(1, 10)), *(f"LPT{i}" for i in range(1, 10))}
-_COPY_CHUNK = 1024 * 1024
 
 
 class Storage:
@@ -72,8 +70,8 @@ class Storage:
         if self.archive_root.exists():
             for path in self.archive_root.iterdir():
                 name = path.name.removesuffix(".part")
-                owner = name.removesuffix(".zip").rsplit("-", 1)[-1]  # archives are <stem>-<job id[:10]>.zip
-                if name in keep_files or owner in active_prefixes:
+                owner = archive_owner(path.name)  # archives are <stem>-<job id[:10]>.<extension>
+                if name in keep_files or (owner is not None and owner in active_prefixes) or path.is_dir():
                     continue
                 path.unlink(missing_ok=True)
 
@@ -112,33 +110,3 @@ def safe_component(text: str, fallback: str = "untitled", max_length: int = 120)
     encoded = text.encode("utf-8")[:max_length]
     text = encoded.decode("utf-8", errors="ignore").strip()
     return text or fallback
-
-
-def build_zip(
-    entries: Iterable[tuple[str, Path]],
-    dest: Path,
-    *,
-    on_file: Callable[[int], None] | None = None,
-) -> int:
-    """Write ``entries`` (archive name, file) to ``dest`` atomically; returns the archive's size.
-
-    Images are already compressed, so members are stored, not deflated. The archive is
-    written as ``<dest>.part`` and renamed only when complete, so nobody serves half a zip.
-    """
-    part = dest.with_name(dest.name + ".part")
-    try:
-        with zipfile.ZipFile(part, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
-            for arcname, path in entries:
-                info = zipfile.ZipInfo.from_file(path, arcname)
-                info.compress_type = zipfile.ZIP_STORED
-                with open(path, "rb") as src, zf.open(info, "w", force_zip64=info.file_size > 2**31) as out:
-                    shutil.copyfileobj(src, out, _COPY_CHUNK)
-                if on_file is not None:
-                    on_file(info.file_size)
-        with open(part, "rb") as fh:
-            os.fsync(fh.fileno())
-        os.replace(part, dest)
-    except BaseException:
-        part.unlink(missing_ok=True)
-        raise
-    return dest.stat().st_size

@@ -1,18 +1,17 @@
-"""``jmcomic.download_album`` called directly, with the option the server builds for its jobs.
+"""``jmcomic.download_album`` called directly, with the seed's option: JMComic_Server_API's 30 image
+threads (``BENCH_IMAGE_THREADS``), the rest as ``app.sources.jm.build_option`` builds it for the server
+(retries, timeout, dir rule, decoding, curl_cffi).
 
 A long-lived process (so it is as warm as the server): reads ``<album_id> <base_dir>`` lines on
 stdin, downloads the album into ``base_dir`` and prints one JSON line: seconds spent in
-``download_album``, files and bytes written, and the seconds ``app.storage.build_zip`` then takes to
+``download_album``, files and bytes written, and the seconds ``app.archives.build_zip`` then takes to
 pack them (for reference; the benchmark's ratio uses the download alone).
-
-The settings come from the same ``JMBOORU_*`` environment as the server's, and the option from
-``app.sources.jm.build_option``: same image threads (``JMBOORU_DOWNLOAD_WORKERS``), retries,
-timeout, dir rule, decoding and postman.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -21,21 +20,22 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import jmcomic  # noqa: E402
 
+from app.archives import build_zip  # noqa: E402
 from app.config import Settings  # noqa: E402
 from app.sources.jm import apply_module_settings, build_option  # noqa: E402
-from app.storage import build_zip  # noqa: E402
 
 
 def main() -> None:
     settings = Settings()
     apply_module_settings(settings)
-    print("READY", settings.download_workers, flush=True)
+    threads = int(os.environ.get("BENCH_IMAGE_THREADS", "30"))
+    print("READY", threads, flush=True)
     for line in sys.stdin:
         words = line.split()
         if not words or words[0] == "quit":
             break
         album_id, base_dir = words[0], Path(words[1])
-        option = build_option(settings, base_dir=base_dir)
+        option = build_option(settings, base_dir=base_dir, image_threads=threads)
         start = time.perf_counter()
         jmcomic.download_album(album_id, option)
         elapsed = time.perf_counter() - start

@@ -273,7 +273,7 @@ def one_run(args: argparse.Namespace, double: DoubleProcess, sc: Scenario, worke
         "JMBOORU_JM_SCHEME": "http",
         "JMBOORU_JM_RETRY_TIMES": "0",
         "JMBOORU_MAX_CONCURRENT_JOBS": str(args.concurrency),
-        "JMBOORU_DOWNLOAD_WORKERS": str(args.image_threads),
+        "JMBOORU_ALBUM_IMAGE_THREADS": str(args.image_threads),
         "JMBOORU_LOG_LEVEL": "warning",
     }
     cluster = None
@@ -430,7 +430,7 @@ def report(args: argparse.Namespace, m: dict[str, str], mean_bytes: float,
         f"{mean_bytes / 1000:.0f} kB, ids from {FIRST_ALBUM}) on the JM double in its own process. Each run starts a "
         f"fresh redis-server (free loopback port, no persistence) and data folder, {args.apis} uvicorn API processes "
         f"and N `jmbooru worker` processes (`JMBOORU_MAX_CONCURRENT_JOBS={args.concurrency}`, "
-        f"`JMBOORU_DOWNLOAD_WORKERS={args.image_threads}` image threads per job) with tests/cluster.py, waits "
+        f"`JMBOORU_ALBUM_IMAGE_THREADS={args.image_threads}` image threads per job) with tests/cluster.py, waits "
         "until every worker listens on the queue (BRPOP in `CLIENT LIST`) and runs one warm-up album per job slot "
         "(a fresh worker's first job pays about 0.3 s for jmcomic's set-up). All albums are submitted at once "
         "(round-robin over the API processes, one client_id); the clock runs from the first POST to the last "
@@ -495,7 +495,7 @@ def main() -> None:
                     help="image_latency:api_latency:albums, comma-separated")
     ap.add_argument("--apis", type=int, default=2)
     ap.add_argument("--concurrency", type=int, default=2, help="JMBOORU_MAX_CONCURRENT_JOBS per worker")
-    ap.add_argument("--image-threads", type=int, default=8, help="JMBOORU_DOWNLOAD_WORKERS (jmcomic image threads)")
+    ap.add_argument("--image-threads", type=int, default=8, help="JMBOORU_ALBUM_IMAGE_THREADS (jmcomic image threads)")
     ap.add_argument("--out", type=Path, default=None, help="write the section to this file instead of docs/benchmarks.md")
     ap.add_argument("--no-write", action="store_true", help="print the figures, leave docs/benchmarks.md alone")
     args = ap.parse_args()

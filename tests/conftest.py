@@ -49,6 +49,7 @@ def make_settings(data_dir: Path, jm: JmDouble | None = None, **overrides: Any) 
         "cleanup_interval_seconds": 3600,
         "shutdown_grace_seconds": 1,
         "download_workers": 4,
+        "album_image_threads": 4,
         "gc_freeze": False,
     }
     if jm is not None:

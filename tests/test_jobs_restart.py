@@ -28,6 +28,8 @@ def start_server(data_dir: Path, jm: JmDouble, port: int, log: Path, **extra: st
         "JMBOORU_JM_IMAGE_DOMAINS": jm.host,
         "JMBOORU_JM_SCHEME": "http",
         "JMBOORU_REDIS_URL": "",
+        # These tests stop a server mid-download: 4 pages at a time keep the albums running long enough.
+        "JMBOORU_ALBUM_IMAGE_THREADS": "4",
         **extra,
     }
     proc = subprocess.Popen(

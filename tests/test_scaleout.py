@@ -40,6 +40,7 @@ def cluster_env(tmp_path: Path, jm: JmDouble, redis_url: str, **extra: str) -> d
         "JMBOORU_CLEANUP_INTERVAL_SECONDS": "0.5",
         "JMBOORU_JOB_LEASE_SECONDS": "3",
         "JMBOORU_DOWNLOAD_WORKERS": "4",
+        "JMBOORU_ALBUM_IMAGE_THREADS": "4",
     }
     env.update(extra)
     return env
@@ -108,7 +109,7 @@ async def test_worker_killed_mid_job_is_recovered(
 ) -> None:
     jm_double.add_album(FakeAlbum.single("190400", "Killed Mid Job", 30))
     jm_double.set_latency(0.15, "/media/photos")
-    env = cluster_env(tmp_path, jm_double, redis_server.url, JMBOORU_DOWNLOAD_WORKERS="2")
+    env = cluster_env(tmp_path, jm_double, redis_server.url, JMBOORU_ALBUM_IMAGE_THREADS="2")
     cluster = Cluster(tmp_path, env, apis=1, workers=2)
     try:
         async with httpx.AsyncClient(base_url=cluster.url(0)) as http:

@@ -2,34 +2,50 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Query
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, field_validator
 
-from app.api.deps import ApiKey, BooruSiteDep, JobsDep, SettingsDep
+from app.api.deps import ApiKey, BooruSiteDep, JmDep, JobsDep, SettingsDep
 from app.api.jm import AlbumIdPath, parse_album_id
 from app.api.schemas import UPSTREAM, Accepted, errors
-from app.errors import Unprocessable
-from app.jobs.album_runner import Layout
+from app.archives import FormatName
+from app.errors import NotFound, Unprocessable
 from app.jobs.models import Job
+from app.jobs.specs import MAX_CHAPTERS, AlbumSpec, BooruSpec, spec_problem
+from app.sources.album_archive import Layout, unknown_chapters_problem
 from app.sources.captions import CaptionOptions, PostFilters
+from app.sources.jm import JmSource
 
 router = APIRouter(tags=["downloads"], dependencies=[ApiKey], responses=errors(401, 422, 503))
 
 CLIENT_ID_PATTERN = r"^[A-Za-z0-9._:@-]{1,128}$"
 
 
+# The one rule between keys, in the schema too: layout "chapters" only for a zip (JSON Schema if/then).
+ZIP_FOR_CHAPTER_FOLDERS: dict[str, Any] = {
+    "if": {"properties": {"layout": {"const": "chapters"}}, "required": ["layout"]},
+    "then": {"properties": {"format": {"const": "zip"}}},
+}
+ChapterId = Annotated[str, StringConstraints(pattern=r"^(?:[Jj][Mm])?0*[1-9][0-9]{0,11}$")] | \
+    Annotated[int, Field(ge=1, le=999_999_999_999)]
+
+
 class AlbumDownloadRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra=ZIP_FOR_CHAPTER_FOLDERS)
 
     client_id: str | None = Field(None, pattern=CLIENT_ID_PATTERN)
+    format: FormatName = Field(
+        "zip", description="zip: pages plus cover.jpg; cbz: a comic book (pages flat, ComicInfo.xml); pdf: one "
+        "page per image, an outline entry per chapter")
     layout: Layout = Field(
         "flat", description="flat: every page at the top level, numbered across chapters (what existing "
-        "apps read); chapters: one folder per chapter")
+        "apps read); chapters: one folder per chapter (zip only)")
+    chapters: list[ChapterId] | None = Field(
+        None, min_length=1, max_length=MAX_CHAPTERS,
+        description="chapter ids to include (chapters[].id of /v1/info); default all")
 
 
 class BooruDownloadRequest(BaseModel):
@@ -61,29 +77,41 @@ def _accepted(job: Job, created: bool, client_id: str | None, message: str) -> J
         "joined": not created,
         "client_id": client_id,
     }
-    if job.kind == "album":
-        body["album_id"] = job.params.get("album_id")
+    body.update(job.spec_fields())
     if job.state == "ready":
         body.update(file_name=job.file_name, download_url=job.download_url)
     return JSONResponse(body, status_code=202, headers={"Location": f"/v1/jobs/{job.job_id}"})
 
 
 @router.post("/v1/download/album/{album_id}", status_code=202, response_model=Accepted,
-             responses=errors(400))
+             responses=errors(400, 404, *UPSTREAM))  # 404 and upstream errors: checking chosen chapters
 async def download_album(
     album_id: AlbumIdPath,
     jobs: JobsDep,
+    jm: JmDep,
     body: Annotated[AlbumDownloadRequest | None, Body()] = None,
     client_id: Annotated[str | None, Query(pattern=CLIENT_ID_PATTERN)] = None,
 ) -> JSONResponse:
-    """Start downloading a JM album into one zip; progress goes to the client's WebSocket."""
+    """Start downloading a JM album into one archive (zip, cbz or pdf); progress goes to the client's WebSocket."""
     aid = parse_album_id(album_id)
     cid = (body.client_id if body else None) or client_id
-    layout = body.layout if body else "flat"
-    key = f"album:{aid}" if layout == "flat" else f"album:{aid}:{layout}"
-    params = {"album_id": aid, "layout": layout}
-    job, created = await jobs.submit("album", key, params, cid, title=f"JM{aid}")
+    try:
+        spec = AlbumSpec(album_id=aid, **(body.model_dump(exclude={"client_id"}) if body else {}))
+    except ValidationError as exc:
+        raise Unprocessable("Invalid request: " + spec_problem(exc)) from None
+    if spec.chapters:
+        await _check_chapters(jm, spec)
+    job, created = await jobs.submit(spec, cid)
     return _accepted(job, created, cid, f"Album {aid} is queued for download.")
+
+
+async def _check_chapters(jm: JmSource, spec: AlbumSpec) -> None:
+    """Unknown chapter ids are a 422 now rather than a job that fails later (album info is cached)."""
+    album = await jm.album(spec.album_id)
+    problem = unknown_chapters_problem(spec.album_id, spec.chapters or (),
+                                       [(str(c["id"]), str(c["title"])) for c in album.chapters])
+    if problem:
+        raise NotFound(problem)
 
 
 @router.post("/v1/download/booru/{site}", status_code=202, response_model=Accepted,
@@ -100,14 +128,6 @@ async def download_booru(site: BooruSiteDep, body: BooruDownloadRequest, jobs: J
             "(JMBOORU_MAX_IMAGES_PER_JOB): ask for fewer images or split the download."
         )
     name, tags = site.info.site, body.tags
-    params = {
-        "site": name,
-        "tags": tags,
-        "max_images": max_images,
-        "caption": body.caption.model_dump(),
-        "filters": body.filters.model_dump(),
-    }
-    digest = hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()[:24]
-    job, created = await jobs.submit("booru", f"booru:{name}:{digest}", params, body.client_id,
-                                     title=f"{name}: {tags}")
+    spec = BooruSpec(site=name, tags=tags, max_images=max_images, caption=body.caption, filters=body.filters)
+    job, created = await jobs.submit(spec, body.client_id)
     return _accepted(job, created, body.client_id, f"A {site.info.name} dataset for '{tags}' is queued.")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import unicodedata
 from typing import Annotated, Any
 from urllib.parse import quote
@@ -11,6 +12,7 @@ from fastapi.responses import FileResponse, JSONResponse, Response
 
 from app.api.deps import ApiKey, JobsDep
 from app.api.schemas import ARCHIVE_TYPES, FILE_NAME_PATTERN, JOB_ID_PATTERN, JobOut, MissingArchive, errors
+from app.archives import format_for_file
 from app.errors import NotFound
 from app.jobs.models import Job, JobState
 
@@ -22,7 +24,6 @@ ARCHIVE: dict[int | str, dict[str, Any]] = {
     200: {"content": ARCHIVE_TYPES, "description": "The whole archive."},
     206: {"content": ARCHIVE_TYPES, "description": "The requested byte range."},
 }
-
 
 @router.get("/v1/jobs/{job_id}", response_model=JobOut, responses=errors(404, 503))
 async def get_job(job_id: JobIdPath, jobs: JobsDep) -> dict[str, Any]:
@@ -67,9 +68,10 @@ def _archive_response(jobs: JobsDep, job: Job) -> Response:
     path = jobs.storage.archive_path(job.file_name)
     if path is None or not path.is_file():
         raise NotFound("The archive has expired or was deleted.")
+    fmt = format_for_file(job.file_name)
     return FileResponse(
         path,
-        media_type="application/zip",
+        media_type=fmt.media_type if fmt is not None else "application/octet-stream",
         headers={
             "Content-Disposition": content_disposition(job.download_name or job.file_name, job.file_name),
             "Cache-Control": "private, max-age=0, no-transform",
@@ -81,6 +83,6 @@ def content_disposition(name: str, fallback: str) -> str:
     """Both forms: ``filename`` (ASCII, for curl -OJ and old clients) and ``filename*`` (UTF-8)."""
     ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
     ascii_name = "".join(c if c.isprintable() and c not in '"\\;' else "_" for c in ascii_name).strip()
-    if not ascii_name.removesuffix(".zip").strip(" ._[]"):
+    if not os.path.splitext(ascii_name)[0].strip(" ._[]"):
         ascii_name = fallback
     return f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(name, safe='')}"

@@ -10,6 +10,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from app.archives import FORMATS
+
 JOB_ID_PATTERN = r"^[A-Za-z0-9]{22}$"
 FILE_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$"
 ALBUM_ID_PATTERN = r"^(?:[Jj][Mm])?[1-9][0-9]{0,11}$"
@@ -191,6 +193,5 @@ class JobFrame(_Open):
     error: str | None = None
 
 
-ARCHIVE_TYPES = {
-    "application/zip": {"schema": {"type": "string", "format": "binary"}},
-}
+# Every archive format's media type (zip, cbz, pdf): what a download can be.
+ARCHIVE_TYPES = {fmt.media_type: {"schema": {"type": "string", "format": "binary"}} for fmt in FORMATS.values()}

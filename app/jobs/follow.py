@@ -24,8 +24,6 @@ def snapshot(job: Job) -> Frame:
     frame["status"] = str(job.state)
     if job.state == JobState.READY:
         frame.update(file_name=job.file_name, download_url=job.download_url)
-    if job.kind == "album":
-        frame["album_id"] = job.params.get("album_id")
     return frame
 
 

@@ -8,6 +8,8 @@ from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from app.jobs.specs import JobSpec, parse_spec
+
 
 class JobState(StrEnum):
     QUEUED = "queued"
@@ -35,9 +37,9 @@ def new_job_id() -> str:
 @dataclass
 class Job:
     job_id: str
-    kind: str  # "album" or "booru"
-    key: str  # what makes two requests "the same download", e.g. "album:123"
-    params: dict[str, Any]
+    kind: str  # a name in app.jobs.specs.SPECS
+    key: str  # what makes two requests "the same download", e.g. "album:123" (JobSpec.dedupe_key)
+    params: dict[str, Any]  # the JobSpec, as JSON
     state: JobState = JobState.QUEUED
     title: str = ""
     done: int = 0
@@ -72,6 +74,23 @@ class Job:
         known = {k: v for k, v in record.items() if k in cls.__dataclass_fields__}
         known["state"] = JobState(known.get("state", "queued"))
         return cls(**known)
+
+    @property
+    def spec(self) -> JobSpec:
+        """The typed parameters; raises if the record holds a kind or parameters this code does not know."""
+        return parse_spec(self.kind, self.params)
+
+    def spec_fields(self) -> dict[str, Any]:
+        """What the job's kind adds to every frame and answer (e.g. ``album_id``)."""
+        try:
+            return self.spec.public_fields()
+        except Exception:  # a record written by another version: frames still go out
+            return {}
+
+    @classmethod
+    def for_spec(cls, spec: JobSpec, job_id: str, **fields: Any) -> Job:
+        return cls(job_id=job_id, kind=spec.kind, key=spec.dedupe_key(), params=spec.model_dump(mode="json"),
+                   title=spec.title(), **fields)
 
     @property
     def download_url(self) -> str:
@@ -122,6 +141,8 @@ class Job:
         elif event in ("failed", "cancelled", "expired"):
             frame.update(file_name="", error=self.error)
         frame["message"] = self.message
+        for name, value in self.spec_fields().items():
+            frame.setdefault(name, value)
         frame.update(extra)
         return frame
 

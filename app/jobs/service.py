@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from app import logs, metrics
+from app.archives import ArchiveContent, archive_file_name, archive_format, build_archive
 from app.blocking import BlockingPool
 from app.config import Settings
 from app.errors import AppError, DiskFull, NotFound, StoreUnavailable, is_disk_full
@@ -21,8 +22,9 @@ from app.jobs.models import FINAL_EVENTS, Job, JobState, new_job_id
 from app.jobs.progress import Counters, ProgressTracker
 from app.jobs.queue import JobQueue
 from app.jobs.runner import RunContext, Runner
+from app.jobs.specs import JobSpec
 from app.jobs.store import JobStore
-from app.storage import Storage, build_zip
+from app.storage import Storage
 
 log = logging.getLogger("jmbooru.jobs")
 
@@ -94,14 +96,13 @@ class JobService:
 
     # --- starting and reading ---------------------------------------------------------------
 
-    async def submit(self, kind: str, key: str, params: dict[str, Any], client_id: str | None,
-                     title: str = "") -> tuple[Job, bool]:
+    async def submit(self, spec: JobSpec, client_id: str | None) -> tuple[Job, bool]:
         """Start a job, or join the one already downloading (or recently done) the same thing."""
-        candidate = Job(job_id=new_job_id(), kind=kind, key=key, params=params, title=title,
-                        message="Waiting for a free download slot.", request_id=logs.REQUEST_ID.get())
+        candidate = Job.for_spec(spec, new_job_id(), message="Waiting for a free download slot.",
+                                 request_id=logs.REQUEST_ID.get())
         job, created = await self.store.create_or_join(candidate, client_id)
         if created:
-            log.info("job queued job_id=%s kind=%s key=%s client_id=%s", job.job_id, kind, key, client_id)
+            log.info("job queued job_id=%s kind=%s key=%s client_id=%s", job.job_id, job.kind, job.key, client_id)
             try:
                 await self.queue.submit(job.job_id)
             except Exception as exc:
@@ -134,8 +135,6 @@ class JobService:
                 mutate(job)
             job.seq += 1
             frame = job.frame(event, **extra)
-            if job.kind == "album":
-                frame.setdefault("album_id", job.params.get("album_id"))
             if event in FINAL_EVENTS:
                 job.final_frame = frame
             holder["frame"] = frame
@@ -201,14 +200,19 @@ class JobService:
         job = await self.store.get(job_id)
         if job is None or job.state != JobState.QUEUED:
             return
+        try:
+            spec: JobSpec | None = job.spec
+        except Exception:  # a kind or parameters this version does not know
+            spec = None
         # Everything this job logs (here, in its runner, in our threads) carries its ids.
         logs.JOB_ID.set(job_id)
         logs.REQUEST_ID.set(job.request_id)
         logs.CLIENT_ID.set(job.client_ids[0] if job.client_ids else "")
-        logs.SITE.set(str(job.params.get("site", "jm" if job.kind == "album" else "")))
-        runner = self.runners.get(job.kind)
-        if runner is None:
-            await self.finish(job_id, JobState.FAILED, "failed", error=f"This server cannot run '{job.kind}' jobs.")
+        logs.SITE.set(spec.log_site() if spec is not None else "")
+        runner = self.runners.get(spec.kind) if spec is not None else None
+        if runner is None or spec is None:
+            await self.finish(job_id, JobState.FAILED, "failed",
+                              error=f"This server cannot run this '{job.kind}' job; start the download again.")
             return
 
         def running(j: Job) -> None:
@@ -251,7 +255,7 @@ class JobService:
         heartbeat = asyncio.create_task(self._heartbeat(job_id, asyncio.current_task(), lost))
         try:
             work_dir.mkdir(parents=True, exist_ok=True)
-            ending = await self._attempt(claimed, runner, work_dir, tracker)
+            ending = await self._attempt(claimed, spec, runner, work_dir, tracker)
         except asyncio.CancelledError:
             ending = self._cancelled_ending(job_id, tracker)
         except OSError as exc:  # the work folder itself could not be made
@@ -299,12 +303,12 @@ class JobService:
             await self.hub.publish([job_topic(job.job_id)] + [client_topic(c) for c in job.client_ids],
                                    job.final_frame)
 
-    async def _attempt(self, job: Job, runner: Runner, work_dir: Path,
+    async def _attempt(self, job: Job, spec: JobSpec, runner: Runner, work_dir: Path,
                        tracker: ProgressTracker) -> Callable[[], Awaitable[Any]]:
-        """Run and zip; returns how the job ends (called once the work folder is gone)."""
+        """Run and build the archive; returns how the job ends (called once the work folder is gone)."""
         job_id = job.job_id
         try:
-            output = await runner.run(RunContext(job=job, work_dir=work_dir, progress=tracker))
+            output = await runner.run(RunContext(job=job, work_dir=work_dir, progress=tracker, spec=spec))
             await tracker.close()
             counters = tracker.snapshot()
 
@@ -316,8 +320,10 @@ class JobService:
 
             with contextlib.suppress(StoreUnavailable):
                 await self.emit(job_id, "progress", zipping)
-            file_name = f"{output.file_stem}-{job_id[:10]}.zip"
-            size = await self.files_pool.run(build_zip, output.entries, self.storage.archive_root / file_name)
+            fmt = archive_format(output.format)
+            file_name = archive_file_name(output.file_stem, job_id, fmt)
+            size = await build_archive(self.files_pool, fmt, ArchiveContent(output.entries, output.book),
+                                       self.storage.archive_root / file_name, work_dir)
             message = output.message or f"{output.title or 'The archive'} is ready to download."
             return lambda: self._ready(job_id, counters, file_name, output.download_name, size, message)
         except asyncio.CancelledError:

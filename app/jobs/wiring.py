@@ -20,10 +20,13 @@ from app.jobs.events import LocalEventHub
 from app.jobs.queue import LocalJobQueue
 from app.jobs.runner import Runner
 from app.jobs.service import JobService
+from app.jobs.specs import AlbumSpec, BooruSpec
 from app.jobs.store import SqliteJobStore
 from app.sources import jm as jm_source
 from app.sources.booru.base import BooruSite
 from app.sources.booru.registry import build_sites
+from app.sources.jm_account import JmAccount
+from app.sources.jm_pages import PageFetching
 from app.storage import Storage
 
 log = logging.getLogger("jmbooru")
@@ -32,9 +35,11 @@ if TYPE_CHECKING:  # taskiq is only imported in scale-out mode
     from taskiq import AsyncBroker
 
 
-def build_runners(settings: Settings, album_pool: BlockingPool,
+def build_runners(settings: Settings, album_pool: BlockingPool, pages: PageFetching,
                   booru_sites: Mapping[str, BooruSite]) -> dict[str, Runner]:
-    return {"album": AlbumRunner(settings, album_pool), "booru": BooruRunner(settings, booru_sites)}
+    """The runner of each job kind, by ``JobSpec.kind``."""
+    return {AlbumSpec.kind: AlbumRunner(settings, album_pool, pages),
+            BooruSpec.kind: BooruRunner(settings, booru_sites)}
 
 
 _metrics_served: set[int] = set()
@@ -69,7 +74,10 @@ class Engine:
         self.files_pool = BlockingPool(2, "files")
         self.booru = build_sites(settings)
         self.jm = jm_source.JmSource(settings, self.jm_pool)
-        runners = build_runners(settings, self.album_pool, self.booru)
+        self.jm_account = JmAccount(settings, self.jm_pool)
+        # One per process: the memory bound and the kept-alive image connections serve every album job.
+        self.pages = PageFetching(settings.album_pixel_budget_mb * 1024 * 1024)
+        runners = build_runners(settings, self.album_pool, self.pages, self.booru)
         if settings.redis_url:
             try:
                 from app.jobs.redis import build_redis_service
@@ -109,4 +117,5 @@ class Engine:
             await site.aclose()
         self.jm_pool.shutdown(wait=False)
         self.album_pool.shutdown(wait=False)
+        self.pages.close()
         self.files_pool.shutdown(wait=False)

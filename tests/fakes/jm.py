@@ -42,9 +42,11 @@ from urllib.parse import parse_qs, urlsplit
 from PIL import Image
 
 from . import images as _img
+from .jm_account import LOGIN_REQUIRED, WRONG_PASSWORD, FakeAccount, FakeAccounts
 
 __all__ = [
     "APP_SECRET",
+    "FakeAccount",
     "APP_VERSION",
     "CONTENT_SECRET",
     "SCRAMBLE_ID",
@@ -149,9 +151,10 @@ class FakeChapter:
     title: str
     pages: int  # number of images
     sort: int = 1
+    ext: str = "webp"  # older albums have "jpg" (or "png") pages; a chapter serves one kind
 
     def image_names(self) -> list[str]:
-        return [f"{i:05d}.webp" for i in range(1, self.pages + 1)]
+        return [f"{i:05d}.{self.ext}" for i in range(1, self.pages + 1)]
 
 
 @dataclass
@@ -329,7 +332,10 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format, *args):  # noqa: A002 - quiet logging
         pass
 
+    body = b""
+
     def do_GET(self):
+        self.body = b""
         self.server.double._handle(self)
 
     def do_HEAD(self):
@@ -337,8 +343,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_POST(self):
         length = int(self.headers.get("Content-Length") or 0)
-        if length:
-            self.rfile.read(length)
+        self.body = self.rfile.read(length) if length else b""
         self.server.double._handle(self)
 
     def respond(self, status: int, body: bytes, content_type: str,
@@ -392,6 +397,7 @@ class JmDouble:
         self._hits: dict[str, int] = {}
         self._bytes_cache: dict[tuple[str, int], bytes] = {}
         self._cover_cache: dict[tuple[str, str], bytes] = {}
+        self.accounts = FakeAccounts(self)  # /login and /favorite (tests/fakes/jm_account.py)
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
         self.port: int = 0
@@ -518,15 +524,20 @@ class JmDouble:
         """The original (unscrambled) picture of a page, RGB; ``page_index`` is 1-based."""
         return _img.make_picture(f"jm photo {photo_id} page {page_index}")
 
+    def page_ext(self, photo_id: str) -> str:
+        found = self._find_chapter(str(photo_id))
+        return found[1].ext if found is not None else "webp"
+
     def served_bytes(self, photo_id: str, page_index: int) -> bytes:
-        """The exact bytes the CDN serves for a page (scrambled for ids >= 220980), lossless WebP."""
+        """The exact bytes the CDN serves for a page (scrambled for ids >= 220980): lossless WebP, or
+        the chapter's ``ext`` (JPEG, PNG)."""
         key = (str(photo_id), int(page_index))
         cached = self._bytes_cache.get(key)
         if cached is not None:
             return cached
         picture = self.expected_image(*key)
         num = strip_count(key[0], f"{key[1]:05d}")
-        data = _img.encode(_img.scramble(picture, num) if num else picture, "webp")
+        data = _img.encode(_img.scramble(picture, num) if num else picture, self.page_ext(key[0]))
         self._bytes_cache[key] = data  # dict assignment is atomic; duplicates are identical
         return data
 
@@ -644,9 +655,10 @@ class JmDouble:
         if m:
             pid, number, ext = m.group(1), int(m.group(2)), m.group(3)
             found = self._find_chapter(pid)
-            if found is None or ext != "webp" or not 1 <= number <= found[1].pages:
+            if found is None or ext != found[1].ext or not 1 <= number <= found[1].pages:
                 return h.respond(404, b"Not Found", "text/plain")
-            return h.respond(200, self.served_bytes(pid, number), "image/webp",
+            media = {"jpg": "image/jpeg", "png": "image/png"}.get(ext, f"image/{ext}")
+            return h.respond(200, self.served_bytes(pid, number), media,
                              [("Cache-Control", "max-age=2592000"), ("Accept-Ranges", "bytes")])
         m = _COVER_PATH.match(path)
         if m:
@@ -688,6 +700,17 @@ class JmDouble:
             data = self._categories(query)
         elif path == "/forum":
             data = self._forum(query)
+        elif path in ("/login", "/favorite"):
+            if path == "/login":
+                status, account_data, extra_headers = self.accounts.login(h.body)
+                message = WRONG_PASSWORD
+            else:
+                status, account_data = self.accounts.favorites(h.headers.get("Cookie", ""), query)
+                message = LOGIN_REQUIRED
+            if account_data is None:
+                body = json.dumps({"code": status, "data": [], "errorMsg": message}, ensure_ascii=False).encode()
+                return h.respond(status, body, "application/json; charset=UTF-8")
+            data = account_data
         else:
             body = json.dumps({"code": 404, "data": [], "errorMsg": "Not found."}).encode()
             return h.respond(404, body, "application/json; charset=UTF-8")

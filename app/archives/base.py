@@ -1,0 +1,81 @@
+"""What every archive builder takes and shares: the content, the book's metadata, atomic output."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+
+class BuildCancelled(Exception):
+    """The job was cancelled while its archive was being built; the partial file is gone."""
+
+
+@dataclass
+class Book:
+    """What readers show about an album (ComicInfo.xml for CBZ, the document info and outline for PDF)."""
+
+    title: str
+    series: str = ""
+    writers: list[str] = field(default_factory=list)
+    tags: list[str] = field(default_factory=list)
+    characters: list[str] = field(default_factory=list)
+    summary: str = ""
+    web: str = ""
+    # 0-based page index -> chapter title, at the first page of each chapter of a multi-chapter album
+    bookmarks: dict[int, str] = field(default_factory=dict)
+
+
+@dataclass
+class ArchiveContent:
+    """The files of an archive in order: ``(name inside the archive, file on disk)``.
+
+    For a book format (CBZ, PDF) every entry is a page in reading order and ``book`` describes it.
+    """
+
+    entries: list[tuple[str, Path]]
+    book: Book | None = None
+
+
+class Builder(Protocol):
+    def __call__(self, content: ArchiveContent, dest: Path, scratch: Path,
+                 cancel: threading.Event | None = None) -> int:
+        """Write ``content`` to ``dest`` atomically (``scratch`` is a private folder for temporary
+        files); returns the archive's size. Raises ``BuildCancelled`` once ``cancel`` is set."""
+        ...
+
+
+@dataclass(frozen=True)
+class ArchiveFormat:
+    name: str  # what clients ask for: "zip", "cbz", "pdf"
+    extension: str  # with the dot: ".zip"
+    media_type: str
+    build: Builder
+    description: str = ""
+
+
+def check_cancel(cancel: threading.Event | None) -> None:
+    if cancel is not None and cancel.is_set():
+        raise BuildCancelled("the archive was cancelled while being built")
+
+
+@contextlib.contextmanager
+def atomic_output(dest: Path) -> Iterator[Path]:
+    """Yield ``<dest>.part`` to write; it becomes ``dest`` only when complete and on disk.
+
+    Whatever goes wrong (including cancellation), the partial file is removed, so nobody is
+    ever served half an archive.
+    """
+    part = dest.with_name(dest.name + ".part")
+    try:
+        yield part
+        with open(part, "rb") as fh:
+            os.fsync(fh.fileno())
+        os.replace(part, dest)
+    except BaseException:
+        part.unlink(missing_ok=True)
+        raise

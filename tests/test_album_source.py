@@ -1,0 +1,69 @@
+"""``app.sources.album.download_album``, the plain function behind album jobs and ``jmbooru jm``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from app.blocking import BlockingPool
+from app.config import Settings
+from app.sources import jm as jm_source
+from app.sources.album import download_album
+from app.sources.jm_pages import PageFetching
+from tests.fakes.jm import JmDouble
+
+
+class Counting:
+    def __init__(self) -> None:
+        self.done = 0
+        self.total: int | None = None
+        self.title: str | None = None
+
+    def update(self, *, done: int = 0, total: int | None = None, nbytes: int = 0, title: str | None = None) -> None:
+        self.done += done
+        self.total = total if total is not None else self.total
+        self.title = title or self.title
+
+
+async def test_pages_come_back_per_chapter_in_reading_order_over_reused_connections(
+    settings: Settings, jm_double: JmDouble, tmp_path: Path,
+) -> None:
+    jm_source.apply_module_settings(settings)
+    pool, pages = BlockingPool(2, "jm"), PageFetching(64 * 1024 * 1024)
+    try:
+        progress = Counting()
+        album = await download_album(settings, "600001", tmp_path / "a", pool=pool, pages=pages, progress=progress)
+        assert [(c.photo_id, c.title, len(c.pages)) for c in album.chapters] == [("600001", "Part 1", 3),
+                                                                                  ("600002", "Part 2", 4)]
+        assert [p.name for p in album.chapters[1].pages] == ["00001.webp", "00002.webp", "00003.webp", "00004.webp"]
+        assert album.title == progress.title == "Scrambled Two Chapters" and album.authors == ["Kim"]
+        assert progress.done == progress.total == 7
+        assert album.cover is not None and album.cover.read_bytes() == jm_double.cover_bytes("600001", "_3x4")
+        assert not [p for p in (tmp_path / "a").rglob("*") if p.is_file() and p.suffix not in (".webp", ".jpg")]
+        first = pages.sessions.created
+        assert 1 <= first <= settings.album_image_threads
+        again = await download_album(settings, "100001", tmp_path / "b", pool=pool, pages=pages,
+                                     chapters=("100001",))
+        assert [len(c.pages) for c in again.chapters] == [5]
+        assert pages.sessions.created <= settings.album_image_threads  # idle sessions were taken again
+    finally:
+        pool.shutdown(wait=True)
+        pages.close()
+
+
+async def test_a_page_that_keeps_failing_fails_the_album_with_a_sentence(
+    settings: Settings, jm_double: JmDouble, tmp_path: Path,
+) -> None:
+    from app.errors import UpstreamError
+
+    jm_source.apply_module_settings(settings)
+    pool, pages = BlockingPool(2, "jm"), PageFetching(64 * 1024 * 1024)
+    jm_double.fail("/media/photos/100001/00003.webp", status=502)
+    try:
+        with pytest.raises(UpstreamError, match="Some pages of album 100001 could not be downloaded"):
+            await download_album(settings, "100001", tmp_path, pool=pool, pages=pages)
+    finally:
+        pool.shutdown(wait=True)
+        pages.close()
+    assert not (tmp_path / "pages" / "100001" / "00003.webp").exists()  # no partial page left behind
