@@ -249,7 +249,7 @@ async def _fix(problem: CheckProblem, path: Path, site: BooruSite | None, fetch_
             reasons.append(exc.detail.rstrip("."))
     elif MD5_RE.fullmatch(md5):
         reasons.append(f"it cannot be fetched again: {fetch_refusal}" if fetch_refusal
-                       else "it cannot be fetched again without a site (--site)")
+                       else "it cannot be fetched again without a booru site to fetch it from")
     if problem.problem == "truncated" and not MD5_RE.fullmatch(md5):
         # Not a booru download (no md5 to fetch it by): the readable part is the best there is.
         try:
@@ -272,7 +272,7 @@ async def _fix_caption(problem: CheckProblem, path: Path, site: BooruSite | None
     if not MD5_RE.fullmatch(md5):
         reason = "it has no md5 name, so its tags cannot be looked up"
     elif site is None:
-        reason = "no site to look its tags up on (--site)"
+        reason = "no booru site was given to look its tags up on"
     elif fetch_refusal:
         reason = fetch_refusal
     else:
