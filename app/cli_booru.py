@@ -1,42 +1,34 @@
 """``jmbooru booru SITE`` and ``jmbooru gelbooru`` (download a search as an SD dataset) and
-``jmbooru check`` (verify a dataset folder).
+``jmbooru check`` (verify a dataset folder): their flags.
 
 The flag names of the original Gelbooru-API-Downloader (``--tags``, ``--max_images_number``,
 ``--download_dir``, ``--max_workers``, ``--unit``, ``--timeout``, ``--add_comma``,
 ``--remove_underscore``, ``--use_escape``, ``--check_images_mode``) are accepted too.
-Nothing here loads the web stack or jmcomic: these commands start fast.
+Building the parser imports no HTTP client, no pydantic and no booru family, so ``--help`` answers
+at once; ``app.cli_booru_run`` does the work.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
-import logging
-import re
-import sys
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
-
-from pydantic import ValidationError
 
 from app.cli_flags import add_dataset_flags, add_site_flags, mode
-from app.errors import AppError
-from app.sources.booru.base import BooruSite, CredentialsError
-from app.sources.captions import CaptionOptions, PostFilters
-from app.sources.dataset import DatasetProgress, DatasetResult, download_dataset
 
-if TYPE_CHECKING:
-    from app.config import Settings
-    from app.sources.dataset_check import CheckResult
 
-EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
-# Sentences from app/sources name settings; on the command line the flags do the same job.
-_FLAGS_FOR_SETTINGS = (("_API_KEY", "--api-key"), ("_USER_ID", "--user-id"), ("_LOGIN", "--login"),
-                       ("_URL", "--url"), ("_TIMEOUT_SECONDS", "--timeout"), ("_API_RATE", "--rate"))
+def run_booru(args: argparse.Namespace) -> int:
+    from app.cli_booru_run import run_booru as run
+
+    return run(args)
+
+
+def run_check(args: argparse.Namespace) -> int:
+    from app.cli_booru_run import run_check as run
+
+    return run(args)
 
 
 def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    from app.sources.booru.registry import SITES
+    from app.sources.booru.sites import SITES
 
     b = commands.add_parser(
         "booru",
@@ -75,160 +67,3 @@ def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type
     c.set_defaults(func=run_check)
 
 
-# --- running ---
-
-
-def _fail(command: str, sentence: str, code: int) -> int:
-    print(f"jmbooru {command}: {sentence}", file=sys.stderr)
-    return code
-
-
-def with_flag_hints(sentence: str) -> str:
-    flags = [flag for suffix, flag in _FLAGS_FOR_SETTINGS if re.search(rf"JMBOORU_[A-Z0-9]+{suffix}\b", sentence)]
-    return f"{sentence} (On the command line: {', '.join(flags)}.)" if flags else sentence
-
-
-def _validation_sentence(exc: ValidationError) -> str:
-    return "; ".join(str(e.get("msg", "invalid value")).removeprefix("Value error, ") for e in exc.errors()) + "."
-
-
-def _exit_code(exc: AppError) -> int:
-    return EXIT_BAD_INPUT if exc.status_code < 500 or isinstance(exc, CredentialsError) else EXIT_FAILED
-
-
-def _setup_logging(verbose: bool) -> None:
-    # Without this, Python's last-resort handler would print every retry warning over the progress bar.
-    logging.getLogger("jmbooru").setLevel(logging.INFO if verbose else logging.ERROR)
-    if verbose and not logging.getLogger().handlers:
-        logging.basicConfig(format="%(levelname)s %(name)s %(message)s")
-
-
-def _settings() -> Settings:
-    from app.config import Settings
-
-    return Settings()
-
-
-def _site(args: argparse.Namespace, settings: Settings) -> BooruSite:
-    from app.sources.booru.registry import build_site
-
-    return build_site(args.site, settings, url=args.url, api_key=args.api_key, user_id=args.user_id,
-                      login=getattr(args, "login", None), timeout=args.timeout, rate=args.rate)
-
-
-def _run(command: str, work: Callable[[], Any]) -> int:
-    """Run the coroutine and turn every expected failure into a sentence and an exit code."""
-    try:
-        return int(asyncio.run(work()))
-    except AppError as exc:
-        return _fail(command, with_flag_hints(exc.detail), _exit_code(exc))
-    except ValidationError as exc:
-        return _fail(command, _validation_sentence(exc), EXIT_BAD_INPUT)
-    except KeyboardInterrupt:
-        return _fail(command, "interrupted; partial files were removed.", EXIT_INTERRUPTED)
-
-
-def run_booru(args: argparse.Namespace) -> int:
-    command = args.command
-    _setup_logging(args.verbose)
-    stray = getattr(args, "stray", None) or []
-    tags = args.tags or args.tags_opt
-    if args.tags and args.tags_opt and " ".join(args.tags.split()) != " ".join(args.tags_opt.split()):
-        return _fail(command, "give the tags once: either as TAGS or with --tags.", EXIT_BAD_INPUT)
-    if tags is None and len(stray) == 1:
-        tags, stray = stray[0], []
-    if stray:
-        return _fail(command, f"unexpected value {stray[0]!r}; true/false flags take true or false.", EXIT_BAD_INPUT)
-    if not tags or not tags.strip():
-        example = "gelbooru" if command == "gelbooru" else f"booru {args.site}"
-        return _fail(command, f'give the tags to search for, e.g. jmbooru {example} "cat_ears solo" --max 20.',
-                     EXIT_BAD_INPUT)
-    if args.unit is not None and not args.quiet:
-        print("note: --unit is ignored; jmbooru fetches exactly --max images.", file=sys.stderr)
-
-    async def work() -> int:
-        separator = args.separator if args.separator is not None else (", " if args.add_comma is not False else " ")
-        caption = CaptionOptions(
-            remove_underscore=args.remove_underscore is not False,
-            escape_parentheses=args.escape is not False,
-            separator=separator,
-            category_order=args.category_order,
-            drop_categories=args.drop_categories or [],
-        )
-        filters = PostFilters(
-            rating=args.rating, min_width=args.min_width, min_height=args.min_height,
-            min_score=args.min_score, blacklist=args.blacklist or [],
-        )
-        settings = _settings()
-        site = _site(args, settings)
-        checked = None
-        try:
-            site.check_credentials()
-            result = await _download(args, site, tags, caption, filters, args.workers or settings.download_workers)
-            if args.check:
-                from app.sources.dataset_check import check_dataset
-
-                checked = await check_dataset(args.out, args.check, site)
-        finally:
-            await site.aclose()
-        _print_download(result, args.out)
-        if checked is not None:
-            _print_check(checked)
-        return EXIT_FAILED if result.failed or (checked is not None and checked.unresolved) else EXIT_OK
-
-    return _run(command, work)
-
-
-async def _download(args: argparse.Namespace, site: BooruSite, tags: str, caption: CaptionOptions,
-                    filters: PostFilters, workers: int) -> DatasetResult:
-    from tqdm import tqdm
-
-    bar = tqdm(total=None, unit="img", desc=site.info.site, file=sys.stderr, dynamic_ncols=True,
-               disable=args.quiet or not sys.stderr.isatty())
-
-    def on_progress(p: DatasetProgress) -> None:
-        if bar.total != p.total:
-            bar.total = p.total
-        bar.set_postfix_str(f"{p.bytes / 1e6:.1f} MB" + (f", {p.failed} failed" if p.failed else ""), refresh=False)
-        bar.update(p.done - bar.n)
-
-    def on_wait(notice: str | None) -> None:
-        if notice and not args.quiet:
-            bar.write(notice, file=sys.stderr)
-
-    try:
-        return await download_dataset(
-            site, tags, args.out, max_images=args.max_images, caption=caption, filters=filters,
-            workers=workers, overwrite_captions=args.overwrite_captions, on_progress=on_progress, on_wait=on_wait,
-        )
-    finally:
-        bar.close()
-
-
-def _print_download(result: DatasetResult, out: str) -> None:
-    for outcome in [f for f in result.files if f.status in ("failed", "unavailable")][:20]:
-        print(f"{outcome.status} {outcome.md5 or '(no md5)'} (post {outcome.post_id}): {outcome.error}", file=sys.stderr)
-    print(f"{result.summary()} -> {out}")
-
-
-def _print_check(result: CheckResult) -> None:
-    for problem in result.problems:
-        print(f"{problem.action} {problem.file}: {problem.problem} ({problem.detail})", file=sys.stderr)
-    print(result.summary())
-
-
-def run_check(args: argparse.Namespace) -> int:
-    _setup_logging(args.verbose)
-
-    async def work() -> int:
-        from app.sources.dataset_check import check_dataset
-
-        site = _site(args, _settings())
-        try:
-            result = await check_dataset(args.folder, args.mode, site)
-        finally:
-            await site.aclose()
-        _print_check(result)
-        return EXIT_FAILED if result.unresolved else EXIT_OK
-
-    return _run("check", work)

@@ -8,7 +8,6 @@ Ctrl-C stops at once, removes the partial files and exits with 130.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import re
 import sys
 import tempfile
@@ -158,7 +157,9 @@ def run_jm(args: argparse.Namespace) -> int:
         return EXIT_BAD_INPUT
     progress = not args.quiet and sys.stderr.isatty()
     try:
-        outcome = asyncio.run(download_to_folder(Settings(), specs, out, progress=progress, quiet=args.quiet))
+        from app import cli_loop
+
+        outcome = cli_loop.run(download_to_folder(Settings(), specs, out, progress=progress, quiet=args.quiet))
     except KeyboardInterrupt:
         print("jmbooru jm: interrupted; partial files were removed.", file=sys.stderr)
         return EXIT_INTERRUPTED

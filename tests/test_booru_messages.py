@@ -140,7 +140,7 @@ async def test_an_error_object_where_posts_were_expected_is_a_sentence() -> None
 
 
 def test_sources_never_name_command_line_flags() -> None:
-    """The sources speak to HTTP clients too; the CLI adds its own flag hints (cli_booru.with_flag_hints)."""
+    """The sources speak to HTTP clients too; the CLI adds its own flag hints (cli_booru_run.with_flag_hints)."""
     offenders = []
     for path in sorted((ROOT / "app" / "sources").rglob("*.py")):
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):

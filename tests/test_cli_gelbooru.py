@@ -158,3 +158,15 @@ def test_subprocess_download(gb: GelbooruDouble, tmp_path: Path) -> None:
     assert "downloaded 3, skipped 0, failed 0" in proc.stdout
     assert "img/s" not in proc.stderr  # no progress bar when stderr is not a terminal
     assert len(files(out, ".png")) == 3 and len(files(out, ".txt")) == 3
+
+
+def test_help_loads_no_http_client_no_pydantic_and_no_jmcomic() -> None:
+    """``jmbooru gelbooru --help`` answers at once: building the parser imports none of the heavy stacks."""
+    code = (
+        "import sys; from app.cli import build_parser; build_parser(); "
+        "print(sorted(m for m in ('httpx', 'pydantic', 'fastapi', 'jmcomic', 'PIL', 'asyncio') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60,
+                         env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"

@@ -7,11 +7,7 @@ from dataclasses import dataclass, field
 
 from app.sources.booru.base import SiteInfo
 from app.sources.booru.http import HttpOptions
-
-# Tag type numbers shared by Gelbooru, Gelbooru 0.2 and Danbooru; Moebooru sites differ above 4.
-STANDARD_TAG_TYPES: Mapping[int, str] = {
-    0: "general", 1: "artist", 3: "copyright", 4: "character", 5: "metadata", 6: "deprecated",
-}
+from app.sources.booru.sites import STANDARD_TAG_TYPES
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,20 +9,23 @@ them; an entry's own defaults apply otherwise.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 import httpx
 
 from app.errors import NotFound
-from app.sources.booru.base import BooruSite, CredentialsKind, Family, SiteInfo
-from app.sources.booru.config import STANDARD_TAG_TYPES, SiteConfig
+from app.sources.booru.base import BooruSite, Family, SiteInfo
+from app.sources.booru.config import SiteConfig
 from app.sources.booru.danbooru import DanbooruSite
 from app.sources.booru.gelbooru import GelbooruSite
 from app.sources.booru.gelbooru_v02 import GelbooruV02Site
 from app.sources.booru.http import DEFAULT_USER_AGENT, HttpOptions
 from app.sources.booru.moebooru import MoebooruSite
+from app.sources.booru.sites import SITES, STANDARD_TAG_TYPES, SiteEntry
+
+__all__ = ["FAMILIES", "SITES", "STANDARD_TAG_TYPES", "SiteEntry", "build_site", "build_sites", "site_config",
+           "unknown_site"]
 
 if TYPE_CHECKING:
     from app.config import Settings
@@ -33,40 +36,6 @@ FAMILIES: dict[Family, SiteFactory] = {
     "gelbooru_v02": GelbooruV02Site,
     "danbooru": DanbooruSite,
     "moebooru": MoebooruSite,
-}
-
-
-@dataclass(frozen=True, slots=True)
-class SiteEntry:
-    site: str  # the name in URLs and settings: lower-case letters, digits and underscores
-    name: str
-    family: Family
-    url: str
-    credentials: CredentialsKind = "none"
-    image_hosts: tuple[str, ...] = ()  # the real site's CDN hosts, used while the setting is unset
-    rate: float = 2.0
-    page_size: int = 100
-    max_offset: int | None = None
-    tag_limit: int = 0
-    tag_types: Mapping[int, str] = field(default_factory=lambda: STANDARD_TAG_TYPES)
-
-
-SITES: dict[str, SiteEntry] = {
-    entry.site: entry
-    for entry in (
-        SiteEntry("gelbooru", "Gelbooru", "gelbooru", "https://gelbooru.com", "required",
-                  ("img*.gelbooru.com", "video-cdn*.gelbooru.com"), max_offset=20_000),
-        SiteEntry("safebooru", "Safebooru", "gelbooru_v02", "https://safebooru.org", "none",
-                  ("safebooru.org", "*.safebooru.org")),
-        SiteEntry("danbooru", "Danbooru", "danbooru", "https://danbooru.donmai.us", "optional",
-                  ("cdn.donmai.us", "raikou*.donmai.us"), page_size=200, tag_limit=2),
-        SiteEntry("yandere", "yande.re", "moebooru", "https://yande.re", "none",
-                  ("files.yande.re", "assets.yande.re"), rate=1.0,
-                  tag_types={0: "general", 1: "artist", 3: "copyright", 4: "character", 5: "artist", 6: "metadata"}),
-        SiteEntry("konachan", "Konachan", "moebooru", "https://konachan.com", "none",
-                  ("konachan.com", "konachan.net"), rate=1.0,
-                  tag_types={0: "general", 1: "artist", 3: "copyright", 4: "character", 5: "metadata", 6: "artist"}),
-    )
 }
 
 
