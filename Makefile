@@ -38,8 +38,8 @@ test: dev
 	$(BIN)/python -m pytest -q
 
 lint: dev
-	$(BIN)/ruff check app tests bench
-	$(BIN)/mypy app
+	$(BIN)/ruff check app jmbooru tests bench
+	$(BIN)/mypy app jmbooru
 
 bench: dev
 	$(BIN)/python bench/run_all.py

@@ -10,30 +10,15 @@ from __future__ import annotations
 import argparse
 import re
 import sys
-import tempfile
 import threading
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # jmcomic and Pillow are imported only when the command runs
-    from app.config import Settings
     from app.jobs.specs import AlbumSpec
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
 _ALBUM_ID = re.compile(r"^(?:jm)?0*([1-9][0-9]{0,11})$", re.IGNORECASE)
-
-
-@dataclass
-class Outcome:
-    downloaded: list[Path] = field(default_factory=list)
-    skipped: list[Path] = field(default_factory=list)
-    failed: list[str] = field(default_factory=list)
-    client_errors: int = 0  # failures that were the request's fault (no such album or chapter)
-
-    def summary(self, out: Path) -> str:
-        return (f"downloaded {len(self.downloaded)}, skipped {len(self.skipped)}, failed {len(self.failed)} "
-                f"-> {out}")
 
 
 class _Bar:
@@ -64,63 +49,6 @@ class _Bar:
         self.bar.close()
 
 
-def existing_archive(out: Path, spec: AlbumSpec) -> Path | None:
-    """An archive of the same album, format, layout and chapters already in ``out``, whatever its title."""
-    from app.sources.album_archive import download_name_suffix
-
-    suffix = download_name_suffix(spec.album_id, spec.format, spec.layout, spec.chapters)
-    return next((p for p in sorted(out.iterdir()) if p.is_file() and p.name.endswith(" " + suffix)), None)
-
-
-async def download_to_folder(settings: Settings, specs: list[AlbumSpec], out: Path, *, progress: bool,
-                             quiet: bool) -> Outcome:
-    """Download every album in ``specs`` into ``out``; one failure does not stop the others."""
-    from app.archives import archive_format, build_archive
-    from app.blocking import BlockingPool
-    from app.errors import AppError
-    from app.sources import jm as jm_source
-    from app.sources.album import download_album
-    from app.sources.album_archive import album_archive
-    from app.sources.jm_pages import PageFetching
-
-    jm_source.apply_module_settings(settings)
-    pool = BlockingPool(settings.jm_threads, "jm")
-    files = BlockingPool(1, "archive")
-    pages = PageFetching(settings.album_pixel_budget_mb * 1024 * 1024)
-    outcome = Outcome()
-    try:
-        for spec in specs:
-            existing = existing_archive(out, spec)
-            if existing is not None:
-                outcome.skipped.append(existing)
-                if not quiet:
-                    print(f"skipped JM{spec.album_id}: {existing.name} is already there", file=sys.stderr)
-                continue
-            bar = _Bar(spec.album_id, progress)
-            try:
-                with tempfile.TemporaryDirectory(prefix=".jmbooru-", dir=out) as work:
-                    album = await download_album(settings, spec.album_id, Path(work), pool=pool, pages=pages,
-                                                 chapters=spec.chapters, progress=bar)
-                    archive = album_archive(album, spec.format, spec.layout, spec.chapters)
-                    dest = out / archive.download_name
-                    await build_archive(files, archive_format(spec.format), archive.content, dest, Path(work))
-            except AppError as exc:
-                outcome.failed.append(spec.album_id)
-                outcome.client_errors += exc.status_code < 500
-                print(f"failed JM{spec.album_id}: {exc.detail}", file=sys.stderr)
-                continue
-            finally:
-                bar.close()
-            outcome.downloaded.append(dest)
-            if not quiet:
-                print(f"{archive.title}: {album.page_count} pages -> {dest}", file=sys.stderr)
-    finally:
-        pool.shutdown(wait=False)
-        files.shutdown(wait=False)
-        pages.close()
-    return outcome
-
-
 def _specs(args: argparse.Namespace) -> list[AlbumSpec] | str:
     """The album specs the arguments ask for, or the sentence saying what is wrong with them."""
     from pydantic import ValidationError
@@ -144,6 +72,7 @@ def _specs(args: argparse.Namespace) -> list[AlbumSpec] | str:
 
 def run_jm(args: argparse.Namespace) -> int:
     from app.config import Settings
+    from app.sources.album_folder import download_to_folder
 
     specs = _specs(args)
     if isinstance(specs, str):
@@ -159,7 +88,10 @@ def run_jm(args: argparse.Namespace) -> int:
     try:
         from app import cli_loop
 
-        outcome = cli_loop.run(download_to_folder(Settings(), specs, out, progress=progress, quiet=args.quiet))
+        outcome = cli_loop.run(download_to_folder(
+            Settings(), specs, out, progress=lambda spec: _Bar(spec.album_id, progress),
+            report=lambda line, failed: print(line, file=sys.stderr) if failed or not args.quiet else None,
+        ))
     except KeyboardInterrupt:
         print("jmbooru jm: interrupted; partial files were removed.", file=sys.stderr)
         return EXIT_INTERRUPTED
