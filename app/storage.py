@@ -7,7 +7,9 @@
 
 from __future__ import annotations
 
+import os
 import re
+import secrets
 import shutil
 import time
 import unicodedata
@@ -50,6 +52,23 @@ class Storage:
 
     def remove_work(self, job_id: str) -> None:
         shutil.rmtree(self.work_dir(job_id), ignore_errors=True)
+
+    def set_aside_work(self, job_id: str) -> Path | None:
+        """Move a job's work folder out of its place at once (one rename), to be removed later.
+
+        The job's final frame can go out right after this instead of after deleting every page;
+        a folder left behind by a crash is removed by the sweep like any leftover.
+        """
+        work = self.work_dir(job_id)
+        aside = self.work_root / f".gone-{job_id}-{secrets.token_hex(4)}"
+        try:
+            os.rename(work, aside)
+        except FileNotFoundError:
+            return None
+        except OSError:  # cannot move it (a permission problem): remove it the slow way
+            self.remove_work(job_id)
+            return None
+        return aside
 
     def missing_archives(self, file_names: list[str]) -> set[str]:
         missing = set()

@@ -65,16 +65,16 @@ def check_cancel(cancel: threading.Event | None) -> None:
 
 @contextlib.contextmanager
 def atomic_output(dest: Path) -> Iterator[Path]:
-    """Yield ``<dest>.part`` to write; it becomes ``dest`` only when complete and on disk.
+    """Yield ``<dest>.part`` to write; it becomes ``dest`` only when complete.
 
     Whatever goes wrong (including cancellation), the partial file is removed, so nobody is
-    ever served half an archive.
+    ever served half an archive. No fsync: the rename already guarantees that against a crash of
+    the process; against a crash of the machine an archive is a cache of what upstream has (it
+    expires in 30 minutes anyway), and waiting for the disk cost every job several milliseconds.
     """
     part = dest.with_name(dest.name + ".part")
     try:
         yield part
-        with open(part, "rb") as fh:
-            os.fsync(fh.fileno())
         os.replace(part, dest)
     except BaseException:
         part.unlink(missing_ok=True)

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import shutil
 import socket
 import time
 from collections.abc import Awaitable, Callable
@@ -140,7 +141,9 @@ class JobService:
             holder["frame"] = frame
 
         try:
-            job = await self.store.update(job_id, change)
+            # Only the final state must be on disk before anyone hears of it; a lost "started" or
+            # progress record just makes a crashed job run again from the start.
+            job = await self.store.update(job_id, change, durable=event in FINAL_EVENTS)
         except Skip:
             return None
         if job is None:
@@ -265,12 +268,17 @@ class JobService:
             heartbeat.cancel()
             await asyncio.gather(heartbeat, return_exceptions=True)
             await tracker.close()
-            # Partial files go before the final frame, so whoever hears it never sees them.
-            await self.files_pool.run(self.storage.remove_work, job_id)
-        if lost.is_set():
-            await self._end_lost(claimed, tracker.snapshot())
-            return
-        await ending()
+            # Partial files go before the final frame, so whoever hears it never sees them: moved
+            # aside at once (one rename), deleted once the frame is out.
+            aside = self.storage.set_aside_work(job_id)
+        try:
+            if lost.is_set():
+                await self._end_lost(claimed, tracker.snapshot())
+                return
+            await ending()
+        finally:
+            if aside is not None:
+                await self.files_pool.run(shutil.rmtree, aside, True)
 
     def _cancelled_ending(self, job_id: str, tracker: ProgressTracker) -> Callable[[], Awaitable[Any]]:
         if self._stopping:

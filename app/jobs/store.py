@@ -10,7 +10,7 @@ import sqlite3
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from app.blocking import BlockingPool
 from app.errors import AppError, StoreUnavailable, is_disk_full
@@ -29,8 +29,11 @@ class JobStore(Protocol):
     async def create_or_join(self, job: Job, client_id: str | None) -> tuple[Job, bool]:
         """Insert ``job`` unless an active or still-fresh ready job has the same key; join that one."""
         ...
-    async def update(self, job_id: str, mutate: Mutation) -> Job | None:
-        """Apply ``mutate`` atomically and return the new job (None when the job does not exist)."""
+    async def update(self, job_id: str, mutate: Mutation, *, durable: bool = True) -> Job | None:
+        """Apply ``mutate`` atomically and return the new job (None when the job does not exist).
+
+        ``durable=False`` (progress) may return before the change is on disk; it is written in order.
+        """
         ...
     async def put(self, job: Job) -> None:
         """Write ``job`` as it is (a record that vanished from the store is written back)."""
@@ -163,14 +166,19 @@ class SqliteJobStore:
             raise
         return Job.from_record(job.to_record()), True
 
-    async def update(self, job_id: str, mutate: Mutation) -> Job | None:
+    async def update(self, job_id: str, mutate: Mutation, *, durable: bool = True) -> Job | None:
         job = self._jobs.get(job_id)
         if job is None:
             return None
         mutate(job)
         job.updated_at = time.time()
         snapshot = Job.from_record(job.to_record())
-        await self._persist(job)
+        if durable:
+            await self._persist(job)
+        else:
+            # Written behind, in order on the one SQLite thread: memory is the truth in this mode, and
+            # a job's progress lost in a crash only makes it look earlier than it was.
+            self._pool.submit(self._write_sync, snapshot.to_record()).add_done_callback(_log_failure)
         return snapshot
 
     async def put(self, job: Job) -> None:
@@ -191,6 +199,11 @@ class SqliteJobStore:
                 await self._pool.run(self._delete_sync, job_id)
             except (OSError, sqlite3.Error) as exc:
                 raise store_failure(exc) from exc
+
+
+def _log_failure(future: Any) -> None:
+    if not future.cancelled() and future.exception() is not None:
+        log.warning("job store write-behind failed: %s", type(future.exception()).__name__)
 
 
 def store_failure(exc: BaseException) -> AppError:

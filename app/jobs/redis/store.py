@@ -134,7 +134,7 @@ class RedisJobStore:
             pipe.set(f"{PREFIX}:file:{job.file_name}", job.job_id)
 
     @guarded
-    async def update(self, job_id: str, mutate: Mutation) -> Job | None:
+    async def update(self, job_id: str, mutate: Mutation, *, durable: bool = True) -> Job | None:
         key = _job_key(job_id)
         while True:
             async with self.redis.pipeline(transaction=True) as pipe:
