@@ -52,9 +52,11 @@ def make_settings(data_dir: Path, jm: JmDouble | None = None, **overrides: Any) 
         "album_image_threads": 4,
         "gc_freeze": False,
     }
-    if jm is not None:
-        values["jm_api_domains"] = [jm.host]
-        values["jm_image_domains"] = [jm.host]
+    # No test may reach JM: without a double, the JM domains are a loopback port nobody listens on
+    # (the server builds its JM client at start-up, whatever the test is about).
+    host = jm.host if jm is not None else "127.0.0.1:9"
+    values["jm_api_domains"] = [host]
+    values["jm_image_domains"] = [host]
     values.update(overrides)
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]
 

@@ -112,18 +112,20 @@ async def test_hostile_values_in_any_family_never_crash_a_search(tmp_path: Path,
     wire = HOSTILE | {"id": "1e400", "tags": ["1girl", 7]}
     post["_wire"] = {names.get(k, k): v for k, v in wire.items()}
     with double_type([post, *make_posts(2)]) as double:
-        settings = make_settings(tmp_path, **{**BOORU_URLS, f"{site}_url": double.base_url},
+        settings = make_settings(tmp_path, **{**BOORU_URLS, f"{site}_url": double.base_url,
+                                              f"{site}_api_rate": 1000},
                                  gelbooru_api_key="testkey", gelbooru_user_id="12345")
         async with app_client(settings) as api:
             response = await api.get(f"/v1/booru/{site}/posts", params={"tags": "1girl"})
             double.fail_next(1, status=200, kind="post", body=b"[" * 100_000 + b"]" * 100_000)
             nested = await api.get(f"/v1/booru/{site}/posts", params={"tags": "1girl"})
-    assert response.status_code == 200, response.text
+        served = [path for path, _, _ in double.requests]
+    assert response.status_code == 200, (response.text, served)
     hostile = next(p for p in response.json()["posts"] if p["md5"] == post["md5"])
     assert (hostile["id"], hostile["score"], hostile["width"], hostile["parent_id"], hostile["source"]) == (0, 0, 0, 0, "")
     assert hostile["height"] == 2**53 - 1 and hostile["rating"] == "" and hostile["tags"] == ["1girl", "7"]
     json.dumps(response.json(), allow_nan=False)  # every number is a real JSON number
-    assert nested.status_code == 502 and "other than API data" in nested.json()["detail"]
+    assert nested.status_code == 502 and "other than API data" in nested.json()["detail"], (nested.text, served)
 
 
 async def test_an_error_object_where_posts_were_expected_is_a_sentence() -> None:

@@ -1,8 +1,8 @@
-"""The booru sites jmbooru knows: a name, a family and the real site's defaults each.
+"""Site objects from the site list (``app/sources/booru/sites.py``) and the settings.
 
 Adding a site of a known family (a Gelbooru 0.2 site such as rule34, another Moebooru) is one
-``SiteEntry`` here, not code elsewhere: the API, the jobs, the CLI and the benchmarks take any
-site in ``SITES``. A site's settings are ``JMBOORU_<SITE>_URL``, ``_API_KEY``, ``_USER_ID``,
+``SiteEntry`` in that list, not code elsewhere: the API, the jobs, the CLI and the benchmarks take
+any site in ``SITES``. A site's settings are ``JMBOORU_<SITE>_URL``, ``_API_KEY``, ``_USER_ID``,
 ``_LOGIN``, ``_API_RATE``, ``_TIMEOUT_SECONDS`` and ``_IMAGE_HOSTS`` where ``Settings`` declares
 them; an entry's own defaults apply otherwise.
 """
