@@ -104,3 +104,34 @@ async def test_jmbooru_proxy_carries_the_jm_client_too(tmp_path: Path) -> None:
             assert (await client.get("/v1/get/cover/100001")).status_code == 200
         assert proxy.hosts[jm.host] >= 3  # /setting, /album, the cover: every JM request went through it
         assert proxy.hosts[jm.host] == jm.hits("")
+
+
+async def test_jmbooru_proxy_carries_every_booru_site(tmp_path: Path) -> None:
+    from tests.conftest import app_client, make_settings
+    from tests.fakes.booru import make_posts
+    from tests.fakes.danbooru import DanbooruDouble
+    from tests.fakes.gelbooru import GelbooruDouble
+    from tests.fakes.gelbooru_v02 import GelbooruV02Double
+    from tests.fakes.moebooru import MoebooruDouble
+    from tests.fakes.network import CountingProxy
+
+    doubles = {"gelbooru": GelbooruDouble(make_posts(2)), "safebooru": GelbooruV02Double(make_posts(2)),
+               "danbooru": DanbooruDouble(make_posts(2)), "yandere": MoebooruDouble(make_posts(2)),
+               "konachan": MoebooruDouble(make_posts(2))}
+    with CountingProxy() as proxy:
+        for double in doubles.values():
+            double.start()
+        try:
+            urls = {f"{site}_url": double.base_url for site, double in doubles.items()}
+            settings = make_settings(tmp_path, proxy=proxy.url, gelbooru_api_key="testkey",
+                                     gelbooru_user_id="12345", **urls)
+            async with app_client(settings) as client:
+                for site in doubles:
+                    resp = await client.get(f"/v1/booru/{site}/posts", params={"tags": "1girl"})
+                    assert resp.status_code == 200, (site, resp.text)
+            for site, double in doubles.items():
+                host = double.base_url.removeprefix("http://")
+                assert proxy.hosts[host] == double.hits("all") >= 1, site  # every request, through the proxy
+        finally:
+            for double in doubles.values():
+                double.stop()

@@ -167,3 +167,23 @@ async def test_notifications_send_only_finals_unless_progress_is_asked_for(live:
     assert chatty_frames[-1] == plain_frames[0]
     seqs = [f["seq"] for f in chatty_frames]
     assert seqs == sorted(seqs)
+
+
+@pytest.mark.parametrize("query", ["", "?progress=1"], ids=["finals-only", "progress"])
+async def test_asking_again_on_the_same_socket_gets_the_final_again(live: LiveServer, query: str) -> None:
+    async with connect(f"{live.ws_url}/ws/notifications/again{query}", compression=None) as ws, \
+            httpx.AsyncClient(base_url=live.url) as http:
+
+        async def final() -> dict:
+            while True:
+                frame = json.loads(await asyncio.wait_for(ws.recv(), 30))
+                if frame["event"] == "download_ready":
+                    return frame
+
+        first = (await http.post("/v1/download/album/100001", json={"client_id": "again"})).json()
+        heard = await final()
+        again = (await http.post("/v1/download/album/100001", json={"client_id": "again"})).json()
+        assert again["joined"] is True and again["job_id"] == first["job_id"] and again["state"] == "ready"
+        repeated = await final()
+    assert repeated["job_id"] == heard["job_id"] and repeated["file_name"] == heard["file_name"]
+    assert repeated["joined"] is True

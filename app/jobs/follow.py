@@ -109,7 +109,7 @@ async def _follow_client_progress(service: JobService, client_id: str) -> AsyncG
                 continue
             seq, jid = frame.get("seq", 0), str(frame.get("job_id", ""))
             if frame.get("event") in FINAL_EVENTS:
-                if jid in sent and seq <= last.get(jid, 0):
+                if jid in sent and seq <= last.get(jid, 0) and not frame.get("joined"):
                     continue  # the same final again (a replay raced the live frame)
                 sent.add(jid)
             elif seq <= last.get(jid, 0):
@@ -174,7 +174,7 @@ class _ClientFinals:
                     if jid not in self.old:
                         self.waiting.add(jid)  # a job started after the socket opened
                     continue
-                if jid in self.sent:
+                if jid in self.sent and not frame.get("joined"):
                     continue
                 if jid in self.old and not await self._asked_again(jid):
                     self.held[jid] = frame

@@ -116,8 +116,9 @@ class JobService:
         else:
             log.info("job joined job_id=%s client_id=%s state=%s", job.job_id, client_id, job.state)
             if client_id and job.state.final and job.final_frame:
-                # A fresh archive is reused: the new client is told at once.
-                await self.hub.publish([client_topic(client_id)], job.final_frame)
+                # A fresh archive is reused: the client that asked is told at once, even on a socket
+                # that heard this final before ("joined" tells a socket it is an answer, not a repeat).
+                await self.hub.publish([client_topic(client_id)], {**job.final_frame, "joined": True})
         return job, created
 
     async def get(self, job_id: str) -> Job:
