@@ -326,14 +326,20 @@ class BooruDouble:
         else:
             h.send(404, b"<html>404 Not Found</html>", "text/html")
 
-    def serve_thumbnail(self, h: Handler, md5: str) -> None:
-        """The post's image scaled to fit 150 px, as JPEG (what the web page's previews show)."""
+    def _image_post(self, h: Handler, md5: str) -> dict[str, Any] | None:
+        """The post whose image is asked for, or None once the refusal (hotlink, unknown) is sent."""
         if self.require_referer and not h.headers.get("Referer"):
             h.send(403, b"<html>403 Forbidden: hotlinking</html>", "text/html")
-            return
+            return None
         post = next((p for p in self.posts if p.get("md5") == md5 and "_data" in p), None)
         if post is None:
             h.send(404, b"<html>404 Not Found</html>", "text/html")
+        return post
+
+    def serve_thumbnail(self, h: Handler, md5: str) -> None:
+        """The post's image scaled to fit 150 px, as JPEG (what the web page's previews show)."""
+        post = self._image_post(h, md5)
+        if post is None:
             return
         with Image.open(io.BytesIO(post["_data"])) as img:
             small = img.convert("RGB")
@@ -343,12 +349,8 @@ class BooruDouble:
         h.send(200, buf.getvalue(), "image/jpeg")
 
     def serve_image(self, h: Handler, md5: str, path: str) -> None:
-        if self.require_referer and not h.headers.get("Referer"):
-            h.send(403, b"<html>403 Forbidden: hotlinking</html>", "text/html")
-            return
-        post = next((p for p in self.posts if p.get("md5") == md5 and "_data" in p), None)
+        post = self._image_post(h, md5)
         if post is None:
-            h.send(404, b"<html>404 Not Found</html>", "text/html")
             return
         data: bytes = post["_data"]
         with self._lock:
