@@ -45,7 +45,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(
         title="jmbooru",
         version=__version__,
-        summary="Self-hosted downloads of JM comics and Gelbooru datasets, as jobs with WebSocket progress.",
+        summary="Self-hosted downloads of JM comics and booru datasets, as jobs with WebSocket progress.",
         lifespan=lifespan,
         docs_url=None,  # /docs and /redoc are served by app.api.web, with their assets from the package
         redoc_url=None,
@@ -60,7 +60,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         allow_origins=settings.cors_origins,
         allow_methods=["*"],
         allow_headers=["*"],
-        expose_headers=["Content-Disposition", "ETag", "Accept-Ranges", "Content-Range", "Location"],
+        expose_headers=["Content-Disposition", "ETag", "Accept-Ranges", "Content-Range", "Location", "X-Request-ID"],
     )
     # Outermost: they see every request, cached replays and CORS preflights included.
     app.add_middleware(RequestId)
