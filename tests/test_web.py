@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import copy
 import re
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Locator, Page, WebSocketRoute, expect
+from playwright.sync_api import Browser, BrowserContext, Locator, Page, Route, WebSocketRoute, expect
 
 from tests.browser import PageWatch, chromium, saved_zip, wait_until
 from tests.conftest import LiveServer, make_settings
@@ -204,14 +205,22 @@ def test_format_choices_follow_what_the_servers_openapi_document_offers(ui: Ui, 
     # A server that documents the formats gets them offered, and asked for.
     body = {**body, "format": {"type": "string", "enum": ["zip", "cbz", "pdf"], "default": "zip"}}
     schema["components"]["schemas"]["AlbumDownloadRequest"]["properties"] = body
-    page = ui.open(lambda p: p.route("**/openapi.json", lambda route: route.fulfill(json=schema)))
+    # The document is held back until the user has chosen: a choice made while it loads stays.
+    held: list[Route] = []
+    page = ui.open(lambda p: p.route("**/openapi.json", lambda route: held.append(route)))
     ui.watches[-1].allow_failure(422, "/v1/download/album/")  # this server may not know the key
     page.get_by_role("button", name="Plain Album", exact=True).click()
     dialog = page.get_by_role("dialog")
     format_ = dialog.get_by_role("combobox", name="Format")
-    expect(format_.locator("option:disabled")).to_have_count(0)
     format_.select_option("cbz")
+    deadline = time.monotonic() + 5
+    while not held and time.monotonic() < deadline:
+        page.wait_for_timeout(20)  # Playwright delivers the held request to the route while it waits
+    assert len(held) == 1, "the page asks for the OpenAPI document once"
+    held[0].fulfill(json=schema)
     expect(dialog.get_by_role("combobox", name="Layout")).to_be_disabled()  # layouts are for zips
+    expect(format_.locator("option:disabled")).to_have_count(0)
+    expect(format_).to_have_value("cbz")
     with page.expect_request(re.compile(r"/v1/download/album/100001$")) as request:
         dialog.get_by_role("button", name="Download album").click()
     assert request.value.post_data_json == {"client_id": page.evaluate("localStorage.getItem('jmbooru.clientId')"),

@@ -101,7 +101,11 @@ export function setupAlbum({ jobs, searchFor }) {
     comments.replaceChildren();
     if (!dialog.open) dialog.showModal();
     loadComments(1);
-    albumChoices.effective(albumChoices.saved()).then((effective) => {
+    // Read the saved choice once the server's capabilities are known, not before: a choice the
+    // user made while they loaded is saved by then and must not be undone.
+    const opened = current;
+    albumChoices.capabilities().then(() => albumChoices.effective(albumChoices.saved())).then((effective) => {
+      if (current !== opened) return;
       format.value = effective.format;
       layout.value = effective.layout;
       return updateChoices();
