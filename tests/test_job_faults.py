@@ -66,7 +66,8 @@ async def test_delete_straight_after_post_is_answered_at_once(live: LiveServer, 
             assert resp.status_code == 200 and resp.json()["state"] == "cancelled"
             frames = await follow(f"{live.ws_url}/ws/jobs/{job['job_id']}", timeout=5)
             assert frames[-1]["event"] == "cancelled"
-            assert not (live.settings.data_path / "work" / job["job_id"]).exists()
+            work = live.settings.data_path / "work" / job["job_id"]
+            assert not work.exists(), f"left in the work folder: {sorted(p.name for p in work.rglob('*'))}"
 
 
 async def test_failed_queue_handoff_is_503_and_leaves_nothing_to_join(settings) -> None:

@@ -65,11 +65,14 @@ async def test_forty_clients_on_four_api_processes_all_get_their_archive(
                 assert resp.status_code == 202, resp.text
             frames = await listener
             final = frames[-1]
+            # What the watch app reads, whichever process it is connected to: ONE frame, the final.
+            assert [f["event"] for f in frames] == ["download_ready"], frames
             async with httpx.AsyncClient(base_url=cluster.url(i + 2), timeout=30) as http:
                 archive = await http.get(f"/v1/download/{final['file_name']}")
             assert archive.status_code == 200, archive.text
             with zipfile.ZipFile(io.BytesIO(archive.content)) as zf:
                 assert zf.testzip() is None
+                assert not [n for n in zf.namelist() if "/" in n]  # flat: the app lists no sub-folders
                 return final, len([n for n in zf.namelist() if n != "cover.jpg"])
 
         results = await asyncio.gather(*(one_client(i) for i in range(40)))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -57,7 +58,7 @@ class BooruRunner:
                 f"None of the {result.unavailable} selected {site.info.name} posts has a file jmbooru may download "
                 f"(restricted, deleted, or on a host outside {site.info.settings_prefix}_IMAGE_HOSTS)."
             )
-        entries = [(p.name, p) for p in sorted(ctx.work_dir.iterdir()) if _is_dataset_file(p)]
+        entries = await asyncio.to_thread(_dataset_entries, ctx.work_dir)  # thousands of files: off the loop
         message = f"{kept} images with captions are ready."
         if result.failed:
             message += f" {result.failed} could not be downloaded intact and were left out."
@@ -75,3 +76,7 @@ class BooruRunner:
 
 def _is_dataset_file(path: Path) -> bool:
     return path.is_file() and not path.name.startswith(".") and not path.name.endswith(".part")
+
+
+def _dataset_entries(folder: Path) -> list[tuple[str, Path]]:
+    return [(p.name, p) for p in sorted(folder.iterdir()) if _is_dataset_file(p)]

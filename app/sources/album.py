@@ -210,7 +210,10 @@ async def _attempt(album_id: str, pool: BlockingPool, download: Any, control: Do
         await asyncio.shield(future)
     except asyncio.CancelledError:
         control.cancel("download cancelled")
-        await asyncio.gather(future, _settled(recorder.cover), return_exceptions=True)
+        await asyncio.gather(future, return_exceptions=True)
+        # Read only now: jmcomic's thread may have started the cover after the cancel arrived, and
+        # it must not write into the work folder once this returns.
+        await _settled(recorder.cover)
         raise
     except jmcomic.PartialDownloadFailedException as exc:
         await _settled(recorder.cover)

@@ -180,7 +180,7 @@ async def check_dataset(
             site.check_credentials()
         except AppError as exc:
             fetch_refusal = exc.detail.rstrip(".")
-    files = sorted(p for p in await asyncio.to_thread(lambda: list(root.iterdir())) if p.is_file())
+    files = await asyncio.to_thread(lambda: sorted(p for p in root.iterdir() if p.is_file()))
     stems_with_media = {p.stem for p in files if _is_media(p)}
 
     for path in files:
@@ -188,7 +188,7 @@ async def check_dataset(
         if name.startswith(".") and name.endswith((".part", ".tmp")):
             problem = CheckProblem(name, "partial_file", detail="left over from an interrupted download")
             if mode != "report":
-                path.unlink(missing_ok=True)
+                await asyncio.to_thread(path.unlink, missing_ok=True)
                 problem.action = "deleted"
             result.problems.append(problem)
             continue
