@@ -159,6 +159,7 @@ export function setupBooru({ jobs }) {
   }
 
   async function downloadDataset() {
+    await sitesReady();
     const site = siteSelect.value;
     const tags = tagsInput.value.trim();
     const body = {
@@ -192,8 +193,12 @@ export function setupBooru({ jobs }) {
     localStorage.setItem(BLUR_STORAGE, blurToggle.checked ? "on" : "off");
     posts.classList.toggle("blurred", blurToggle.checked);
   });
-  $("booru-preview").addEventListener("click", () => {
-    if (tagsInput.reportValidity()) preview(siteSelect.value, tagsInput.value.trim(), 1);
+  // The site list loads when the tab opens; a click before it arrives waits for it (no empty site).
+  const sitesReady = () => (sitesLoaded ??= loadSites());
+  $("booru-preview").addEventListener("click", async () => {
+    if (!tagsInput.reportValidity()) return;
+    await sitesReady();
+    preview(siteSelect.value, tagsInput.value.trim(), 1);
   });
   more.addEventListener("click", () => {
     if (browsing) preview(browsing.site, browsing.tags, browsing.page + 1);
@@ -206,8 +211,7 @@ export function setupBooru({ jobs }) {
   return {
     /** Read the site list the first time the Booru tab is shown. */
     activate() {
-      sitesLoaded ??= loadSites();
-      return sitesLoaded;
+      return sitesReady();
     },
   };
 }
