@@ -252,3 +252,16 @@ def test_sentences_count_in_the_right_number(ui: Ui, jm: JmDouble) -> None:
     expect(page.locator("#booru-status")).to_have_text("3 of 3 posts kept")
     expect(page.get_by_role("list", name="Posts").get_by_role("listitem").first.locator("summary")).to_have_text(
         re.compile(r"^\d+ tags$"))
+
+
+def test_a_preview_asked_before_the_site_list_arrives_waits_for_it(ui: Ui) -> None:
+    held: list[Route] = []
+    page = ui.open(lambda p: p.route("**/v1/booru/sites", lambda route: held.append(route)))
+    page.get_by_role("tab", name="Booru").click()
+    page.get_by_role("textbox", name="Tags").fill("1girl id:<1002")
+    page.get_by_role("button", name="Preview posts").click()  # the site list is not here yet
+    wait_until(lambda: held, timeout=10)
+    with page.expect_request(re.compile(r"/v1/booru/[^/]*/posts\?")) as request:
+        held[0].continue_()
+    assert "/v1/booru/gelbooru/posts?" in request.value.url
+    expect(page.locator("#booru-status")).to_have_text("2 of 2 posts kept")
