@@ -99,6 +99,10 @@ def test_explicit_and_questionable_thumbnails_are_blurred_until_turned_off(ui: U
     expect(toggle).to_be_checked()
     assert blur_of("explicit").startswith("blur(") and blur_of("questionable").startswith("blur(")
     assert blur_of("general") == "none" and blur_of("sensitive") == "none"
+    grid.get_by_role("img", name=f"Post {by_rating['explicit']}", exact=True).click()  # this one only
+    assert blur_of("explicit") == "none" and blur_of("questionable").startswith("blur(")
+    grid.get_by_role("img", name=f"Post {by_rating['explicit']}", exact=True).click()
+    assert blur_of("explicit").startswith("blur(")
     toggle.uncheck()
     assert blur_of("explicit") == "none" and blur_of("questionable") == "none"
 

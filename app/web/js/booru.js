@@ -29,7 +29,9 @@ function postItem(site, post) {
   const facts = [post.rating, `★ ${post.score ?? 0}`, size].filter(Boolean).join(" · ");
   const image = post.preview_url
     ? h("img", { src: previewUrl(site, post), alt: `Post ${post.id}`, loading: "lazy", decoding: "async",
-      title: tags.join(" "), onerror: (event) => event.target.classList.add("missing") })
+      title: tags.join(" "), onerror: (event) => event.target.classList.add("missing"),
+      // A tap on a blurred thumbnail shows that one (and a second tap blurs it again).
+      onclick: (event) => event.target.closest(".post").classList.toggle("revealed") })
     : h("span", { class: "no-preview" }, "no preview");
   // Tags in a <details>: a tap opens them on a phone, where there is no hover for the title.
   const tagList = tags.length
