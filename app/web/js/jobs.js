@@ -18,9 +18,9 @@ const isActive = (job) => ACTIVE.has(job.state);
 // Re-read order after a reload: what may be moving, then archives that may have gone, then the rest.
 const rereadRank = (job) => (job.state === "ready" ? 1 : FINAL.has(job.state) ? 2 : 0);
 
-function newJob(id, label = "") {
+function newJob(id, label = "", albumId = "") {
   return {
-    id, label, title: "", kind: "", state: "loading", done: 0, total: 0, bytes: 0,
+    id, label, albumId, title: "", kind: "", state: "loading", done: 0, total: 0, bytes: 0,
     message: "", error: "", downloadUrl: "", expiresAt: 0, seq: 0, savedState: "",
   };
 }
@@ -30,6 +30,11 @@ function assign(job, data) {
   if (typeof data.state === "string") job.state = data.state;
   if (typeof data.title === "string" && data.title) job.title = data.title;
   if (typeof data.kind === "string" && data.kind) job.kind = data.kind;
+  // Album jobs carry their JM id: as album_id in answers and frames, in params in a job listing.
+  const albumId = data.album_id ?? data.params?.album_id;
+  if ((typeof albumId === "string" || typeof albumId === "number") && /^\d+$/.test(String(albumId))) {
+    job.albumId = String(albumId);
+  }
   for (const key of ["done", "total", "bytes"]) {
     if (Number.isFinite(data[key])) job[key] = data[key];
   }
@@ -74,7 +79,8 @@ export class JobList {
     const now = Date.now();
     for (const entry of readJson(STORAGE, [])) {
       if (!entry || typeof entry.id !== "string" || this.jobs.has(entry.id)) continue;
-      const job = newJob(entry.id, typeof entry.label === "string" ? entry.label : "");
+      const job = newJob(entry.id, typeof entry.label === "string" ? entry.label : "",
+        typeof entry.aid === "string" ? entry.aid : "");
       if (FINAL.has(entry.state)) {
         job.state = entry.state;
         job.done = Number(entry.done) || 0;
@@ -131,8 +137,8 @@ export class JobList {
 
   // --- changes -------------------------------------------------------------------------------
 
-  /** A download was accepted (202): list it first and follow it. */
-  add(answer, label) {
+  /** A download was accepted (202): list it first and follow it (`albumId`: the JM id it downloads). */
+  add(answer, label, albumId = "") {
     const id = answer.job_id;
     let job = this.jobs.get(id);
     if (job) {
@@ -142,7 +148,7 @@ export class JobList {
       this.list.prepend(this.views.get(id).item);
       if (label) job.label = label;
     } else {
-      job = newJob(id, label);
+      job = newJob(id, label, albumId);
       this.insert(job, true);
     }
     this.applySnapshot(id, answer);
@@ -253,6 +259,7 @@ export class JobList {
     writeJson(STORAGE, this.order.map((id) => {
       const job = this.jobs.get(id);
       const entry = { id, label: job.label };
+      if (job.albumId) entry.aid = job.albumId;
       if (FINAL.has(job.state)) Object.assign(entry, { state: job.state, done: job.done, total: job.total });
       if (job.state === "ready" && job.expiresAt) entry.expires = job.expiresAt;
       return entry;
