@@ -65,8 +65,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Outermost: they see every request, cached replays and CORS preflights included.
     app.add_middleware(RequestId)
     app.add_middleware(metrics.RequestMetrics)
-    # favorites before system: /v1/favorites must not be taken for system's /v1/{timestamp}
-    for module in (favorites, system, metrics_api, jm_api, booru, downloads, jobs, ws):
+    # favorites and jobs before system: /v1/favorites and /v1/jobs must not be taken for /v1/{timestamp}
+    for module in (favorites, jobs, system, metrics_api, jm_api, booru, downloads, ws):
         app.include_router(module.router)
     web.install(app)
     return app

@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, Validation
 
 from app.api.deps import ApiKey, BooruSiteDep, JmDep, JobsDep, SettingsDep
 from app.api.jm import AlbumIdPath, parse_album_id
-from app.api.schemas import UPSTREAM, Accepted, errors
+from app.api.schemas import CLIENT_ID_PATTERN, UPSTREAM, Accepted, errors
 from app.archives import FormatName
 from app.errors import NotFound, Unprocessable
 from app.jobs.models import Job
@@ -20,9 +20,6 @@ from app.sources.captions import CaptionOptions, PostFilters
 from app.sources.jm import JmSource
 
 router = APIRouter(tags=["downloads"], dependencies=[ApiKey], responses=errors(401, 422, 503))
-
-CLIENT_ID_PATTERN = r"^[A-Za-z0-9._:@-]{1,128}$"
-
 
 # The one rule between keys, in the schema too: layout "chapters" only for a zip (JSON Schema if/then).
 ZIP_FOR_CHAPTER_FOLDERS: dict[str, Any] = {
@@ -84,7 +81,7 @@ def _accepted(job: Job, created: bool, client_id: str | None, message: str) -> J
 
 
 @router.post("/v1/download/album/{album_id}", status_code=202, response_model=Accepted,
-             responses=errors(400, 404, *UPSTREAM))  # 404 and upstream errors: checking chosen chapters
+             responses=errors(400, 404, *UPSTREAM))  # 404 and upstream errors: the album is looked up first
 async def download_album(
     album_id: AlbumIdPath,
     jobs: JobsDep,
@@ -99,15 +96,17 @@ async def download_album(
         spec = AlbumSpec(album_id=aid, **(body.model_dump(exclude={"client_id"}) if body else {}))
     except ValidationError as exc:
         raise Unprocessable("Invalid request: " + spec_problem(exc)) from None
-    if spec.chapters:
-        await _check_chapters(jm, spec)
+    await check_album(jm, spec)
     job, created = await jobs.submit(spec, cid)
     return _accepted(job, created, cid, f"Album {aid} is queued for download.")
 
 
-async def _check_chapters(jm: JmSource, spec: AlbumSpec) -> None:
-    """Unknown chapter ids are a 422 now rather than a job that fails later (album info is cached)."""
+async def check_album(jm: JmSource, spec: AlbumSpec) -> None:
+    """An unknown album (404, /v1/info's sentence) or chapter is refused now rather than made a job
+    that fails later; upstream failures answer 502/503/504. The lookup is /v1/info's cached one."""
     album = await jm.album(spec.album_id)
+    if not spec.chapters:
+        return
     problem = unknown_chapters_problem(spec.album_id, spec.chapters or (),
                                        [(str(c["id"]), str(c["title"])) for c in album.chapters])
     if problem:
