@@ -70,6 +70,7 @@ class Health(_Open):
     mode: Literal["embedded", "redis"]
     server_time: int = Field(description="ms since the epoch")
     pid: int
+    api_key_required: bool = Field(False, description="starting, reading and cancelling jobs need X-API-Key")
 
 
 class Clock(Health):

@@ -1,8 +1,10 @@
 // Booru: pick a site, preview the posts for some tags, download a captioned dataset.
+// The Tags box also takes a pasted booru (or JM) link: "Download dataset" then starts what it shows.
 
 import { api, clientId } from "./api.js";
 import { $, fill, formatCount, h } from "./dom.js";
 import { showNotice } from "./notice.js";
+import { looksLikeLink, startLink } from "./paste.js";
 
 const PAGE_SIZE = 40;
 const FALLBACK_SITES = [{ site: "gelbooru", name: "Gelbooru", credentials: "required", configured: true }];
@@ -114,6 +116,16 @@ export function setupBooru({ jobs }) {
       showNotice("Choose at least one rating in the filter options.");
       return;
     }
+    if (looksLikeLink(tags)) {
+      // A pasted link picks its own site and tags; the form's other options still apply.
+      const { tags: _linkTags, client_id: _id, ...options } = body;
+      try {
+        status.textContent = await startLink(jobs, tags, options);
+      } catch (error) {
+        showNotice(`Could not start the pasted link: ${error.message}`);
+      }
+      return;
+    }
     try {
       const answer = await api(`/v1/download/booru/${encodeURIComponent(site)}`, { method: "POST", body });
       jobs.add(answer, `${site}: ${tags} (${body.max_images} images)`);
@@ -125,6 +137,10 @@ export function setupBooru({ jobs }) {
 
   siteSelect.addEventListener("change", () => localStorage.setItem("jmbooru.site", siteSelect.value));
   $("booru-preview").addEventListener("click", () => {
+    if (looksLikeLink(tagsInput.value)) {
+      status.textContent = "That is a link: Download dataset starts what it shows.";
+      return;
+    }
     if (tagsInput.reportValidity()) preview(siteSelect.value, tagsInput.value.trim(), 1);
   });
   more.addEventListener("click", () => {
