@@ -23,7 +23,16 @@ from app.api.schemas import (
 )
 from app.archives import format_for_file
 from app.errors import NotFound
-from app.jobs.listing import DEFAULT_LIMIT, MAX_LIMIT, Cursor, JobQuery, parse_limit, parse_states
+from app.jobs.listing import (
+    CURSOR_SCHEMA_PATTERN,
+    DEFAULT_LIMIT,
+    MAX_LIMIT,
+    STATES_PATTERN,
+    Cursor,
+    JobQuery,
+    parse_limit,
+    parse_states,
+)
 from app.jobs.models import Job, JobState
 
 router = APIRouter(tags=["jobs"], dependencies=[ApiKey], responses=errors(401))
@@ -40,15 +49,18 @@ async def list_jobs(
     jobs: JobsDep,
     client_id: Annotated[str | None, Query(pattern=CLIENT_ID_PATTERN,
                                            description="only the jobs this client started or joined")] = None,
-    state: Annotated[str | None, Query(max_length=200, description="comma-separated states, e.g. queued,running",
-                                       examples=["queued,running"])] = None,
+    # Patterns documented, checked by hand: a wrong value gets a sentence naming what is allowed.
+    state: Annotated[str | None, Query(description="comma-separated states, e.g. queued,running",
+                                       examples=["queued,running"],
+                                       json_schema_extra={"pattern": STATES_PATTERN})] = None,
     limit: Annotated[int, Query(description=f"1 to {MAX_LIMIT}",
                                 json_schema_extra={"minimum": 1, "maximum": MAX_LIMIT})] = DEFAULT_LIMIT,
-    before: Annotated[str | None, Query(max_length=200, description="the 'next' of the previous page")] = None,
+    before: Annotated[str | None, Query(description="the 'next' of the previous page",
+                                        json_schema_extra={"pattern": CURSOR_SCHEMA_PATTERN})] = None,
 ) -> dict[str, Any]:
     """List the server's jobs, newest first (every client's, or one client's), a page at a time."""
     query = JobQuery(client_id=client_id, states=parse_states(state), limit=parse_limit(limit),
-                     before=Cursor.decode(before) if before else None)
+                     before=Cursor.decode(before) if before is not None else None)
     shown, cursor = await jobs.page(query)
     return {"jobs": shown, "next": cursor}
 

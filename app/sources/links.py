@@ -133,7 +133,7 @@ def resolve_link(url: str, sites: Iterable[SiteHosts]) -> Link:
     known = [s for s in sites if s.owns(host, port)]
     if known:
         raise _cannot_use(sites, f"it is a {known[0].name} page but not a post list, a post or a pool")
-    raise _cannot_use(sites, f"{host} is not JM or a configured booru site")
+    raise _cannot_use(sites, f"{host[:60]} is not JM or a configured booru site")
 
 
 def _booru_link(site: SiteHosts, path: str, params: Mapping[str, str]) -> Link | None:
