@@ -176,3 +176,23 @@ async def test_job_list_needs_the_api_key(tmp_path: Path, jm_double: JmDouble) -
         resp = await http.get("/v1/jobs", headers={"X-API-Key": "s3cret"})
         assert resp.status_code == 200 and resp.json() == {"jobs": [], "next": None}
 
+
+
+async def test_scale_out_positions_count_every_queued_job(tmp_path: Path, jm_double: JmDouble,
+                                                          redis_server: RedisServer) -> None:
+    # An API process with no worker running: every job waits in the shared Redis queue.
+    redis = connect(redis_server.url)
+    await redis.flushdb()
+    await redis.aclose()
+    settings = make_settings(tmp_path / "data", jm_double, redis_url=redis_server.url)
+    async with app_client(settings) as http:
+        ids = []
+        for aid in ("100001", "200001", "100003"):
+            resp = await http.post(f"/v1/download/album/{aid}", json={"client_id": "phone"})
+            assert resp.status_code == 202, resp.text
+            ids.append(resp.json()["job_id"])
+        listed = (await http.get("/v1/jobs", params={"client_id": "phone"})).json()
+        assert [(j["job_id"], j["position"]) for j in listed["jobs"]] == [(ids[2], 3), (ids[1], 2), (ids[0], 1)]
+        assert listed["jobs"][0]["message"] == "Waiting: 2 downloads ahead."
+        await http.delete(f"/v1/jobs/{ids[0]}")
+        assert (await http.get(f"/v1/jobs/{ids[2]}")).json()["position"] == 2
