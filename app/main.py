@@ -9,7 +9,7 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from app import __version__, logs, metrics, serving
-from app.api import booru, downloads, favorites, jobs, system, web, ws
+from app.api import booru, downloads, favorites, jobs, paste, system, web, ws
 from app.api import jm as jm_api
 from app.api import metrics as metrics_api
 from app.api.errors import install_error_handlers
@@ -65,8 +65,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Outermost: they see every request, cached replays and CORS preflights included.
     app.add_middleware(RequestId)
     app.add_middleware(metrics.RequestMetrics)
-    # favorites before system: /v1/favorites must not be taken for system's /v1/{timestamp}
-    for module in (favorites, system, metrics_api, jm_api, booru, downloads, jobs, ws):
+    # favorites and jobs before system: /v1/favorites and /v1/jobs must not be taken for /v1/{timestamp}
+    for module in (favorites, jobs, system, metrics_api, jm_api, booru, downloads, paste, ws):
         app.include_router(module.router)
     web.install(app)
     return app
