@@ -57,6 +57,7 @@ _idle: weakref.WeakKeyDictionary[Any, OrderedDict[Any, float]] = weakref.WeakKey
 _last_warning = 0.0
 # The blank line that ends a request head (h11 also accepts bare LF line ends).
 _HEAD_END = re.compile(rb"\r?\n\r?\n")
+_LEADING_BLANK_LINES = re.compile(rb"[\r\n]*")  # parsers skip them before a request line
 HEAD, BODY = "head", "body"
 
 
@@ -235,14 +236,28 @@ def _count_head_bytes(self: Any, data: bytes) -> bool:
     if not _waiting_head(self):
         return False
     seen, tail = self._jmb_head_bytes, self._jmb_head_tail
-    end = _HEAD_END.search(tail + data if tail else data)
-    size = seen + len(data) if end is None else seen - len(tail) + end.end()
+    end = _head_end_in(data, tail, first=seen == 0)
+    size = seen + len(data) if end < 0 else seen + end
     if size > LIMITS.max_header_bytes:
         _send_431(self)
         return True
     self._jmb_head_bytes = seen + len(data)
-    self._jmb_head_tail = (tail + data)[-3:]
+    self._jmb_head_tail = (tail + data[-3:])[-3:]
     return False
+
+
+def _head_end_in(data: bytes, tail: bytes, first: bool) -> int:
+    """Where the request head ends in this read (just past its blank line), or -1. ``tail`` is the
+    end of the previous read of the same head, as the blank line may straddle two reads."""
+    if first:
+        skipped = _LEADING_BLANK_LINES.match(data)
+        found = _HEAD_END.search(data, skipped.end() if skipped else 0)
+        return found.end() if found else -1
+    straddling = _HEAD_END.search(tail + data[:3])
+    if straddling is not None:
+        return straddling.end() - len(tail)
+    found = _HEAD_END.search(data)
+    return found.end() if found else -1
 
 
 def _check_head_size(self: Any, data: bytes) -> None:

@@ -72,7 +72,9 @@ class BodyGuard:
     def _route_needs_key(self, scope: Scope) -> bool:
         if self._keyed is None:  # the routes are fixed once the app serves
             self._keyed = _keyed_operations(scope["app"].openapi())
-        method, path = scope["method"], scope["path"]
+        method, path, root = scope["method"], scope["path"], scope.get("root_path", "")
+        if root and path.startswith(root):  # the document's paths are below the root path
+            path = path[len(root):]
         return any(method == keyed_method and pattern.match(path) for keyed_method, pattern in self._keyed)
 
     def _key_missing(self, scope: Scope) -> bool:
