@@ -54,7 +54,7 @@ LIMITS = Limits()
 # Per server (uvicorn's ServerState): idle connections (sending a request, or between requests),
 # oldest first.
 _idle: weakref.WeakKeyDictionary[Any, OrderedDict[Any, float]] = weakref.WeakKeyDictionary()
-_last_warning = 0.0
+_last_warning: dict[str, float] = {}
 # The blank line that ends a request head (h11 also accepts bare LF line ends).
 _HEAD_END = re.compile(rb"\r?\n\r?\n")
 _LEADING_BLANK_LINES = re.compile(rb"[\r\n]*")  # parsers skip them before a request line
@@ -93,11 +93,11 @@ def websocket_capacity() -> int:
     return max(1, LIMITS.max_connections - max(8, LIMITS.max_connections // 10))
 
 
-def _warn(message: str, *args: Any) -> None:
-    global _last_warning
+def warn_rarely(message: str, *args: Any) -> None:
+    """Log a warning at most every 10 s per message: a flood must not flood the log too."""
     now = time.monotonic()
-    if now - _last_warning > 10:  # a flood must not flood the log too
-        _last_warning = now
+    if now - _last_warning.get(message, -60.0) > 10:
+        _last_warning[message] = now
         log.warning(message, *args)
 
 
@@ -152,7 +152,7 @@ def _upgraded(proto: Any) -> bool:
 def _head_timed_out(ref: weakref.ref[Any]) -> None:
     proto = ref()
     if proto is not None and _waiting_head(proto) and not proto.transport.is_closing():
-        _warn("closing connections that sent no complete request within %.0f s", LIMITS.header_timeout)
+        warn_rarely("closing connections that sent no complete request within %.0f s", LIMITS.header_timeout)
         _leave(proto)
         proto.transport.close()
 
@@ -161,7 +161,7 @@ def _body_timed_out(ref: weakref.ref[Any]) -> None:
     proto = ref()
     if proto is None or _phase(proto) != BODY or proto.transport.is_closing() or _upgraded(proto):
         return
-    _warn("closing connections whose request body did not arrive within %.0f s", LIMITS.body_timeout)
+    warn_rarely("closing connections whose request body did not arrive within %.0f s", LIMITS.body_timeout)
     _leave(proto)
     cycle = getattr(proto, "cycle", None)
     if cycle is not None and not cycle.response_started:
@@ -197,7 +197,7 @@ def _evict_for(proto: Any) -> None:
             if len(idle) == 1:
                 break
             continue
-        _warn("more than %d connections: closing the longest-idle ones", LIMITS.max_connections)
+        warn_rarely("more than %d connections: closing the longest-idle ones", LIMITS.max_connections)
         _leave(oldest)
         oldest.transport.close()
     if len(connections) > LIMITS.max_connections:

@@ -85,7 +85,8 @@ async def _admit(ws: WebSocket, client_id: str | None = None) -> bool:
         return False
     sockets = open_sockets(ws)
     if sockets.total >= serving.websocket_capacity():
-        log.warning("websocket refused path=%s reason=%d sockets open", ws.url.path, sockets.total)
+        serving.warn_rarely("refusing new WebSockets (HTTP 503): %d are open, the most this server admits "
+                            "under JMBOORU_MAX_CONNECTIONS", sockets.total)
         await _refuse_upgrade(ws)
         return False
     limit: int = ws.app.state.settings.max_sockets_per_client
