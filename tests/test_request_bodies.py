@@ -4,16 +4,21 @@ the body, a cap on its size, and head and body counted apart."""
 from __future__ import annotations
 
 import json
+import os
 import socket
+import subprocess
+import sys
 import time
 from pathlib import Path
 
+import httpx
 import pytest
 
-from tests.conftest import LiveServer, make_settings
+from tests.conftest import LiveServer, free_port, make_settings
 from tests.fakes.jm import JmDouble
 
 KEY = "body-test-key-0123456789"
+ROOT = Path(__file__).resolve().parent.parent
 PARSERS = ["httptools", "h11"]
 
 
@@ -139,3 +144,41 @@ def test_a_90_kb_head_in_one_write_is_431(tmp_path: Path, jm_double: JmDouble, h
         answer = answer_of(sock)
     assert status_of(answer) == 431, answer[:300]
     assert "headers are larger than this server accepts" in detail_of(answer)
+
+
+def test_the_limits_hold_under_plain_uvicorn(tmp_path: Path, jm_double: JmDouble) -> None:
+    """``uvicorn app.main:app``, not ``jmbooru serve``: the limits come with the app."""
+    port = free_port()
+    log = tmp_path / "uvicorn.log"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "app.main:app", "--port", str(port)], cwd=ROOT,
+        stdout=log.open("wb"), stderr=subprocess.STDOUT,
+        env={**os.environ, "PYTHONPATH": str(ROOT), "JMBOORU_DATA_DIR": str(tmp_path / "data"),
+             "JMBOORU_JM_API_DOMAINS": jm_double.host, "JMBOORU_JM_IMAGE_DOMAINS": jm_double.host,
+             "JMBOORU_JM_SCHEME": "http", "JMBOORU_REDIS_URL": "", "JMBOORU_API_KEY": KEY,
+             "JMBOORU_MAX_BODY_BYTES": "2048", "JMBOORU_BODY_TIMEOUT_SECONDS": "1"})
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/v1/health", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert proc.poll() is None and time.monotonic() < deadline, log.read_text()
+            time.sleep(0.1)
+
+        def ask(request: bytes) -> bytes:
+            with socket.create_connection(("127.0.0.1", port)) as sock:
+                sock.sendall(request)
+                return answer_of(sock)
+
+        path = "/v1/download/booru/safebooru"
+        assert status_of(ask(post_head(path, "Content-Length: 100000000"))) == 401
+        assert status_of(ask(post_head(path, f"X-API-Key: {KEY}", "Content-Length: 3000"))) == 413
+        assert status_of(ask(post_head(path, f"X-API-Key: {KEY}", "Content-Length: 1000") + b'{"tags"')) == 408
+        big_head = b"GET /v1/health HTTP/1.1\r\nHost: x\r\n" + b"X-Filler: " + b"a" * 90_000 + b"\r\n\r\n"
+        assert status_of(ask(big_head)) == 431
+    finally:
+        proc.terminate()
+        proc.wait(timeout=15)
