@@ -124,6 +124,13 @@ class Settings(BaseSettings):
 
     cors_origins: CsvList = Field(default_factory=lambda: ["*"])
 
+    # Subscriptions (subscriptions.md)
+    subscription_min_interval_seconds: float = Field(
+        3600.0, gt=0, description="the smallest interval_minutes a subscription may have, in seconds")
+    subscription_tick_seconds: float = Field(60.0, gt=0, description="how often due subscriptions are looked for")
+    subscription_concurrency: int = Field(
+        50, ge=1, description="subscription checks talking to one upstream site at once (politeness)")
+
     # Serving limits (applied however the server is started; see app/serving.py)
     max_header_bytes: int = Field(32 * 1024, ge=1024, description="largest request head accepted (431 beyond)")
     header_timeout_seconds: float = Field(10.0, gt=0, description="a connection must send a complete request "

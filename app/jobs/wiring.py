@@ -28,6 +28,8 @@ from app.sources.booru.registry import build_sites
 from app.sources.jm_account import JmAccount
 from app.sources.jm_pages import PageFetching
 from app.storage import Storage
+from app.subscriptions.build import build_subscriptions
+from app.subscriptions.scheduler import start_scheduler
 
 log = logging.getLogger("jmbooru")
 
@@ -94,6 +96,11 @@ class Engine:
                                    LocalJobQueue(settings.max_concurrent_jobs), runners, self.files_pool)
         self._scheduler: AsyncIOScheduler | None = None
         self._is_worker = is_worker
+        # Subscriptions are checked by API processes (workers only run the jobs they start).
+        self.subscriptions_pool = BlockingPool(2, "subscriptions")
+        self.subscriptions = build_subscriptions(settings, self.subscriptions_pool, self.jm, self.jm_account,
+                                                 self.booru, self.jobs.submit)
+        self._subscription_scheduler: AsyncIOScheduler | None = None
         self._warm_up: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -105,6 +112,9 @@ class Engine:
             serve_metrics(self.settings.metrics_port)
         if not self._is_worker:  # the first read must not pay for creating the JM client
             self._warm_up = asyncio.create_task(self.jm.warm_up(), name="jm-warm-up")
+            await self.subscriptions.store.open()
+            self._subscription_scheduler = start_scheduler(self.subscriptions,
+                                                           self.settings.subscription_tick_seconds)
 
     async def stop(self) -> None:
         if self._warm_up is not None:
@@ -112,6 +122,10 @@ class Engine:
             await asyncio.gather(self._warm_up, return_exceptions=True)
         if self._scheduler is not None:
             self._scheduler.shutdown(wait=False)
+        if self._subscription_scheduler is not None:
+            self._subscription_scheduler.shutdown(wait=False)
+            await self.subscriptions.stop()
+            await self.subscriptions.store.close()
         await self.jobs.stop()
         for site in self.booru.values():
             await site.aclose()
@@ -119,3 +133,4 @@ class Engine:
         self.album_pool.shutdown(wait=False)
         self.pages.close()
         self.files_pool.shutdown(wait=False)
+        self.subscriptions_pool.shutdown(wait=False)

@@ -183,7 +183,9 @@ class JmSource:
 
         return await self._lists.get_or_load(("search", query, page), load)
 
-    async def album(self, album_id: str) -> AlbumInfo:
+    async def album(self, album_id: str, *, fresh: bool = False) -> AlbumInfo:
+        """The album's details; ``fresh`` asks JM even when the cache holds them (and refreshes it)."""
+
         async def load() -> AlbumInfo:
             client = await self.client()
             detail = await self._call(lambda: client.get_album_detail(album_id))
@@ -206,6 +208,10 @@ class JmSource:
                 ],
             )
 
+        if fresh:
+            info = await load()
+            self._albums.put(album_id, info)
+            return info
         return await self._albums.get_or_load(album_id, load)
 
     async def cover(self, album_id: str) -> bytes:

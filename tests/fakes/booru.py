@@ -243,6 +243,11 @@ class BooruDouble:
         with self._lock:
             self._faults.setdefault(kind, deque()).extend([(status, headers or {}, body)] * n)
 
+    def clear_faults(self) -> None:
+        """The site works again: faults still queued are dropped."""
+        with self._lock:
+            self._faults.clear()
+
     def rate_limit_next(self, n: int = 1, retry_after: float = 1, kind: str = "api") -> None:
         with self._lock:
             entry = (429, {"Retry-After": f"{retry_after:g}"}, b"Too Many Requests")
@@ -273,6 +278,11 @@ class BooruDouble:
         with self._lock:
             self._hits.clear()
             self.requests.clear()
+
+    def add_posts(self, posts: list[dict[str, Any]]) -> None:
+        """New posts appear on the site (subscriptions look for these)."""
+        with self._lock:
+            self.posts.extend(posts)
 
     def post_by_md5(self, md5: str) -> dict[str, Any]:
         return next(p for p in self.posts if p.get("md5") == md5)
@@ -382,7 +392,7 @@ class BooruDouble:
 
     def search(self, tags: str, *, letters: dict[str, str] | None = None) -> list[dict[str, Any]]:
         """Posts matching ``tags``, newest first: plain tags, ``-tag``, ``~tag`` (any of), ``*`` wildcards,
-        ``id:<N``, ``md5:``, ``rating:`` (words or, with ``letters``, the family's letters), ``order:score``."""
+        ``id:<N``, ``id:>N``, ``md5:``, ``rating:`` (words or, with ``letters``, the family's letters), ``order:score``."""
         posts = sorted(self.posts, key=lambda p: -int(p.get("id") or 0))
         any_of: list[str] = []
         for term in tags.split():
@@ -390,6 +400,9 @@ class BooruDouble:
             if low.startswith("id:<"):
                 limit = int(low[4:])
                 posts = [p for p in posts if int(p.get("id") or 0) < limit]
+            elif low.startswith("id:>"):
+                floor = int(low[4:])
+                posts = [p for p in posts if int(p.get("id") or 0) > floor]
             elif low.startswith("md5:"):
                 posts = [p for p in posts if p.get("md5") == low[4:]]
             elif low.startswith("rating:"):
