@@ -324,7 +324,8 @@ async def test_subscriptions_survive_a_restart_and_an_overdue_check_runs_at_the_
         sub = (await c.post("/v1/subscriptions", json={"kind": "jm_album", "target": {"album_id": "200001"},
                                                        "interval_minutes": 1 / 60, "client_id": "desk"})).json()
     jm_double.add_chapter("200001", FakeChapter("200012", "第5話", 1))
-    time.sleep(1.1)  # the subscription is now overdue while no server runs
+    due = parse_time(sub["next_check_at"])
+    await wait_for(lambda: time.time() > due + 0.2, timeout=5)  # overdue while no server runs
     async with app_client(settings) as c:
         async def checked() -> dict[str, Any] | None:
             body = (await c.get(f"/v1/subscriptions/{sub['id']}")).json()
