@@ -325,7 +325,7 @@ async def test_subscriptions_survive_a_restart_and_an_overdue_check_runs_at_the_
                                                        "interval_minutes": 1 / 60, "client_id": "desk"})).json()
     jm_double.add_chapter("200001", FakeChapter("200012", "第5話", 1))
     due = parse_time(sub["next_check_at"])
-    await wait_for(lambda: time.time() > due + 0.2, timeout=5)  # overdue while no server runs
+    await wait_for(lambda: time.time() > due + 1.2, timeout=5)  # overdue while no server runs (times in whole s)
     async with app_client(settings) as c:
         async def checked() -> dict[str, Any] | None:
             body = (await c.get(f"/v1/subscriptions/{sub['id']}")).json()
