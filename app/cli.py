@@ -117,10 +117,11 @@ def build_parser() -> argparse.ArgumentParser:
     config = commands.add_parser("config", help="show the settings in force, where each came from (secrets masked)")
     config.set_defaults(func=_config)
 
-    from app import cli_booru, cli_jm
+    from app import cli_booru, cli_jm, cli_watch
 
     cli_booru.register(commands)
     cli_jm.register(commands)
+    cli_watch.register(commands)
     return parser
 
 

@@ -381,3 +381,34 @@ async def test_two_api_processes_on_redis_run_a_due_check_exactly_once(tmp_path:
             r.close()
     finally:
         server.stop()
+
+
+# --- the command line ---------------------------------------------------------------------------
+
+
+def test_jmbooru_watch_adds_lists_checks_and_removes_on_a_running_server(
+        tmp_path: Path, jm_double: JmDouble, capsys: pytest.CaptureFixture[str]) -> None:
+    from app.cli import main
+    from tests.conftest import LiveServer
+
+    with LiveServer(sub_settings(tmp_path, jm_double)) as server:
+        cli = ["watch", "--server", server.url]
+        assert main([*cli, "add", "album", "200001", "--interval", "90"]) == 0
+        sub_id = capsys.readouterr().out.split()[0]
+        assert main([*cli, "ls"]) == 0
+        listing = capsys.readouterr().out
+        assert sub_id in listing and "Two Chapters" in listing and "jm_album" in listing
+        assert main([*cli, "check", sub_id]) == 0
+        assert capsys.readouterr().out.strip() == "nothing new"
+        jm_double.add_chapter("200001", FakeChapter("200013", "第6話", 1))
+        assert main([*cli, "check", sub_id]) == 0
+        assert "1 new, 1 download started" in capsys.readouterr().out
+        with pytest.raises(SystemExit) as refused:
+            main([*cli, "add", "album", "abc"])
+        assert "positive number" in str(refused.value)
+        assert main([*cli, "rm", sub_id]) == 0
+        assert main([*cli, "ls"]) == 0
+        assert "no subscriptions" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as nobody:
+        main(["watch", "--server", server.url, "ls"])
+    assert "no jmbooru server answers" in str(nobody.value)
