@@ -6,6 +6,7 @@ One hash holds the documents, a sorted set their due times; a due check is claim
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from redis.asyncio import Redis
@@ -24,6 +25,8 @@ UNAVAILABLE = "The subscription store (Redis) is not reachable right now; try ag
 class RedisSubscriptionStore:
     def __init__(self, redis: Redis) -> None:
         self.redis = redis
+        # Many checks finish at once: they share the connection pool instead of exhausting it.
+        self._slots = asyncio.Semaphore(32)
 
     async def open(self) -> None:
         return None
@@ -33,7 +36,8 @@ class RedisSubscriptionStore:
 
     async def _do(self, call: Any) -> Any:
         try:
-            return await call
+            async with self._slots:
+                return await call
         except (RedisError, OSError) as exc:
             raise StoreUnavailable(UNAVAILABLE) from exc
 
