@@ -242,6 +242,12 @@ async def test_more_new_posts_than_max_images_keeps_the_newest_and_says_how_many
 
 async def test_a_failing_upstream_is_recorded_with_back_off_and_the_next_check_recovers(
         client: httpx.AsyncClient, danbooru: DanbooruDouble) -> None:
+    danbooru.fail_next(20, status=503)
+    refused = await client.post("/v1/subscriptions", json={
+        "kind": "booru_query", "target": {"site": "danbooru", "tags": "1girl"}})
+    assert refused.status_code in (502, 503, 504) and refused.json()["detail"]
+    assert (await client.get("/v1/subscriptions")).json() == []  # creation failed: nothing stored
+    danbooru.clear_faults()
     sub = (await client.post("/v1/subscriptions", json={
         "kind": "booru_query", "target": {"site": "danbooru", "tags": "1girl"}, "interval_minutes": 10})).json()
     danbooru.fail_next(20, status=500)
