@@ -124,6 +124,15 @@ class Settings(BaseSettings):
 
     cors_origins: CsvList = Field(default_factory=lambda: ["*"])
 
+    # The reader library (library.md): "dest": "library" files CBZs here; scans after each library job
+    library_dir: Path | None = Field(None, description="root of a Komga/Kavita library folder tree (empty: off)")
+    komga_url: str = ""
+    komga_api_key: SecretStr = Field(SecretStr(""), description="a Komga API key (never logged or shown)")
+    komga_library_id: str = ""
+    kavita_url: str = ""
+    kavita_api_key: SecretStr = Field(SecretStr(""), description="a Kavita API key (never logged or shown)")
+    kavita_library_id: str = ""
+
     # Subscriptions (subscriptions.md)
     subscription_min_interval_seconds: float = Field(
         3600.0, gt=0, description="the smallest interval_minutes a subscription may have, in seconds")
@@ -165,6 +174,11 @@ class Settings(BaseSettings):
                 raise ValueError(f"JM domain {domain!r} must be a bare host[:port], like cdn.example.com:443")
             cleaned.append(host)
         return cleaned
+
+    @field_validator("library_dir", mode="before")
+    @classmethod
+    def _optional_path(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
 
     @field_validator("jm_scheme")
     @classmethod
