@@ -13,7 +13,7 @@ from fastapi.responses import FileResponse, JSONResponse, Response
 from app.api.deps import ApiKey, JobsDep
 from app.api.schemas import ARCHIVE_TYPES, FILE_NAME_PATTERN, JOB_ID_PATTERN, JobOut, MissingArchive, errors
 from app.archives import format_for_file
-from app.errors import NotFound
+from app.errors import Conflict, NotFound
 from app.jobs.models import Job, JobState
 
 router = APIRouter(tags=["jobs"], dependencies=[ApiKey], responses=errors(401))
@@ -37,12 +37,15 @@ async def delete_job(job_id: JobIdPath, jobs: JobsDep) -> dict[str, Any]:
     return (await jobs.cancel(job_id)).public()
 
 
-@router.get("/v1/jobs/{job_id}/file", response_class=FileResponse, responses={**ARCHIVE, **errors(404, 503)})
+@router.get("/v1/jobs/{job_id}/file", response_class=FileResponse, responses={**ARCHIVE, **errors(404, 409, 503)})
 async def job_file(job_id: JobIdPath, jobs: JobsDep, request: Request) -> Response:
     """Download a ready job's archive (byte ranges honoured)."""
     job = await jobs.get(job_id)
     if job.state != JobState.READY:
         raise NotFound(f"This job has no archive to download (its state is {job.state}).")
+    if not job.file_name and job.library_paths:
+        raise Conflict("This job filed its books into the reader library (see library_paths); it has no archive "
+                       "to download.")
     return _archive_response(jobs, job)
 
 

@@ -17,11 +17,14 @@ from app.jobs.album_runner import AlbumRunner
 from app.jobs.booru_runner import BooruRunner
 from app.jobs.cleanup import start_cleanup
 from app.jobs.events import LocalEventHub
+from app.jobs.pool_runner import PoolRunner
 from app.jobs.queue import LocalJobQueue
 from app.jobs.runner import Runner
 from app.jobs.service import JobService
-from app.jobs.specs import AlbumSpec, BooruSpec
+from app.jobs.specs import AlbumSpec, BooruSpec, PoolSpec
 from app.jobs.store import SqliteJobStore
+from app.outputs.library import Library
+from app.outputs.scans import ScanTriggers
 from app.sources import jm as jm_source
 from app.sources.booru.base import BooruSite
 from app.sources.booru.registry import build_sites
@@ -41,7 +44,8 @@ def build_runners(settings: Settings, album_pool: BlockingPool, pages: PageFetch
                   booru_sites: Mapping[str, BooruSite]) -> dict[str, Runner]:
     """The runner of each job kind, by ``JobSpec.kind``."""
     return {AlbumSpec.kind: AlbumRunner(settings, album_pool, pages),
-            BooruSpec.kind: BooruRunner(settings, booru_sites)}
+            BooruSpec.kind: BooruRunner(settings, booru_sites),
+            PoolSpec.kind: PoolRunner(settings, booru_sites)}
 
 
 _metrics_served: set[int] = set()
@@ -94,6 +98,9 @@ class Engine:
         else:
             self.jobs = JobService(settings, self.storage, SqliteJobStore(self.storage.db_path), LocalEventHub(),
                                    LocalJobQueue(settings.max_concurrent_jobs), runners, self.files_pool)
+        if settings.library_dir is not None:
+            self.jobs.library = Library(settings.library_dir)
+            self.jobs.scans = ScanTriggers(settings, settings.user_agent)
         self._scheduler: AsyncIOScheduler | None = None
         self._is_worker = is_worker
         # Subscriptions are checked by API processes (workers only run the jobs they start).

@@ -56,8 +56,10 @@ def _chapter_ids(info: AlbumInfo) -> list[tuple[str, str]]:
 def _album_job(sub: Subscription, info: AlbumInfo, new: list[str]) -> PlannedJob:
     every = [cid for cid, _ in _chapter_ids(info)]
     whole = set(new) == set(every)
-    spec = AlbumSpec(album_id=info.album_id, format=sub.format or "zip", layout=sub.layout or "flat",
-                     chapters=None if whole else tuple(new))
+    library = sub.dest == "library"
+    spec = AlbumSpec(album_id=info.album_id, format="cbz" if library else sub.format or "zip",
+                     layout="flat" if library else sub.layout or "flat", chapters=None if whole else tuple(new),
+                     dest="library" if library else "archive")
     return PlannedJob(spec, {"album_id": info.album_id, "chapters": new})
 
 

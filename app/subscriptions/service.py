@@ -160,6 +160,10 @@ class SubscriptionService:
             sub.name = sub.name or f"{target['site']}: {target['tags']}"
         else:
             sub.format, sub.layout, sub.dest = req.format or "zip", req.layout or "flat", req.dest or "archive"
+            if sub.dest == "library":
+                if (req.format or "cbz") != "cbz" or (req.layout or "flat") != "flat":
+                    raise Unprocessable("dest \"library\" files CBZ books: leave format and layout out.")
+                sub.format = "cbz"
             from app.jobs.specs import AlbumSpec  # the options, checked as an album job would check them
             try:
                 AlbumSpec(album_id="1", format=sub.format, layout=sub.layout)
