@@ -158,3 +158,28 @@ async def test_pool_look_ups_and_refusals(client: httpx.AsyncClient, danbooru: D
     assert [(p["id"], p["name"], p["post_count"]) for p in found] == [(7, "Miku's Comic Day", 6)]
     assert found[0]["url"] == f"{danbooru.base_url}/pools/7"
     assert (await client.get("/v1/booru/danbooru/pools", params={"q": "nothing"})).json() == {"pools": []}
+
+
+def test_jmbooru_booru_pool_writes_the_book_and_refuses_unknown_pools(
+        tmp_path: Path, danbooru: DanbooruDouble, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    from app.cli import main
+
+    monkeypatch.setenv("JMBOORU_DANBOORU_URL", danbooru.base_url)
+    monkeypatch.setenv("JMBOORU_DANBOORU_API_RATE", "1000")
+    monkeypatch.setenv("JMBOORU_ENV_FILE", str(tmp_path / "none.env"))
+    monkeypatch.chdir(tmp_path)
+    assert main(["booru", "danbooru", "--pool", "7", "-o", "books", "-q"]) == 0
+    book = tmp_path / "books" / "Miku's Comic Day.cbz"
+    names = sorted(n for n in zipfile.ZipFile(book).namelist() if n != "ComicInfo.xml")
+    posts = by_id(danbooru)
+    assert [md5(zipfile.ZipFile(book).read(n)) for n in names] == [posts[i]["md5"] for i in (13, 10, 12, 11)]
+    assert sorted(p.name for p in (tmp_path / "books").iterdir()) == ["Miku's Comic Day.cbz"]  # no scratch left
+
+    assert main(["booru", "danbooru", "--pool", "7", "--format", "pdf", "-q"]) == 0
+    assert len(PdfReader(tmp_path / "Miku's Comic Day.pdf").pages) == 4
+
+    assert main(["booru", "danbooru", "--pool", "4242", "-q"]) != 0
+    assert "4242" in capsys.readouterr().err
+    assert main(["booru", "gelbooru", "--pool", "1", "-q"]) != 0
+    assert "pools work on danbooru, yandere and konachan" in capsys.readouterr().err
