@@ -117,11 +117,12 @@ def build_parser() -> argparse.ArgumentParser:
     config = commands.add_parser("config", help="show the settings in force, where each came from (secrets masked)")
     config.set_defaults(func=_config)
 
-    from app import cli_booru, cli_get, cli_jm
+    from app import cli_booru, cli_get, cli_jm, cli_watch
 
     cli_booru.register(commands)
     cli_jm.register(commands)
     cli_get.register(commands)
+    cli_watch.register(commands)
     return parser
 
 

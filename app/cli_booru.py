@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import argparse
 
-from app.cli_flags import add_dataset_flags, add_site_flags, mode
+from app.cli_flags import add_dataset_flags, add_site_flags, mode, positive_int
 
 
 def run_booru(args: argparse.Namespace) -> int:
@@ -39,6 +39,12 @@ def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type
     )
     b.add_argument("site", metavar="SITE", help="one of: " + ", ".join(SITES))
     add_dataset_flags(b)
+    pool = b.add_argument_group("pools (danbooru, yandere, konachan)")
+    pool.add_argument("--pool", type=positive_int, metavar="ID",
+                      help="download pool ID as one book instead of a tag search: DIR/<pool name>.cbz")
+    pool.add_argument("--format", choices=("cbz", "zip", "pdf", "dataset"), default="cbz",
+                      help="with --pool: cbz (default), zip, pdf, or dataset (images plus captions in DIR)")
+    b.set_defaults(out=None)  # a pool book goes to the current folder, a dataset to ./images
     add_site_flags(b, "the site (defaults from its JMBOORU_<SITE>_* settings)", login=True)
     b.set_defaults(func=run_booru)
 

@@ -10,10 +10,14 @@ Nothing here loads the web stack or jmcomic: these commands start fast.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import logging
 import re
+import shutil
 import sys
+import tempfile
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
@@ -88,6 +92,9 @@ def _run(command: str, work: Callable[[], Any]) -> int:
 def run_booru(args: argparse.Namespace) -> int:
     command = args.command
     _setup_logging(args.verbose)
+    if getattr(args, "pool", None):
+        return run_pool(args)
+    args.out = args.out or "images"
     stray = getattr(args, "stray", None) or []
     tags = args.tags or args.tags_opt
     if args.tags and args.tags_opt and " ".join(args.tags.split()) != " ".join(args.tags_opt.split()):
@@ -137,7 +144,7 @@ def run_booru(args: argparse.Namespace) -> int:
 
 
 async def _download(args: argparse.Namespace, site: BooruSite, tags: str, caption: CaptionOptions,
-                    filters: PostFilters, workers: int) -> DatasetResult:
+                    filters: PostFilters, workers: int, *, max_images: int | None = None) -> DatasetResult:
     from tqdm import tqdm
 
     bar = tqdm(total=None, unit="img", desc=site.info.site, file=sys.stderr, dynamic_ncols=True,
@@ -155,7 +162,7 @@ async def _download(args: argparse.Namespace, site: BooruSite, tags: str, captio
 
     try:
         return await download_dataset(
-            site, tags, args.out, max_images=args.max_images, caption=caption, filters=filters,
+            site, tags, args.out, max_images=max_images or args.max_images, caption=caption, filters=filters,
             workers=workers, overwrite_captions=args.overwrite_captions, on_progress=on_progress, on_wait=on_wait,
         )
     finally:
@@ -189,3 +196,55 @@ def run_check(args: argparse.Namespace) -> int:
         return EXIT_FAILED if result.unresolved else EXIT_OK
 
     return _run("check", work)
+
+
+def run_pool(args: argparse.Namespace) -> int:
+    """``jmbooru booru SITE --pool ID``: the pool as one book in DIR (or a dataset of its posts)."""
+    command = args.command
+    out = Path(args.out or ".")
+    if args.tags or args.tags_opt:
+        return _fail(command, "give either TAGS or --pool, not both.", EXIT_BAD_INPUT)
+
+    async def work() -> int:
+        from app.archives import ArchiveContent, archive_format
+        from app.outputs.library import library_name
+        from app.sources.booru.pools import pool_site
+        from app.sources.pool_download import download_pool, pool_book
+
+        settings = _settings()
+        site = _site(args, settings)
+        try:
+            pools = pool_site(site)
+            site.check_credentials()
+            if args.format == "dataset":
+                pool = await pools.pool(args.pool)
+                tag = "ordpool" if site.info.family == "danbooru" else "pool"
+                caption = CaptionOptions(remove_underscore=args.remove_underscore is not False,
+                                         escape_parentheses=args.escape is not False,
+                                         separator=args.separator if args.separator is not None else ", ")
+                args.out = str(out)
+                result = await _download(args, site, f"{tag}:{args.pool}", caption, PostFilters(),
+                                         args.workers or settings.download_workers, max_images=pool.post_count)
+                _print_download(result, str(out))
+                return EXIT_FAILED if result.failed else EXIT_OK
+            await asyncio.to_thread(out.mkdir, parents=True, exist_ok=True)
+            scratch = Path(await asyncio.to_thread(tempfile.mkdtemp, prefix=".jmbooru-pool-", dir=out))
+            try:
+                downloaded = await download_pool(site, args.pool, scratch,
+                                                 workers=args.workers or settings.download_workers)
+                book = await pool_book(site, downloaded)
+                fmt = archive_format(args.format)
+                dest = out / (library_name(downloaded.pool.name, args.pool) + fmt.extension)
+                await asyncio.to_thread(fmt.build, ArchiveContent(downloaded.pages, book), dest, scratch, None)
+            finally:
+                await asyncio.to_thread(shutil.rmtree, scratch, True)
+        finally:
+            await site.aclose()
+        if not args.quiet:
+            pages = len(downloaded.pages)
+            print(f"{dest} ({pages} {'page' if pages == 1 else 'pages'})")
+            for skipped in downloaded.skipped:
+                print(f"  skipped post {skipped.post_id}: {skipped.reason}", file=sys.stderr)
+        return EXIT_OK
+
+    return _run(command, work)

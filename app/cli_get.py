@@ -38,34 +38,36 @@ def _chapter_album(settings: Any, chapter_id: str) -> str:
 def run_get(args: argparse.Namespace) -> int:
     from app.cli import main
     from app.config import Settings
-    from app.errors import AppError, Unprocessable
+    from app.errors import AppError
     from app.sources.links import resolve_link
 
     settings = Settings()
     try:
         link = resolve_link(args.url, _site_hosts(settings))
-        if link.kind == "booru_pool":
-            raise Unprocessable(f"this is a link to pool {link.pool_id}: pools are not supported yet; paste a tag "
-                           "search or a post link instead.")
         if link.kind == "jm_chapter":
             album_id = _chapter_album(settings, link.chapter_id)
             argv = ["jm", album_id, "--chapters", link.chapter_id]
         elif link.kind == "jm_album":
             argv = ["jm", link.album_id]
+        elif link.kind == "booru_pool":
+            argv = ["booru", link.site, "--pool", link.pool_id]
         else:
             argv = ["booru", link.site, link.tags]
     except AppError as exc:
         print(f"jmbooru get: {exc.detail[0].lower() + exc.detail[1:]}", file=sys.stderr)
         return EXIT_BAD_INPUT if exc.status_code < 500 else EXIT_FAILED
     jm = argv[0] == "jm"
-    if not jm and args.format:
-        print("jmbooru get: --format applies to JM links; a booru link downloads images and captions into a "
-              "folder.", file=sys.stderr)
+    pool = link.kind == "booru_pool"
+    if not jm and not pool and args.format:
+        print("jmbooru get: --format applies to JM and pool links; a booru search or post downloads images and "
+              "captions into a folder.", file=sys.stderr)
         return EXIT_BAD_INPUT
     if args.out:
         argv += ["-o", args.out]
     if jm:
         argv += ["--format", args.format or "zip"]
+    elif pool:
+        argv += ["--format", args.format or "cbz"]
     else:
         argv += ["--max", str(1 if link.kind == "booru_post" else args.max_images)]
     if args.quiet:
@@ -80,10 +82,10 @@ def register(commands: Any) -> None:
         "get", help="download what a pasted JM or booru link points at (no server needed)",
         description="Download a JM album or chapter (…/album/<id>, …/photo/<id> on any JM domain) like "
         "'jmbooru jm', or a booru tag search or post of a known site like 'jmbooru booru'.")
-    get.add_argument("url", metavar="URL", help="a JM album or chapter link, or a booru post list or post link")
+    get.add_argument("url", metavar="URL", help="a JM album or chapter link, or a booru post list, post or pool link")
     get.add_argument("-o", "--out", metavar="DIR",
                      help="folder to download into (default: the current folder for JM, ./images for boorus)")
-    get.add_argument("--format", choices=("zip", "cbz", "pdf"), help="JM links: the archive format (default zip)")
+    get.add_argument("--format", choices=("zip", "cbz", "pdf"), help="JM links: the archive format (default zip); pool links: the book's (default cbz)")
     get.add_argument("--max", dest="max_images", type=int, default=50, metavar="N",
                      help="booru tag searches: how many images (default 50)")
     get.add_argument("-q", "--quiet", action="store_true", help="no progress bar, only the summary")

@@ -124,6 +124,22 @@ class Settings(BaseSettings):
 
     cors_origins: CsvList = Field(default_factory=lambda: ["*"])
 
+    # The reader library (library.md): "dest": "library" files CBZs here; scans after each library job
+    library_dir: Path | None = Field(None, description="root of a Komga/Kavita library folder tree (empty: off)")
+    komga_url: str = ""
+    komga_api_key: SecretStr = Field(SecretStr(""), description="a Komga API key (never logged or shown)")
+    komga_library_id: str = ""
+    kavita_url: str = ""
+    kavita_api_key: SecretStr = Field(SecretStr(""), description="a Kavita API key (never logged or shown)")
+    kavita_library_id: str = ""
+
+    # Subscriptions (subscriptions.md)
+    subscription_min_interval_seconds: float = Field(
+        3600.0, gt=0, description="the smallest interval_minutes a subscription may have, in seconds")
+    subscription_tick_seconds: float = Field(60.0, gt=0, description="how often due subscriptions are looked for")
+    subscription_concurrency: int = Field(
+        50, ge=1, description="subscription checks talking to one upstream site at once (politeness)")
+
     # Serving limits (applied however the server is started; see app/serving.py)
     max_header_bytes: int = Field(32 * 1024, ge=1024, description="largest request head accepted (431 beyond)")
     header_timeout_seconds: float = Field(10.0, gt=0, description="a connection must send a complete request "
@@ -165,6 +181,11 @@ class Settings(BaseSettings):
                 raise ValueError(f"JM domain {domain!r} must be a bare host[:port], like cdn.example.com:443")
             cleaned.append(host)
         return cleaned
+
+    @field_validator("library_dir", mode="before")
+    @classmethod
+    def _optional_path(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
 
     @field_validator("jm_scheme")
     @classmethod

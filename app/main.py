@@ -9,7 +9,7 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from app import __version__, logs, metrics, serving
-from app.api import booru, downloads, favorites, jobs, paste, system, web, ws
+from app.api import booru, downloads, favorites, jobs, paste, subscriptions, system, web, ws
 from app.api import jm as jm_api
 from app.api import metrics as metrics_api
 from app.api.body_guard import BodyGuard
@@ -36,6 +36,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.jm_account = engine.jm_account
         app.state.booru = engine.booru
         app.state.jobs = engine.jobs
+        app.state.subscriptions = engine.subscriptions
         await engine.start()
         if settings.gc_freeze:
             serving.freeze_startup_heap()
@@ -70,8 +71,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Outermost: they see every request, cached replays and CORS preflights included.
     app.add_middleware(RequestId)
     app.add_middleware(metrics.RequestMetrics)
-    # favorites and jobs before system: /v1/favorites and /v1/jobs must not be taken for /v1/{timestamp}
-    for module in (favorites, jobs, system, metrics_api, jm_api, booru, downloads, paste, ws):
+    # favorites, jobs and subscriptions before system: they must not be taken for /v1/{timestamp}
+    for module in (favorites, jobs, subscriptions, system, metrics_api, jm_api, booru, downloads, paste, ws):
         app.include_router(module.router)
     web.install(app)
     return app

@@ -55,9 +55,9 @@ def test_a_booru_post_link_downloads_that_post(tmp_path: Path, safebooru: Gelboo
 
 
 @pytest.mark.parametrize(("argv", "words"), [
-    (["https://safebooru.org/index.php?page=pool&s=show&id=4"], ["pools are not supported yet"]),
+    (["https://safebooru.org/index.php?page=pool&s=show&id=4"], ["safebooru has no pools; pools work on danbooru"]),
     (["https://example.com/a/b"], ["cannot use this link", "/album/<id>"]),
-    (["https://safebooru.org/index.php?page=post&s=list&tags=1girl", "--format", "pdf"], ["--format applies to JM"]),
+    (["https://safebooru.org/index.php?page=post&s=list&tags=1girl", "--format", "pdf"], ["--format applies to JM and pool links"]),
     (["https://18comic.vip/album/999999"], ["does not exist"]),
 ])
 def test_links_that_cannot_be_downloaded_exit_2_with_a_sentence(

@@ -102,10 +102,15 @@ async def test_a_post_link_downloads_that_one_post(http: httpx.AsyncClient, safe
     assert sorted(archive.namelist()) == sorted([f"{wanted['md5']}.png", f"{wanted['md5']}.txt"])
 
 
-async def test_a_pool_link_is_422_saying_pools_are_not_supported_yet(http: httpx.AsyncClient,
-                                                                     danbooru: DanbooruDouble) -> None:
-    resp = await paste(http, f"{danbooru.base_url}/pools/3")
-    assert resp.status_code == 422 and "pools are not supported yet" in resp.json()["detail"]
+async def test_a_pool_link_starts_that_pools_book(http: httpx.AsyncClient, danbooru: DanbooruDouble) -> None:
+    danbooru.add_pool(3, "Pasted_Pool", [p["id"] for p in danbooru.posts[:2]])
+    resp = await paste(http, f"{danbooru.base_url}/pools/3", format="zip")
+    assert resp.status_code == 202, resp.text
+    assert resp.json()["resolved"] == {"kind": "booru_pool", "site": "danbooru", "pool_id": 3}
+    job = await finished(http, resp.json()["job_id"])
+    assert job["state"] == "ready" and job["file_name"].endswith(".zip"), job
+    resp = await paste(http, f"{danbooru.base_url}/pools/4")
+    assert resp.status_code == 404 and "pool 4" in resp.json()["detail"]
 
 
 @pytest.mark.parametrize(("url", "options", "words"), [

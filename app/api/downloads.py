@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Query
+from fastapi import APIRouter, Body, Path, Query
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, field_validator
 
@@ -16,9 +16,10 @@ from app.config import Settings
 from app.errors import NotFound, Unprocessable
 from app.jobs.models import Job
 from app.jobs.service import JobService
-from app.jobs.specs import MAX_CHAPTERS, AlbumSpec, BooruSpec, spec_problem
+from app.jobs.specs import MAX_CHAPTERS, AlbumSpec, BooruSpec, Dest, PoolFormat, PoolSpec, spec_problem
 from app.sources.album_archive import Layout, unknown_chapters_problem
 from app.sources.booru.base import BooruSite
+from app.sources.booru.pools import pool_site
 from app.sources.captions import CaptionOptions, PostFilters
 from app.sources.jm import JmSource
 
@@ -46,6 +47,8 @@ class AlbumDownloadRequest(BaseModel):
     chapters: list[ChapterId] | None = Field(
         None, min_length=1, max_length=MAX_CHAPTERS,
         description="chapter ids to include (chapters[].id of /v1/info); default all")
+    dest: Dest = Field("archive", description="archive: a 30-minute download; library: one CBZ per chapter "
+                       "filed into JMBOORU_LIBRARY_DIR for Komga and Kavita")
 
 
 class BooruDownloadRequest(BaseModel):
@@ -64,6 +67,21 @@ class BooruDownloadRequest(BaseModel):
         if not value.strip():
             raise ValueError("give at least one tag (blank tags would download the whole site)")
         return " ".join(value.split())
+
+
+class PoolDownloadRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    format: PoolFormat = Field("cbz", description="cbz (a comic book), zip, pdf, or dataset (images + captions)")
+    client_id: str | None = Field(None, pattern=CLIENT_ID_PATTERN)
+    caption: CaptionOptions | None = Field(None, description="dataset only, as for booru datasets")
+    dest: Dest = Field("archive", description="library: file the CBZ into JMBOORU_LIBRARY_DIR")
+
+
+def library_on(settings: Settings, dest: str) -> None:
+    if dest == "library" and settings.library_dir is None:
+        raise Unprocessable("dest 'library' needs a reader library: set JMBOORU_LIBRARY_DIR (the folder Komga or "
+                            "Kavita reads) and restart jmbooru.")
 
 
 def accepted_body(job: Job, created: bool, client_id: str | None, message: str) -> dict[str, Any]:
@@ -105,8 +123,10 @@ async def start_album(jm: JmSource, jobs: JobService, aid: str, body: AlbumDownl
                       client_id: str | None = None) -> dict[str, Any]:
     """Look the album up, then start (or join) its job; the 202 body."""
     cid = (body.client_id if body else None) or client_id
+    if body is not None:
+        library_on(jobs.settings, body.dest)
     try:
-        spec = AlbumSpec(album_id=aid, **(body.model_dump(exclude={"client_id"}) if body else {}))
+        spec = AlbumSpec(album_id=aid, **(body.model_dump(exclude={"client_id"}, exclude_unset=True) if body else {}))
     except ValidationError as exc:
         raise Unprocessable("Invalid request: " + spec_problem(exc)) from None
     await check_album(jm, spec)
@@ -149,3 +169,29 @@ async def start_booru(site: BooruSite, body: BooruDownloadRequest, jobs: JobServ
     spec = BooruSpec(site=name, tags=tags, max_images=max_images, caption=body.caption, filters=body.filters)
     job, created = await jobs.submit(spec, body.client_id)
     return accepted_body(job, created, body.client_id, f"A {site.info.name} dataset for '{tags}' is queued.")
+
+
+@router.post("/v1/download/booru/{site}/pool/{pool_id}", status_code=202, response_model=Accepted,
+             responses=errors(404, *UPSTREAM))
+async def download_pool(site: BooruSiteDep, jobs: JobsDep,
+                        pool_id: Annotated[int, Path(ge=1, le=2**31, description="the pool's number on the site")],
+                        body: Annotated[PoolDownloadRequest | None, Body()] = None) -> JSONResponse:
+    """Download a booru pool as one book (its posts in pool order): CBZ, zip, PDF, a dataset, or into the library."""
+    return accepted(await start_pool(site, pool_id, body or PoolDownloadRequest(), jobs))
+
+
+async def start_pool(site: BooruSite, pool_id: int, body: PoolDownloadRequest, jobs: JobService) -> dict[str, Any]:
+    """Check the site has pools and the pool exists (404 now, not a job that fails later); the 202 body."""
+    pools = pool_site(site)
+    if body.caption is not None and body.format != "dataset":
+        raise Unprocessable("caption applies to format 'dataset' only (a book's pages have no captions).")
+    library_on(jobs.settings, body.dest)
+    try:
+        spec = PoolSpec(site=site.info.site, pool_id=pool_id, format=body.format, dest=body.dest,
+                        caption=body.caption or CaptionOptions())
+    except ValidationError as exc:
+        raise Unprocessable("Invalid request: " + spec_problem(exc)) from None
+    site.check_credentials()
+    pool = await pools.pool(pool_id)
+    job, created = await jobs.submit(spec, body.client_id)
+    return accepted_body(job, created, body.client_id, f"Pool {pool_id} ({pool.name}) is queued for download.")

@@ -22,7 +22,7 @@ from app.api.schemas import (
     errors,
 )
 from app.archives import format_for_file
-from app.errors import NotFound
+from app.errors import Conflict, NotFound
 from app.jobs.listing import (
     CURSOR_SCHEMA_PATTERN,
     DEFAULT_LIMIT,
@@ -77,12 +77,15 @@ async def delete_job(job_id: JobIdPath, jobs: JobsDep) -> dict[str, Any]:
     return (await jobs.cancel(job_id)).public()
 
 
-@router.get("/v1/jobs/{job_id}/file", response_class=FileResponse, responses={**ARCHIVE, **errors(404, 503)})
+@router.get("/v1/jobs/{job_id}/file", response_class=FileResponse, responses={**ARCHIVE, **errors(404, 409, 503)})
 async def job_file(job_id: JobIdPath, jobs: JobsDep, request: Request) -> Response:
     """Download a ready job's archive (byte ranges honoured)."""
     job = await jobs.get(job_id)
     if job.state != JobState.READY:
         raise NotFound(f"This job has no archive to download (its state is {job.state}).")
+    if not job.file_name and job.library_paths:
+        raise Conflict("This job filed its books into the reader library (see library_paths); it has no archive "
+                       "to download.")
     return _archive_response(jobs, job)
 
 

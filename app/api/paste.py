@@ -10,7 +10,15 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from app.api.deps import ApiKey, JmDep, JobsDep, SettingsDep
-from app.api.downloads import AlbumDownloadRequest, BooruDownloadRequest, accepted, start_album, start_booru
+from app.api.downloads import (
+    AlbumDownloadRequest,
+    BooruDownloadRequest,
+    PoolDownloadRequest,
+    accepted,
+    start_album,
+    start_booru,
+    start_pool,
+)
 from app.api.schemas import UPSTREAM, Accepted, errors
 from app.errors import Unprocessable
 from app.sources.booru.base import BooruSite
@@ -47,14 +55,14 @@ def site_hosts(sites: dict[str, BooruSite]) -> list[SiteHosts]:
              responses=errors(400, 404, *UPSTREAM))
 async def download_url(body: PasteRequest, request: Request, jobs: JobsDep, jm: JmDep,
                        settings: SettingsDep) -> JSONResponse:
-    """Start the download a pasted link points at: a JM album or chapter, a booru tag search or post."""
+    """Start the download a pasted link points at: a JM album or chapter, a booru tag search, post or pool."""
     sites: dict[str, BooruSite] = request.app.state.booru
     link = resolve_link(body.url, site_hosts(sites))
     options = dict(body.model_extra or {})
     if link.kind == "booru_pool":
-        raise Unprocessable(f"This is a link to pool {link.pool_id} on {sites[link.site].info.name}: pools are "
-                            "not supported yet. Paste a tag search or a post link instead.")
-    if link.kind in ("jm_album", "jm_chapter"):
+        answer = await start_pool(sites[link.site], int(link.pool_id), _options(PoolDownloadRequest, options), jobs)
+        resolved: dict[str, Any] = {"kind": link.kind, "site": link.site, "pool_id": int(link.pool_id)}
+    elif link.kind in ("jm_album", "jm_chapter"):
         answer, resolved = await _start_jm(link, options, jobs, jm)
     else:
         if "tags" in options:

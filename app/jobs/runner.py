@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
-from app.archives import Book
+from app.archives import ArchiveContent, Book
 from app.jobs.models import Job
 from app.jobs.progress import ProgressTracker
 from app.jobs.specs import JobSpec
@@ -21,6 +21,14 @@ class RunContext:
 
 
 @dataclass
+class LibraryBook:
+    """A CBZ the job files into the reader library instead of a 30-minute archive."""
+
+    relative_path: str  # under JMBOORU_LIBRARY_DIR, "/"-separated
+    content: ArchiveContent
+
+
+@dataclass
 class RunOutput:
     entries: list[tuple[str, Path]]  # (name inside the archive, file on disk), in archive order
     title: str
@@ -29,6 +37,8 @@ class RunOutput:
     message: str = ""
     format: str = "zip"  # a name in app.archives.FORMATS
     book: Book | None = None  # what a book format (cbz, pdf) says about the pages
+    library: list[LibraryBook] | None = None  # set: the job files these books and makes no archive
+    skipped: list[dict[str, Any]] = field(default_factory=list)  # what was left out, {"post_id", "reason"}
 
 
 class Runner(Protocol):

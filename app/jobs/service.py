@@ -17,15 +17,17 @@ from app import logs, metrics
 from app.archives import ArchiveContent, archive_file_name, archive_format, build_archive
 from app.blocking import BlockingPool
 from app.config import Settings
-from app.errors import AppError, DiskFull, NotFound, StoreUnavailable, is_disk_full
+from app.errors import AppError, DiskFull, NotFound, StoreUnavailable, Unprocessable, is_disk_full
 from app.jobs.events import EventHub, Frame, client_topic, job_topic
 from app.jobs.listing import JobQuery, order_key, page_and_cursor, waiting_message
 from app.jobs.models import FINAL_EVENTS, Job, JobState, new_job_id
 from app.jobs.progress import Counters, ProgressTracker
 from app.jobs.queue import JobQueue
-from app.jobs.runner import RunContext, Runner
+from app.jobs.runner import RunContext, Runner, RunOutput
 from app.jobs.specs import JobSpec
 from app.jobs.store import JobStore
+from app.outputs.library import Library
+from app.outputs.scans import ScanTriggers
 from app.storage import Storage
 
 log = logging.getLogger("jmbooru.jobs")
@@ -38,6 +40,7 @@ LOST_MESSAGE = (
 )
 QUEUE_FAILED_MESSAGE = "The download could not be queued; nothing was started. Try again in a moment."
 CANCELLED_MESSAGE = "The download was cancelled."
+LIBRARY_OFF = "This server has no reader library: set JMBOORU_LIBRARY_DIR and restart jmbooru."
 # How long a finished download waits for the job store to come back before giving up on it.
 FINISH_PATIENCE_SECONDS = 120.0
 
@@ -68,6 +71,10 @@ class JobService:
         self.files_pool = files_pool
         self._stopping = False
         self.reconcile_on_start = reconcile_on_start
+        # The reader library and its scan triggers, when JMBOORU_LIBRARY_DIR is set (set by the Engine).
+        self.library: Library | None = None
+        self.scans: ScanTriggers | None = None
+        self._background: set[asyncio.Task[Any]] = set()
 
     # --- life cycle -------------------------------------------------------------------------
 
@@ -351,12 +358,17 @@ class JobService:
 
             with contextlib.suppress(StoreUnavailable):
                 await self.emit(job_id, "progress", zipping)
+            if output.library is not None:
+                paths = await self._file_in_library(output, work_dir)
+                message = output.message or f"{output.title or 'The book'} is in the library."
+                return lambda: self._filed(job_id, counters, paths, output.skipped, message)
             fmt = archive_format(output.format)
             file_name = archive_file_name(output.file_stem, job_id, fmt)
             size = await build_archive(self.files_pool, fmt, ArchiveContent(output.entries, output.book),
                                        self.storage.archive_root / file_name, work_dir)
             message = output.message or f"{output.title or 'The archive'} is ready to download."
-            return lambda: self._ready(job_id, counters, file_name, output.download_name, size, message)
+            return lambda: self._ready(job_id, counters, file_name, output.download_name, size, message,
+                                       skipped=output.skipped)
         except asyncio.CancelledError:
             await tracker.close()
             return self._cancelled_ending(job_id, tracker)
@@ -399,14 +411,40 @@ class JobService:
                 return
 
     async def _ready(self, job_id: str, counters: Counters, file_name: str, download_name: str,
-                     size: int, message: str) -> None:
+                     size: int, message: str, *, skipped: list[dict[str, Any]] | None = None) -> None:
         ready_at = time.time()
         await self.finish(
             job_id, JobState.READY, "download_ready", counters=counters, file_name=file_name,
             download_name=download_name, expires_at=ready_at + self.settings.file_ttl_seconds,
-            message=message, patience=FINISH_PATIENCE_SECONDS,
+            message=message, patience=FINISH_PATIENCE_SECONDS, skipped=list(skipped or []),
         )
         log.info("job ready job_id=%s file_name=%s size=%d", job_id, file_name, size)
+
+    # --- the reader library ------------------------------------------------------------------
+
+    async def _file_in_library(self, output: RunOutput, work_dir: Path) -> list[str]:
+        """Build each book in the work folder and file it into the library (atomic, in place)."""
+        if self.library is None:
+            raise Unprocessable(LIBRARY_OFF)
+        cbz = archive_format("cbz")
+        paths = []
+        for index, book in enumerate(output.library or []):
+            built = work_dir / f".library-{index:04d}.cbz"
+            await build_archive(self.files_pool, cbz, book.content, built, work_dir)
+            await self.files_pool.run(self.library.file, built, book.relative_path)
+            paths.append(book.relative_path)
+        return paths
+
+    async def _filed(self, job_id: str, counters: Counters, paths: list[str], skipped: list[dict[str, Any]],
+                     message: str) -> None:
+        await self.finish(job_id, JobState.READY, "download_ready", counters=counters, file_name="",
+                          download_name="", expires_at=None, library_paths=paths, skipped=list(skipped),
+                          message=message, patience=FINISH_PATIENCE_SECONDS)
+        log.info("job filed in the library job_id=%s books=%d", job_id, len(paths))
+        if self.scans is not None:  # after the final frame: a slow reader server never delays it
+            task = asyncio.create_task(self.scans.scan(), name=f"library-scan-{job_id}")
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
 
     # --- cancelling, deleting, expiring -----------------------------------------------------
 

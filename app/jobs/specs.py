@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -17,6 +17,10 @@ from app.sources.album_archive import Layout, options_problem
 from app.sources.captions import CaptionOptions, PostFilters
 
 MAX_CHAPTERS = 1000
+Dest = Literal["archive", "library"]
+PoolFormat = Literal["cbz", "zip", "pdf", "dataset"]
+LIBRARY_FORMAT_PROBLEM = ("dest 'library' files CBZ books for Komga and Kavita: leave format and layout out (or ask "
+                          "for format 'cbz'), or use dest 'archive' for a {fmt}.")
 
 
 class JobSpec(BaseModel):
@@ -48,6 +52,7 @@ class AlbumSpec(JobSpec):
     format: FormatName = "zip"
     layout: Layout = "flat"
     chapters: tuple[str, ...] | None = Field(None, max_length=MAX_CHAPTERS)
+    dest: Dest = "archive"
 
     @field_validator("chapters", mode="before")
     @classmethod
@@ -66,6 +71,16 @@ class AlbumSpec(JobSpec):
             raise ValueError("chapters lists no chapter id: leave it out to download every chapter")
         return tuple(sorted(set(ids), key=int))  # the archive follows the album's order anyway
 
+    @model_validator(mode="before")
+    @classmethod
+    def _library_is_cbz(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("dest") == "library":
+            fmt, layout = data.get("format"), data.get("layout")
+            if fmt not in (None, "cbz") or layout not in (None, "flat"):
+                raise ValueError(LIBRARY_FORMAT_PROBLEM.format(fmt=fmt or layout))
+            data = {**data, "format": "cbz"}
+        return data
+
     @model_validator(mode="after")
     def _format_and_layout(self) -> AlbumSpec:
         problem = options_problem(self.format, self.layout)
@@ -81,6 +96,8 @@ class AlbumSpec(JobSpec):
             key += f":{self.layout}"
         if self.chapters:
             key += ":c" + ",".join(self.chapters)
+        if self.dest == "library":
+            key += ":library"
         return key
 
     def title(self) -> str:
@@ -113,7 +130,42 @@ class BooruSpec(JobSpec):
         return self.site
 
 
-SPECS: dict[str, type[JobSpec]] = {spec.kind: spec for spec in (AlbumSpec, BooruSpec)}
+class PoolSpec(JobSpec):
+    """A booru pool as one book (library.md): its posts' original files in pool order."""
+
+    kind: ClassVar[str] = "pool"
+
+    site: str
+    pool_id: int = Field(ge=1, le=2**31)
+    format: PoolFormat = "cbz"
+    caption: CaptionOptions = Field(default_factory=CaptionOptions)
+    dest: Dest = "archive"
+
+    @model_validator(mode="after")
+    def _library_is_cbz(self) -> PoolSpec:
+        if self.dest == "library" and self.format != "cbz":
+            raise ValueError(LIBRARY_FORMAT_PROBLEM.format(fmt=self.format))
+        return self
+
+    def dedupe_key(self) -> str:
+        key = f"pool:{self.site}:{self.pool_id}:{self.format}"
+        if self.format == "dataset":
+            key += ":" + hashlib.sha256(self.caption.model_dump_json().encode()).hexdigest()[:12]
+        if self.dest == "library":
+            key += ":library"
+        return key
+
+    def title(self) -> str:
+        return f"{self.site} pool {self.pool_id}"
+
+    def public_fields(self) -> dict[str, Any]:
+        return {"site": self.site, "pool_id": self.pool_id}
+
+    def log_site(self) -> str:
+        return self.site
+
+
+SPECS: dict[str, type[JobSpec]] = {spec.kind: spec for spec in (AlbumSpec, BooruSpec, PoolSpec)}
 
 
 class UnknownJobKind(Exception):

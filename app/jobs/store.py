@@ -53,7 +53,8 @@ class JobStore(Protocol):
 def joinable(job: Job, now: float) -> bool:
     if job.state.active:
         return True
-    return job.state == JobState.READY and (job.expires_at is None or job.expires_at > now + 60)
+    # A library job that ended is never joined: asked again, it files again (library.md "Repeats").
+    return job.state == JobState.READY and bool(job.file_name) and (job.expires_at is None or job.expires_at > now + 60)
 
 
 def add_client(job: Job, client_id: str | None) -> None:

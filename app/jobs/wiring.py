@@ -17,17 +17,22 @@ from app.jobs.album_runner import AlbumRunner
 from app.jobs.booru_runner import BooruRunner
 from app.jobs.cleanup import start_cleanup
 from app.jobs.events import LocalEventHub
+from app.jobs.pool_runner import PoolRunner
 from app.jobs.queue import LocalJobQueue
 from app.jobs.runner import Runner
 from app.jobs.service import JobService
-from app.jobs.specs import AlbumSpec, BooruSpec
+from app.jobs.specs import AlbumSpec, BooruSpec, PoolSpec
 from app.jobs.store import SqliteJobStore
+from app.outputs.library import Library
+from app.outputs.scans import ScanTriggers
 from app.sources import jm as jm_source
 from app.sources.booru.base import BooruSite
 from app.sources.booru.registry import build_sites
 from app.sources.jm_account import JmAccount
 from app.sources.jm_pages import PageFetching
 from app.storage import Storage
+from app.subscriptions.build import build_subscriptions
+from app.subscriptions.scheduler import start_scheduler
 
 log = logging.getLogger("jmbooru")
 
@@ -39,7 +44,8 @@ def build_runners(settings: Settings, album_pool: BlockingPool, pages: PageFetch
                   booru_sites: Mapping[str, BooruSite]) -> dict[str, Runner]:
     """The runner of each job kind, by ``JobSpec.kind``."""
     return {AlbumSpec.kind: AlbumRunner(settings, album_pool, pages),
-            BooruSpec.kind: BooruRunner(settings, booru_sites)}
+            BooruSpec.kind: BooruRunner(settings, booru_sites),
+            PoolSpec.kind: PoolRunner(settings, booru_sites)}
 
 
 _metrics_served: set[int] = set()
@@ -92,8 +98,16 @@ class Engine:
         else:
             self.jobs = JobService(settings, self.storage, SqliteJobStore(self.storage.db_path), LocalEventHub(),
                                    LocalJobQueue(settings.max_concurrent_jobs), runners, self.files_pool)
+        if settings.library_dir is not None:
+            self.jobs.library = Library(settings.library_dir)
+            self.jobs.scans = ScanTriggers(settings, settings.user_agent)
         self._scheduler: AsyncIOScheduler | None = None
         self._is_worker = is_worker
+        # Subscriptions are checked by API processes (workers only run the jobs they start).
+        self.subscriptions_pool = BlockingPool(2, "subscriptions")
+        self.subscriptions = build_subscriptions(settings, self.subscriptions_pool, self.jm, self.jm_account,
+                                                 self.booru, self.jobs.submit)
+        self._subscription_scheduler: AsyncIOScheduler | None = None
         self._warm_up: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -105,6 +119,9 @@ class Engine:
             serve_metrics(self.settings.metrics_port)
         if not self._is_worker:  # the first read must not pay for creating the JM client
             self._warm_up = asyncio.create_task(self.jm.warm_up(), name="jm-warm-up")
+            await self.subscriptions.store.open()
+            self._subscription_scheduler = start_scheduler(self.subscriptions,
+                                                           self.settings.subscription_tick_seconds)
 
     async def stop(self) -> None:
         if self._warm_up is not None:
@@ -112,6 +129,10 @@ class Engine:
             await asyncio.gather(self._warm_up, return_exceptions=True)
         if self._scheduler is not None:
             self._scheduler.shutdown(wait=False)
+        if self._subscription_scheduler is not None:
+            self._subscription_scheduler.shutdown(wait=False)
+            await self.subscriptions.stop()
+            await self.subscriptions.store.close()
         await self.jobs.stop()
         for site in self.booru.values():
             await site.aclose()
@@ -119,3 +140,4 @@ class Engine:
         self.album_pool.shutdown(wait=False)
         self.pages.close()
         self.files_pool.shutdown(wait=False)
+        self.subscriptions_pool.shutdown(wait=False)

@@ -184,7 +184,9 @@ class JmSource:
 
         return await self._lists.get_or_load(("search", query, page), load)
 
-    async def album(self, album_id: str) -> AlbumInfo:
+    async def album(self, album_id: str, *, fresh: bool = False) -> AlbumInfo:
+        """The album's details; ``fresh`` asks JM even when the cache holds them (and refreshes it)."""
+
         async def load() -> AlbumInfo:
             client = await self.client()
             detail = await self._call(lambda: client.get_album_detail(album_id))
@@ -207,6 +209,10 @@ class JmSource:
                 ],
             )
 
+        if fresh:
+            info = await load()
+            self._albums.put(album_id, info)
+            return info
         return await self._albums.get_or_load(album_id, load)
 
     async def chapter_album(self, photo_id: str) -> str:

@@ -6,6 +6,7 @@ import { setupBooru } from "./booru.js";
 import { $, setText } from "./dom.js";
 import { setupJm } from "./jm.js";
 import { JobList } from "./jobs.js";
+import { setupSubscriptions } from "./subscriptions.js";
 import { hideNotice, showNotice } from "./notice.js";
 
 const HEALTH_EVERY_MS = 60_000;
@@ -52,7 +53,8 @@ function selectTab(tab, focus = false) {
     $(other.getAttribute("aria-controls")).hidden = !selected;
   }
   if (focus) tab.focus();
-  history.replaceState(null, "", tab.id === "tab-jm" ? location.pathname : "#booru");
+  const hashes = { "tab-booru": "#booru", "tab-subs": "#subscriptions" };
+  history.replaceState(null, "", hashes[tab.id] ?? location.pathname);
   onTab.get(tab.id)?.();
 }
 
@@ -96,8 +98,11 @@ const album = setupAlbum({ jobs, searchFor: (query) => jm.search(query) });
 jm = setupJm({ jobs, openAlbum: album.open });
 const booru = setupBooru({ jobs });
 onTab.set("tab-booru", () => booru.activate());
+const subscriptions = setupSubscriptions({ jobs });
+onTab.set("tab-subs", () => subscriptions.load());
 
 if (location.hash === "#booru") selectTab($("tab-booru"));
+if (location.hash === "#subscriptions") selectTab($("tab-subs"));
 checkHealth();
 setInterval(checkHealth, HEALTH_EVERY_MS);
 jobs.load();
