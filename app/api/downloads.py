@@ -6,7 +6,15 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Query
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    field_validator,
+)
 
 from app.api.deps import ApiKey, BooruSiteDep, JmDep, JobsDep, SettingsDep
 from app.api.jm import AlbumIdPath, parse_album_id
@@ -15,7 +23,9 @@ from app.archives import FormatName
 from app.errors import NotFound, Unprocessable
 from app.jobs.models import Job
 from app.jobs.specs import MAX_CHAPTERS, AlbumSpec, BooruSpec, spec_problem
+from app.json_types import PositiveJsonInt, json_number
 from app.sources.album_archive import Layout, unknown_chapters_problem
+from app.sources.booru.values import visible_words
 from app.sources.captions import CaptionOptions, PostFilters
 from app.sources.jm import JmSource
 
@@ -30,7 +40,7 @@ ZIP_FOR_CHAPTER_FOLDERS: dict[str, Any] = {
     "then": {"properties": {"format": {"const": "zip"}}},
 }
 ChapterId = Annotated[str, StringConstraints(pattern=r"^(?:[Jj][Mm])?0*[1-9][0-9]{0,11}$")] | \
-    Annotated[int, Field(ge=1, le=999_999_999_999)]
+    Annotated[int, Field(ge=1, le=999_999_999_999), BeforeValidator(json_number)]  # true is no chapter id
 
 
 class AlbumDownloadRequest(BaseModel):
@@ -52,7 +62,7 @@ class BooruDownloadRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")  # "max": 5 must not silently become 200 images
 
     tags: str = Field(min_length=1, max_length=1000, description="space-separated tags, as on the site")
-    max_images: int | None = Field(None, ge=1, description="default: 200, or the server's limit if lower")
+    max_images: PositiveJsonInt | None = Field(None, description="default: 200, or the server's limit if lower")
     client_id: str | None = Field(None, pattern=CLIENT_ID_PATTERN)
     caption: CaptionOptions = Field(default_factory=CaptionOptions)
     filters: PostFilters = Field(default_factory=PostFilters)
@@ -60,10 +70,11 @@ class BooruDownloadRequest(BaseModel):
     @field_validator("tags")
     @classmethod
     def _some_tags(cls, value: str) -> str:
-        # Blank tags would download the newest posts of the whole site.
-        if not value.strip():
+        # Blank tags would download the newest posts of the whole site; a zero-width space is blank too.
+        words = visible_words(value)
+        if not words:
             raise ValueError("give at least one tag (blank tags would download the whole site)")
-        return " ".join(value.split())
+        return " ".join(words)
 
 
 def _accepted(job: Job, created: bool, client_id: str | None, message: str) -> JSONResponse:
