@@ -98,3 +98,12 @@ def test_no_form_of_the_api_key_reaches_a_trace_log(tmp_path: Path) -> None:
     forms = [API_KEY, encoded, lower_hex, urllib.parse.quote(API_KEY), *PARTS]
     leaks = [(form, line) for line in text.splitlines() for form in forms if form.lower() in line.lower()]
     assert leaks == [], leaks[:5]
+
+
+def test_the_proxy_password_is_a_known_secret_for_the_logs(tmp_path: Path) -> None:
+    from app.logs import settings_secrets
+    from tests.conftest import make_settings
+
+    settings = make_settings(tmp_path, proxy="http://alice:Pr0xyPa55word@proxy.example:3128",
+                             redis_url="redis://:R3disPa55@db:6379/0")
+    assert {"Pr0xyPa55word", "R3disPa55"} <= set(settings_secrets(settings))

@@ -32,6 +32,10 @@ from app.sources.jm import JmSource
 router = APIRouter(tags=["downloads"], dependencies=[ApiKey], responses=errors(401, 422, 503))
 
 CLIENT_ID_PATTERN = r"^[A-Za-z0-9._:@-]{1,128}$"
+# A client id is a bearer name (README, security notes): the documents say to make it random.
+CLIENT_ID_DOC = ("your app's id for /ws/notifications/{client_id}: make it once with a random UUID and keep it "
+                 "(whoever knows it can read its finals)")
+CLIENT_ID_EXAMPLES = ["3f2b8c1e-9d4a-4e7b-a5c6-0f1e2d3c4b5a"]
 
 
 # The one rule between keys, in the schema too: layout "chapters" only for a zip (JSON Schema if/then).
@@ -46,7 +50,8 @@ ChapterId = Annotated[str, StringConstraints(pattern=r"^(?:[Jj][Mm])?0*[1-9][0-9
 class AlbumDownloadRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", json_schema_extra=ZIP_FOR_CHAPTER_FOLDERS)
 
-    client_id: str | None = Field(None, pattern=CLIENT_ID_PATTERN)
+    client_id: str | None = Field(None, pattern=CLIENT_ID_PATTERN, description=CLIENT_ID_DOC,
+                                  examples=CLIENT_ID_EXAMPLES)
     format: FormatName = Field(
         "zip", description="zip: pages plus cover.jpg; cbz: a comic book (pages flat, ComicInfo.xml); pdf: one "
         "page per image, an outline entry per chapter")
@@ -63,7 +68,8 @@ class BooruDownloadRequest(BaseModel):
 
     tags: str = Field(min_length=1, max_length=1000, description="space-separated tags, as on the site")
     max_images: PositiveJsonInt | None = Field(None, description="default: 200, or the server's limit if lower")
-    client_id: str | None = Field(None, pattern=CLIENT_ID_PATTERN)
+    client_id: str | None = Field(None, pattern=CLIENT_ID_PATTERN, description=CLIENT_ID_DOC,
+                                  examples=CLIENT_ID_EXAMPLES)
     caption: CaptionOptions = Field(default_factory=CaptionOptions)
     filters: PostFilters = Field(default_factory=PostFilters)
 
@@ -101,7 +107,8 @@ async def download_album(
     jobs: JobsDep,
     jm: JmDep,
     body: Annotated[AlbumDownloadRequest | None, Body()] = None,
-    client_id: Annotated[str | None, Query(pattern=CLIENT_ID_PATTERN)] = None,
+    client_id: Annotated[str | None, Query(pattern=CLIENT_ID_PATTERN, description=CLIENT_ID_DOC,
+                                           examples=CLIENT_ID_EXAMPLES)] = None,
 ) -> JSONResponse:
     """Start downloading a JM album into one archive (zip, cbz or pdf); progress goes to the client's WebSocket."""
     aid = parse_album_id(album_id)

@@ -9,7 +9,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from app.api.deps import ApiKey, JobsDep
-from app.api.downloads import ZIP_FOR_CHAPTER_FOLDERS
+from app.api.downloads import CLIENT_ID_DOC, CLIENT_ID_EXAMPLES, ZIP_FOR_CHAPTER_FOLDERS
 from app.api.schemas import UPSTREAM, errors
 from app.archives import FormatName
 from app.errors import NotFound, Unprocessable
@@ -75,7 +75,8 @@ class FavoritesDownloadRequest(BaseModel):
     limit: JsonInt = Field(50, ge=1, le=500, description="at most this many albums, newest favourites first")
     format: FormatName = "zip"
     layout: Layout = "flat"
-    client_id: str | None = Field(None, pattern=CLIENT_ID_PATTERN)
+    client_id: str | None = Field(None, pattern=CLIENT_ID_PATTERN, description=CLIENT_ID_DOC,
+                                  examples=CLIENT_ID_EXAMPLES)
 
 
 class AcceptedAlbumJob(BaseModel):
