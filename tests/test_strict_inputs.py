@@ -103,3 +103,18 @@ async def test_range_errors_are_json(tmp_path: Path, jm_double: JmDouble) -> Non
             assert good.status_code == 206
             assert (await http.get(archive, headers={"Range": "bytes=0-9"})).content == \
                 (await http.get(archive)).content[:10]
+
+
+def test_the_command_line_refuses_invisible_tags_too(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    from app.cli import main
+    from tests.fakes.gelbooru import GelbooruDouble, make_posts
+
+    with GelbooruDouble(make_posts(3)) as double:
+        monkeypatch.setenv("JMBOORU_GELBOORU_URL", double.base_url)
+        monkeypatch.setenv("JMBOORU_GELBOORU_API_KEY", double.api_key)
+        monkeypatch.setenv("JMBOORU_GELBOORU_USER_ID", double.user_id)
+        code = main(["gelbooru", "\u200b\ufeff", "--max", "2", "--out", str(tmp_path / "out"), "-q"])
+        requested = list(double.requests)
+    assert code != 0 and "give the tags to search for" in capsys.readouterr().err
+    assert requested == []  # the whole site was never asked for
