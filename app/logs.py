@@ -34,8 +34,8 @@ SECRET_PART_LENGTH = 12  # a `-`-separated part of a secret this long is a secre
 
 def _char_forms(char: str) -> str:
     """A regex for one character of a secret: itself or its %-encoding (either hex case; ``+`` for a space)."""
-    encoded = "".join(f"%[{h.upper()}{h.lower()}][{low.upper()}{low.lower()}]"
-                      for h, low in ((f"{byte:02x}"[0], f"{byte:02x}"[1]) for byte in char.encode()))
+    hex_pairs = (f"{byte:02x}" for byte in char.encode())  # UTF-8, as a URL encodes it
+    encoded = "".join(f"%[{pair[0].upper()}{pair[0]}][{pair[1].upper()}{pair[1]}]" for pair in hex_pairs)
     forms = [re.escape(char), encoded] + ([r"\+"] if char == " " else [])
     return "(?:" + "|".join(forms) + ")"
 
