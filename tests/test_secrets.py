@@ -95,6 +95,7 @@ def test_no_form_of_the_api_key_reaches_a_trace_log(tmp_path: Path) -> None:
         proc.wait(timeout=30)
     text = log_path.read_text(errors="replace")
     assert "ASGI [" in text and "scope=" in text, text[-2000:]  # trace lines were logged
+    assert "api_key=***" in text  # ...with the query strings that carried the key, masked
     forms = [API_KEY, encoded, lower_hex, urllib.parse.quote(API_KEY), *PARTS]
     leaks = [(form, line) for line in text.splitlines() for form in forms if form.lower() in line.lower()]
     assert leaks == [], leaks[:5]
