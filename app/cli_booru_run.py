@@ -25,6 +25,7 @@ from pydantic import ValidationError
 from app import cli_loop
 from app.errors import AppError
 from app.sources.booru.base import BooruSite, CredentialsError
+from app.sources.booru.values import is_blank, visible_words
 from app.sources.captions import CaptionOptions, PostFilters
 from app.sources.dataset import DatasetProgress, DatasetResult, download_dataset
 
@@ -103,10 +104,11 @@ def run_booru(args: argparse.Namespace) -> int:
         tags, stray = stray[0], []
     if stray:
         return _fail(command, f"unexpected value {stray[0]!r}; true/false flags take true or false.", EXIT_BAD_INPUT)
-    if not tags or not tags.strip():
+    if not tags or is_blank(tags):  # a zero-width space alone would download the whole site
         example = "gelbooru" if command == "gelbooru" else f"booru {args.site}"
         return _fail(command, f'give the tags to search for, e.g. jmbooru {example} "cat_ears solo" --max 20.',
                      EXIT_BAD_INPUT)
+    tags = " ".join(visible_words(tags))
     if args.unit is not None and not args.quiet:
         print("note: --unit is ignored; jmbooru fetches exactly --max images.", file=sys.stderr)
 

@@ -35,9 +35,10 @@ class BooruSiteInfo(BaseModel):
 class BooruPost(BaseModel):
     id: int
     md5: str
-    file_url: str
-    preview_url: str
-    sample_url: str
+    file_url: str | None = Field(description="null: no file jmbooru could fetch (restricted, deleted, or an "
+                                 "address that is not a usable URL)")
+    preview_url: str | None
+    sample_url: str | None
     tags: list[str]
     rating: str
     score: int
@@ -50,8 +51,8 @@ class BooruPost(BaseModel):
     @classmethod
     def from_post(cls, post: Post) -> BooruPost:
         return cls(
-            id=post.id, md5=post.md5, file_url=post.file_url, preview_url=post.preview_url,
-            sample_url=post.sample_url, tags=post.tags, rating=post.rating, score=post.score,
+            id=post.id, md5=post.md5, file_url=post.file_url or None, preview_url=post.preview_url or None,
+            sample_url=post.sample_url or None, tags=post.tags, rating=post.rating, score=post.score,
             width=post.width, height=post.height, source=post.source, created_at=post.created_at,
             parent_id=post.parent_id,
         )

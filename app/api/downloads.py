@@ -6,7 +6,15 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Path, Query
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    field_validator,
+)
 
 from app.api.deps import ApiKey, BooruSiteDep, JmDep, JobsDep, SettingsDep
 from app.api.jm import AlbumIdPath, parse_album_id
@@ -17,13 +25,21 @@ from app.errors import NotFound, Unprocessable
 from app.jobs.models import Job
 from app.jobs.service import JobService
 from app.jobs.specs import MAX_CHAPTERS, AlbumSpec, BooruSpec, Dest, PoolFormat, PoolSpec, spec_problem
+from app.json_types import PositiveJsonInt, json_number
 from app.sources.album_archive import Layout, unknown_chapters_problem
 from app.sources.booru.base import BooruSite
 from app.sources.booru.pools import pool_site
+from app.sources.booru.values import visible_words
 from app.sources.captions import CaptionOptions, PostFilters
 from app.sources.jm import JmSource
 
 router = APIRouter(tags=["downloads"], dependencies=[ApiKey], responses=errors(401, 422, 503))
+
+# A client id is a bearer name (README, security notes): the documents say to make it random.
+CLIENT_ID_DOC = ("your app's id for /ws/notifications/{client_id}: make it once with a random UUID and keep it "
+                 "(whoever knows it can read its finals)")
+CLIENT_ID_EXAMPLES = ["3f2b8c1e-9d4a-4e7b-a5c6-0f1e2d3c4b5a"]
+
 
 # The one rule between keys, in the schema too: layout "chapters" only for a zip (JSON Schema if/then).
 ZIP_FOR_CHAPTER_FOLDERS: dict[str, Any] = {
@@ -31,13 +47,14 @@ ZIP_FOR_CHAPTER_FOLDERS: dict[str, Any] = {
     "then": {"properties": {"format": {"const": "zip"}}},
 }
 ChapterId = Annotated[str, StringConstraints(pattern=r"^(?:[Jj][Mm])?0*[1-9][0-9]{0,11}$")] | \
-    Annotated[int, Field(ge=1, le=999_999_999_999)]
+    Annotated[int, Field(ge=1, le=999_999_999_999), BeforeValidator(json_number)]  # true is no chapter id
 
 
 class AlbumDownloadRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", json_schema_extra=ZIP_FOR_CHAPTER_FOLDERS)
 
-    client_id: str | None = Field(None, pattern=CLIENT_ID_PATTERN)
+    client_id: str | None = Field(None, pattern=CLIENT_ID_PATTERN, description=CLIENT_ID_DOC,
+                                  examples=CLIENT_ID_EXAMPLES)
     format: FormatName = Field(
         "zip", description="zip: pages plus cover.jpg; cbz: a comic book (pages flat, ComicInfo.xml); pdf: one "
         "page per image, an outline entry per chapter")
@@ -55,18 +72,20 @@ class BooruDownloadRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")  # "max": 5 must not silently become 200 images
 
     tags: str = Field(min_length=1, max_length=1000, description="space-separated tags, as on the site")
-    max_images: int | None = Field(None, ge=1, description="default: 200, or the server's limit if lower")
-    client_id: str | None = Field(None, pattern=CLIENT_ID_PATTERN)
+    max_images: PositiveJsonInt | None = Field(None, description="default: 200, or the server's limit if lower")
+    client_id: str | None = Field(None, pattern=CLIENT_ID_PATTERN, description=CLIENT_ID_DOC,
+                                  examples=CLIENT_ID_EXAMPLES)
     caption: CaptionOptions = Field(default_factory=CaptionOptions)
     filters: PostFilters = Field(default_factory=PostFilters)
 
     @field_validator("tags")
     @classmethod
     def _some_tags(cls, value: str) -> str:
-        # Blank tags would download the newest posts of the whole site.
-        if not value.strip():
+        # Blank tags would download the newest posts of the whole site; a zero-width space is blank too.
+        words = visible_words(value)
+        if not words:
             raise ValueError("give at least one tag (blank tags would download the whole site)")
-        return " ".join(value.split())
+        return " ".join(words)
 
 
 class PoolDownloadRequest(BaseModel):
@@ -113,7 +132,8 @@ async def download_album(
     jobs: JobsDep,
     jm: JmDep,
     body: Annotated[AlbumDownloadRequest | None, Body()] = None,
-    client_id: Annotated[str | None, Query(pattern=CLIENT_ID_PATTERN)] = None,
+    client_id: Annotated[str | None, Query(pattern=CLIENT_ID_PATTERN, description=CLIENT_ID_DOC,
+                                           examples=CLIENT_ID_EXAMPLES)] = None,
 ) -> JSONResponse:
     """Start downloading a JM album into one archive (zip, cbz or pdf); progress goes to the client's WebSocket."""
     return accepted(await start_album(jm, jobs, parse_album_id(album_id), body, client_id))

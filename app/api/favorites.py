@@ -9,11 +9,12 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from app.api.deps import ApiKey, JobsDep
-from app.api.downloads import ZIP_FOR_CHAPTER_FOLDERS
+from app.api.downloads import CLIENT_ID_DOC, CLIENT_ID_EXAMPLES, ZIP_FOR_CHAPTER_FOLDERS
 from app.api.schemas import UPSTREAM, errors
 from app.archives import FormatName
 from app.errors import NotFound, Unprocessable
 from app.jobs.specs import AlbumSpec, spec_problem
+from app.json_types import JsonInt, PositiveJsonInt
 from app.sources.album_archive import Layout
 from app.sources.jm_account import FavoritesPage, JmAccount
 
@@ -70,11 +71,12 @@ class FavoritesDownloadRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", json_schema_extra=ZIP_FOR_CHAPTER_FOLDERS)
 
     folder: str = Field("0", pattern=FOLDER_PATTERN, description="a folder id from GET /v1/favorites; 0: every favourite")
-    page: int | None = Field(None, ge=1, description="only this page of the folder (20 albums); default: every page")
-    limit: int = Field(50, ge=1, le=500, description="at most this many albums, newest favourites first")
+    page: PositiveJsonInt | None = Field(None, description="only this page of the folder (20 albums); default: every page")
+    limit: JsonInt = Field(50, ge=1, le=500, description="at most this many albums, newest favourites first")
     format: FormatName = "zip"
     layout: Layout = "flat"
-    client_id: str | None = Field(None, pattern=CLIENT_ID_PATTERN)
+    client_id: str | None = Field(None, pattern=CLIENT_ID_PATTERN, description=CLIENT_ID_DOC,
+                                  examples=CLIENT_ID_EXAMPLES)
 
 
 class AcceptedAlbumJob(BaseModel):

@@ -11,6 +11,7 @@ from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import FileResponse, JSONResponse, Response
 
 from app.api.deps import ApiKey, JobsDep
+from app.api.ranges import RangeFileResponse
 from app.api.schemas import (
     ARCHIVE_TYPES,
     CLIENT_ID_PATTERN,
@@ -42,6 +43,7 @@ JobIdPath = Annotated[str, Path(description="the job_id a download answered with
 ARCHIVE: dict[int | str, dict[str, Any]] = {
     200: {"content": ARCHIVE_TYPES, "description": "The whole archive."},
     206: {"content": ARCHIVE_TYPES, "description": "The requested byte range."},
+    **errors(400, 416),  # a malformed Range header, or one past the end of the file
 }
 
 @router.get("/v1/jobs", response_model=JobList, responses=errors(422, 503))
@@ -112,7 +114,7 @@ def _archive_response(jobs: JobsDep, job: Job) -> Response:
     if path is None or not path.is_file():
         raise NotFound("The archive has expired or was deleted.")
     fmt = format_for_file(job.file_name)
-    return FileResponse(
+    return RangeFileResponse(
         path,
         media_type=fmt.media_type if fmt is not None else "application/octet-stream",
         headers={

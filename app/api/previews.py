@@ -84,6 +84,8 @@ async def preview(
                 data += chunk
                 if len(data) > MAX_PREVIEW_BYTES:
                     raise UpstreamError(f"{name} sent a thumbnail larger than {MAX_PREVIEW_BYTES >> 20} MiB.")
+    except httpx.InvalidURL as exc:  # not an HTTPError; the host policy should have refused it already
+        raise BadRequest("That address is not a usable URL: pass a preview_url from the posts search.") from exc
     except httpx.TimeoutException as exc:
         raise UpstreamTimeout(f"{name} did not send the thumbnail in time.") from exc
     except httpx.HTTPError as exc:

@@ -44,6 +44,7 @@ ERROR_DESCRIPTIONS = {
     404: "Not found.",
     409: "Conflicts with the current state or this server's configuration.",
     422: "A parameter or body field is invalid (the sentence names it).",
+    416: "The requested byte range starts past the end of the file (Content-Range says its size).",
     431: "The request headers are too large.",
     502: "The upstream site answered with something unusable, or refused the server's credentials.",
     503: "The upstream site, or this server's job store or queue, is unavailable right now.",

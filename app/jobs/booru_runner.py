@@ -63,7 +63,7 @@ class BooruRunner:
         if result.failed:
             message += f" {result.failed} could not be downloaded intact and were left out."
         if result.unavailable:
-            message += f" {result.unavailable} posts had no file to fetch (restricted, deleted or on another host)."
+            message += f" {result.unavailable} posts had no file to fetch (restricted, deleted, on another host, or not a usable address)."
         label = safe_component(tags, fallback="dataset", max_length=100)
         return RunOutput(
             entries=entries,

@@ -64,7 +64,7 @@ class AlbumSpec(JobSpec):
         ids = []
         for item in value:
             text = str(item).strip().upper().removeprefix("JM")
-            if not text.isdigit() or int(text) <= 0:
+            if not (text.isascii() and text.isdigit()) or int(text) <= 0:  # "١٢" is no chapter id
                 raise ValueError(f"chapter id {str(item)[:30]!r} is not a positive number (see chapters[].id in /v1/info)")
             ids.append(str(int(text)))
         if not ids:

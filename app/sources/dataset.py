@@ -77,7 +77,7 @@ class DatasetResult:
         text = (f"downloaded {self.downloaded}, skipped {self.skipped}, failed {self.failed}, "
                 f"captions written {self.captions_written}, {self.bytes / 1e6:.1f} MB")
         if self.unavailable:
-            text += f"; {self.unavailable} posts had no file to fetch (restricted, deleted or on another host)"
+            text += f"; {self.unavailable} posts had no file to fetch (restricted, deleted, on another host, or not a usable address)"
         return text
 
 

@@ -25,7 +25,7 @@ class Unavailable:
 
 def unavailable_reason(site: BooruSite, post: Post) -> str | None:
     if not post.file_url:
-        return "the post has no file (restricted or deleted)"
+        return "the post has no usable file address (restricted, deleted, or a malformed URL)"
     if not MD5_RE.fullmatch(post.md5):
         return "the post has no valid md5"
     if not site.image_allowed(post.file_url):

@@ -3,7 +3,7 @@
 Posts are stored in one neutral shape, Gelbooru's raw dict (HTML-escaped tag string, ``rating`` one
 of general/sensitive/questionable/explicit); each family's double renders them in its own wire
 format. Keys starting with ``_`` are private: ``_data`` (the image bytes, whose md5 is the post's md5),
-``_ext``, ``_file_url`` (serve this as the file URL: a foreign host, ``//host``...), ``_restricted``
+``_ext``, ``_file_url`` (serve this as the file URL: a foreign host, ``//host``, ``hostile_urls()``...), ``_restricted``
 (Danbooru: no md5 or file), ``_deleted`` (Moebooru: no file), ``_wire`` (fields merged into the
 rendered post as they are: hostile values).
 """
@@ -236,6 +236,20 @@ class BooruDouble:
     def base_url(self) -> str:
         assert self._server is not None, "start() the double first"
         return f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    def hostile_urls(self) -> list[str]:
+        """File URLs a real site has been seen to send that no HTTP client can fetch, aimed at this
+        double (its port): octal and fullwidth hosts, a tab in the host, two ports, a bad punycode
+        label, a fullwidth port. Put one in a post's ``_file_url`` (or ``preview_url`` in ``_wire``)."""
+        port = self.base_url.rsplit(":", 1)[1]
+        return [
+            f"http://0177.0.0.1:{port}/images/octal.png",
+            f"http://\uff11\uff12\uff17.0.0.1:{port}/images/fullwidth.png",
+            f"http://127.0.0.1\t:{port}/images/tab.png",
+            "http://a:1:2/x",
+            "https://xn--a-.example/x.png",
+            "http://127.0.0.1:" + "".join(chr(0xFF10 + int(d)) for d in port) + "/images/fullwidth-port.png",
+        ]
 
     # --- faults and counters ---
 
