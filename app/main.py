@@ -12,6 +12,7 @@ from app import __version__, logs, metrics, serving
 from app.api import booru, downloads, favorites, jobs, system, web, ws
 from app.api import jm as jm_api
 from app.api import metrics as metrics_api
+from app.api import opds as opds_api
 from app.api.errors import install_error_handlers
 from app.api.openapi import install_openapi
 from app.api.request_id import RequestId
@@ -66,7 +67,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(RequestId)
     app.add_middleware(metrics.RequestMetrics)
     # favorites before system: /v1/favorites must not be taken for system's /v1/{timestamp}
-    for module in (favorites, system, metrics_api, jm_api, booru, downloads, jobs, ws):
+    for module in (favorites, system, metrics_api, jm_api, booru, downloads, jobs, ws, opds_api):
         app.include_router(module.router)
     web.install(app)
     return app

@@ -1,0 +1,1 @@
+"""Outputs other than archives: ways finished or upstream work reaches readers (OPDS, ...)."""
