@@ -11,15 +11,15 @@ import binascii
 import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, FastAPI, Query, Request, Response
+from fastapi import APIRouter, Depends, FastAPI, Path, Query, Request, Response
 from fastapi.responses import FileResponse
 
 from app.api.deps import JmDep, JobsDep, SettingsDep, key_matches
-from app.api.jm import RankPeriod, parse_album_id
+from app.api.jm import AlbumIdPath, RankPeriod, parse_album_id
 from app.api.jobs import content_disposition
-from app.api.schemas import UPSTREAM, errors
+from app.api.schemas import ALBUM_ID_PATTERN, UPSTREAM, errors
 from app.archives import format_for_file
 from app.blocking import BlockingPool
 from app.config import Settings
@@ -87,8 +87,29 @@ def _stream(request: Request) -> PageStream:
 router = APIRouter(tags=["opds"], dependencies=[Depends(require_opds_key)], lifespan=_lifespan,
                    responses=errors(401, 422))
 
-PageQuery = Annotated[str | None, Query(description="1, 2, ... (20 entries a page)")]
-WidthQuery = Annotated[str | None, Query(alias="maxWidth", description="scale pages wider than this down to it")]
+Responses = dict[int | str, dict[str, Any]]
+_BINARY = {"schema": {"type": "string", "format": "binary"}}
+_XML = {"schema": {"type": "string"}}
+NAVIGATION_FEED: Responses = {200: {"content": {NAVIGATION: _XML}, "description": "An OPDS navigation feed."}}
+ACQUISITION_FEED: Responses = {200: {"content": {ACQUISITION: _XML}, "description": "An OPDS acquisition feed."}}
+CBZ_FILE: Responses = {200: {"content": {t: _BINARY for t in ("application/vnd.comicbook+zip", "application/x-cbz")},
+                  "description": "The album's CBZ."}}
+ARCHIVE_FILE: Responses = {200: {"content": {t: _BINARY for t in ("application/vnd.comicbook+zip", "application/x-cbz",
+                                                       "application/zip", "application/pdf")},
+                      "description": "The archive."}}
+PAGE_IMAGE: Responses = {200: {"content": {"image/jpeg": _BINARY, "image/png": _BINARY}, "description": "The page."}}
+
+WHOLE_NUMBER = r"^(0*[1-9][0-9]*)?$"  # empty: the default
+PageQuery = Annotated[str | None, Query(max_length=6, description="1, 2, ... (20 entries a page)",
+                                        json_schema_extra={"pattern": WHOLE_NUMBER})]
+WidthQuery = Annotated[str | None, Query(alias="maxWidth", max_length=5, description="pixels; a wider page is "
+                                         "scaled down to this width", json_schema_extra={"pattern": WHOLE_NUMBER})]
+PageNumberPath = Annotated[str, Path(max_length=7, description="0, 1, ... (OPDS-PSE counts pages from 0)",
+                                     json_schema_extra={"pattern": "^[0-9]+$"})]
+ChapterIdPath = Annotated[str, Path(description="a chapter id (chapters[].id of /v1/info)",
+                                    json_schema_extra={"pattern": ALBUM_ID_PATTERN})]
+SearchQuery = Annotated[str, Query(max_length=200, description="words, tags, or a JM album id",
+                                   json_schema_extra={"pattern": r"\S"})]
 
 
 def _atom(body: str, kind: str) -> Response:
@@ -98,7 +119,7 @@ def _atom(body: str, kind: str) -> Response:
 def _page_number(raw: str | None) -> int:
     if raw is None or raw == "":
         return 1
-    if not re.fullmatch(r"[0-9]{1,6}", raw.strip()) or int(raw) < 1:
+    if not re.fullmatch(r"0*[1-9][0-9]*", raw):
         raise Unprocessable(f"page must be a whole number from 1 (got {raw[:20]!r}).")
     return int(raw)
 
@@ -106,34 +127,36 @@ def _page_number(raw: str | None) -> int:
 def _max_width(raw: str | None) -> int | None:
     if raw is None or raw.strip() == "":
         return None
-    if not re.fullmatch(r"[0-9]{1,5}", raw.strip()) or int(raw) < 1:
+    if not re.fullmatch(r"0*[1-9][0-9]*", raw.strip()):
         raise Unprocessable(f"maxWidth must be a whole number of pixels, 1 or more (got {raw[:20]!r}).")
     return int(raw)
 
 
 def _pse_number(raw: str) -> int:
-    if not re.fullmatch(r"[0-9]{1,7}", raw):
+    if not re.fullmatch(r"[0-9]+", raw):
         raise NotFound(f"There is no page {raw[:20]!r}: pages are numbered 0, 1, 2, ... (OPDS-PSE counts from 0).")
     return int(raw)
 
 
-@router.get("/opds", response_class=Response, responses={200: {"content": {NAVIGATION: {}}}})
+@router.get("/opds", response_class=Response, responses=NAVIGATION_FEED)
 async def root(request: Request) -> Response:
     """The catalog's root: JM rankings, the account's favourites and this server's archives."""
     account: JmAccount = request.app.state.jm_account
     return _atom(feeds.root(bool(account.settings.jm_username)), NAVIGATION)
 
 
-@router.get("/opds/search.xml", response_class=Response, responses={200: {"content": {OPENSEARCH: {}}}})
+OPENSEARCH_DOCUMENT: Responses = {200: {"content": {OPENSEARCH: _XML}, "description": "The OpenSearch description."}}
+
+
+@router.get("/opds/search.xml", response_class=Response, responses=OPENSEARCH_DOCUMENT)
 async def search_description() -> Response:
     """The OpenSearch description readers fill in to search JM."""
     return Response(opensearch_description("/opds/jm/search?q={searchTerms}").encode("utf-8"),
                     media_type=OPENSEARCH)
 
 
-@router.get("/opds/jm/search", response_class=Response, responses=errors(*UPSTREAM))
-async def search(jm: JmDep, settings: SettingsDep, q: Annotated[str, Query(max_length=200)] = "",
-                 page: PageQuery = None) -> Response:
+@router.get("/opds/jm/search", response_class=Response, responses={**ACQUISITION_FEED, **errors(*UPSTREAM)})
+async def search(jm: JmDep, settings: SettingsDep, q: SearchQuery, page: PageQuery = None) -> Response:
     """Search JM: an acquisition feed of the albums found (a JM id gives that album)."""
     if not q.strip():
         raise Unprocessable("q is empty: give words, tags or an album id to search for.")
@@ -142,7 +165,7 @@ async def search(jm: JmDep, settings: SettingsDep, q: Annotated[str, Query(max_l
     return _atom(feed, ACQUISITION)
 
 
-@router.get("/opds/jm/rank/{period}", response_class=Response, responses=errors(404, *UPSTREAM))
+@router.get("/opds/jm/rank/{period}", response_class=Response, responses={**ACQUISITION_FEED, **errors(404, *UPSTREAM)})
 async def rank(period: str, jm: JmDep, settings: SettingsDep, page: PageQuery = None) -> Response:
     """A JM ranking (day, week, month, all) as an acquisition feed."""
     if period not in RankPeriod.__members__:
@@ -150,7 +173,8 @@ async def rank(period: str, jm: JmDep, settings: SettingsDep, page: PageQuery = 
     return _atom(await feeds.ranking(jm, settings.opds_cbz_type, period, _page_number(page)), ACQUISITION)
 
 
-@router.get("/opds/jm/favorites", response_class=Response, responses=errors(404, *UPSTREAM))
+@router.get("/opds/jm/favorites", response_class=Response,
+            responses={**ACQUISITION_FEED, **errors(404, 409, *UPSTREAM)})
 async def favorites(request: Request, jm: JmDep, settings: SettingsDep, page: PageQuery = None) -> Response:
     """The configured JM account's favourites, newest first."""
     account: JmAccount = request.app.state.jm_account
@@ -160,14 +184,14 @@ async def favorites(request: Request, jm: JmDep, settings: SettingsDep, page: Pa
     return _atom(await feeds.favorites(jm, account, settings.opds_cbz_type, number), ACQUISITION)
 
 
-@router.get("/opds/archives", response_class=Response, responses=errors(503))
+@router.get("/opds/archives", response_class=Response, responses={**ACQUISITION_FEED, **errors(503)})
 async def archives(jobs: JobsDep, settings: SettingsDep, page: PageQuery = None) -> Response:
     """Album archives this server has ready, newest first."""
     ready = await jobs.store.list_states([JobState.READY])
     return _atom(feeds.archives(ready, settings.opds_cbz_type, _page_number(page)), ACQUISITION)
 
 
-@router.get("/opds/archives/{job_id}", response_class=FileResponse, responses=errors(404, 503))
+@router.get("/opds/archives/{job_id}", response_class=FileResponse, responses={**ARCHIVE_FILE, **errors(404, 503)})
 async def archive_file(job_id: str, jobs: JobsDep, settings: SettingsDep) -> Response:
     """A ready archive, the same bytes as /v1/jobs/{job_id}/file."""
     job = await jobs.store.get(job_id) if re.fullmatch(r"[A-Za-z0-9]{1,64}", job_id) else None
@@ -188,15 +212,16 @@ def _archive(jobs: JobsDep, file_name: str, download_name: str, cbz_type: str) -
         "Cache-Control": "private, max-age=0, no-transform"})
 
 
-@router.get("/opds/jm/album/{aid}.cbz", response_class=FileResponse, responses=errors(404, 503, *UPSTREAM))
-async def album_cbz(aid: str, jm: JmDep, jobs: JobsDep, settings: SettingsDep) -> Response:
+@router.get("/opds/jm/album/{aid}.cbz", response_class=FileResponse,
+            responses={**CBZ_FILE, **errors(400, 404, 503, *UPSTREAM)})
+async def album_cbz(aid: AlbumIdPath, jm: JmDep, jobs: JobsDep, settings: SettingsDep) -> Response:
     """The whole album as CBZ: joins or starts its download, answers 503 + Retry-After until ready."""
     return await _cbz(jm, jobs, settings, aid, None)
 
 
 @router.get("/opds/jm/album/{aid}/chapter/{pid}.cbz", response_class=FileResponse,
-            responses=errors(404, 503, *UPSTREAM))
-async def chapter_cbz(aid: str, pid: str, jm: JmDep, jobs: JobsDep, settings: SettingsDep) -> Response:
+            responses={**CBZ_FILE, **errors(400, 404, 503, *UPSTREAM)})
+async def chapter_cbz(aid: AlbumIdPath, pid: ChapterIdPath, jm: JmDep, jobs: JobsDep, settings: SettingsDep) -> Response:
     """One chapter as CBZ, the same way."""
     return await _cbz(jm, jobs, settings, aid, pid)
 
@@ -223,18 +248,18 @@ def _chapter_of(chapters: list[dict[str, object]], album_id: str, raw: str) -> s
     return pid
 
 
-@router.get("/opds/jm/album/{aid}", response_class=Response, responses=errors(404, *UPSTREAM))
-async def album_feed(request: Request, aid: str, jm: JmDep, settings: SettingsDep) -> Response:
+@router.get("/opds/jm/album/{aid}", response_class=Response, responses={**ACQUISITION_FEED, **errors(400, 404, *UPSTREAM)})
+async def album_feed(request: Request, aid: AlbumIdPath, jm: JmDep, settings: SettingsDep) -> Response:
     """The album's feed: the album entry, then one entry per chapter (with its page count)."""
     album = await jm.album(parse_album_id(aid))
     return _atom(await feeds.album(album, _stream(request).pages, settings.opds_cbz_type), ACQUISITION)
 
 
-PAGE_RESPONSES = {200: {"content": {"image/jpeg": {}, "image/png": {}}}, **errors(404, 422, *UPSTREAM)}
+PAGE_RESPONSES: Responses = {**PAGE_IMAGE, **errors(400, 404, 422, *UPSTREAM)}
 
 
 @router.get("/opds/jm/album/{aid}/pages/{n}", response_class=FileResponse, responses=PAGE_RESPONSES)
-async def album_page(request: Request, aid: str, n: str, jm: JmDep, max_width: WidthQuery = None) -> Response:
+async def album_page(request: Request, aid: AlbumIdPath, n: PageNumberPath, jm: JmDep, max_width: WidthQuery = None) -> Response:
     """Page n (from 0, across chapters) of an album, descrambled, JPEG or PNG."""
     width = _max_width(max_width)
     number = _pse_number(n)
@@ -244,7 +269,7 @@ async def album_page(request: Request, aid: str, n: str, jm: JmDep, max_width: W
 
 @router.get("/opds/jm/album/{aid}/chapter/{pid}/pages/{n}", response_class=FileResponse,
             responses=PAGE_RESPONSES)
-async def chapter_page(request: Request, aid: str, pid: str, n: str, jm: JmDep,
+async def chapter_page(request: Request, aid: AlbumIdPath, pid: ChapterIdPath, n: PageNumberPath, jm: JmDep,
                        max_width: WidthQuery = None) -> Response:
     """Page n (from 0) of one chapter."""
     width = _max_width(max_width)
