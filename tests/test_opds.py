@@ -3,8 +3,11 @@ pages compared by pixels with the album download, CBZ acquisition and authentica
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import io
+import os
+import time
 import zipfile
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -15,6 +18,7 @@ import pytest
 from PIL import Image, ImageChops, ImageStat
 
 from app.jobs.models import JobState
+from app.outputs.opds.pages import KEEP_SECONDS, PageCache
 from tests.conftest import app_client, make_settings, wait_for
 from tests.fakes.jm import FakeAlbum, FakeChapter, JmDouble
 
@@ -347,3 +351,23 @@ async def test_key_as_basic_password_header_or_query(tmp_path: Path, jm_double: 
 async def test_without_a_key_the_catalog_is_open_and_ignores_credentials(opds: httpx.AsyncClient) -> None:
     assert (await opds.get("/opds", headers=basic("x", "y"))).status_code == 200
 
+
+
+async def test_a_page_asked_for_twice_at_once_is_fetched_once(opds: httpx.AsyncClient, jm_double: JmDouble) -> None:
+    jm_double.set_latency(0.3, "/media/photos/")
+    jm_double.reset_hits()
+    answers = await asyncio.gather(*(opds.get("/opds/jm/album/500001/pages/1", params={"maxWidth": w})
+                                     for w in ("100", "100", "", "150")))
+    assert [a.status_code for a in answers] == [200] * 4 and answers[0].content == answers[1].content
+    assert jm_double.hits("/media/photos/") == 1
+
+
+def test_chapters_nobody_read_for_a_day_leave_the_page_cache(tmp_path: Path) -> None:
+    cache = PageCache(tmp_path, pool=None)  # type: ignore[arg-type]  # prune runs no pool work
+    for name in ("old", "fresh"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "0.jpg").write_bytes(b"x")
+    day_old = time.time() - KEEP_SECONDS - 60
+    os.utime(tmp_path / "old" / "0.jpg", (day_old, day_old))
+    assert cache.prune() == 1
+    assert not (tmp_path / "old").exists() and (tmp_path / "fresh" / "0.jpg").exists()

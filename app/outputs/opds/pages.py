@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import io
 import os
+import shutil
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +22,8 @@ from app.blocking import BlockingPool
 from app.sources.jm_stream import PageImage, open_page
 
 JPEG_QUALITY = 90
+KEEP_SECONDS = 24 * 3600  # a chapter nobody read for a day leaves the cache
+PRUNE_EVERY_SECONDS = 600.0
 MEDIA_TYPES = {".jpg": "image/jpeg", ".png": "image/png"}
 
 
@@ -81,9 +85,26 @@ class PageCache:
     page already seen costs no upstream request.
     """
 
-    def __init__(self, root: Path, pool: BlockingPool) -> None:
+    def __init__(self, root: Path, pool: BlockingPool, keep_seconds: float = KEEP_SECONDS) -> None:
         self.root = root
         self.pool = pool
+        self.keep_seconds = keep_seconds
+        self._pruned_at = 0.0
+
+    def prune(self, now: float | None = None) -> int:
+        """Remove chapters whose newest page was written more than ``keep_seconds`` ago; returns
+        how many chapters went."""
+        now = time.time() if now is None else now
+        removed = 0
+        for folder in self.root.glob("*/") if self.root.is_dir() else ():
+            try:
+                newest = max((p.stat().st_mtime for p in folder.iterdir()), default=folder.stat().st_mtime)
+            except OSError:
+                continue
+            if now - newest > self.keep_seconds:
+                shutil.rmtree(folder, ignore_errors=True)
+                removed += 1
+        return removed
 
     def _folder(self, photo_id: str) -> Path:
         return self.root / photo_id
@@ -113,6 +134,9 @@ class PageCache:
 
     def _render(self, photo_id: str, index: int, page: PageImage, max_width: int | None,
                 keep_source: bool) -> RenderedPage:
+        if time.monotonic() - self._pruned_at > PRUNE_EVERY_SECONDS:  # on the way: no timer of its own
+            self._pruned_at = time.monotonic()
+            self.prune()
         folder = self._folder(photo_id)
         if keep_source:
             _write(folder / f"{index}.s{page.strips}.src", page.body)
