@@ -73,6 +73,9 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     try:
         yield
     finally:
+        stream: PageStream | None = app.state.opds_stream
+        if stream is not None:
+            stream.pages.close()
         pool.shutdown(wait=False)
 
 

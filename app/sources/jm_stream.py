@@ -19,6 +19,8 @@ from PIL import Image
 from app.cache import TtlCache
 from app.errors import NotFound
 from app.sources.jm import AlbumInfo, JmSource
+from app.sources.jm_pages import SessionPool
+from app.sources.jm_pages import fetch as fetch_page
 
 
 @dataclass(frozen=True)
@@ -68,6 +70,10 @@ class JmPages:
     def __init__(self, jm: JmSource) -> None:
         self.jm = jm
         self._chapters: TtlCache[ChapterPages] = TtlCache(max(jm.settings.cache_ttl_seconds, 600.0), max_entries=512)
+        self._sessions = SessionPool(keep=16)
+
+    def close(self) -> None:
+        self._sessions.close()
 
     async def chapter(self, photo_id: str) -> ChapterPages:
         async def load() -> ChapterPages:
@@ -103,9 +109,9 @@ class JmPages:
         url = str(detail.download_url)
 
         def fetch() -> bytes:
-            resp = client.get_jm_image(url)
-            resp.require_success()  # a 404 or an error page raises, as jmcomic's downloader does
-            return bytes(resp.content)
+            # As album downloads fetch pages (jmcomic's headers and retries), on a kept-alive session.
+            with fetch_page(client, self._sessions, url, io.BytesIO) as body:
+                return bytes(body.getvalue())  # type: ignore[attr-defined]
 
         body = await self.jm._call(fetch, what="The JM image server", image=True)
         # The same decision as jmcomic's downloader (JmOption.decide_download_image_decode).

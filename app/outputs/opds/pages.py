@@ -61,8 +61,9 @@ def _scaled(picture: Image.Image, max_width: int) -> Image.Image:
     new_height = max(1, round(height * max_width / width))
     if picture.mode not in ("RGB", "RGBA", "L", "LA"):
         picture = picture.convert("RGBA" if "transparency" in picture.info else "RGB")
-    # reducing_gap: a fast box reduction first, then Lanczos; pixels within a level of plain Lanczos.
-    return picture.resize((max_width, new_height), Image.Resampling.LANCZOS, reducing_gap=3.0)
+    # Pillow's bilinear filter widens with the reduction, so a smaller page is antialiased like with
+    # Lanczos (a little softer) at half its cost; reducing_gap first halves big pages with a box filter.
+    return picture.resize((max_width, new_height), Image.Resampling.BILINEAR, reducing_gap=2.0)
 
 
 def _write(path: Path, data: bytes) -> None:
