@@ -11,7 +11,9 @@ The JM double (in this process, its threads) serves an album of 1200×1700 WebP 
    double counts image requests (exactly one per page is the target) and the time it took to send
    each image is measured by fetching the same image straight from the double: the page's latency
    minus that is what jmbooru adds (fetch set-up, WebP decode, scaling, JPEG encode, disk).
-   The same work is also timed in-process (decode, scale to 1080, encode), without HTTP.
+   On a busy machine the wall time mostly measures waiting for a CPU, so jmbooru's own CPU time
+   per uncached page is reported too, and the transcode alone (decode, scale to 1080, encode) is
+   timed in-process, in wall and CPU time.
 """
 
 from __future__ import annotations
@@ -65,18 +67,25 @@ class LargePageDouble(JmDouble):
         return self._bytes_cache[key]
 
 
-def in_process_ms(body: bytes, rounds: int = 10) -> float:
-    """Decode, scale to WIDTH and encode as jmbooru does (app.outputs.opds.pages), without HTTP."""
+def in_process_ms(body: bytes, rounds: int = 10) -> dict[str, float]:
+    """Decode, scale to WIDTH and encode as jmbooru does (app.outputs.opds.pages), without HTTP:
+    CPU time of each step (it hardly depends on what else the machine is doing) and wall time."""
     from app.outputs.opds.pages import _encode, _scaled
 
-    times = []
+    steps: dict[str, list[float]] = {"decode": [], "scale": [], "encode": [], "cpu": [], "wall": []}
     for _ in range(rounds):
-        start = time.perf_counter()
+        start, t0 = time.perf_counter(), time.thread_time()
         picture = Image.open(io.BytesIO(body))
         picture.load()
-        _encode(_scaled(picture, WIDTH))
-        times.append((time.perf_counter() - start) * 1000)
-    return median(times)
+        t1 = time.thread_time()
+        scaled = _scaled(picture, WIDTH)
+        t2 = time.thread_time()
+        _encode(scaled)
+        t3 = time.thread_time()
+        for name, value in (("decode", t1 - t0), ("scale", t2 - t1), ("encode", t3 - t2), ("cpu", t3 - t0),
+                            ("wall", time.perf_counter() - start)):
+            steps[name].append(value * 1000)
+    return {name: median(values) for name, values in steps.items()}
 
 
 def run_once(double: LargePageDouble, pages: int) -> dict[str, Any]:
@@ -86,6 +95,7 @@ def run_once(double: LargePageDouble, pages: int) -> dict[str, Any]:
         http.get(f"/opds/jm/album/{ALBUM}").raise_for_status()  # album and chapter lists cached
         direct = httpx.Client(base_url=double.base_url, timeout=60)
         added, page_ms, direct_ms, hits = [], [], [], []
+        cpu_before = cpu_seconds(server.pid)
         for n in range(1, pages + 1):
             double.reset_hits()
             start = time.perf_counter()
@@ -101,12 +111,14 @@ def run_once(double: LargePageDouble, pages: int) -> dict[str, Any]:
             direct_ms.append(upstream)
             added.append(elapsed - upstream)
         direct.close()
+        server_cpu_ms = (cpu_seconds(server.pid) - cpu_before) * 1000 / pages
         http.get(f"{base}/0", params={"maxWidth": str(WIDTH)}).raise_for_status()
         cpu0, t0 = cpu_seconds(server.pid), time.monotonic()
         load = run_load(f"{server.url}{base}/0?maxWidth={WIDTH}", 16, 5.0)
         load["cpu_share"] = (cpu_seconds(server.pid) - cpu0) / (time.monotonic() - t0)
     return {"cached": load, "uncached_added_ms": median(added), "uncached_page_ms": median(page_ms),
-            "direct_image_ms": median(direct_ms), "image_requests_per_page": sorted(set(hits))}
+            "direct_image_ms": median(direct_ms), "image_requests_per_page": sorted(set(hits)),
+            "uncached_server_cpu_ms": server_cpu_ms}
 
 
 def main() -> int:
@@ -122,14 +134,15 @@ def main() -> int:
         for n in range(1, args.pages + 2):
             double.served_bytes(ALBUM, n)
         sample = double.served_bytes(ALBUM, 1)
-        transcode_ms = in_process_ms(sample)
+        transcode = in_process_ms(sample)
         runs = [run_once(double, args.pages) for _ in range(args.runs)]
     m = machine()
     load = os.getloadavg()[0]
     rps = median([r["cached"]["rps"] for r in runs])
     added = median([r["uncached_added_ms"] for r in runs])
     one_request = all(r["image_requests_per_page"] == [1] for r in runs)
-    save_raw("opds", {"machine": m, "runs": runs, "transcode_ms": transcode_ms})
+    server_cpu = median([r["uncached_server_cpu_ms"] for r in runs])
+    save_raw("opds", {"machine": m, "runs": runs, "transcode": transcode})
     rows = [
         "| figure | measured | target | result |",
         "|---|---|---|---|",
@@ -139,7 +152,11 @@ def main() -> int:
         f"{verdict(one_request)} |",
         f"| uncached page: time added to the image fetch (HTTP, median of {args.pages} pages) | {added:.1f} ms "
         f"| ≤ {TARGET_ADDED_MS:.0f} ms | {verdict(added <= TARGET_ADDED_MS)} |",
-        f"| the same work in-process: WebP decode, scale to {WIDTH}, JPEG encode | {transcode_ms:.1f} ms | | |",
+        f"| uncached page: jmbooru's CPU time per page (all of it: HTTP, fetch, transcode, disk) | {server_cpu:.1f} ms "
+        f"| ≤ {TARGET_ADDED_MS:.0f} ms | {verdict(server_cpu <= TARGET_ADDED_MS)} |",
+        f"| the transcode alone, in-process: WebP decode + scale to {WIDTH} + JPEG encode | "
+        f"{transcode['decode']:.1f} + {transcode['scale']:.1f} + {transcode['encode']:.1f} = {transcode['cpu']:.1f} ms CPU "
+        f"({transcode['wall']:.1f} ms wall) | | |",
     ]
     details = "; ".join(
         f"run {i + 1}: {r['cached']['rps']:.0f} pages/s (p99 {r['cached'].get('p99_ms', 0):.1f} ms, server CPU "
