@@ -21,7 +21,7 @@ import pytest
 from PIL import Image, ImageChops, ImageStat
 
 from tests.conftest import app_client, make_settings
-from tests.fakes.jm import JmDouble
+from tests.fakes.jm import ILLEGAL_TITLE, JmDouble
 from tests.fakes.jm_account import FakeAccount
 
 HERE = Path(__file__).parent
@@ -67,6 +67,8 @@ FEEDS = [
     "/opds", "/opds/jm/rank/day", "/opds/jm/rank/week", "/opds/jm/rank/month", "/opds/jm/rank/all",
     "/opds/jm/favorites", "/opds/archives", "/opds/jm/album/200001", "/opds/jm/album/500001",
     "/opds/jm/search?q=romance", "/opds/jm/search?q=200001",
+    "/opds/jm/search?q=full%20color",  # a query with a space: the feed's id must stay a URI
+    "/opds/jm/search?q=100002",  # a title with quotes, <, >, &, a tab and non-BMP characters
 ]
 
 
@@ -111,6 +113,9 @@ async def test_koreader_reads_every_feed_searches_and_streams_pages(
     prefixed.write_text(docs["/opds/jm/album/500001"].read_text("utf-8").replace(
         "<entry>", "<atom:entry xmlns:atom='http://www.w3.org/2005/Atom'>").replace("</entry>", "</atom:entry>"))
     assert koreader("feed", prefixed)["items"] == []
+
+    weird = koreader("feed", docs["/opds/jm/search?q=100002"])["items"][0]
+    assert weird["title"] == jm_double.albums["100002"].name and weird["author"] == "Eve/Mallory"
 
     for url in FEEDS[1:]:
         feed = koreader("feed", docs[url])
@@ -225,6 +230,8 @@ async def test_readium_converts_every_feed(reader: httpx.AsyncClient, readium: P
                 assert meta["author"] and meta["description"] and meta["subject"]
                 assert acquisitions[0]["type"] == "application/vnd.comicbook+zip"
                 assert any(li["rel"] == "http://vaemendis.net/opds-pse/stream" for li in publication["links"])
+    weird = converted[str(feeds["/opds/jm/search?q=100002"])]["feed"]["publications"][0]["metadata"]
+    assert weird["title"] == ILLEGAL_TITLE
     album = converted[str(feeds["/opds/jm/album/200001"])]["feed"]["publications"]
     assert [p["metadata"]["identifier"] for p in album] == [
         "urn:jmbooru:jm:album:200001", "urn:jmbooru:jm:photo:200001", "urn:jmbooru:jm:photo:200002"]

@@ -7,7 +7,8 @@ a feed page holds ``PER_PAGE`` albums rather than JM's 80, and the lookups run s
 from __future__ import annotations
 
 import asyncio
-from urllib.parse import urlencode
+from collections.abc import Awaitable, Callable
+from urllib.parse import quote, urlencode
 
 from app.errors import NotFound
 from app.jobs.models import Job
@@ -45,15 +46,14 @@ def _href(path: str, page: int, **query: str) -> str:
     return f"{path}?{urlencode(params)}" if params else path
 
 
-async def _jm_list_page(jm: JmSource, load_page: object, page: int) -> tuple[list[str], bool]:
+async def _jm_list_page(load_page: Callable[[int], Awaitable[list[str]]], page: int) -> tuple[list[str], bool]:
     """The album ids of feed page ``page`` (PER_PAGE of them) cut from JM's 80-album pages, and
-    whether another feed page follows."""
-    assert callable(load_page)
+    whether another feed page follows (JM's next page is asked for only when this one is used up)."""
     first = (page - 1) * PER_PAGE
     jm_page = first // JM_PAGE_SIZE + 1
     items = await load_page(jm_page)
     start = first % JM_PAGE_SIZE
-    ids = [item for item in items[start:start + PER_PAGE]]
+    ids = items[start:start + PER_PAGE]
     if start + PER_PAGE < len(items):
         return ids, True
     if len(items) < JM_PAGE_SIZE:
@@ -77,8 +77,8 @@ async def search(jm: JmSource, cbz_type: str, query: str, page: int) -> str:
             return []
         return [item["album_id"] for item in await jm.search(query, jm_page)]
 
-    ids, more = await _jm_list_page(jm, load, page)
-    return await _list_feed(jm, cbz_type, f"urn:jmbooru:opds:search:{query}", f"JM search: {query}",
+    ids, more = await _jm_list_page(load, page)
+    return await _list_feed(jm, cbz_type, f"urn:jmbooru:opds:search:{quote(query, safe='')}", f"JM search: {query}",
                             "/opds/jm/search", page, ids, more, q=query)
 
 
@@ -86,7 +86,7 @@ async def ranking(jm: JmSource, cbz_type: str, period: str, page: int) -> str:
     async def load(jm_page: int) -> list[str]:
         return [item["aid"] for item in await jm.ranking(period, jm_page)]
 
-    ids, more = await _jm_list_page(jm, load, page)
+    ids, more = await _jm_list_page(load, page)
     titles = {"day": "today", "week": "this week", "month": "this month", "all": "all time"}
     return await _list_feed(jm, cbz_type, f"urn:jmbooru:opds:rank:{period}", f"JM ranking: {titles[period]}",
                             f"/opds/jm/rank/{period}", page, ids, more)
