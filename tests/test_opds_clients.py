@@ -111,7 +111,7 @@ async def test_koreader_reads_every_feed_searches_and_streams_pages(
     # Element names are read literally: an Atom entry written with a prefix would be invisible.
     prefixed = tmp_path / "prefixed.xml"
     prefixed.write_text(docs["/opds/jm/album/500001"].read_text("utf-8").replace(
-        "<entry>", "<atom:entry xmlns:atom='http://www.w3.org/2005/Atom'>").replace("</entry>", "</atom:entry>"))
+        '<entry>', '<atom:entry xmlns:atom="http://www.w3.org/2005/Atom">').replace("</entry>", "</atom:entry>"))
     assert koreader("feed", prefixed)["items"] == []
 
     weird = koreader("feed", docs["/opds/jm/search?q=100002"])["items"][0]
@@ -148,6 +148,20 @@ async def test_koreader_reads_every_feed_searches_and_streams_pages(
         assert f"maxWidth={SCREEN_WIDTH}" in page_url and page.width in (SCREEN_WIDTH - 1, SCREEN_WIDTH)
         original = jm_double.expected_image("500001", k).resize(page.size, Image.Resampling.LANCZOS)
         assert max(ImageStat.Stat(ImageChops.difference(page.convert("RGB").reduce(4), original.reduce(4))).mean) < 10
+
+
+async def test_koreader_survives_quotes_and_cjk_in_attributes(reader: httpx.AsyncClient, jm_double: JmDouble,
+                                                              tmp_path: Path) -> None:
+    from tests.fakes.jm import FakeAlbum
+
+    # Tags become category attributes: one with a double quote (Python's quoteattr would switch to
+    # single quotes, which KOReader's lexer does not know), one in CJK only (not reported by it).
+    jm_double.add_album(FakeAlbum.single("140001", 'Quoted "Tags"', 2, tags=['say "hi"', "中文"], authors=["Q"]))
+    feed = tmp_path / "quoted.xml"
+    feed.write_bytes((await reader.get("/opds/jm/search?q=140001")).content)
+    (item,) = koreader("feed", feed)["items"]
+    assert item["title"] == 'Quoted "Tags"' and item["author"] == "Q"
+    assert [a["count"] for a in item["acquisitions"] if "count" in a] == [2]
 
 
 async def test_next_links_are_what_koreader_pages_with(reader: httpx.AsyncClient, jm_double: JmDouble,

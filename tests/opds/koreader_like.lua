@@ -28,8 +28,19 @@ local function unescape(s)
     end))
 end
 
--- luxl: a pull lexer emitting start / attribute name / attribute value / text / end events.
--- Element names are reported literally, prefix and all ("atom:entry" is not "entry").
+-- luxl: a pull lexer emitting start / attribute name / attribute value / text / end events, with
+-- the quirks of its state machine that a feed must survive:
+--  * element and attribute names are reported literally, prefix and all ("atom:entry" is not "entry");
+--  * attribute values must be double-quoted (a single quote is not a quote to it);
+--  * a value is reported from its first ASCII letter, digit, "." or "/" on: what comes before is
+--    skipped, and a value with none of them (e.g. all CJK) is not reported at all;
+--  * text is reported from its first non-space character; whitespace-only text not at all;
+--  * "<?...?>" reaches the parser as a start element named after its target ("xml"), never ended.
+local function value_as_luxl_reports(value)
+    local from = value:find("[%w%./]")
+    return from and value:sub(from) or nil
+end
+
 local function lexemes(text)
     local events = {}
     local pos = 1
@@ -37,10 +48,12 @@ local function lexemes(text)
     while pos <= len do
         local lt = text:find("<", pos, true)
         local chunk = text:sub(pos, (lt or len + 1) - 1)
-        if chunk:find("%S") then table.insert(events, { "text", chunk }) end
+        local from = chunk:find("%S")
+        if from and lt then table.insert(events, { "text", chunk:sub(from) }) end
         if not lt then break end
         if text:sub(lt, lt + 1) == "<?" then
             local close = assert(text:find("?>", lt, true), "unterminated processing instruction")
+            table.insert(events, { "start", text:match("^<%?([%w%.]+)", lt) })
             pos = close + 2
         elseif text:sub(lt, lt + 1) == "</" then
             local close = assert(text:find(">", lt, true), "unterminated end tag")
@@ -52,8 +65,7 @@ local function lexemes(text)
             table.insert(events, { "start", name })
             local p = rest
             while true do
-                local ws = text:match("^%s*()", p)
-                p = ws
+                p = text:match("^%s*()", p)
                 if text:sub(p, p + 1) == "/>" then
                     table.insert(events, { "end", name })
                     p = p + 2
@@ -62,13 +74,11 @@ local function lexemes(text)
                     p = p + 1
                     break
                 end
-                local attr, q, value, after = text:match("^([^%s=/>]+)%s*=%s*(['\"])(.-)%2()", p)
-                if not attr then
-                    attr, q, value, after = text:match("^([^%s=/>]+)%s*=%s*(['\"])(.-)(['\"])()", p)
-                end
-                assert(attr, "bad attribute in <" .. name .. "> at " .. p)
+                local attr, value, after = text:match('^([^%s=/>]+)%s*=%s*"([^"]*)"()', p)
+                assert(attr, "<" .. name .. ">: an attribute KOReader cannot read (not double-quoted?) at " .. p)
+                local reported = value_as_luxl_reports(value)
                 table.insert(events, { "attr_name", attr })
-                table.insert(events, { "attr_val", value })
+                if reported then table.insert(events, { "attr_val", reported }) end
                 p = after
             end
             pos = p
@@ -86,7 +96,9 @@ local function flat_table(events, i, current)
     while i <= #events do
         local kind, txt = events[i][1], events[i][2]
         i = i + 1
-        if kind == "start" then
+        if kind == "start" and txt == "xml" then
+            -- the XML declaration: its attributes land on the current table; it is never ended
+        elseif kind == "start" then
             local child
             child, i = flat_table(events, i)
             if txt == "entry" or txt == "link" or txt == "Url" then

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 import time
 from dataclasses import dataclass, field
-from xml.sax.saxutils import escape, quoteattr
+from xml.sax.saxutils import escape
 
 ATOM_NS = "http://www.w3.org/2005/Atom"
 OPDS_NS = "http://opds-spec.org/2010/catalog"
@@ -35,7 +35,10 @@ def text(value: str) -> str:
 
 
 def attr(value: str) -> str:
-    return quoteattr(_NOT_XML.sub("", value), {"\n": "&#10;", "\r": "&#13;", "\t": "&#9;"})
+    """A double-quoted attribute value: KOReader's XML lexer knows no other quote (a value quoted
+    with ' would run into the next attribute)."""
+    escaped = escape(_NOT_XML.sub("", value), {'"': "&quot;", "\n": "&#10;", "\r": "&#13;", "\t": "&#9;"})
+    return f'"{escaped}"'
 
 
 def timestamp(seconds: float | None = None) -> str:
