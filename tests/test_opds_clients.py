@@ -114,6 +114,11 @@ async def test_koreader_reads_every_feed_searches_and_streams_pages(
         '<entry>', '<atom:entry xmlns:atom="http://www.w3.org/2005/Atom">').replace("</entry>", "</atom:entry>"))
     assert koreader("feed", prefixed)["items"] == []
 
+    # The favourites feed lists the account's favourites (folder 0) in JM's order, newest first.
+    favourites = (await reader.get("/v1/favorites")).json()["albums"]
+    assert [i["id"] for i in koreader("feed", docs["/opds/jm/favorites"])["items"]] == [
+        f"urn:jmbooru:jm:album:{a['album_id']}" for a in favourites] and len(favourites) == 2
+
     weird = koreader("feed", docs["/opds/jm/search?q=100002"])["items"][0]
     assert weird["title"] == jm_double.albums["100002"].name and weird["author"] == "Eve/Mallory"
 

@@ -142,10 +142,9 @@ def _pse_number(raw: str) -> int:
 
 
 @router.get("/opds", response_class=Response, responses=NAVIGATION_FEED)
-async def root(request: Request) -> Response:
+async def root(settings: SettingsDep) -> Response:
     """The catalog's root: JM rankings, the account's favourites and this server's archives."""
-    account: JmAccount = request.app.state.jm_account
-    return _atom(feeds.root(bool(account.settings.jm_username)), NAVIGATION)
+    return _atom(feeds.root(bool(settings.jm_username)), NAVIGATION)
 
 
 OPENSEARCH_DOCUMENT: Responses = {200: {"content": {OPENSEARCH: _XML}, "description": "The OpenSearch description."}}
