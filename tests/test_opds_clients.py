@@ -115,7 +115,7 @@ async def test_koreader_reads_every_feed_searches_and_streams_pages(
     assert koreader("feed", prefixed)["items"] == []
 
     # The favourites feed lists the account's favourites (folder 0) in JM's order, newest first.
-    favourites = (await reader.get("/v1/favorites")).json()["albums"]
+    favourites = (await reader.get("/v1/favorites", headers={"X-API-Key": KEY})).json()["albums"]
     assert [i["id"] for i in koreader("feed", docs["/opds/jm/favorites"])["items"]] == [
         f"urn:jmbooru:jm:album:{a['album_id']}" for a in favourites] and len(favourites) == 2
 
