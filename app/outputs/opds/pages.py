@@ -22,7 +22,7 @@ from app.blocking import BlockingPool
 from app.sources.jm_stream import PageImage, open_page
 
 JPEG_QUALITY = 90
-KEEP_SECONDS = 24 * 3600  # a chapter nobody read for a day leaves the cache
+KEEP_SECONDS = 24 * 3600  # a chapter whose pages were all fetched over a day ago leaves the cache
 PRUNE_EVERY_SECONDS = 600.0
 MEDIA_TYPES = {".jpg": "image/jpeg", ".png": "image/png"}
 
