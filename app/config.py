@@ -139,6 +139,12 @@ class Settings(BaseSettings):
     subscription_tick_seconds: float = Field(60.0, gt=0, description="how often due subscriptions are looked for")
     subscription_concurrency: int = Field(
         50, ge=1, description="subscription checks talking to one upstream site at once (politeness)")
+    # OPDS catalog (app/outputs/opds, api.md Part 7)
+    opds_wait_seconds: float = Field(60.0, ge=0, description="how long a CBZ acquisition waits for its archive "
+                                     "before answering 503 with Retry-After (0: answer at once)")
+    opds_cbz_type: Literal["application/vnd.comicbook+zip", "application/x-cbz"] = Field(
+        "application/vnd.comicbook+zip", description="the CBZ type of every OPDS link and answer; "
+        "application/x-cbz for Marvin 3 and Yomu before 3.16")
 
     # Serving limits (applied however the server is started; see app/serving.py)
     max_header_bytes: int = Field(32 * 1024, ge=1024, description="largest request head accepted (431 beyond)")

@@ -12,6 +12,7 @@ from app import __version__, logs, metrics, serving
 from app.api import booru, downloads, favorites, jobs, paste, subscriptions, system, web, ws
 from app.api import jm as jm_api
 from app.api import metrics as metrics_api
+from app.api import opds as opds_api
 from app.api.body_guard import BodyGuard
 from app.api.errors import install_error_handlers
 from app.api.openapi import install_openapi
@@ -72,7 +73,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(RequestId)
     app.add_middleware(metrics.RequestMetrics)
     # favorites, jobs and subscriptions before system: they must not be taken for /v1/{timestamp}
-    for module in (favorites, jobs, subscriptions, system, metrics_api, jm_api, booru, downloads, paste, ws):
+    for module in (favorites, jobs, subscriptions, system, metrics_api, jm_api, booru, downloads, paste, ws, opds_api):
         app.include_router(module.router)
     web.install(app)
     return app

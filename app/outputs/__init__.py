@@ -1,1 +1,2 @@
-"""Where finished work goes besides the 30-minute archive: the reader library and its scan triggers."""
+"""Where finished or upstream work reaches readers besides the 30-minute archive: the reader library
+and its scan triggers, the OPDS catalog."""
