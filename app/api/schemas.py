@@ -72,6 +72,7 @@ class Health(_Open):
     server_time: int = Field(description="ms since the epoch")
     pid: int
     api_key_required: bool = Field(False, description="starting, reading and cancelling jobs need X-API-Key")
+    library: bool = Field(False, description="downloads may be filed into a reader library (\"dest\": \"library\")")
 
 
 class Clock(Health):

@@ -28,6 +28,8 @@ def _base(request: Request) -> dict[str, Any]:
         "pid": os.getpid(),  # which API process answered (useful behind several workers)
         # Whether jobs need X-API-Key: the page reads the shared job list only when it can.
         "api_key_required": bool(settings.api_key),
+        # Whether "dest": "library" works (JMBOORU_LIBRARY_DIR): the page offers "Save to library".
+        "library": settings.library_dir is not None,
     }
 
 

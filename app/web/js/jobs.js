@@ -45,6 +45,7 @@ function assign(job, data) {
   if (typeof data.message === "string") job.message = data.message;
   if (typeof data.error === "string") job.error = data.error;
   if (typeof data.download_url === "string") job.downloadUrl = data.download_url;
+  if (Array.isArray(data.library_paths)) job.libraryPaths = data.library_paths.map(String);
   if (typeof data.expires_at === "string" && data.expires_at) {
     const when = Date.parse(data.expires_at);
     if (Number.isFinite(when)) job.expiresAt = when;
