@@ -15,6 +15,7 @@ from app.archives import FormatName
 from app.errors import NotFound, Unprocessable
 from app.jobs.models import Job
 from app.jobs.specs import MAX_CHAPTERS, AlbumSpec, BooruSpec, spec_problem
+from app.outputs.exports.options import TrainerOptions
 from app.sources.album_archive import Layout, unknown_chapters_problem
 from app.sources.captions import CaptionOptions, PostFilters
 from app.sources.jm import JmSource
@@ -48,7 +49,7 @@ class AlbumDownloadRequest(BaseModel):
         description="chapter ids to include (chapters[].id of /v1/info); default all")
 
 
-class BooruDownloadRequest(BaseModel):
+class BooruDownloadRequest(TrainerOptions):
     model_config = ConfigDict(extra="forbid")  # "max": 5 must not silently become 200 images
 
     tags: str = Field(min_length=1, max_length=1000, description="space-separated tags, as on the site")
@@ -118,7 +119,7 @@ async def _check_chapters(jm: JmSource, spec: AlbumSpec) -> None:
              responses=errors(404, *UPSTREAM))
 async def download_booru(site: BooruSiteDep, body: BooruDownloadRequest, jobs: JobsDep,
                          settings: SettingsDep) -> JSONResponse:
-    """Start a dataset download (images plus same-named .txt captions) by tags."""
+    """Start a dataset download (images plus same-named .txt captions, optional exports and de-duplication) by tags."""
     # Missing or malformed credentials: say so now (502) rather than in a job that fails later.
     site.check_credentials()
     max_images = body.max_images or min(200, settings.max_images_per_job)
@@ -128,6 +129,8 @@ async def download_booru(site: BooruSiteDep, body: BooruDownloadRequest, jobs: J
             "(JMBOORU_MAX_IMAGES_PER_JOB): ask for fewer images or split the download."
         )
     name, tags = site.info.site, body.tags
-    spec = BooruSpec(site=name, tags=tags, max_images=max_images, caption=body.caption, filters=body.filters)
+    spec = BooruSpec(site=name, tags=tags, max_images=max_images, caption=body.caption, filters=body.filters,
+                     exports=body.exports, export_options=body.export_options, dedupe=body.dedupe,
+                     skip_variants=body.skip_variants)
     job, created = await jobs.submit(spec, body.client_id)
     return _accepted(job, created, body.client_id, f"A {site.info.name} dataset for '{tags}' is queued.")

@@ -3,6 +3,7 @@
 import { api, clientId } from "./api.js";
 import { $, fill, formatCount, h } from "./dom.js";
 import { showNotice } from "./notice.js";
+import { trainerKeys } from "./trainer.js";
 
 const PAGE_SIZE = 40;
 const FALLBACK_SITES = [{ site: "gelbooru", name: "Gelbooru", credentials: "required", configured: true }];
@@ -109,6 +110,7 @@ export function setupBooru({ jobs }) {
     const tags = tagsInput.value.trim();
     const body = {
       tags, max_images: Number(imagesInput.value), client_id: clientId, caption: caption(), filters: filters(),
+      ...trainerKeys(form),
     };
     if (body.filters.rating && body.filters.rating.length === 0) {
       showNotice("Choose at least one rating in the filter options.");

@@ -1,0 +1,1 @@
+"""What jmbooru makes from finished downloads besides the archive itself (dataset exports, de-duplication)."""
