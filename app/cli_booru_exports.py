@@ -101,6 +101,15 @@ def _request(trainer: TrainerOptions, folder: Path, separator: str, trigger: str
                          name=dataset_name(options, folder.resolve().name), separator=separator, trigger=trigger)
 
 
+def inspector(out: str, trainer: TrainerOptions, caption: CaptionOptions, site: str) -> Any:
+    """The download's hook that measures each image (and writes its <md5>.json) as it lands; None when
+    there is nothing to finish."""
+    from app.outputs.dataset_finish import published_inspector
+
+    request = _request(trainer, Path(out), caption.separator, trainer.export_options.trigger)
+    return published_inspector(request, site, caption) if request.active else None
+
+
 async def finish_download(out: str, trainer: TrainerOptions, caption: CaptionOptions, result: DatasetResult,
                           site: str) -> FinishResult:
     """After ``jmbooru booru``: de-duplicate every image in the folder, then write the exports."""
@@ -113,7 +122,8 @@ async def finish_download(out: str, trainer: TrainerOptions, caption: CaptionOpt
     posts.update({o.md5: PostInfo.from_post(o.post, site, o.categories, caption) for o in present if o.post})
     facts = {o.file: o.facts for o in present if o.facts is not None}
     request = _request(trainer, folder, caption.separator, trainer.export_options.trigger)
-    return await finish_dataset(folder, request, posts, facts, {o.md5: o.order for o in present})
+    prewritten = frozenset(f"{o.md5}.json" for o in present if o.facts is not None)
+    return await finish_dataset(folder, request, posts, facts, {o.md5: o.order for o in present}, prewritten)
 
 
 async def rewrite_exports(folder_name: str, trainer: TrainerOptions, site: BooruSite) -> tuple[FinishResult, int]:

@@ -151,11 +151,9 @@ def run_booru(args: argparse.Namespace) -> int:
 
 async def _download(args: argparse.Namespace, site: BooruSite, tags: str, caption: CaptionOptions,
                     filters: PostFilters, workers: int, trainer: TrainerOptions) -> DatasetResult:
-    import functools
-
     from tqdm import tqdm
 
-    from app.outputs.dedupe import inspect_image
+    from app.cli_booru_exports import inspector
 
     bar = tqdm(total=None, unit="img", desc=site.info.site, file=sys.stderr, dynamic_ncols=True,
                disable=args.quiet or not sys.stderr.isatty())
@@ -176,8 +174,7 @@ async def _download(args: argparse.Namespace, site: BooruSite, tags: str, captio
             workers=workers, overwrite_captions=args.overwrite_captions, on_progress=on_progress, on_wait=on_wait,
             trigger=trainer.export_options.trigger,
             want_categories=bool({"metadata_jsonl", "json_captions"} & set(trainer.exports)),
-            inspect=(functools.partial(inspect_image, with_hashes=trainer.dedupe is not None)
-                     if trainer.exports or trainer.dedupe is not None else None),
+            inspect=inspector(args.out, trainer, caption, site.info.site),
             skip_variants=trainer.skip_variants,
         )
     finally:

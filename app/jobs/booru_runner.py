@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import functools
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -12,8 +11,7 @@ from app.archives import archive_file_name, archive_format
 from app.config import Settings
 from app.errors import UpstreamError
 from app.jobs.runner import RunContext, RunOutput
-from app.outputs.dataset_finish import FinishRequest, FinishResult, finish_dataset
-from app.outputs.dedupe import inspect_image
+from app.outputs.dataset_finish import FinishRequest, FinishResult, finish_dataset, published_inspector
 from app.outputs.exports.options import TrainerOptions
 from app.outputs.exports.plan import dataset_name
 from app.outputs.exports.records import PostInfo
@@ -45,7 +43,9 @@ class BooruRunner:
 
         trainer = TrainerOptions.model_validate({k: params[k] for k in TrainerOptions.model_fields if k in params})
         caption = CaptionOptions.model_validate(params.get("caption") or {})
-        finishing = bool(trainer.exports) or trainer.dedupe is not None
+        # tag_frequency.json names the dataset after the archive's file_name, which the service gives it
+        archive = archive_file_name(f"{name}-dataset", ctx.job.job_id, archive_format("zip"))
+        request = _finish_request(trainer, caption, archive.removesuffix(".zip"))
         ctx.progress.update(total=0, title=f"{name}: {tags}")
         result = await download_dataset(
             site,
@@ -60,7 +60,7 @@ class BooruRunner:
             trigger=trainer.export_options.trigger,
             want_categories=bool({"metadata_jsonl", "json_captions"} & set(trainer.exports)),
             # sizes (and hashes) are measured as each image lands, while the others still download
-            inspect=functools.partial(inspect_image, with_hashes=trainer.dedupe is not None) if finishing else None,
+            inspect=published_inspector(request, name, caption) if request.active else None,
             skip_variants=trainer.skip_variants,
         )
         kept = result.downloaded + result.skipped
@@ -77,11 +77,9 @@ class BooruRunner:
         label = safe_component(tags, fallback="dataset", max_length=100)
         download_name = f"{name} {label}.zip"
         dropped = 0
-        if finishing:
+        if request.active:
             ctx.progress.update(message="Writing the exports." if not trainer.dedupe else "Removing duplicates.")
-            # tag_frequency.json names the dataset after the archive's file_name, which the service gives it
-            archive = archive_file_name(f"{name}-dataset", ctx.job.job_id, archive_format("zip"))
-            finished = await _finish(ctx.work_dir, trainer, caption, result, name, archive.removesuffix(".zip"))
+            finished = await _finish(ctx.work_dir, request, caption, result, name)
             dropped = len(finished.dropped)
         entries = await asyncio.to_thread(_dataset_entries, ctx.work_dir)  # thousands of files: off the loop
         message = f"{kept - dropped} images with captions are ready."
@@ -110,14 +108,19 @@ def _dataset_entries(folder: Path) -> list[tuple[str, Path]]:
     return [(p.name, p) for p in sorted(folder.iterdir()) if _is_dataset_file(p)]
 
 
-async def _finish(folder: Path, trainer: TrainerOptions, caption: CaptionOptions, result: DatasetResult,
-                  site: str, archive_stem: str) -> FinishResult:
+
+def _finish_request(trainer: TrainerOptions, caption: CaptionOptions, archive_stem: str) -> FinishRequest:
+    options = trainer.export_options
+    return FinishRequest(exports=trainer.exports, options=options, dedupe=trainer.dedupe,
+                         image_dir=options.image_dir or ".", name=dataset_name(options, archive_stem),
+                         separator=caption.separator, trigger=options.trigger)
+
+
+async def _finish(folder: Path, request: FinishRequest, caption: CaptionOptions, result: DatasetResult,
+                  site: str) -> FinishResult:
     """De-duplicate and write the exports into the job's folder, before it is zipped."""
     present = [o for o in result.files if o.status in ("downloaded", "skipped") and o.post is not None]
     posts = {o.md5: PostInfo.from_post(o.post, site, o.categories, caption) for o in present if o.post}
     facts: dict[str, Any] = {o.file: o.facts for o in present if o.facts is not None}
-    options = trainer.export_options
-    request = FinishRequest(exports=trainer.exports, options=options, dedupe=trainer.dedupe,
-                            image_dir=options.image_dir or ".", name=dataset_name(options, archive_stem),
-                            separator=caption.separator, trigger=options.trigger)
-    return await finish_dataset(folder, request, posts, facts, {o.md5: o.order for o in present})
+    prewritten = frozenset(f"{o.md5}.json" for o in present if o.facts is not None)
+    return await finish_dataset(folder, request, posts, facts, {o.md5: o.order for o in present}, prewritten)

@@ -11,17 +11,19 @@ import asyncio
 import json
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from app.outputs.dedupe import Candidate, Dropped, ImageFacts, dupes_report, find_duplicates, inspect_image
 from app.outputs.exports import write_exports
+from app.outputs.exports.json_captions import write_image_json
 from app.outputs.exports.options import DedupeOptions, ExportOptions
 from app.outputs.exports.plan import ExportPlan
 from app.outputs.exports.records import ImageRecord, PostInfo, caption_items, categorise
 from app.sources.booru.files import FILE_POOL
-from app.sources.dataset import write_text_atomic
+from app.sources.captions import CaptionOptions
+from app.sources.dataset import FileOutcome, write_text_atomic
 from app.sources.selection import MD5_RE
 
 log = logging.getLogger("jmbooru.exports")
@@ -77,27 +79,48 @@ def _read_caption(path: Path) -> str:
         return ""
 
 
+def image_record(folder: Path, name: str, facts: ImageFacts, post: PostInfo | None,
+                 request: FinishRequest) -> ImageRecord:
+    md5 = name.partition(".")[0]
+    caption = _read_caption(folder / f"{md5}.txt")
+    grouped = categorise(caption_items(caption, request.separator), post, request.trigger)
+    return ImageRecord(file=name, md5=md5, caption=caption, width=facts.width, height=facts.height,
+                       post=post, tag_categories=grouped)
+
+
 def _write_exports(folder: Path, names: list[str], facts: Mapping[str, ImageFacts],
-                   posts: Mapping[str, PostInfo], request: FinishRequest) -> list[str]:
-    records = []
-    for name in names:
-        md5 = name.partition(".")[0]
-        caption = _read_caption(folder / f"{md5}.txt")
-        post = posts.get(md5)
-        grouped = categorise(caption_items(caption, request.separator), post, request.trigger)
-        f = facts[name]
-        records.append(ImageRecord(file=name, md5=md5, caption=caption, width=f.width, height=f.height,
-                                   post=post, tag_categories=grouped))
+                   posts: Mapping[str, PostInfo], request: FinishRequest, prewritten: frozenset[str]) -> list[str]:
+    records = [image_record(folder, n, facts[n], posts.get(n.partition(".")[0]), request) for n in names]
     plan = ExportPlan(folder=folder, records=records, options=request.options, image_dir=request.image_dir,
-                      name=request.name)
+                      name=request.name, prewritten=prewritten)
     return write_exports(plan, request.exports)
+
+
+def published_inspector(request: FinishRequest, site: str,
+                        caption: CaptionOptions) -> Callable[[Path, FileOutcome], ImageFacts]:
+    """The download's ``inspect`` hook: measure each image as it lands and, for ``json_captions``, write its
+    ``<md5>.json`` then, while the other images still download (creating hundreds of small files at the
+    end would add seconds on a slow disk). ``finish_dataset`` skips the ones written here."""
+    hashes = request.dedupe is not None
+    per_image = "json_captions" in request.exports
+
+    def inspect(path: Path, outcome: FileOutcome) -> ImageFacts:
+        facts = inspect_image(path, hashes)
+        if per_image and outcome.post is not None:
+            post = PostInfo.from_post(outcome.post, site, outcome.categories, caption)
+            write_image_json(path.parent, image_record(path.parent, path.name, facts, post, request))
+        return facts
+
+    return inspect
 
 
 async def finish_dataset(folder: Path, request: FinishRequest, posts: Mapping[str, PostInfo],
                          facts: Mapping[str, ImageFacts] | None = None,
-                         order: Mapping[str, int] | None = None) -> FinishResult:
+                         order: Mapping[str, int] | None = None,
+                         prewritten: frozenset[str] = frozenset()) -> FinishResult:
     """De-duplicate (when asked) and write the exports. ``facts`` holds what was measured while
-    downloading (by file name); the rest is measured here, in the file pool, a few images at a time."""
+    downloading (by file name); the rest is measured here, in the file pool, a few images at a time.
+    ``prewritten``: the ``<md5>.json`` files ``published_inspector`` already wrote."""
     result = FinishResult()
     names = await FILE_POOL.run(dataset_images, folder)
     known = dict(facts or {})
@@ -123,5 +146,5 @@ async def finish_dataset(folder: Path, request: FinishRequest, posts: Mapping[st
     result.images = len(names)
     result.missing_posts = [n for n in names if n.partition(".")[0] not in posts]
     if request.exports:
-        result.written += await FILE_POOL.run(_write_exports, folder, names, known, posts, request)
+        result.written += await FILE_POOL.run(_write_exports, folder, names, known, posts, request, prewritten)
     return result

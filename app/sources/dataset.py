@@ -134,7 +134,7 @@ class DatasetDownload:
     def __init__(self, site: BooruSite, tags: str, out_dir: Path, *, max_images: int, caption: CaptionOptions,
                  filters: PostFilters, workers: int, overwrite_captions: bool,
                  on_progress: Callable[[DatasetProgress], None] | None, trigger: str | None = None,
-                 want_categories: bool = False, inspect: Callable[[Path], Any] | None = None,
+                 want_categories: bool = False, inspect: Callable[[Path, FileOutcome], Any] | None = None,
                  skip_variants: SkipVariants = "none") -> None:
         self.site, self.tags, self.out = site, tags, out_dir
         self.max_images, self.caption, self.filters = max_images, caption, filters
@@ -143,6 +143,7 @@ class DatasetDownload:
         self.n_workers = max(1, min(workers, max_images))
         self.selection = PostSelection(site, tags, max_images, filters, skip_variants=skip_variants)
         self.order: dict[str, int] = {}
+        self.inspections: list[asyncio.Task[None]] = []
         self.result = DatasetResult(out_dir=out_dir)
         self.queue: asyncio.Queue[Post | None] = asyncio.Queue()
         self.first_batch = asyncio.Event()
@@ -165,11 +166,12 @@ class DatasetDownload:
                 raise self.selection.nothing_selected()
             tasks = [asyncio.create_task(self.worker()) for _ in range(self.n_workers)]
             await asyncio.gather(producer, *tasks)
+            await asyncio.gather(*self.inspections)
         finally:
-            for task in [producer, *tasks]:
+            for task in [producer, *tasks, *self.inspections]:
                 if not task.done():
                     task.cancel()
-            await asyncio.gather(producer, *tasks, return_exceptions=True)
+            await asyncio.gather(producer, *tasks, *self.inspections, return_exceptions=True)
             for part in list(self.parts):
                 _unlink(part)
         self.result.filtered_out = self.selection.filtered_out
@@ -233,9 +235,13 @@ class DatasetDownload:
         if part is not None:
             self.parts.discard(part)  # renamed; on any failure the clean-up removes it
         outcome.caption_written = text is not None
-        if self.inspect is not None:  # measured while other images still download, so it costs no wall time
-            outcome.facts = await FILE_POOL.run_to_end(self.inspect, path)
+        if self.inspect is not None:  # measured beside the downloads: the worker moves on to the next image
+            self.inspections.append(asyncio.create_task(self.measure(outcome, path)))
         return outcome
+
+    async def measure(self, outcome: FileOutcome, path: Path) -> None:
+        assert self.inspect is not None
+        outcome.facts = await FILE_POOL.run_to_end(self.inspect, path, outcome)
 
     @property
     def needs_categories(self) -> bool:
@@ -320,7 +326,7 @@ async def download_dataset(
     on_wait: WaitListener | None = None,
     trigger: str | None = None,
     want_categories: bool = False,
-    inspect: Callable[[Path], Any] | None = None,
+    inspect: Callable[[Path, FileOutcome], Any] | None = None,
     skip_variants: SkipVariants = "none",
 ) -> DatasetResult:
     """Download up to ``max_images`` posts of ``site`` matching ``tags`` into ``out_dir``.
@@ -328,7 +334,8 @@ async def download_dataset(
     Raises ``NotFound`` (with a sentence saying whether the tags, the filters or unavailable files
     were the reason) when there is nothing to download; per-image failures are counted, not raised.
     ``trigger`` leads every caption written; ``want_categories`` records each post's tag categories;
-    ``inspect`` runs (in the file pool) on every published image and its answer is kept in the outcome;
+    ``inspect(path, outcome)`` runs (in the file pool) on every published image, beside the downloads, and
+    its answer is kept in ``outcome.facts``;
     ``skip_variants`` skips posts with a parent or children before they count. ``on_wait`` hears "Rate limited by <site>; retrying at HH:MM:SS." while the site makes us wait,
     and None when the download resumes. Cancelling removes the temporary files and re-raises.
     """

@@ -17,6 +17,7 @@ class ExportPlan:
     options: ExportOptions
     image_dir: str  # export_options.image_dir, else the CLI's absolute folder, else "." in an archive
     name: str  # the dataset's name in tag_frequency.json
+    prewritten: frozenset[str] = frozenset()  # <md5>.json files written while the images downloaded
 
     @property
     def max_bucket_reso(self) -> int:
