@@ -21,7 +21,7 @@ from app.outputs.exports.json_captions import write_image_json
 from app.outputs.exports.options import DedupeOptions, ExportOptions
 from app.outputs.exports.plan import ExportPlan
 from app.outputs.exports.records import ImageRecord, PostInfo, caption_items, categorise
-from app.sources.booru.files import FILE_POOL
+from app.sources.booru.files import FILE_POOL, MEASURE_POOL
 from app.sources.captions import CaptionOptions
 from app.sources.dataset import FileOutcome, write_text_atomic
 from app.sources.selection import MD5_RE
@@ -119,14 +119,14 @@ async def finish_dataset(folder: Path, request: FinishRequest, posts: Mapping[st
                          order: Mapping[str, int] | None = None,
                          prewritten: frozenset[str] = frozenset()) -> FinishResult:
     """De-duplicate (when asked) and write the exports. ``facts`` holds what was measured while
-    downloading (by file name); the rest is measured here, in the file pool, a few images at a time.
+    downloading (by file name); the rest is measured here, in the measuring pool, two images at a time.
     ``prewritten``: the ``<md5>.json`` files ``published_inspector`` already wrote."""
     result = FinishResult()
     names = await FILE_POOL.run(dataset_images, folder)
     known = dict(facts or {})
     hashes = request.dedupe is not None
     todo = [n for n in names if n not in known or (hashes and known[n].dhash is None and known[n].decoded)]
-    measured = await asyncio.gather(*(FILE_POOL.run(inspect_image, folder / n, hashes) for n in todo))
+    measured = await asyncio.gather(*(MEASURE_POOL.run(inspect_image, folder / n, hashes) for n in todo))
     known.update(zip(todo, measured, strict=True))
     if request.dedupe is not None:
         order = order or {}

@@ -23,7 +23,7 @@ from urllib.parse import urlsplit
 
 from app.errors import AppError, Unprocessable
 from app.sources.booru.base import BooruSite, ForeignImageHost, Post
-from app.sources.booru.files import FILE_POOL
+from app.sources.booru.files import FILE_POOL, MEASURE_POOL
 from app.sources.booru.politeness import WaitListener, waits_reported_to
 from app.sources.captions import CaptionOptions, PostFilters, build_caption
 from app.sources.selection import MD5_RE, PostSelection, SkipVariants, Unavailable
@@ -241,7 +241,7 @@ class DatasetDownload:
 
     async def measure(self, outcome: FileOutcome, path: Path) -> None:
         assert self.inspect is not None
-        outcome.facts = await FILE_POOL.run_to_end(self.inspect, path, outcome)
+        outcome.facts = await MEASURE_POOL.run_to_end(self.inspect, path, outcome)
 
     @property
     def needs_categories(self) -> bool:
@@ -334,7 +334,7 @@ async def download_dataset(
     Raises ``NotFound`` (with a sentence saying whether the tags, the filters or unavailable files
     were the reason) when there is nothing to download; per-image failures are counted, not raised.
     ``trigger`` leads every caption written; ``want_categories`` records each post's tag categories;
-    ``inspect(path, outcome)`` runs (in the file pool) on every published image, beside the downloads, and
+    ``inspect(path, outcome)`` runs (in its own pool) on every published image, beside the downloads, and
     its answer is kept in ``outcome.facts``;
     ``skip_variants`` skips posts with a parent or children before they count. ``on_wait`` hears "Rate limited by <site>; retrying at HH:MM:SS." while the site makes us wait,
     and None when the download resumes. Cancelling removes the temporary files and re-raises.
