@@ -213,3 +213,27 @@ async def test_requests_differing_in_trainer_keys_are_different_jobs(live: LiveS
                                json={"tags": "1girl", "max_images": 2, "exports": ["buckets", "buckets"]})
         assert same.json()["joined"]
     assert len(ids) == 5
+
+
+async def test_danbooru_posts_bring_their_own_categories_and_parents(tmp_path: Path, jm_double: JmDouble) -> None:
+    from tests.fakes.danbooru import DanbooruDouble
+
+    made = posts()
+    with DanbooruDouble(made) as db:
+        settings = make_settings(tmp_path, jm_double, danbooru_url=db.base_url, danbooru_api_rate=100)
+        with LiveServer(settings) as server:
+            body = {"tags": "1girl", "max_images": 20, "exports": ["metadata_jsonl"], "skip_variants": "children",
+                    "export_options": {"trigger": "db_lora"}}
+            async with httpx.AsyncClient(base_url=server.url) as http:
+                started = await http.post("/v1/download/booru/danbooru", json=body)
+                assert started.status_code == 202, started.text
+                frames = await follow(f"{server.ws_url}/ws/jobs/{started.json()['job_id']}")
+                assert frames[-1]["event"] == "download_ready", frames[-1]
+                zf = zipfile.ZipFile(io.BytesIO((await http.get(frames[-1]["download_url"])).content))
+        lines = [json.loads(x) for x in zf.read("metadata.jsonl").decode().splitlines()]
+        assert len(lines) == len(SIZES) - 1 and 41001 not in {line["post_id"] for line in lines}
+        assert db.hits("tag") == 0  # Danbooru posts carry their tag categories: nothing to look up
+        for line in lines:
+            assert line["site"] == "danbooru" and line["text"].startswith("db_lora, ")
+            assert line["tag_categories"]["character"] == [r"hifumi \(blue archive\)"]
+            assert "1girl" in line["tag_categories"]["general"]
