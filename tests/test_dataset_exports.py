@@ -134,14 +134,16 @@ async def test_every_export_is_what_trainers_read(live: LiveServer, gb: Gelbooru
 
 
 def load_imagefolder(folder: Path) -> list[dict[str, Any]]:
-    import os
+    # Offline before datasets is imported (it reads these once): the test must never reach the Hub.
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("HF_DATASETS_OFFLINE", "1")
+        env.setenv("HF_HUB_OFFLINE", "1")
+        from datasets import config, load_dataset
 
-    os.environ["HF_DATASETS_OFFLINE"] = "1"
-    os.environ["HF_HUB_OFFLINE"] = "1"
-    from datasets import load_dataset
+        assert config.HF_HUB_OFFLINE
 
-    dataset = load_dataset("imagefolder", data_dir=str(folder), split="train", cache_dir=str(folder.parent / "hf"))
-    return [dict(row) for row in dataset]
+        dataset = load_dataset("imagefolder", data_dir=str(folder), split="train", cache_dir=str(folder.parent / "hf"))
+        return [dict(row) for row in dataset]
 
 
 async def test_skip_variants_and_image_dir(live: LiveServer, gb: GelbooruDouble, tmp_path: Path) -> None:
