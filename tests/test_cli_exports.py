@@ -69,7 +69,9 @@ def test_download_with_exports_dedupe_and_skip_variants(gb: GelbooruDouble, tmp_
     captions = [(out / f"{n.split('.')[0]}.txt").read_text() for n in images]
     assert all(c.startswith("hifumi_lora, ") for c in captions)
     assert json.loads((out / "tag_frequency.json").read_text()) == {"10_hifumi": kohya_tag_frequency(captions)}
-    assert "dropped 1 near-duplicate images" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "dropped 1 near-duplicate images" in printed
+    assert "1 posts with a parent or children were skipped" in printed
 
 
 def test_check_rewrites_exports_from_hand_edited_captions(gb: GelbooruDouble, tmp_path: Path,

@@ -83,6 +83,8 @@ class DatasetResult:
                 f"captions written {self.captions_written}, {self.bytes / 1e6:.1f} MB")
         if self.unavailable:
             text += f"; {self.unavailable} posts had no file to fetch (restricted, deleted or on another host)"
+        if self.skipped_variants:
+            text += f"; {self.skipped_variants} posts with a parent or children were skipped (--skip-variants)"
         return text
 
 
