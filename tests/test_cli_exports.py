@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import os
@@ -84,6 +85,9 @@ def test_check_rewrites_exports_from_hand_edited_captions(gb: GelbooruDouble, tm
     edited = caption.stat().st_mtime_ns
     capsys.readouterr()
 
+    video = out / f"{hashlib.md5(b'not a picture').hexdigest()}.webm"  # kept by check, but no image
+    video.write_bytes(b"not a picture")
+    video.with_suffix(".txt").write_text("animated", encoding="utf-8")
     assert main(["check", str(out), "--exports", "metadata_jsonl,tag_frequency,buckets", "--resolution", "512"]) == 0
     assert caption.stat().st_mtime_ns == edited  # never rewritten
     line = next(json.loads(x) for x in (out / "metadata.jsonl").read_text().splitlines()
@@ -93,6 +97,7 @@ def test_check_rewrites_exports_from_hand_edited_captions(gb: GelbooruDouble, tm
     assert line["tag_categories"]["character"] == ["hifumi \\(blue archive\\)"]
     assert line["post_id"] == gb.post_by_md5(first.stem)["id"]
     assert json.loads((out / "buckets.json").read_text())["resolution"] == [512, 512]
+    assert video.name not in (out / "metadata.jsonl").read_text()  # trainers read images only
     assert list(json.loads((out / "tag_frequency.json").read_text())) == ["ds"]
 
     # without metadata.jsonl the posts come from the site by md5; an unknown image is named, exit 1
@@ -100,8 +105,6 @@ def test_check_rewrites_exports_from_hand_edited_captions(gb: GelbooruDouble, tm
     stray = Image.new("RGB", (40, 30), (1, 2, 3))
     buf = io.BytesIO()
     stray.save(buf, "PNG")
-    import hashlib
-
     stray_name = f"{hashlib.md5(buf.getvalue()).hexdigest()}.png"
     (out / stray_name).write_bytes(buf.getvalue())
     (out / stray_name.replace(".png", ".txt")).write_text("stray", encoding="utf-8")

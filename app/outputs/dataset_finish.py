@@ -90,7 +90,10 @@ def image_record(folder: Path, name: str, facts: ImageFacts, post: PostInfo | No
 
 def _write_exports(folder: Path, names: list[str], facts: Mapping[str, ImageFacts],
                    posts: Mapping[str, PostInfo], request: FinishRequest, prewritten: frozenset[str]) -> list[str]:
-    records = [image_record(folder, n, facts[n], posts.get(n.partition(".")[0]), request) for n in names]
+    # Videos (webm, mp4) and files Pillow cannot open are not images to a trainer: HF imagefolder and
+    # kohya skip them, so the exports do not list them either.
+    records = [image_record(folder, n, facts[n], posts.get(n.partition(".")[0]), request)
+               for n in names if facts[n].decoded]
     plan = ExportPlan(folder=folder, records=records, options=request.options, image_dir=request.image_dir,
                       name=request.name, prewritten=prewritten)
     return write_exports(plan, request.exports)
@@ -106,7 +109,7 @@ def published_inspector(request: FinishRequest, site: str,
 
     def inspect(path: Path, outcome: FileOutcome) -> ImageFacts:
         facts = inspect_image(path, hashes)
-        if per_image and outcome.post is not None:
+        if per_image and outcome.post is not None and facts.decoded:
             post = PostInfo.from_post(outcome.post, site, outcome.categories, caption)
             write_image_json(path.parent, image_record(path.parent, path.name, facts, post, request))
         return facts
@@ -143,8 +146,8 @@ async def finish_dataset(folder: Path, request: FinishRequest, posts: Mapping[st
         result.written.append(DUPES_FILE)
         gone = {d.image.file for d in result.dropped}
         names = [n for n in names if n not in gone]
-    result.images = len(names)
-    result.missing_posts = [n for n in names if n.partition(".")[0] not in posts]
+    result.images = sum(known[n].decoded for n in names)
+    result.missing_posts = [n for n in names if known[n].decoded and n.partition(".")[0] not in posts]
     if request.exports:
         result.written += await FILE_POOL.run(_write_exports, folder, names, known, posts, request, prewritten)
     return result
