@@ -31,6 +31,7 @@ from app.sources.dataset import DatasetProgress, DatasetResult, download_dataset
 
 if TYPE_CHECKING:
     from app.config import Settings
+    from app.outputs.exports.options import TrainerOptions
     from app.sources.dataset_check import CheckResult
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -111,6 +112,13 @@ def run_booru(args: argparse.Namespace) -> int:
     tags = " ".join(visible_words(tags))
     if args.unit is not None and not args.quiet:
         print("note: --unit is ignored; jmbooru fetches exactly --max images.", file=sys.stderr)
+    from app.cli_booru_exports import finish_download, print_finish, trainer_options
+
+    try:
+        trainer = trainer_options(args)  # a bad value stops here, before anything is downloaded
+    except ValidationError as exc:
+        return _fail(command, _validation_sentence(exc), EXIT_BAD_INPUT)
+    finishing = bool(trainer.exports) or trainer.dedupe is not None
 
     async def work() -> int:
         separator = args.separator if args.separator is not None else (", " if args.add_comma is not False else " ")
@@ -127,10 +135,13 @@ def run_booru(args: argparse.Namespace) -> int:
         )
         settings = _settings()
         site = _site(args, settings)
-        checked = None
+        checked = finished = None
         try:
             site.check_credentials()
-            result = await _download(args, site, tags, caption, filters, args.workers or settings.download_workers)
+            result = await _download(args, site, tags, caption, filters, args.workers or settings.download_workers,
+                                     trainer)
+            if finishing:
+                finished = await finish_download(args.out, trainer, caption, result, site.info.site)
             if args.check:
                 from app.sources.dataset_check import check_dataset
 
@@ -138,6 +149,8 @@ def run_booru(args: argparse.Namespace) -> int:
         finally:
             await site.aclose()
         _print_download(result, args.out)
+        if finished is not None:
+            print_finish(finished)
         if checked is not None:
             _print_check(checked)
         return EXIT_FAILED if result.failed or (checked is not None and checked.unresolved) else EXIT_OK
@@ -146,8 +159,11 @@ def run_booru(args: argparse.Namespace) -> int:
 
 
 async def _download(args: argparse.Namespace, site: BooruSite, tags: str, caption: CaptionOptions,
-                    filters: PostFilters, workers: int, *, max_images: int | None = None) -> DatasetResult:
+                    filters: PostFilters, workers: int, trainer: TrainerOptions, *,
+                    max_images: int | None = None) -> DatasetResult:
     from tqdm import tqdm
+
+    from app.cli_booru_exports import inspector
 
     bar = tqdm(total=None, unit="img", desc=site.info.site, file=sys.stderr, dynamic_ncols=True,
                disable=args.quiet or not sys.stderr.isatty())
@@ -166,6 +182,10 @@ async def _download(args: argparse.Namespace, site: BooruSite, tags: str, captio
         return await download_dataset(
             site, tags, args.out, max_images=max_images or args.max_images, caption=caption, filters=filters,
             workers=workers, overwrite_captions=args.overwrite_captions, on_progress=on_progress, on_wait=on_wait,
+            trigger=trainer.export_options.trigger,
+            want_categories=bool({"metadata_jsonl", "json_captions"} & set(trainer.exports)),
+            inspect=inspector(args.out, trainer, caption, site.info.site),
+            skip_variants=trainer.skip_variants,
         )
     finally:
         bar.close()
@@ -185,17 +205,36 @@ def _print_check(result: CheckResult) -> None:
 
 def run_check(args: argparse.Namespace) -> int:
     _setup_logging(args.verbose)
+    trainer = None
+    if args.exports:
+        from app.cli_booru_exports import trainer_options
+
+        args.keep_tokens = args.keep_tokens if args.keep_tokens is not None else 0  # no trigger is added here
+        try:
+            trainer = trainer_options(argparse.Namespace(**{**vars(args), "dedupe": False, "dedupe_dhash": None,
+                                                           "dedupe_phash": None, "dedupe_keep": None,
+                                                           "skip_variants": "none"}))
+        except ValidationError as exc:
+            return _fail("check", _validation_sentence(exc), EXIT_BAD_INPUT)
 
     async def work() -> int:
         from app.sources.dataset_check import check_dataset
 
         site = _site(args, _settings())
+        missing = 0
         try:
             result = await check_dataset(args.folder, args.mode, site)
+            if trainer is not None:
+                from app.cli_booru_exports import print_finish, rewrite_exports
+
+                finished, _ = await rewrite_exports(args.folder, trainer, site)
+                missing = len(finished.missing_posts)
         finally:
             await site.aclose()
         _print_check(result)
-        return EXIT_FAILED if result.unresolved else EXIT_OK
+        if trainer is not None:
+            print_finish(finished)
+        return EXIT_FAILED if result.unresolved or missing else EXIT_OK
 
     return _run("check", work)
 
@@ -226,7 +265,8 @@ def run_pool(args: argparse.Namespace) -> int:
                                          separator=args.separator if args.separator is not None else ", ")
                 args.out = str(out)
                 result = await _download(args, site, f"{tag}:{args.pool}", caption, PostFilters(),
-                                         args.workers or settings.download_workers, max_images=pool.post_count)
+                                         args.workers or settings.download_workers, TrainerOptions(),
+                                         max_images=pool.post_count)
                 _print_download(result, str(out))
                 return EXIT_FAILED if result.failed else EXIT_OK
             await asyncio.to_thread(out.mkdir, parents=True, exist_ok=True)

@@ -352,6 +352,30 @@ def test_booru_preview_and_dataset_with_caption_options(ui: Ui) -> None:
     assert any("_" in tag and len(tag) > 3 for tag in tags), tags  # underscores kept, as asked
 
 
+def test_booru_export_and_duplicate_options_reach_the_request_and_the_archive(ui: Ui) -> None:
+    page = ui.open()
+    page.get_by_role("tab", name="Booru").click()
+    page.get_by_role("textbox", name="Tags").fill("solo")
+    page.get_by_role("spinbutton", name="Images").fill("4")
+    page.get_by_text("Export and duplicate options").click()
+    expect(page.get_by_text("Put first in every caption (no comma)")).to_be_visible()  # each option explains itself
+    page.get_by_role("checkbox", name="metadata.jsonl").check()
+    page.get_by_role("checkbox", name="dataset_config.toml").check()
+    page.get_by_role("textbox", name="Trigger word").fill("my_lora")
+    page.get_by_role("spinbutton", name="Repeats").fill("10")
+    page.get_by_role("checkbox", name="Drop near-duplicate images").check()
+    page.get_by_role("combobox", name="Skip variants").select_option("children")
+    with page.expect_request(re.compile(r"/v1/download/booru/gelbooru$")) as request:
+        page.get_by_role("button", name="Download dataset").click()
+    body = request.value.post_data_json
+    assert (body["exports"], body["export_options"], body["dedupe"], body["skip_variants"]) == (
+        ["metadata_jsonl", "kohya_toml"], {"trigger": "my_lora", "num_repeats": 10}, {"keep": "largest"}, "children")
+    item = ui.job(page, "gelbooru: solo")
+    expect(state_of(item)).to_have_text("ready", timeout=15_000)
+    names = saved_zip(page, item.get_by_role("link", name="Save")).namelist()
+    assert {"metadata.jsonl", "dataset_config.toml", "dupes.json"} <= set(names)
+
+
 @pytest.fixture
 def phone(browser: Browser, server: LiveServer) -> Iterator[Ui]:
     yield from new_ui(browser, server, viewport={"width": 390, "height": 844}, color_scheme="dark",

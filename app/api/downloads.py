@@ -26,6 +26,7 @@ from app.jobs.models import Job
 from app.jobs.service import JobService
 from app.jobs.specs import MAX_CHAPTERS, AlbumSpec, BooruSpec, Dest, PoolFormat, PoolSpec, spec_problem
 from app.json_types import PositiveJsonInt, json_number
+from app.outputs.exports.options import TrainerOptions
 from app.sources.album_archive import Layout, unknown_chapters_problem
 from app.sources.booru.base import BooruSite
 from app.sources.booru.pools import pool_site
@@ -68,7 +69,7 @@ class AlbumDownloadRequest(BaseModel):
                        "filed into JMBOORU_LIBRARY_DIR for Komga and Kavita")
 
 
-class BooruDownloadRequest(BaseModel):
+class BooruDownloadRequest(TrainerOptions):
     model_config = ConfigDict(extra="forbid")  # "max": 5 must not silently become 200 images
 
     tags: str = Field(min_length=1, max_length=1000, description="space-separated tags, as on the site")
@@ -170,7 +171,7 @@ async def check_album(jm: JmSource, spec: AlbumSpec) -> None:
              responses=errors(404, *UPSTREAM))
 async def download_booru(site: BooruSiteDep, body: BooruDownloadRequest, jobs: JobsDep,
                          settings: SettingsDep) -> JSONResponse:
-    """Start a dataset download (images plus same-named .txt captions) by tags."""
+    """Start a dataset download (images plus same-named .txt captions, optional exports and de-duplication) by tags."""
     return accepted(await start_booru(site, body, jobs, settings))
 
 
@@ -186,7 +187,9 @@ async def start_booru(site: BooruSite, body: BooruDownloadRequest, jobs: JobServ
             "(JMBOORU_MAX_IMAGES_PER_JOB): ask for fewer images or split the download."
         )
     name, tags = site.info.site, body.tags
-    spec = BooruSpec(site=name, tags=tags, max_images=max_images, caption=body.caption, filters=body.filters)
+    spec = BooruSpec(site=name, tags=tags, max_images=max_images, caption=body.caption, filters=body.filters,
+                     exports=body.exports, export_options=body.export_options, dedupe=body.dedupe,
+                     skip_variants=body.skip_variants)
     job, created = await jobs.submit(spec, body.client_id)
     return accepted_body(job, created, body.client_id, f"A {site.info.name} dataset for '{tags}' is queued.")
 

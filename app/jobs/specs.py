@@ -13,6 +13,7 @@ from typing import Any, ClassVar, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from app.archives import FormatName
+from app.outputs.exports.options import ExportOptions, TrainerOptions
 from app.sources.album_archive import Layout, options_problem
 from app.sources.captions import CaptionOptions, PostFilters
 
@@ -110,7 +111,7 @@ class AlbumSpec(JobSpec):
         return "jm"
 
 
-class BooruSpec(JobSpec):
+class BooruSpec(JobSpec, TrainerOptions):
     kind: ClassVar[str] = "booru"
 
     site: str
@@ -118,9 +119,13 @@ class BooruSpec(JobSpec):
     max_images: int = Field(ge=1)
     caption: CaptionOptions = Field(default_factory=CaptionOptions)
     filters: PostFilters = Field(default_factory=PostFilters)
-
     def dedupe_key(self) -> str:
-        digest = hashlib.sha256(json.dumps(self.model_dump(mode="json"), sort_keys=True).encode()).hexdigest()[:24]
+        fields = self.model_dump(mode="json", exclude_defaults=False)
+        for key, default in (("exports", []), ("export_options", ExportOptions().model_dump(mode="json")),
+                             ("dedupe", None), ("skip_variants", "none")):
+            if fields[key] == default:  # trainer options left at their defaults: keys of jobs that existed before these options stay the same
+                del fields[key]
+        digest = hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:24]
         return f"booru:{self.site}:{digest}"
 
     def title(self) -> str:

@@ -1,2 +1,2 @@
-"""Where finished or upstream work reaches readers besides the 30-minute archive: the reader library
-and its scan triggers, the OPDS catalog."""
+"""What jmbooru makes besides the 30-minute archive: dataset exports and de-duplication, the reader
+library and its scan triggers, the OPDS catalog."""

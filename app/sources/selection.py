@@ -7,6 +7,7 @@ import re
 from collections.abc import AsyncGenerator
 from contextlib import aclosing
 from dataclasses import dataclass, field
+from typing import Literal
 
 from app.errors import NotFound
 from app.sources.booru.base import BooruSite, Post
@@ -14,6 +15,16 @@ from app.sources.captions import PostFilters
 
 MD5_RE = re.compile(r"[0-9a-f]{32}")
 BATCH = 100  # posts looked at between two hand-overs to the downloads
+SkipVariants = Literal["none", "children", "parents"]
+
+
+def is_skipped_variant(post: Post, skip: SkipVariants) -> bool:
+    """``children``: posts with a parent; ``parents``: posts with children (from the listing, no download)."""
+    if skip == "children":
+        return post.parent_id not in (0, None)
+    if skip == "parents":
+        return post.has_children
+    return False
 
 
 @dataclass(slots=True)
@@ -46,6 +57,8 @@ class PostSelection:
     max_images: int
     filters: PostFilters
     max_scanned: int | None = None
+    skip_variants: SkipVariants = "none"
+    skipped_variants: int = 0
     scanned: int = 0
     selected: int = 0
     filtered_out: int = 0
@@ -60,6 +73,8 @@ class PostSelection:
                 self.scanned += 1
                 if not self.filters.matches(post):
                     self.filtered_out += 1
+                elif is_skipped_variant(post, self.skip_variants):
+                    self.skipped_variants += 1
                 elif (reason := unavailable_reason(self.site, post)) is not None:
                     self.unavailable.append(Unavailable(post.id, post.md5, reason))
                 elif post.md5 not in md5s:
@@ -85,8 +100,10 @@ class PostSelection:
                 "(tags use underscores, like long_hair)."
             )
         if not self.unavailable:
+            variants = (f" ({self.skipped_variants} of them by skip_variants, as posts with a parent or children)"
+                        if self.skipped_variants else "")
             return NotFound(
-                f"The filters removed {looked} {name} posts matching '{tags}'; loosen the rating, size, "
+                f"The filters removed {looked} {name} posts matching '{tags}'{variants}; loosen the rating, size, "
                 "score or blacklist filters."
             )
         removed = f", and the filters removed the other {self.filtered_out}" if self.filtered_out else ""

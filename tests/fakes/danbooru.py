@@ -134,7 +134,8 @@ class DanbooruDouble(BooruDouble):
             "uploader_id": 1, "score": post.get("score", 0), "source": post.get("source", ""),
             "md5": md5, "rating": LETTERS.get(post["rating"], post["rating"]),
             "image_width": post["width"], "image_height": post["height"], "tag_string": " ".join(tags),
-            "fav_count": 0, "file_ext": ext, "parent_id": None, "has_children": False, "is_deleted": False,
+            "fav_count": 0, "file_ext": ext, "parent_id": post.get("parent_id") or None,  # null, as Danbooru
+            "has_children": str(post.get("has_children", "false")).lower() == "true", "is_deleted": False,
             "is_banned": False, "file_size": len(post.get("_data", b"")),
             "file_url": post.get("_file_url") or f"{self.base_url}/original/{md5[:2]}/{md5[2:4]}/{md5}.{ext}",
             "large_file_url": f"{self.base_url}/sample/{md5[:2]}/{md5[2:4]}/sample-{md5}.jpg",

@@ -6,6 +6,7 @@ import { $, fill, formatCount, h, plural } from "./dom.js";
 import { showNotice } from "./notice.js";
 import { looksLikeLink, startLink } from "./paste.js";
 import { postKeeper } from "./postfilter.js";
+import { trainerKeys } from "./trainer.js";
 
 const PAGE_SIZE = 40;
 const FALLBACK_SITES = [{ site: "gelbooru", name: "Gelbooru", credentials: "required", configured: true }];
@@ -168,6 +169,7 @@ export function setupBooru({ jobs }) {
     const tags = tagsInput.value.trim();
     const body = {
       tags, max_images: Number(imagesInput.value), client_id: clientId, caption: caption(), filters: filters(),
+      ...trainerKeys(form),
     };
     if (body.filters.rating && body.filters.rating.length === 0) {
       showNotice("Choose at least one rating in the filter options.");
