@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from functools import cached_property
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import (
@@ -18,6 +18,7 @@ from pydantic_settings import (
 
 from app import __version__
 from app.config_files import env_files
+from app.sources.booru.sites import SITES
 
 
 def _split_csv(value: object) -> object:
@@ -31,6 +32,27 @@ HostList = Annotated[list[str] | None, NoDecode]
 
 
 _DEFAULT_FILES = Path("<jmbooru default env files>")
+
+# Credentials a site's family takes (the registry reads them as <site>_<key>).
+_FAMILY_CREDENTIALS: dict[str, tuple[str, ...]] = {"gelbooru": ("api_key", "user_id"), "danbooru": ("login", "api_key")}
+
+
+def site_fields() -> dict[str, tuple[Any, Any]]:
+    """The settings of every booru site of the registry, named ``<site>_<key>``, with its defaults."""
+    fields: dict[str, tuple[Any, Any]] = {}
+    for entry in SITES.values():
+        site, name = entry.site, entry.name
+        fields[f"{site}_url"] = (str, Field(entry.url, description=f"{name}'s address"))
+        for key in _FAMILY_CREDENTIALS.get(entry.family, ()):
+            fields[f"{site}_{key}"] = (str, Field("", description=f"{name}'s {key.replace('_', ' ')}"))
+        fields[f"{site}_api_rate"] = (float, Field(entry.rate, gt=0, description=f"API requests per second to {name}"))
+        fields[f"{site}_timeout_seconds"] = (float | None, Field(None, gt=0, description="overrides "
+                                             "JMBOORU_BOORU_TIMEOUT_SECONDS for this site"))
+        fields[f"{site}_image_hosts"] = (HostList, Field(None, description=f"where {name}'s images may come from"))
+        if entry.tag_limit:
+            fields[f"{site}_tag_limit"] = (int, Field(entry.tag_limit, ge=0, description="plain tags per search "
+                                          "(Danbooru: 2 for anonymous and basic accounts, 6 for Gold)"))
+    return fields
 
 
 class Settings(BaseSettings):
@@ -83,31 +105,12 @@ class Settings(BaseSettings):
     proxy: str = Field("", description="one proxy URL for every upstream; empty: HTTPS_PROXY etc. are honoured")
     booru_timeout_seconds: float = Field(30.0, gt=0)
 
-    gelbooru_url: str = "https://gelbooru.com"
-    gelbooru_api_key: str = ""
-    gelbooru_user_id: str = ""
-    gelbooru_api_rate: float = Field(2.0, gt=0)
-    gelbooru_timeout_seconds: float | None = Field(None, gt=0)
-    gelbooru_image_hosts: HostList = None
-
-    safebooru_url: str = "https://safebooru.org"
-    safebooru_api_rate: float = Field(2.0, gt=0)
-    safebooru_image_hosts: HostList = None
-
-    danbooru_url: str = "https://danbooru.donmai.us"
-    danbooru_login: str = ""
-    danbooru_api_key: str = ""
-    danbooru_api_rate: float = Field(2.0, gt=0)
-    danbooru_tag_limit: int = Field(2, ge=0, description="plain tags per search: 2 for anonymous and basic accounts, 6 for Gold")
-    danbooru_image_hosts: HostList = None
-
-    yandere_url: str = "https://yande.re"
-    yandere_api_rate: float = Field(1.0, gt=0)
-    yandere_image_hosts: HostList = None
-
-    konachan_url: str = "https://konachan.com"
-    konachan_api_rate: float = Field(1.0, gt=0)
-    konachan_image_hosts: HostList = None
+    # JMBOORU_<SITE>_URL, _API_RATE, _TIMEOUT_SECONDS, _IMAGE_HOSTS and the family's credentials, for
+    # every entry of app.sources.booru.sites.SITES (a new site there gets its settings here).
+    for _name, (_type, _field) in site_fields().items():
+        __annotations__[_name] = _type
+        locals()[_name] = _field
+    del _name, _type, _field
 
     # Jobs
     redis_url: str = ""
@@ -169,8 +172,7 @@ class Settings(BaseSettings):
     gc_freeze: bool = Field(True, description="freeze the start-up heap out of garbage collections (shorter "
                             "pauses); off in tests, which start many apps in one process")
 
-    @field_validator("jm_api_domains", "jm_image_domains", "cors_origins", "gelbooru_image_hosts",
-                     "safebooru_image_hosts", "danbooru_image_hosts", "yandere_image_hosts", "konachan_image_hosts",
+    @field_validator("jm_api_domains", "jm_image_domains", "cors_origins", *(f"{s}_image_hosts" for s in SITES),
                      mode="before")
     @classmethod
     def _csv(cls, value: object) -> object:
@@ -201,7 +203,7 @@ class Settings(BaseSettings):
             raise ValueError("JMBOORU_JM_SCHEME must be http or https")
         return value
 
-    @field_validator("gelbooru_url", "safebooru_url", "danbooru_url", "yandere_url", "konachan_url")
+    @field_validator(*(f"{s}_url" for s in SITES))
     @classmethod
     def _base_url(cls, value: str) -> str:
         value = value.strip().rstrip("/")
