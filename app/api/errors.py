@@ -8,8 +8,8 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.routing import Match
 
+from app.api.methods import allowed_methods, method_list
 from app.errors import AppError
 
 log = logging.getLogger("jmbooru")
@@ -19,13 +19,10 @@ def _json(status: int, detail: str, headers: dict[str, str] | None = None, **ext
     return JSONResponse({"detail": detail, **extra}, status_code=status, headers=headers)
 
 
-def _allowed_methods(request: Request) -> list[str]:
-    methods: set[str] = set()
-    for route in request.app.routes:
-        match, _ = route.matches(request.scope)
-        if match != Match.NONE:
-            methods.update(getattr(route, "methods", None) or ())
-    return sorted(methods)
+def _header_methods(headers: dict[str, str] | None) -> list[str]:
+    """The framework's own Allow header, when no route claims the path (a static file, say)."""
+    allow = (headers or {}).get("Allow", "") or "GET, HEAD"
+    return [m.strip() for m in allow.split(",") if m.strip()]
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -45,9 +42,9 @@ def install_error_handlers(app: FastAPI) -> None:
             detail = f"There is no endpoint at {request.url.path}. See /docs for the API."
         elif exc.status_code == 405:
             # Starlette names the methods of the first route that matched the path; list them all.
-            allowed = _allowed_methods(request)
+            allowed = allowed_methods(request) or _header_methods(headers)
             headers = {**(headers or {}), "Allow": ", ".join(allowed)}
-            detail = f"{request.method} is not allowed here; use {' or '.join(allowed)}."
+            detail = f"{request.method} is not allowed here; use {method_list(allowed)}."
         return _json(exc.status_code, detail, headers)
 
     @app.exception_handler(RequestValidationError)
