@@ -46,6 +46,10 @@ def with_flag_hints(sentence: str) -> str:
 
 
 def _validation_sentence(exc: ValidationError) -> str:
+    if exc.title == "Settings":  # a JMBOORU_ variable: name it and what it accepts
+        from app.config import settings_sentence
+
+        return settings_sentence(exc)
     return "; ".join(str(e.get("msg", "invalid value")).removeprefix("Value error, ") for e in exc.errors()) + "."
 
 

@@ -14,9 +14,9 @@ from jmcomic import JmcomicText, JmMagicConstants, JmModuleConfig, JmOption
 from app import metrics
 from app.blocking import BlockingPool
 from app.cache import TtlCache
-from app.config import Settings
+from app.config import Settings, mask_password
 from app.errors import AppError, NotFound, UpstreamError
-from app.sources.jm_errors import translate_error
+from app.sources.jm_errors import set_proxy, translate_error
 
 log = logging.getLogger("jmbooru.jm")
 
@@ -41,6 +41,7 @@ def apply_module_settings(settings: Settings) -> None:
         # jmcomic reads proxies from the environment at import and ignores NO_PROXY.
         JmModuleConfig.DEFAULT_PROXIES = {}
     JmModuleConfig.APP_COOKIES = None
+    set_proxy(mask_password(settings.proxy) if settings.proxy else "")
 
 
 def _proxies(url: str) -> dict[str, str]:

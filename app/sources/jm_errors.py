@@ -29,6 +29,24 @@ from app.errors import (
 
 log = logging.getLogger("jmbooru.jm")
 
+# JMBOORU_PROXY with its password masked, set with the module settings: when JM fails through a
+# proxy, the proxy is as likely a culprit as JM, so the sentence names it.
+_proxy = ""
+
+
+def set_proxy(masked_url: str) -> None:
+    global _proxy
+    _proxy = masked_url
+
+
+def _suspect_proxy(error: AppError) -> AppError:
+    if not _proxy or isinstance(error, NotFound | DiskFull | UpstreamRateLimited):
+        return error
+    error.detail = (f"{error.detail} jmbooru reaches JM through the proxy {_proxy} (JMBOORU_PROXY), which may be "
+                    "the one failing: check that it is up and lets the request through.")
+    error.args = (error.detail,)
+    return error
+
 
 def _inner(exc: BaseException) -> list[object]:
     """The errors jmcomic keeps inside an exception: one per domain and try, one per image."""
@@ -85,6 +103,10 @@ def translate_error(exc: BaseException, *, what: str = "JM") -> AppError:
     """Turn a jmcomic or transport exception into a sentence a user can act on (details are logged)."""
     if isinstance(exc, AppError):
         return exc
+    return _suspect_proxy(_translate(exc, what))
+
+
+def _translate(exc: BaseException, what: str) -> AppError:
     if any(is_disk_full(c) for c in _causes(exc)):
         log.error("disk full while talking to %s: %s", what, type(exc).__name__)
         return DiskFull()
