@@ -23,6 +23,7 @@ from app.errors import AppError
 from app.sources.booru.base import BooruSite, CredentialsError
 from app.sources.captions import CaptionOptions, PostFilters
 from app.sources.dataset import DatasetProgress, DatasetResult, download_dataset
+from app.text import full_stop
 
 if TYPE_CHECKING:
     from app.config import Settings
@@ -50,7 +51,7 @@ def _validation_sentence(exc: ValidationError) -> str:
         from app.config import settings_sentence
 
         return settings_sentence(exc)
-    return "; ".join(str(e.get("msg", "invalid value")).removeprefix("Value error, ") for e in exc.errors()) + "."
+    return full_stop("; ".join(str(e.get("msg", "invalid value")).removeprefix("Value error, ") for e in exc.errors()))
 
 
 def _exit_code(exc: AppError) -> int:

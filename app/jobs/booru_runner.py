@@ -14,6 +14,7 @@ from app.sources.booru.registry import unknown_site
 from app.sources.captions import CaptionOptions, PostFilters
 from app.sources.dataset import DatasetProgress, download_dataset
 from app.storage import safe_component
+from app.text import count
 
 
 class BooruRunner:
@@ -51,19 +52,19 @@ class BooruRunner:
         if kept == 0:
             if result.failed:
                 raise UpstreamError(
-                    f"None of the {result.failed} images could be downloaded intact from {site.info.name}; "
+                    f"None of the {count(result.failed, 'image')} could be downloaded intact from {site.info.name}; "
                     "try again later."
                 )
             raise UpstreamError(
-                f"None of the {result.unavailable} selected {site.info.name} posts has a file jmbooru may download "
+                f"None of the {count(result.unavailable, f'selected {site.info.name} post')} has a file jmbooru may download "
                 f"(restricted, deleted, or on a host outside {site.info.settings_prefix}_IMAGE_HOSTS)."
             )
         entries = await asyncio.to_thread(_dataset_entries, ctx.work_dir)  # thousands of files: off the loop
-        message = f"{kept} images with captions are ready."
+        message = f"{count(kept, 'image')} with captions {'is' if kept == 1 else 'are'} ready."
         if result.failed:
-            message += f" {result.failed} could not be downloaded intact and were left out."
+            message += f" {count(result.failed, 'image')} could not be downloaded intact and {'was' if result.failed == 1 else 'were'} left out."
         if result.unavailable:
-            message += f" {result.unavailable} posts had no file to fetch (restricted, deleted or on another host)."
+            message += f" {count(result.unavailable, 'post')} had no file to fetch (restricted, deleted or on another host)."
         label = safe_component(tags, fallback="dataset", max_length=100)
         return RunOutput(
             entries=entries,

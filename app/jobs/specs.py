@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from app.archives import FormatName
 from app.sources.album_archive import Layout, options_problem
 from app.sources.captions import CaptionOptions, PostFilters
+from app.text import full_stop
 
 MAX_CHAPTERS = 1000
 
@@ -135,4 +136,4 @@ def spec_problem(exc: ValidationError) -> str:
         where = ".".join(str(p) for p in err.get("loc", ()))
         msg = str(err.get("msg", "invalid value")).removeprefix("Value error, ")
         parts.append(f"{where}: {msg}" if where else msg)
-    return "; ".join(parts) + "."
+    return full_stop("; ".join(parts))

@@ -26,6 +26,7 @@ from app.errors import (
     exception_tree,
     is_disk_full,
 )
+from app.text import count
 
 log = logging.getLogger("jmbooru.jm")
 
@@ -122,7 +123,7 @@ def _translate(exc: BaseException, what: str) -> AppError:
             statuses.setdefault(status, resp)
     if 429 in statuses:
         wait = _retry_after(statuses[429])
-        when = f"in about {round(wait)} seconds" if wait is not None else "in a minute"
+        when = f"in about {count(round(wait), 'second')}" if wait is not None else "in a minute"
         return UpstreamRateLimited(f"{what} is rate-limiting this server (HTTP 429); try again {when}.",
                                    retry_after=wait)
     failing = sorted(s for s in statuses if s >= 500)

@@ -26,6 +26,7 @@ from app.sources.booru.base import ForeignImageHost, ImageDownload
 from app.sources.booru.files import HashingWriter
 from app.sources.booru.hosts import HostPolicy
 from app.sources.booru.politeness import RateLimiter, report_resumed, report_wait, retry_after, wait_bound
+from app.text import count
 
 log = logging.getLogger("jmbooru.booru")
 
@@ -302,7 +303,7 @@ def is_cloudflare(response: httpx.Response) -> bool:
 
 def _duration(seconds: int) -> str:
     if seconds < 120:
-        return f"{seconds} seconds"
+        return count(seconds, "second")
     if seconds < 7200:
-        return f"{seconds // 60} minutes"
-    return f"{seconds // 3600} hours"
+        return count(seconds // 60, "minute")
+    return count(seconds // 3600, "hour")
