@@ -1,4 +1,4 @@
-"""The ``jmbooru`` command: ``serve``, ``worker``, ``booru``, ``gelbooru``, ``check`` and ``jm``."""
+"""The ``jmbooru`` command: ``serve``, ``worker``, ``booru``, ``gelbooru``, ``check``, ``jm`` and ``get``."""
 
 from __future__ import annotations
 
@@ -118,10 +118,11 @@ def build_parser() -> argparse.ArgumentParser:
     config = commands.add_parser("config", help="show the settings in force, where each came from (secrets masked)")
     config.set_defaults(func=_config)
 
-    from app import cli_booru, cli_jm
+    from app import cli_booru, cli_get, cli_jm
 
     cli_booru.register(commands)
     cli_jm.register(commands)
+    cli_get.register(commands)
     return parser
 
 

@@ -170,7 +170,14 @@ class Settings(BaseSettings):
                                           "head within this time, or it is closed")
     keep_alive_seconds: int = Field(5, ge=1, description="idle keep-alive connections close after this")
     max_connections: int = Field(0, ge=0, description="0: as many as the open-file limit allows, less a reserve; "
-                                 "beyond it the longest-idle connections are closed first")
+                                 "beyond it the longest-idle connections (still sending a request, or between "
+                                 "requests) are closed first; WebSockets may use nine tenths of it")
+    max_body_bytes: int = Field(1024 * 1024, ge=1024, description="largest request body accepted (413 beyond, "
+                                "refused before it is read when Content-Length says so)")
+    body_timeout_seconds: float = Field(10.0, gt=0, description="once its head is in, a request body must arrive "
+                                        "within this time (408, and the connection closes)")
+    max_sockets_per_client: int = Field(16, ge=1, description="open /ws/notifications sockets per client id "
+                                        "(per API process); one more is closed with 1008")
     forwarded_allow_ips: str = Field("127.0.0.1", description="proxies whose X-Forwarded-* headers are trusted "
                                      "(comma-separated IPs or networks, * for any: only behind a proxy you run)")
     log_level: str = "warning"

@@ -220,16 +220,25 @@ async def test_cancel_stops_the_download_and_removes_partial_files(
         assert (await http.get(f"/v1/jobs/{job_id}/file")).status_code == 404
 
 
-async def test_unknown_album_job_fails_with_a_sentence(live: LiveServer) -> None:
-    _, frames = await run_to_end(live, "999999")
-    final = frames[-1]
-    assert final["event"] == "failed" and final["status"] == "error" and final["file_name"] == ""
-    assert "does not exist" in final["message"]
+@pytest.mark.parametrize("aid", ["999999", "300001"])  # unknown; login-only (JM says "no such album")
+async def test_unknown_album_is_404_at_post_and_makes_no_job(live: LiveServer, aid: str) -> None:
+    async with httpx.AsyncClient(base_url=live.url) as http:
+        info = await http.get(f"/v1/info/{aid}")
+        resp = await http.post(f"/v1/download/album/{aid}", json={"client_id": "phone"})
+        assert resp.status_code == 404 and info.status_code == 404
+        assert resp.json()["detail"] == info.json()["detail"]
+        assert (await http.get("/v1/jobs")).json() == {"jobs": [], "next": None}
+    assert not (live.settings.data_path / "work").exists() or not any((live.settings.data_path / "work").iterdir())
 
 
-async def test_login_only_album_job_fails(live: LiveServer) -> None:
-    _, frames = await run_to_end(live, "300001")
-    assert frames[-1]["event"] == "failed" and "logged-in" in frames[-1]["message"]
+async def test_upstream_failure_during_the_album_lookup_is_502_and_makes_no_job(
+        live: LiveServer, jm_double: JmDouble) -> None:
+    jm_double.add_album(FakeAlbum.single("190003", "Looked Up While JM Fails", 2))
+    jm_double.fail("/album", status=500)
+    async with httpx.AsyncClient(base_url=live.url) as http:
+        resp = await http.post("/v1/download/album/190003")
+        assert resp.status_code in (502, 503, 504) and resp.json()["detail"]
+        assert (await http.get("/v1/jobs")).json()["jobs"] == []
 
 
 async def test_upstream_failing_mid_download_fails_the_job(live: LiveServer, jm_double: JmDouble, settings) -> None:

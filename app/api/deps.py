@@ -57,6 +57,9 @@ _KEY_QUERY = APIKeyQuery(name="api_key", auto_error=False,
                          description="the same key, for WebSockets and links, where headers cannot be set")
 
 
+KEY_REQUIRED_SENTENCE = "This server needs an API key: send it in the X-API-Key header (or as ?api_key=)."
+
+
 async def require_api_key(
     request: Request,
     header: Annotated[str | None, Security(_KEY_HEADER)] = None,
@@ -65,7 +68,7 @@ async def require_api_key(
     """When JMBOORU_API_KEY is set, starting, cancelling and fetching jobs need it."""
     settings: Settings = request.app.state.settings
     if not key_matches(settings, header or query):
-        raise Unauthorized("This server needs an API key: send it in the X-API-Key header (or as ?api_key=).")
+        raise Unauthorized(KEY_REQUIRED_SENTENCE)
 
 
 def websocket_allowed(ws: WebSocket) -> tuple[bool, str]:

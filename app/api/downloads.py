@@ -10,19 +10,19 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, Validation
 
 from app.api.deps import ApiKey, BooruSiteDep, JmDep, JobsDep, SettingsDep
 from app.api.jm import AlbumIdPath, parse_album_id
-from app.api.schemas import UPSTREAM, Accepted, errors
+from app.api.schemas import CLIENT_ID_PATTERN, UPSTREAM, Accepted, errors
 from app.archives import FormatName
+from app.config import Settings
 from app.errors import NotFound, Unprocessable
 from app.jobs.models import Job
+from app.jobs.service import JobService
 from app.jobs.specs import MAX_CHAPTERS, AlbumSpec, BooruSpec, spec_problem
 from app.sources.album_archive import Layout, unknown_chapters_problem
+from app.sources.booru.base import BooruSite
 from app.sources.captions import CaptionOptions, PostFilters
 from app.sources.jm import JmSource
 
 router = APIRouter(tags=["downloads"], dependencies=[ApiKey], responses=errors(401, 422, 503))
-
-CLIENT_ID_PATTERN = r"^[A-Za-z0-9._:@-]{1,128}$"
-
 
 # The one rule between keys, in the schema too: layout "chapters" only for a zip (JSON Schema if/then).
 ZIP_FOR_CHAPTER_FOLDERS: dict[str, Any] = {
@@ -66,7 +66,8 @@ class BooruDownloadRequest(BaseModel):
         return " ".join(value.split())
 
 
-def _accepted(job: Job, created: bool, client_id: str | None, message: str) -> JSONResponse:
+def accepted_body(job: Job, created: bool, client_id: str | None, message: str) -> dict[str, Any]:
+    """The 202 answer's body: the seed's keys, the job's state and what its kind adds."""
     body: dict[str, Any] = {
         "status": "processing",
         "message": message if created else f"Already {job.state}: you joined the existing download.",
@@ -80,11 +81,15 @@ def _accepted(job: Job, created: bool, client_id: str | None, message: str) -> J
     body.update(job.spec_fields())
     if job.state == "ready":
         body.update(file_name=job.file_name, download_url=job.download_url)
-    return JSONResponse(body, status_code=202, headers={"Location": f"/v1/jobs/{job.job_id}"})
+    return body
+
+
+def accepted(body: dict[str, Any]) -> JSONResponse:
+    return JSONResponse(body, status_code=202, headers={"Location": str(body["status_url"])})
 
 
 @router.post("/v1/download/album/{album_id}", status_code=202, response_model=Accepted,
-             responses=errors(400, 404, *UPSTREAM))  # 404 and upstream errors: checking chosen chapters
+             responses=errors(400, 404, *UPSTREAM))  # 404 and upstream errors: the album is looked up first
 async def download_album(
     album_id: AlbumIdPath,
     jobs: JobsDep,
@@ -93,21 +98,28 @@ async def download_album(
     client_id: Annotated[str | None, Query(pattern=CLIENT_ID_PATTERN)] = None,
 ) -> JSONResponse:
     """Start downloading a JM album into one archive (zip, cbz or pdf); progress goes to the client's WebSocket."""
-    aid = parse_album_id(album_id)
+    return accepted(await start_album(jm, jobs, parse_album_id(album_id), body, client_id))
+
+
+async def start_album(jm: JmSource, jobs: JobService, aid: str, body: AlbumDownloadRequest | None,
+                      client_id: str | None = None) -> dict[str, Any]:
+    """Look the album up, then start (or join) its job; the 202 body."""
     cid = (body.client_id if body else None) or client_id
     try:
         spec = AlbumSpec(album_id=aid, **(body.model_dump(exclude={"client_id"}) if body else {}))
     except ValidationError as exc:
         raise Unprocessable("Invalid request: " + spec_problem(exc)) from None
-    if spec.chapters:
-        await _check_chapters(jm, spec)
+    await check_album(jm, spec)
     job, created = await jobs.submit(spec, cid)
-    return _accepted(job, created, cid, f"Album {aid} is queued for download.")
+    return accepted_body(job, created, cid, f"Album {aid} is queued for download.")
 
 
-async def _check_chapters(jm: JmSource, spec: AlbumSpec) -> None:
-    """Unknown chapter ids are a 422 now rather than a job that fails later (album info is cached)."""
+async def check_album(jm: JmSource, spec: AlbumSpec) -> None:
+    """An unknown album (404, /v1/info's sentence) or chapter is refused now rather than made a job
+    that fails later; upstream failures answer 502/503/504. The lookup is /v1/info's cached one."""
     album = await jm.album(spec.album_id)
+    if not spec.chapters:
+        return
     problem = unknown_chapters_problem(spec.album_id, spec.chapters or (),
                                        [(str(c["id"]), str(c["title"])) for c in album.chapters])
     if problem:
@@ -119,6 +131,12 @@ async def _check_chapters(jm: JmSource, spec: AlbumSpec) -> None:
 async def download_booru(site: BooruSiteDep, body: BooruDownloadRequest, jobs: JobsDep,
                          settings: SettingsDep) -> JSONResponse:
     """Start a dataset download (images plus same-named .txt captions) by tags."""
+    return accepted(await start_booru(site, body, jobs, settings))
+
+
+async def start_booru(site: BooruSite, body: BooruDownloadRequest, jobs: JobService,
+                      settings: Settings) -> dict[str, Any]:
+    """Check credentials and limits, then start (or join) the dataset job; the 202 body."""
     # Missing or malformed credentials: say so now (502) rather than in a job that fails later.
     site.check_credentials()
     max_images = body.max_images or min(200, settings.max_images_per_job)
@@ -130,4 +148,4 @@ async def download_booru(site: BooruSiteDep, body: BooruDownloadRequest, jobs: J
     name, tags = site.info.site, body.tags
     spec = BooruSpec(site=name, tags=tags, max_images=max_images, caption=body.caption, filters=body.filters)
     job, created = await jobs.submit(spec, body.client_id)
-    return _accepted(job, created, body.client_id, f"A {site.info.name} dataset for '{tags}' is queued.")
+    return accepted_body(job, created, body.client_id, f"A {site.info.name} dataset for '{tags}' is queued.")

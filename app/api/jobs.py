@@ -7,13 +7,32 @@ import unicodedata
 from typing import Annotated, Any
 from urllib.parse import quote
 
-from fastapi import APIRouter, Path, Request
+from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import FileResponse, JSONResponse, Response
 
 from app.api.deps import ApiKey, JobsDep
-from app.api.schemas import ARCHIVE_TYPES, FILE_NAME_PATTERN, JOB_ID_PATTERN, JobOut, MissingArchive, errors
+from app.api.schemas import (
+    ARCHIVE_TYPES,
+    CLIENT_ID_PATTERN,
+    FILE_NAME_PATTERN,
+    JOB_ID_PATTERN,
+    JobList,
+    JobOut,
+    MissingArchive,
+    errors,
+)
 from app.archives import format_for_file
 from app.errors import NotFound
+from app.jobs.listing import (
+    CURSOR_SCHEMA_PATTERN,
+    DEFAULT_LIMIT,
+    MAX_LIMIT,
+    STATES_PATTERN,
+    Cursor,
+    JobQuery,
+    parse_limit,
+    parse_states,
+)
 from app.jobs.models import Job, JobState
 
 router = APIRouter(tags=["jobs"], dependencies=[ApiKey], responses=errors(401))
@@ -25,10 +44,31 @@ ARCHIVE: dict[int | str, dict[str, Any]] = {
     206: {"content": ARCHIVE_TYPES, "description": "The requested byte range."},
 }
 
+@router.get("/v1/jobs", response_model=JobList, responses=errors(422, 503))
+async def list_jobs(
+    jobs: JobsDep,
+    client_id: Annotated[str | None, Query(pattern=CLIENT_ID_PATTERN,
+                                           description="only the jobs this client started or joined")] = None,
+    # Patterns documented, checked by hand: a wrong value gets a sentence naming what is allowed.
+    state: Annotated[str | None, Query(description="comma-separated states, e.g. queued,running",
+                                       examples=["queued,running"],
+                                       json_schema_extra={"pattern": STATES_PATTERN})] = None,
+    limit: Annotated[int, Query(description=f"1 to {MAX_LIMIT}",
+                                json_schema_extra={"minimum": 1, "maximum": MAX_LIMIT})] = DEFAULT_LIMIT,
+    before: Annotated[str | None, Query(description="the 'next' of the previous page",
+                                        json_schema_extra={"pattern": CURSOR_SCHEMA_PATTERN})] = None,
+) -> dict[str, Any]:
+    """List the server's jobs, newest first (every client's, or one client's), a page at a time."""
+    query = JobQuery(client_id=client_id, states=parse_states(state), limit=parse_limit(limit),
+                     before=Cursor.decode(before) if before is not None else None)
+    shown, cursor = await jobs.page(query)
+    return {"jobs": shown, "next": cursor}
+
+
 @router.get("/v1/jobs/{job_id}", response_model=JobOut, responses=errors(404, 503))
 async def get_job(job_id: JobIdPath, jobs: JobsDep) -> dict[str, Any]:
-    """Show a job's state and counters."""
-    return (await jobs.get(job_id)).public()
+    """Show a job's state and counters (a queued job: its place in the queue)."""
+    return (await jobs.describe([await jobs.get(job_id)]))[0]
 
 
 @router.delete("/v1/jobs/{job_id}", response_model=JobOut, responses=errors(404, 503))

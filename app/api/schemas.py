@@ -18,6 +18,9 @@ ALBUM_ID_PATTERN = r"^(?:[Jj][Mm])?[1-9][0-9]{0,11}$"
 JobStateName = Literal["queued", "running", "zipping", "ready", "failed", "cancelled", "expired"]
 
 
+CLIENT_ID_PATTERN = r"^[A-Za-z0-9._:@-]{1,128}$"
+
+
 class _Open(BaseModel):
     model_config = ConfigDict(extra="allow")
 
@@ -67,6 +70,7 @@ class Health(_Open):
     mode: Literal["embedded", "redis"]
     server_time: int = Field(description="ms since the epoch")
     pid: int
+    api_key_required: bool = Field(False, description="starting, reading and cancelling jobs need X-API-Key")
 
 
 class Clock(Health):
@@ -171,6 +175,12 @@ class JobOut(_Open):
     expires_at: str | None
     status_url: str
     events_url: str
+    position: int | None = Field(None, description="queued only: 1 is the next job to start")
+
+
+class JobList(BaseModel):
+    jobs: list[JobOut]
+    next: str | None = Field(description="pass as ?before= for the next page; null on the last page")
 
 
 class JobFrame(_Open):

@@ -26,6 +26,8 @@ def _base(request: Request) -> dict[str, Any]:
         "mode": "redis" if settings.redis_url else "embedded",
         "server_time": int(time.time() * 1000),
         "pid": os.getpid(),  # which API process answered (useful behind several workers)
+        # Whether jobs need X-API-Key: the page reads the shared job list only when it can.
+        "api_key_required": bool(settings.api_key),
     }
 
 

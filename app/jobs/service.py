@@ -19,6 +19,7 @@ from app.blocking import BlockingPool
 from app.config import Settings
 from app.errors import AppError, DiskFull, NotFound, StoreUnavailable, is_disk_full
 from app.jobs.events import EventHub, Frame, client_topic, job_topic
+from app.jobs.listing import JobQuery, order_key, page_and_cursor, waiting_message
 from app.jobs.models import FINAL_EVENTS, Job, JobState, new_job_id
 from app.jobs.progress import Counters, ProgressTracker
 from app.jobs.queue import JobQueue
@@ -92,7 +93,7 @@ class JobService:
         queued = await self.store.list_states([JobState.QUEUED])
         ready = {j.file_name for j in await self.store.list_states([JobState.READY])}
         await self.files_pool.run(self.storage.remove_leftovers, {j.job_id for j in queued}, ready)
-        for job in queued:
+        for job in sorted(queued, key=order_key):  # in the order they were queued: positions stay true
             await self.queue.submit(job.job_id)
 
     # --- starting and reading ---------------------------------------------------------------
@@ -126,6 +127,27 @@ class JobService:
         if job is None:
             raise NotFound("There is no job with that id (it may have been cleaned up).")
         return job
+
+    async def page(self, query: JobQuery) -> tuple[list[dict[str, Any]], str | None]:
+        """One page of the shared job list, as ``GET /v1/jobs/{id}`` shows each job, and the next cursor."""
+        page, cursor = page_and_cursor(await self.store.page(query), query.limit)
+        return await self.describe(page), cursor
+
+    async def describe(self, jobs: list[Job]) -> list[dict[str, Any]]:
+        """Jobs as clients see them; a queued one also says where it stands in the queue."""
+        positions: dict[str, int] = {}
+        if any(job.state == JobState.QUEUED for job in jobs):
+            # Every queued job waits in one line (one process's queue, or the shared Redis queue
+            # that every worker takes from), in the order it was queued.
+            positions = {job_id: n for n, job_id in enumerate(await self.store.queued_order(), start=1)}
+        shown = []
+        for job in jobs:
+            view = job.public()
+            position = positions.get(job.job_id) if job.state == JobState.QUEUED else None
+            if position is not None:
+                view.update(position=position, message=waiting_message(position))
+            shown.append(view)
+        return shown
 
     async def emit(self, job_id: str, event: str, mutate: Callable[[Job], None] | None = None,
                    **extra: Any) -> Job | None:

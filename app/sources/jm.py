@@ -134,6 +134,7 @@ class JmSource:
         self._albums: TtlCache[AlbumInfo] = TtlCache(ttl)
         self._covers: TtlCache[bytes] = TtlCache(ttl, max_entries=256)
         self._comments: TtlCache[dict[str, Any]] = TtlCache(ttl, max_entries=512)
+        self._chapter_albums: TtlCache[str] = TtlCache(ttl, max_entries=1024)
 
     async def client(self) -> Any:
         if self._client is None:
@@ -204,6 +205,17 @@ class JmSource:
             )
 
         return await self._albums.get_or_load(album_id, load)
+
+    async def chapter_album(self, photo_id: str) -> str:
+        """The id of the album a chapter (JM's "photo") belongs to; a one-chapter album shares its id."""
+
+        async def load() -> str:
+            client = await self.client()
+            photo = await self._call(lambda: client.get_photo_detail(
+                photo_id, fetch_album=False, fetch_scramble_id=False), what="JM chapter")
+            return str(photo.album_id)
+
+        return await self._chapter_albums.get_or_load(photo_id, load)
 
     async def cover(self, album_id: str) -> bytes:
         async def load() -> bytes:

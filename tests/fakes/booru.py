@@ -382,7 +382,7 @@ class BooruDouble:
 
     def search(self, tags: str, *, letters: dict[str, str] | None = None) -> list[dict[str, Any]]:
         """Posts matching ``tags``, newest first: plain tags, ``-tag``, ``~tag`` (any of), ``*`` wildcards,
-        ``id:<N``, ``md5:``, ``rating:`` (words or, with ``letters``, the family's letters), ``order:score``."""
+        ``id:N``, ``id:<N``, ``md5:``, ``rating:`` (words or, with ``letters``, the family's letters), ``order:score``."""
         posts = sorted(self.posts, key=lambda p: -int(p.get("id") or 0))
         any_of: list[str] = []
         for term in tags.split():
@@ -390,6 +390,8 @@ class BooruDouble:
             if low.startswith("id:<"):
                 limit = int(low[4:])
                 posts = [p for p in posts if int(p.get("id") or 0) < limit]
+            elif low.startswith("id:") and low[3:].isdigit():  # one post, as a pasted post link asks
+                posts = [p for p in posts if int(p.get("id") or 0) == int(low[3:])]
             elif low.startswith("md5:"):
                 posts = [p for p in posts if p.get("md5") == low[4:]]
             elif low.startswith("rating:"):

@@ -3,8 +3,9 @@
 
 import { api } from "./api.js";
 import { albumChoices } from "./choices.js";
-import { $, fill, formatCount, h } from "./dom.js";
+import { $, fill, formatCount, h, plural } from "./dom.js";
 import { coverUrl, downloadAlbum } from "./jm.js";
+import { showNotice } from "./notice.js";
 
 function commentItem(comment) {
   const who = String(comment.nickname || comment.username || "someone");
@@ -56,7 +57,22 @@ export function setupAlbum({ jobs, searchFor }) {
       fact("Published", info.pub_date),
       fact("Description", info.description));
     const chapters = Array.isArray(info.chapters) ? info.chapters : [];
-    fill($("album-chapters"), chapters.map((c) => h("li", {}, String(c.title || `Chapter ${c.sort ?? ""}`))));
+    const name = (c) => String(c.title || `Chapter ${c.sort ?? ""}`);
+    // A checkbox per chapter when there is a choice to make: the download takes the checked ones.
+    const pickable = chapters.length > 1 && chapters.every((c) => c.id !== undefined && c.id !== null);
+    fill($("album-chapters"), chapters.map((c) => h("li", {}, pickable
+      ? h("label", { class: "check" }, h("input", { type: "checkbox", value: String(c.id), checked: true }), name(c))
+      : name(c))));
+    current.chapterCount = pickable ? chapters.length : 0;
+    $("album-chapters-all").hidden = !pickable;
+  }
+
+  /** The checked chapter ids, or null for the whole album. */
+  function chosenChapters() {
+    if (!current.chapterCount) return null;
+    const boxes = [...$("album-chapters").querySelectorAll('input[type="checkbox"]')];
+    const checked = boxes.filter((box) => box.checked).map((box) => box.value);
+    return checked.length === boxes.length ? null : checked;
   }
 
   async function loadComments(page) {
@@ -70,7 +86,7 @@ export function setupAlbum({ jobs, searchFor }) {
       current.commentsPage = page;
       const total = Number(answer?.total ?? answer?.comment_count);
       commentsStatus.textContent = comments.childElementCount
-        ? (Number.isFinite(total) ? `${formatCount(total)} comments` : "") : "No comments.";
+        ? (Number.isFinite(total) ? plural(total, "comment") : "") : "No comments.";
       moreComments.hidden = !(Number(answer?.page_count) > page) || !list.length;
     } catch (error) {
       if (error.name === "AbortError") return;
@@ -92,12 +108,13 @@ export function setupAlbum({ jobs, searchFor }) {
 
   async function open(aid, title) {
     current?.controller.abort();
-    current = { aid, title, commentsPage: 0, controller: new AbortController() };
+    current = { aid, title, commentsPage: 0, chapterCount: 0, controller: new AbortController() };
     $("album-title").textContent = title || `JM${aid}`;
     $("album-id").textContent = `JM${aid}`;
     $("album-cover").src = coverUrl(aid);
     fill($("album-meta"), h("dd", {}, "Loading…"));
     fill($("album-chapters"));
+    $("album-chapters-all").hidden = true;
     comments.replaceChildren();
     if (!dialog.open) dialog.showModal();
     loadComments(1);
@@ -124,14 +141,25 @@ export function setupAlbum({ jobs, searchFor }) {
   });
   layout.addEventListener("change", () => albumChoices.save({ format: format.value, layout: layout.value }));
   download.addEventListener("click", async () => {
+    const chapters = chosenChapters();
+    if (chapters && !chapters.length) {
+      showNotice("Choose at least one chapter to download.");
+      return;
+    }
     download.disabled = true;
     const choices = { format: format.value, layout: layout.value };
     albumChoices.save(choices);
+    const picked = chapters ? { ids: chapters, of: current.chapterCount } : null;
     try {
-      if (await downloadAlbum(jobs, current.aid, current.title, choices)) dialog.close();
+      if (await downloadAlbum(jobs, current.aid, current.title, choices, picked)) dialog.close();
     } finally {
       download.disabled = false;
     }
+  });
+  $("album-chapters-all").addEventListener("click", () => {
+    const boxes = [...$("album-chapters").querySelectorAll('input[type="checkbox"]')];
+    const check = !boxes.every((box) => box.checked);
+    for (const box of boxes) box.checked = check;
   });
   moreComments.addEventListener("click", () => loadComments(current.commentsPage + 1));
   $("album-close").addEventListener("click", () => dialog.close());

@@ -48,6 +48,11 @@ export function formatCount(value) {
   return Number.isFinite(n) ? numberFormat.format(n) : String(value ?? "");
 }
 
+/** "1 post", "2 posts", "1,234 posts": a count with its noun in the right number. */
+export function plural(value, noun, nouns = `${noun}s`) {
+  return `${formatCount(value)} ${Number(value) === 1 ? noun : nouns}`;
+}
+
 export function formatBytes(bytes) {
   const n = Number(bytes) || 0;
   if (n < 1024) return `${n} B`;

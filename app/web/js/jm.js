@@ -1,27 +1,34 @@
 // JM: rankings, search, result cards with covers, and downloads. The album view is album.js.
 
 import { api, clientId } from "./api.js";
-import { h } from "./dom.js";
+import { formatCount, h, plural } from "./dom.js";
 import { albumChoices } from "./choices.js";
 import { showNotice } from "./notice.js";
+import { looksLikeLink, startLink } from "./paste.js";
 
 const PERIOD_NAMES = { day: "Day", week: "Week", month: "Month", all: "All-time" };
 const MAX_SEARCH_PAGE = 100;
 const JM_PAGE_SIZE = 80; // a full page of JM search or ranking results: a shorter one is the last
 
-const albums = (n) => `${n} album${n === 1 ? "" : "s"}`;
+const albums = (n) => plural(n, "album");
 
 export function coverUrl(aid) {
   return `/v1/get/cover/${encodeURIComponent(aid)}`;
 }
 
-/** Start an album download with the saved format and layout; the job goes to the list. */
-export async function downloadAlbum(jobs, aid, title, wanted = albumChoices.saved()) {
+/**
+ * Start an album download with the saved format and layout (and, when `picked` = {ids, of} is
+ * given, only those chapters); the job goes to the list.
+ */
+export async function downloadAlbum(jobs, aid, title, wanted = albumChoices.saved(), picked = null) {
   const choices = await albumChoices.effective(wanted);
   const body = { client_id: clientId, ...(await albumChoices.requestFields(choices)) };
+  if (picked) body.chapters = picked.ids; // absent: the whole album (a subset is a different job)
+  let label = albumChoices.label(title || `JM${aid}`, choices);
+  if (picked) label += ` · ${formatCount(picked.ids.length)} of ${plural(picked.of, "chapter")}`;
   try {
     const answer = await api(`/v1/download/album/${encodeURIComponent(aid)}`, { method: "POST", body });
-    jobs.add(answer, albumChoices.label(title || `JM${aid}`, choices));
+    jobs.add(answer, label, aid);
     return true;
   } catch (error) {
     showNotice(`Could not start the download of ${title || `JM${aid}`}: ${error.message}`);
@@ -107,7 +114,15 @@ export function setupJm({ jobs, openAlbum }) {
   form.addEventListener("submit", (event) => {
     event.preventDefault();
     const query = input.value.trim();
-    if (query) search(query);
+    if (query && looksLikeLink(query)) {
+      status.textContent = "Starting the download of the pasted link…";
+      startLink(jobs, query).then((done) => { status.textContent = done; }, (error) => {
+        status.textContent = error.message;
+        showNotice(`Could not start the pasted link: ${error.message}`);
+      });
+    } else if (query) {
+      search(query);
+    }
   });
   more.addEventListener("click", () => {
     if (listing) load({ ...listing, page: listing.page + 1 }, true);

@@ -1,7 +1,7 @@
 // One job's list item: its elements, and how a job's model is shown in them.
 
 import { withKey } from "./api.js";
-import { formatBytes, formatDuration, h, setText } from "./dom.js";
+import { formatBytes, formatCount, formatDuration, h, plural, setText } from "./dom.js";
 
 export const ACTIVE = new Set(["queued", "running", "zipping"]);
 
@@ -10,6 +10,7 @@ export function createJobView({ onCancel, onRemove }) {
   const title = h("span", { class: "job-title" });
   const state = h("span", { class: "job-state" });
   const progress = h("progress", { "aria-label": "Progress", max: "1", value: "0" });
+  const aid = h("span", { class: "aid job-aid", hidden: true });
   const meta = h("span", { class: "job-meta" });
   const message = h("p", { class: "job-message", hidden: true });
   const cancel = h("button", { type: "button", class: "small", onclick: onCancel }, "Cancel");
@@ -18,9 +19,9 @@ export function createJobView({ onCancel, onRemove }) {
   const item = h("li", { class: "job" },
     h("div", { class: "job-head" }, title, state),
     progress,
-    h("div", { class: "job-foot" }, meta, h("span", { class: "job-actions" }, cancel, save, remove)),
+    h("div", { class: "job-foot" }, h("span", { class: "job-facts" }, aid, meta), h("span", { class: "job-actions" }, cancel, save, remove)),
     message);
-  return { item, title, state, progress, meta, message, cancel, save, remove };
+  return { item, title, state, progress, aid, meta, message, cancel, save, remove };
 }
 
 /** Show the job's current model in its view (only what changed is touched). */
@@ -41,8 +42,11 @@ export function renderJob(job, view, now) {
     progress.value = job.state === "ready" ? 1 : 0;
   }
 
+  setText(view.aid, job.albumId ? `JM${job.albumId}` : "");
+  view.aid.hidden = !job.albumId;
+
   const parts = [];
-  if (job.total > 0) parts.push(`${job.done} / ${job.total} files`);
+  if (job.total > 0) parts.push(`${formatCount(job.done)} / ${plural(job.total, "file")}`);
   if (job.bytes > 0) parts.push(formatBytes(job.bytes));
   if (job.state === "ready" && job.expiresAt) {
     const left = job.expiresAt - now;

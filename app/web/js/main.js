@@ -89,6 +89,7 @@ async function checkHealth() {
 
 const jobs = new JobList({
   list: $("jobs"), empty: $("jobs-empty"), clear: $("jobs-clear"), link: $("jobs-link"), socketState: $("socket-state"),
+  all: $("jobs-all"),
 });
 let jm = null;
 const album = setupAlbum({ jobs, searchFor: (query) => jm.search(query) });
