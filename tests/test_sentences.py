@@ -70,3 +70,12 @@ async def test_a_one_image_dataset_says_image_and_is(tmp_path: Path) -> None:
             final = await wait_for(finished, timeout=60)
     assert final["state"] == "ready", final
     assert final["message"] == "1 image with captions is ready."
+
+
+def test_unknown_chapters_take_the_plural() -> None:
+    from app.sources.album_archive import unknown_chapters_problem
+
+    one = unknown_chapters_problem("200001", ("9",), [("200001", "第1話")])
+    two = unknown_chapters_problem("200001", ("8", "9"), [("200001", "第1話")])
+    assert one is not None and "has no chapter 9;" in one
+    assert two is not None and "has no chapters 8, 9;" in two
