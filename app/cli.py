@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 
@@ -86,11 +87,7 @@ def _config(args: argparse.Namespace) -> int:
     from app.config import Settings
     from app.config_files import env_files, report
 
-    try:
-        settings = Settings()
-    except Exception as exc:  # a malformed value: say which, not a traceback
-        print(f"jmbooru config: the settings are not valid: {exc}", file=sys.stderr)
-        return 2
+    settings = Settings()  # a value jmbooru cannot use: main() says which, in one sentence
     for path in env_files():
         print(f"# {'reads' if path.is_file() else 'no file'}: {path}")
     print("# precedence: environment > ./.env > user config file > default; secrets masked")
@@ -100,7 +97,11 @@ def _config(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from app import __version__
+
     parser = argparse.ArgumentParser(prog="jmbooru", description=__doc__)
+    # The same version /v1/health reports, so a bug report can name both with one value.
+    parser.add_argument("--version", action="version", version=f"jmbooru {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     serve = commands.add_parser("serve", help="run the HTTP/WebSocket API")
@@ -127,11 +128,38 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from pydantic import ValidationError
+
+    from app.config import settings_sentence
+
     parser = build_parser()
     args = parser.parse_args(argv)
-    result: int = args.func(args)
+    try:
+        result: int = args.func(args)
+    except ValidationError as exc:
+        if exc.title != "Settings":  # not the settings: a bug, with its traceback
+            raise
+        # Every command reads the settings somewhere; wherever it does, a value jmbooru cannot
+        # use ends here as one sentence naming the variable and what it accepts.
+        print(f"jmbooru: {settings_sentence(exc)}", file=sys.stderr)
+        return 2
     return result
 
 
+EXIT_INTERRUPTED = 130
+
+
+def entry() -> None:
+    """The ``jmbooru`` command itself (``main`` is for calling from Python)."""
+    code = main()
+    if code == EXIT_INTERRUPTED:
+        # Ctrl-C: the partial files are gone and the user is waiting for the prompt. Unloading the
+        # imaging, PDF and curl libraries would take most of a second more, for nothing.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    entry()

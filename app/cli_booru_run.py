@@ -28,6 +28,7 @@ from app.sources.booru.base import BooruSite, CredentialsError
 from app.sources.booru.values import is_blank, visible_words
 from app.sources.captions import CaptionOptions, PostFilters
 from app.sources.dataset import DatasetProgress, DatasetResult, download_dataset
+from app.text import full_stop
 
 if TYPE_CHECKING:
     from app.config import Settings
@@ -52,7 +53,11 @@ def with_flag_hints(sentence: str) -> str:
 
 
 def _validation_sentence(exc: ValidationError) -> str:
-    return "; ".join(str(e.get("msg", "invalid value")).removeprefix("Value error, ") for e in exc.errors()) + "."
+    if exc.title == "Settings":  # a JMBOORU_ variable: name it and what it accepts
+        from app.config import settings_sentence
+
+        return settings_sentence(exc)
+    return full_stop("; ".join(str(e.get("msg", "invalid value")).removeprefix("Value error, ") for e in exc.errors()))
 
 
 def _exit_code(exc: AppError) -> int:

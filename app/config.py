@@ -6,8 +6,9 @@ from __future__ import annotations
 from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit, urlunsplit
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
     DotEnvSettingsSource,
@@ -29,6 +30,45 @@ def _split_csv(value: object) -> object:
 
 CsvList = Annotated[list[str], NoDecode]
 HostList = Annotated[list[str] | None, NoDecode]
+
+
+PROXY_SCHEMES = ("http", "https", "socks5", "socks5h")
+PROXY_ACCEPTS = ("a proxy URL (http://host:port, https://..., socks5://... or socks5h://..., "
+                 "user:password@ allowed) or nothing")
+
+
+def is_proxy_url(value: str) -> bool:
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 - a port that is not a number raises here
+    except ValueError:
+        return False
+    return parts.scheme.lower() in PROXY_SCHEMES and bool(parts.hostname) and parts.path in ("", "/")
+
+
+def mask_password(url: str) -> str:
+    """A URL (a proxy, Redis) with its password replaced by ``***``, for logs and sentences."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.netloc.rsplit("@", 1)[-1]
+    return urlunsplit(parts._replace(netloc=f"{parts.username}:***@{host}"))
+
+
+def settings_sentence(exc: ValidationError) -> str:
+    """Which variables are wrong and what each accepts, on one line (printed instead of a traceback)."""
+    parts = []
+    for error in exc.errors():
+        field = str(error["loc"][0]) if error.get("loc") else ""
+        name = f"JMBOORU_{field.upper()}" if field else "a setting"
+        value = error.get("input")
+        shown = mask_password(value) if field == "proxy" and isinstance(value, str) else value
+        message = str(error.get("msg", "")).removeprefix("Value error, ")
+        if error.get("type") == "value_error":
+            parts.append(f"{name} is {shown!r}, which jmbooru cannot use: it must be {message}.")
+        else:
+            parts.append(f"{name} is {shown!r}, which jmbooru cannot use: {message[:1].lower()}{message[1:]}.")
+    return " ".join(parts) or "The settings are not valid."
 
 
 _DEFAULT_FILES = Path("<jmbooru default env files>")
@@ -186,7 +226,8 @@ class Settings(BaseSettings):
         for domain in value:
             host = domain.split("://", 1)[-1].strip("/")
             if not host or "/" in host:
-                raise ValueError(f"JM domain {domain!r} must be a bare host[:port], like cdn.example.com:443")
+                raise ValueError("comma-separated bare host[:port] names, like cdn.example.com:443 "
+                                 f"({domain!r} is not one)")
             cleaned.append(host)
         return cleaned
 
@@ -200,7 +241,15 @@ class Settings(BaseSettings):
     def _scheme(cls, value: str) -> str:
         value = value.lower().removesuffix("://")
         if value not in ("http", "https"):
-            raise ValueError("JMBOORU_JM_SCHEME must be http or https")
+            raise ValueError("http or https")
+        return value
+
+    @field_validator("proxy")
+    @classmethod
+    def _proxy(cls, value: str) -> str:
+        value = value.strip()
+        if value and not is_proxy_url(value):
+            raise ValueError(PROXY_ACCEPTS)
         return value
 
     @field_validator(*(f"{s}_url" for s in SITES))
@@ -208,7 +257,7 @@ class Settings(BaseSettings):
     def _base_url(cls, value: str) -> str:
         value = value.strip().rstrip("/")
         if not value.lower().startswith(("http://", "https://")):
-            raise ValueError(f"a booru URL must start with http:// or https://, not {value[:40]!r}")
+            raise ValueError("a URL starting with http:// or https://")
         return value
 
     @cached_property

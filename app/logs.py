@@ -158,11 +158,16 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(line, ensure_ascii=False, default=str)
 
 
+STARTUP_LOGGER = "jmbooru.startup"
+
+
 def configure(settings: Any, level: str | None = None) -> None:
     """jmbooru's loggers at the configured level, a handler if nobody set one up, redaction, and
     with ``JMBOORU_LOG_FORMAT=json`` JSON lines on every handler (uvicorn's included)."""
     install_redaction(settings_secrets(settings))
     logging.getLogger("jmbooru").setLevel((level or settings.log_level).upper())
+    # The one start-up line (mode, data folder, API key, proxy) shows at the default level too.
+    logging.getLogger(STARTUP_LOGGER).setLevel(logging.INFO)
     if not logging.getLogger().handlers:
         logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s %(message)s")
     if getattr(settings, "log_format", "text") == "json":

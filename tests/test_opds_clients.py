@@ -9,7 +9,6 @@ import base64
 import io
 import json
 import re
-import shutil
 import subprocess
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -23,6 +22,7 @@ from PIL import Image, ImageChops, ImageStat
 from tests.conftest import app_client, make_settings
 from tests.fakes.jm import ILLEGAL_TITLE, JmDouble
 from tests.fakes.jm_account import FakeAccount
+from tests.tools import require
 
 HERE = Path(__file__).parent
 KOREADER = HERE / "opds" / "koreader_like.lua"
@@ -34,9 +34,7 @@ SCREEN_WIDTH = 150  # what KOReader sends as {maxWidth}: the screen's width
 
 
 def tool(name: str) -> str:
-    found = shutil.which(name)
-    assert found, f"{name} is needed for these tests (Debian package: {name}; .ci/run installs it)"
-    return found
+    return require(name)  # a skip with a reason on a machine without it, a failure in CI
 
 
 @pytest.fixture(scope="module")

@@ -18,6 +18,7 @@ from app.jobs import follow
 from app.jobs.events import Delivery, Frame
 from app.jobs.models import FINAL_EVENTS
 from app.jobs.service import JobService
+from app.text import count
 
 router = APIRouter(tags=["websockets"])
 log = logging.getLogger("jmbooru.ws")
@@ -94,7 +95,7 @@ async def _admit(ws: WebSocket, client_id: str | None = None) -> bool:
         # The new socket is the one refused: the open ones keep receiving this client's finals.
         log.info("websocket refused path=%s reason=%d sockets for this client id", ws.url.path, limit)
         await ws.accept()
-        await ws.close(code=POLICY_VIOLATION, reason=f"this client id already has {limit} sockets open "
+        await ws.close(code=POLICY_VIOLATION, reason=f"this client id already has {count(limit, 'socket')} open "
                                                     f"(the limit); close one first")
         return False
     sockets.hold(client_id)  # no await between the checks and this

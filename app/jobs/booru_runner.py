@@ -20,6 +20,7 @@ from app.sources.booru.registry import unknown_site
 from app.sources.captions import CaptionOptions, PostFilters
 from app.sources.dataset import DatasetProgress, DatasetResult, download_dataset
 from app.storage import safe_component
+from app.text import count
 
 
 class BooruRunner:
@@ -67,11 +68,11 @@ class BooruRunner:
         if kept == 0:
             if result.failed:
                 raise UpstreamError(
-                    f"None of the {result.failed} images could be downloaded intact from {site.info.name}; "
+                    f"None of the {count(result.failed, 'image')} could be downloaded intact from {site.info.name}; "
                     "try again later."
                 )
             raise UpstreamError(
-                f"None of the {result.unavailable} selected {site.info.name} posts has a file jmbooru may download "
+                f"None of the {count(result.unavailable, f'selected {site.info.name} post')} has a file jmbooru may download "
                 f"(restricted, deleted, or on a host outside {site.info.settings_prefix}_IMAGE_HOSTS)."
             )
         label = safe_component(tags, fallback="dataset", max_length=100)
@@ -82,15 +83,16 @@ class BooruRunner:
             finished = await _finish(ctx.work_dir, request, caption, result, name)
             dropped = len(finished.dropped)
         entries = await asyncio.to_thread(_dataset_entries, ctx.work_dir)  # thousands of files: off the loop
-        message = f"{kept - dropped} images with captions are ready."
+        shown = kept - dropped
+        message = f"{count(shown, 'image')} with captions {'is' if shown == 1 else 'are'} ready."
         if trainer.dedupe is not None:
             message += f" {dropped} near-duplicate{'s were' if dropped != 1 else ' was'} dropped (see dupes.json)."
         if result.skipped_variants:
             message += f" {result.skipped_variants} posts with a parent or children were skipped (skip_variants)."
         if result.failed:
-            message += f" {result.failed} could not be downloaded intact and were left out."
+            message += f" {count(result.failed, 'image')} could not be downloaded intact and {'was' if result.failed == 1 else 'were'} left out."
         if result.unavailable:
-            message += f" {result.unavailable} posts had no file to fetch (restricted, deleted, on another host, or not a usable address)."
+            message += f" {count(result.unavailable, 'post')} had no file to fetch (restricted, deleted, on another host, or not a usable address)."
         return RunOutput(
             entries=entries,
             title=f"{name}: {tags}",

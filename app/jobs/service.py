@@ -459,7 +459,11 @@ class JobService:
             job = await self.get(job_id)
         if job.state.active:
             if not await self.queue.cancel(job_id) or not await self._wait_final(job_id, timeout=10.0):
-                # Nobody runs it any more (a worker died): end it here.
+                # Nobody runs it any more (a worker died), or its runner does not stop: end it here,
+                # its partial files first, so whoever hears "cancelled" never finds them.
+                aside = self.storage.set_aside_work(job_id)
+                if aside is not None:
+                    await self.files_pool.run(shutil.rmtree, aside, True)
                 await self.finish(job_id, JobState.CANCELLED, "cancelled", message=CANCELLED_MESSAGE)
         elif job.state == JobState.READY:
             await self.expire(job, message="The archive was deleted on request.")

@@ -16,6 +16,7 @@ from app.archives import FormatName
 from app.outputs.exports.options import ExportOptions, TrainerOptions
 from app.sources.album_archive import Layout, options_problem
 from app.sources.captions import CaptionOptions, PostFilters
+from app.text import full_stop
 
 MAX_CHAPTERS = 1000
 Dest = Literal["archive", "library"]
@@ -192,4 +193,4 @@ def spec_problem(exc: ValidationError) -> str:
         where = ".".join(str(p) for p in err.get("loc", ()))
         msg = str(err.get("msg", "invalid value")).removeprefix("Value error, ")
         parts.append(f"{where}: {msg}" if where else msg)
-    return "; ".join(parts) + "."
+    return full_stop("; ".join(parts))

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from prometheus_client import start_http_server
 
-from app import metrics
+from app import __version__, logs, metrics
 from app.blocking import BlockingPool
-from app.config import Settings
+from app.config import Settings, mask_password
 from app.jobs.album_runner import AlbumRunner
 from app.jobs.booru_runner import BooruRunner
 from app.jobs.cleanup import start_cleanup
@@ -48,6 +49,23 @@ def build_runners(settings: Settings, album_pool: BlockingPool, pages: PageFetch
             PoolSpec.kind: PoolRunner(settings, booru_sites)}
 
 
+def startup_line(settings: Settings, *, is_worker: bool) -> str:
+    """What an operator checks first, in one line: mode, data folder, API key, proxy (no secret)."""
+    if settings.redis_url:
+        mode = f"redis ({mask_password(settings.redis_url)})"
+    else:
+        mode = "embedded"
+    if settings.proxy:
+        proxy = mask_password(settings.proxy)
+    else:
+        from_env = next((f"{k}={mask_password(os.environ[k])}" for k in _PROXY_VARIABLES if os.environ.get(k)), "")
+        proxy = f"none set ({from_env} from the environment)" if from_env else "none"
+    role = "worker" if is_worker else "server"
+    return (f"jmbooru {__version__} {role} starting: mode={mode} data={settings.data_path} "
+            f"api_key={'on' if settings.api_key else 'off'} proxy={proxy}")
+
+
+_PROXY_VARIABLES = ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy", "HTTP_PROXY", "http_proxy")
 _metrics_served: set[int] = set()
 
 
@@ -111,6 +129,7 @@ class Engine:
         self._warm_up: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
+        logging.getLogger(logs.STARTUP_LOGGER).info("%s", startup_line(self.settings, is_worker=self._is_worker))
         self.storage.prepare()
         jm_source.apply_module_settings(self.settings)
         await self.jobs.start()

@@ -240,9 +240,15 @@ async def _attempt(album_id: str, pool: BlockingPool, download: Any, control: Do
 
 
 async def _settled(future: concurrent.futures.Future[Path | None] | None) -> Path | None:
+    """The cover, once its thread is done; a caller cancelled meanwhile still waits for the thread
+    (it writes into the work folder, which the job removes right after), then unwinds."""
     if future is None:
         return None
+    waiting = asyncio.wrap_future(future)
     try:
-        return await asyncio.shield(asyncio.wrap_future(future))
+        return await asyncio.shield(waiting)
+    except asyncio.CancelledError:
+        await asyncio.wait([waiting])
+        raise
     except Exception:
         return None

@@ -44,7 +44,8 @@ def unknown_chapters_problem(album_id: str, wanted: tuple[str, ...], episodes: l
         return None
     listing = ", ".join(f"{pid} ({title})" for pid, title in episodes[:20])
     more = f" and {len(episodes) - 20} more" if len(episodes) > 20 else ""
-    return (f"Album {album_id} has no chapter {', '.join(unknown[:10])}; its chapters are {listing}{more}. "
+    which = f"chapter{'s' if len(unknown) > 1 else ''} {', '.join(unknown[:10])}"
+    return (f"Album {album_id} has no {which}; its chapters are {listing}{more}. "
             f"Use the ids in chapters[].id of GET /v1/info/{album_id}.")
 
 

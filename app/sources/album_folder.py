@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from app.text import count
+
 if TYPE_CHECKING:
     from app.config import Settings
     from app.jobs.specs import AlbumSpec
@@ -87,7 +89,7 @@ async def download_to_folder(settings: Settings, specs: list[AlbumSpec], out: Pa
                 if close is not None:
                     close()
             outcome.downloaded.append(dest)
-            say(f"{archive.title}: {album.page_count} pages -> {dest}", False)
+            say(f"{archive.title}: {count(album.page_count, 'page')} -> {dest}", False)
     finally:
         pool.shutdown(wait=False)
         files.shutdown(wait=False)

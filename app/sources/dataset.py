@@ -27,6 +27,7 @@ from app.sources.booru.files import FILE_POOL, MEASURE_POOL
 from app.sources.booru.politeness import WaitListener, waits_reported_to
 from app.sources.captions import CaptionOptions, PostFilters, build_caption
 from app.sources.selection import MD5_RE, PostSelection, SkipVariants, Unavailable
+from app.text import count
 
 if TYPE_CHECKING:
     from app.config import Settings
@@ -82,7 +83,7 @@ class DatasetResult:
         text = (f"downloaded {self.downloaded}, skipped {self.skipped}, failed {self.failed}, "
                 f"captions written {self.captions_written}, {self.bytes / 1e6:.1f} MB")
         if self.unavailable:
-            text += f"; {self.unavailable} posts had no file to fetch (restricted, deleted, on another host, or not a usable address)"
+            text += f"; {count(self.unavailable, 'post')} had no file to fetch (restricted, deleted, on another host, or not a usable address)"
         if self.skipped_variants:
             text += f"; {self.skipped_variants} posts with a parent or children were skipped (--skip-variants)"
         return text

@@ -11,12 +11,12 @@ from typing import Any
 
 from jmcomic import JmcomicText, JmMagicConstants, JmModuleConfig, JmOption
 
-from app import metrics
 from app.blocking import BlockingPool
 from app.cache import TtlCache
-from app.config import Settings
+from app.config import Settings, mask_password
 from app.errors import AppError, NotFound, UpstreamError
-from app.sources.jm_errors import translate_error
+from app.sources.jm_counting import CLIENT_KEY
+from app.sources.jm_errors import set_proxy, translate_error
 
 log = logging.getLogger("jmbooru.jm")
 
@@ -41,6 +41,7 @@ def apply_module_settings(settings: Settings) -> None:
         # jmcomic reads proxies from the environment at import and ignores NO_PROXY.
         JmModuleConfig.DEFAULT_PROXIES = {}
     JmModuleConfig.APP_COOKIES = None
+    set_proxy(mask_password(settings.proxy) if settings.proxy else "")
 
 
 def _proxies(url: str) -> dict[str, str]:
@@ -68,7 +69,7 @@ def build_option(settings: Settings, base_dir: Path | None = None, *, image_thre
                 "threading": {"image": image_threads or settings.download_workers, "photo": 1},
             },
             "client": {
-                "impl": "api",
+                "impl": CLIENT_KEY,  # jmcomic's API client, with every call counted
                 "retry_times": settings.jm_retry_times,
                 "domain": list(settings.jm_api_domains),
                 "postman": {"type": "curl_cffi", "meta_data": meta},
@@ -151,16 +152,12 @@ class JmSource:
             log.warning("jm client not ready at start-up (the first request retries): %s", exc.detail)
 
     async def _call(self, fn: Callable[[], Any], what: str = "JM", *, image: bool = False) -> Any:
-        site = "jm-images" if image else "jm"
+        # Each HTTP call and retry inside is counted by the client itself (app.sources.jm_counting).
         async with self._image_slots if image else self._api_slots:
             try:
-                result = await self.pool.run(fn)
+                return await self.pool.run(fn)
             except Exception as exc:
-                error = translate_error(exc, what=what)
-                metrics.upstream(site, error.status_code)
-                raise error from exc
-        metrics.upstream(site, "ok")
-        return result
+                raise translate_error(exc, what=what) from exc
 
     async def ranking(self, period: str, page: int) -> list[dict[str, str]]:
         async def load() -> list[dict[str, str]]:

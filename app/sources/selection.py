@@ -12,6 +12,7 @@ from typing import Literal
 from app.errors import NotFound
 from app.sources.booru.base import BooruSite, Post
 from app.sources.captions import PostFilters
+from app.text import count
 
 MD5_RE = re.compile(r"[0-9a-f]{32}")
 BATCH = 100  # posts looked at between two hand-overs to the downloads
@@ -93,7 +94,10 @@ class PostSelection:
         """The sentence for a search that gave no post to download, saying which step removed them."""
         name, tags = self.site.info.name, " ".join(self.tags.split())[:200]
         limited = self.scanned >= (self.max_scanned or max(5000, self.max_images * 50))
-        looked = f"the first {self.scanned}" if limited else f"all {self.scanned}"
+        if limited:
+            looked = f"the first {count(self.scanned, f'{name} post')}"
+        else:
+            looked = f"the one {name} post" if self.scanned == 1 else f"all {self.scanned} {name} posts"
         if self.scanned == 0:
             return NotFound(
                 f"No {name} posts match the tags '{tags}'; check the spelling on the site "
@@ -103,12 +107,13 @@ class PostSelection:
             variants = (f" ({self.skipped_variants} of them by skip_variants, as posts with a parent or children)"
                         if self.skipped_variants else "")
             return NotFound(
-                f"The filters removed {looked} {name} posts matching '{tags}'{variants}; loosen the rating, size, "
+                f"The filters removed {looked} matching '{tags}'{variants}; loosen the rating, size, "
                 "score or blacklist filters."
             )
         removed = f", and the filters removed the other {self.filtered_out}" if self.filtered_out else ""
         looked = looked.replace("all ", "the ", 1)
         return NotFound(
-            f"None of {looked} {name} posts matching '{tags}' has a file jmbooru may download: "
-            f"{len(self.unavailable)} are restricted, deleted or hosted elsewhere{removed}."
+            f"None of {looked} matching '{tags}' has a file jmbooru may download: "
+            f"{len(self.unavailable)} {'is' if len(self.unavailable) == 1 else 'are'} restricted, deleted or hosted "
+            f"elsewhere{removed}."
         )
