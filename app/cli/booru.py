@@ -5,25 +5,25 @@ The flag names of the original Gelbooru-API-Downloader (``--tags``, ``--max_imag
 ``--download_dir``, ``--max_workers``, ``--unit``, ``--timeout``, ``--add_comma``,
 ``--remove_underscore``, ``--use_escape``, ``--check_images_mode``) are accepted too.
 Building the parser imports no HTTP client, no pydantic and no booru family, so ``--help`` answers
-at once; ``app.cli_booru_run`` does the work.
+at once; ``app.cli.booru_run`` does the work.
 """
 
 from __future__ import annotations
 
 import argparse
 
-from app.cli_booru_exports import add_check_export_flags, add_trainer_flags
-from app.cli_flags import add_dataset_flags, add_site_flags, mode, positive_int
+from app.cli.booru_exports import add_check_export_flags, add_trainer_flags
+from app.cli.flags import add_dataset_flags, add_site_flags, mode, positive_int
 
 
 def run_booru(args: argparse.Namespace) -> int:
-    from app.cli_booru_run import run_booru as run
+    from app.cli.booru_run import run_booru as run
 
     return run(args)
 
 
 def run_check(args: argparse.Namespace) -> int:
-    from app.cli_booru_run import run_check as run
+    from app.cli.booru_run import run_check as run
 
     return run(args)
 

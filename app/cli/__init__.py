@@ -118,7 +118,10 @@ def build_parser() -> argparse.ArgumentParser:
     config = commands.add_parser("config", help="show the settings in force, where each came from (secrets masked)")
     config.set_defaults(func=_config)
 
-    from app import cli_booru, cli_get, cli_jm, cli_watch
+    from app.cli import booru as cli_booru
+    from app.cli import get as cli_get
+    from app.cli import jm as cli_jm
+    from app.cli import watch as cli_watch
 
     cli_booru.register(commands)
     cli_jm.register(commands)
@@ -160,6 +163,3 @@ def entry() -> None:
         os._exit(code)
     sys.exit(code)
 
-
-if __name__ == "__main__":
-    entry()

@@ -86,7 +86,7 @@ def run_jm(args: argparse.Namespace) -> int:
         return EXIT_BAD_INPUT
     progress = not args.quiet and sys.stderr.isatty()
     try:
-        from app import cli_loop
+        from app.cli import loop as cli_loop
 
         outcome = cli_loop.run(download_to_folder(
             Settings(), specs, out, progress=lambda spec: _Bar(spec.album_id, progress),

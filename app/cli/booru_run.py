@@ -1,5 +1,5 @@
 """Running ``jmbooru booru``, ``jmbooru gelbooru`` and ``jmbooru check`` (their flags are in
-``app.cli_booru``, which imports this only when one of them runs).
+``app.cli.booru``, which imports this only when one of them runs).
 
 The flag names of the original Gelbooru-API-Downloader (``--tags``, ``--max_images_number``,
 ``--download_dir``, ``--max_workers``, ``--unit``, ``--timeout``, ``--add_comma``,
@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
-from app import cli_loop
+from app.cli import loop as cli_loop
 from app.errors import AppError
 from app.sources.booru.base import BooruSite, CredentialsError
 from app.sources.booru.values import is_blank, visible_words
@@ -117,7 +117,7 @@ def run_booru(args: argparse.Namespace) -> int:
     tags = " ".join(visible_words(tags))
     if args.unit is not None and not args.quiet:
         print("note: --unit is ignored; jmbooru fetches exactly --max images.", file=sys.stderr)
-    from app.cli_booru_exports import finish_download, print_finish, trainer_options
+    from app.cli.booru_exports import finish_download, print_finish, trainer_options
 
     try:
         trainer = trainer_options(args)  # a bad value stops here, before anything is downloaded
@@ -168,7 +168,7 @@ async def _download(args: argparse.Namespace, site: BooruSite, tags: str, captio
                     max_images: int | None = None) -> DatasetResult:
     from tqdm import tqdm
 
-    from app.cli_booru_exports import inspector
+    from app.cli.booru_exports import inspector
 
     bar = tqdm(total=None, unit="img", desc=site.info.site, file=sys.stderr, dynamic_ncols=True,
                disable=args.quiet or not sys.stderr.isatty())
@@ -212,7 +212,7 @@ def run_check(args: argparse.Namespace) -> int:
     _setup_logging(args.verbose)
     trainer = None
     if args.exports:
-        from app.cli_booru_exports import trainer_options
+        from app.cli.booru_exports import trainer_options
 
         args.keep_tokens = args.keep_tokens if args.keep_tokens is not None else 0  # no trigger is added here
         try:
@@ -230,7 +230,7 @@ def run_check(args: argparse.Namespace) -> int:
         try:
             result = await check_dataset(args.folder, args.mode, site)
             if trainer is not None:
-                from app.cli_booru_exports import print_finish, rewrite_exports
+                from app.cli.booru_exports import print_finish, rewrite_exports
 
                 finished, _ = await rewrite_exports(args.folder, trainer, site)
                 missing = len(finished.missing_posts)
