@@ -9,12 +9,16 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from app.blocking import BlockingPool
 from app.subscriptions.models import Subscription
+
+T = TypeVar("T")
 
 
 class SubscriptionStore(Protocol):
@@ -43,6 +47,9 @@ class SqliteSubscriptionStore:
         self._db: sqlite3.Connection | None = None
         self._claims: dict[str, float] = {}  # one process: an in-memory claim is exactly-once
         self._lock = asyncio.Lock()
+        # One connection, used from the pool's threads one at a time: sqlite3 objects must never be
+        # used by two threads at once (closing one mid-query crashes the process).
+        self._db_lock = threading.Lock()
 
     async def open(self) -> None:
         def connect() -> sqlite3.Connection:
@@ -58,40 +65,50 @@ class SqliteSubscriptionStore:
     async def close(self) -> None:
         if self._db is not None:
             db, self._db = self._db, None
-            await self.pool.run(db.close)
+
+            def close() -> None:
+                with self._db_lock:
+                    db.close()
+
+            await self.pool.run(close)
 
     def _conn(self) -> sqlite3.Connection:
         if self._db is None:
             raise RuntimeError("the subscription store is not open")
         return self._db
 
+    async def _run(self, call: Callable[[sqlite3.Connection], T]) -> T:
+        def locked() -> T:
+            with self._db_lock:
+                return call(self._conn())
+
+        return await self.pool.run(locked)
+
     async def get(self, sub_id: str) -> Subscription | None:
-        row = await self.pool.run(
-            lambda: self._conn().execute("SELECT data FROM subscriptions WHERE id = ?", (sub_id,)).fetchone())
+        row = await self._run(
+            lambda db: db.execute("SELECT data FROM subscriptions WHERE id = ?", (sub_id,)).fetchone())
         return Subscription.model_validate_json(row[0]) if row else None
 
     async def all(self) -> list[Subscription]:
-        rows = await self.pool.run(
-            lambda: self._conn().execute("SELECT data FROM subscriptions ORDER BY created, id").fetchall())
+        rows = await self._run(lambda db: db.execute("SELECT data FROM subscriptions ORDER BY created, id").fetchall())
         return [Subscription.model_validate_json(r[0]) for r in rows]
 
     async def put(self, sub: Subscription) -> None:
         data = sub.model_dump_json()
         next_check = sub.next_check_at if sub.enabled else None
         async with self._lock:
-            await self.pool.run(lambda: self._conn().execute(
+            await self._run(lambda db: db.execute(
                 "INSERT INTO subscriptions (id, created, next_check, data) VALUES (?, ?, ?, ?) "
                 "ON CONFLICT(id) DO UPDATE SET next_check = excluded.next_check, data = excluded.data",
                 (sub.id, sub.created_at, next_check, data)))
 
     async def delete(self, sub_id: str) -> bool:
         async with self._lock:
-            cursor = await self.pool.run(
-                lambda: self._conn().execute("DELETE FROM subscriptions WHERE id = ?", (sub_id,)))
+            cursor = await self._run(lambda db: db.execute("DELETE FROM subscriptions WHERE id = ?", (sub_id,)))
         return bool(cursor.rowcount)
 
     async def due(self, now: float, limit: int = 1000) -> list[str]:
-        rows = await self.pool.run(lambda: self._conn().execute(
+        rows = await self._run(lambda db: db.execute(
             "SELECT id FROM subscriptions WHERE next_check IS NOT NULL AND next_check <= ? "
             "ORDER BY next_check LIMIT ?", (now, limit)).fetchall())
         return [r[0] for r in rows]
