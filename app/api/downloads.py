@@ -19,7 +19,7 @@ from pydantic import (
 from app.api.deps import ApiKey, BooruSiteDep, JmDep, JobsDep, SettingsDep
 from app.api.jm import AlbumIdPath, parse_album_id
 from app.api.schemas import CLIENT_ID_PATTERN, UPSTREAM, Accepted, errors
-from app.archives import FormatName
+from app.archives.names import FormatName
 from app.config import Settings
 from app.errors import NotFound, Unprocessable
 from app.jobs.models import Job

@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from app.api.deps import ApiKey, JobsDep
 from app.api.downloads import CLIENT_ID_DOC, CLIENT_ID_EXAMPLES, ZIP_FOR_CHAPTER_FOLDERS
 from app.api.schemas import UPSTREAM, errors
-from app.archives import FormatName
+from app.archives.names import FormatName
 from app.errors import NotFound, Unprocessable
 from app.jobs.specs import AlbumSpec, spec_problem
 from app.json_types import JsonInt, PositiveJsonInt

@@ -131,17 +131,19 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from pydantic import ValidationError
-
-    from app.config import settings_sentence
-
-    parser = build_parser()
+    parser = build_parser()  # imports neither pydantic nor the settings: --help answers at once
     args = parser.parse_args(argv)
     try:
         result: int = args.func(args)
-    except ValidationError as exc:
-        if exc.title != "Settings":  # not the settings: a bug, with its traceback
+    except Exception as exc:
+        # A pydantic ValidationError of the Settings model; anything else is a bug, with its traceback.
+        if type(exc).__name__ != "ValidationError" or getattr(exc, "title", "") != "Settings":
             raise
+        from pydantic import ValidationError
+
+        from app.config import settings_sentence
+
+        assert isinstance(exc, ValidationError)
         # Every command reads the settings somewhere; wherever it does, a value jmbooru cannot
         # use ends here as one sentence naming the variable and what it accepts.
         print(f"jmbooru: {settings_sentence(exc)}", file=sys.stderr)

@@ -109,8 +109,10 @@ def register(commands: Any) -> None:
         "An album whose archive is already in the folder is skipped.")
     jm.add_argument("album_ids", nargs="+", metavar="ALBUM_ID", help="album ids, like 350234")
     jm.add_argument("-o", "--out", default=".", metavar="DIR", help="folder for the archives (default: current folder)")
-    jm.add_argument("--format", choices=("zip", "cbz", "pdf"), default="zip",
-                    help="zip: pages plus cover.jpg (default); cbz: comic book with ComicInfo.xml; pdf: one page per image")
+    from app.archives import FORMATS  # the format registry (no pydantic, no PDF libraries)
+
+    jm.add_argument("--format", choices=tuple(FORMATS), default="zip",
+                    help="; ".join(f"{f.name}: {f.description}" for f in FORMATS.values()) + " (default zip)")
     jm.add_argument("--layout", choices=("flat", "chapters"), default="flat",
                     help="flat: pages numbered across chapters (default); chapters: a folder per chapter (zip only)")
     jm.add_argument("--chapters", metavar="IDS", help="only these chapters, e.g. 350235,350236 (ids from /v1/info)")

@@ -12,7 +12,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from app.archives import FormatName
+from app.archives.names import FormatName
 from app.outputs.exports.options import ExportOptions, TrainerOptions
 from app.sources.album_archive import Layout, options_problem
 from app.sources.captions import CaptionOptions, PostFilters

@@ -9,7 +9,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, ValidationError
 
-from app.archives import FormatName
+from app.archives.names import FormatName
 from app.sources.album_archive import Layout
 from app.sources.captions import CaptionOptions, PostFilters
 
