@@ -28,10 +28,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     logs.configure(settings)
     serving.configure(settings.max_header_bytes, settings.header_timeout_seconds, settings.max_connections,
                       settings.body_timeout_seconds)
-    serving.guard_uvicorn()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # The connection limits go on when the app starts serving, before uvicorn accepts a
+        # connection: `jmbooru serve`, `uvicorn app.main:app`, gunicorn's worker and the Dockerfile alike.
+        serving.guard_uvicorn()
         engine = Engine(settings)
         app.state.jm = engine.jm
         app.state.jm_account = engine.jm_account

@@ -345,8 +345,26 @@ def _protocol_classes() -> list[Any]:
     return classes
 
 
-def guard_uvicorn() -> None:
-    """Wrap uvicorn's HTTP protocols once per process (see the module docstring)."""
+# The uvicorn minor versions whose private protocol methods the guard below was tested against
+# (pyproject.toml pins the same range). Any other version is left alone, with one warning.
+TESTED_UVICORN = ("0.55",)
+
+
+def uvicorn_tested(version: str) -> bool:
+    return ".".join(version.split(".")[:2]) in TESTED_UVICORN
+
+
+def guard_uvicorn() -> bool:
+    """Wrap uvicorn's HTTP protocols once per process (see the module docstring). Called when the
+    application starts serving (its lifespan), so that importing ``app.main`` patches nothing.
+    Returns whether the limits are in force."""
+    import uvicorn
+
+    if not uvicorn_tested(uvicorn.__version__):
+        log.warning("uvicorn %s is not a version jmbooru's connection limits were tested with (%s); they are "
+                    "off: header, body and idle-connection limits are uvicorn's own", uvicorn.__version__,
+                    ", ".join(f"{v}.x" for v in TESTED_UVICORN))
+        return False
     for cls in _protocol_classes():
         if getattr(cls, "_jmbooru_guarded", False):
             continue
@@ -361,6 +379,7 @@ def guard_uvicorn() -> None:
         else:
             _wrap(cls, "data_received", before=_count_head_bytes)
             _wrap(cls, "handle_events", after=_h11_after_events)
+    return True
 
 
 def freeze_startup_heap() -> None:
