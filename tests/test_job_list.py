@@ -8,10 +8,10 @@ from pathlib import Path
 import httpx
 import pytest
 
+from app.jobs.kinds.album import AlbumSpec
 from app.jobs.listing import Cursor, JobQuery, page_and_cursor
 from app.jobs.models import Job, JobState, new_job_id
 from app.jobs.redis.store import RedisJobStore, connect
-from app.jobs.specs import AlbumSpec
 from app.jobs.store import JobStore, SqliteJobStore
 from tests.cluster import RedisServer
 from tests.conftest import app_client, make_settings, wait_for

@@ -22,9 +22,12 @@ from app.api.schemas import CLIENT_ID_PATTERN, UPSTREAM, Accepted, errors
 from app.archives.names import FormatName
 from app.config import Settings
 from app.errors import NotFound, Unprocessable
+from app.jobs.kinds.album import AlbumSpec
+from app.jobs.kinds.booru import BooruSpec
+from app.jobs.kinds.pool import PoolSpec
 from app.jobs.models import Job
 from app.jobs.service import JobService
-from app.jobs.specs import MAX_CHAPTERS, AlbumSpec, BooruSpec, Dest, PoolFormat, PoolSpec, spec_problem
+from app.jobs.specs import MAX_CHAPTERS, Dest, PoolFormat, spec_problem
 from app.json_types import PositiveJsonInt, json_number
 from app.outputs.exports.options import TrainerOptions
 from app.sources.album_archive import Layout, unknown_chapters_problem

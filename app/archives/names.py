@@ -12,7 +12,7 @@ from app.archives import FORMATS
 
 def _known_format(name: str) -> str:
     if name not in FORMATS:
-        raise ValueError(f"unknown format {name[:20]!r}; choose one of {', '.join(FORMATS)}")
+        raise ValueError(f"unknown format {name[:20]!r}; choose one of {', '.join(repr(f) for f in FORMATS)}")
     return name
 
 

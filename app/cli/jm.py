@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # jmcomic and Pillow are imported only when the command runs
-    from app.jobs.specs import AlbumSpec
+    from app.jobs.kinds.album import AlbumSpec
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
 _ALBUM_ID = re.compile(r"^(?:jm)?0*([1-9][0-9]{0,11})$", re.IGNORECASE)
@@ -53,7 +53,8 @@ def _specs(args: argparse.Namespace) -> list[AlbumSpec] | str:
     """The album specs the arguments ask for, or the sentence saying what is wrong with them."""
     from pydantic import ValidationError
 
-    from app.jobs.specs import AlbumSpec, spec_problem
+    from app.jobs.kinds.album import AlbumSpec
+    from app.jobs.specs import spec_problem
 
     specs = []
     for raw in args.album_ids:

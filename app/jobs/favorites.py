@@ -9,9 +9,9 @@ from dataclasses import dataclass
 
 from app.archives.names import FormatName
 from app.errors import NotFound
+from app.jobs.kinds.album import AlbumSpec
 from app.jobs.models import Job
 from app.jobs.service import JobService
-from app.jobs.specs import AlbumSpec
 from app.sources.album_archive import Layout
 from app.sources.jm_account import FavoriteAlbum, JmAccount
 

@@ -37,7 +37,7 @@ def new_job_id() -> str:
 @dataclass
 class Job:
     job_id: str
-    kind: str  # a name in app.jobs.specs.SPECS
+    kind: str  # a name in app.jobs.kinds.KINDS
     key: str  # what makes two requests "the same download", e.g. "album:123" (JobSpec.dedupe_key)
     params: dict[str, Any]  # the JobSpec, as JSON
     state: JobState = JobState.QUEUED

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -14,20 +13,15 @@ from prometheus_client import start_http_server
 from app import __version__, logs, metrics
 from app.blocking import BlockingPool
 from app.config import Settings, mask_password
-from app.jobs.album_runner import AlbumRunner
-from app.jobs.booru_runner import BooruRunner
 from app.jobs.cleanup import start_cleanup
 from app.jobs.events import LocalEventHub
-from app.jobs.pool_runner import PoolRunner
+from app.jobs.kinds import RunnerParts, build_runners
 from app.jobs.queue import LocalJobQueue
-from app.jobs.runner import Runner
 from app.jobs.service import JobService
-from app.jobs.specs import AlbumSpec, BooruSpec, PoolSpec
 from app.jobs.store import SqliteJobStore
 from app.outputs.library import Library
 from app.outputs.scans import ScanTriggers
 from app.sources import jm as jm_source
-from app.sources.booru.base import BooruSite
 from app.sources.booru.registry import build_sites
 from app.sources.jm_account import JmAccount
 from app.sources.jm_pages import PageFetching
@@ -39,14 +33,6 @@ log = logging.getLogger("jmbooru")
 
 if TYPE_CHECKING:  # taskiq is only imported in scale-out mode
     from taskiq import AsyncBroker
-
-
-def build_runners(settings: Settings, album_pool: BlockingPool, pages: PageFetching,
-                  booru_sites: Mapping[str, BooruSite]) -> dict[str, Runner]:
-    """The runner of each job kind, by ``JobSpec.kind``."""
-    return {AlbumSpec.kind: AlbumRunner(settings, album_pool, pages),
-            BooruSpec.kind: BooruRunner(settings, booru_sites),
-            PoolSpec.kind: PoolRunner(settings, booru_sites)}
 
 
 def startup_line(settings: Settings, *, is_worker: bool) -> str:
@@ -101,7 +87,7 @@ class Engine:
         self.jm_account = JmAccount(settings, self.jm_pool)
         # One per process: the memory bound and the kept-alive image connections serve every album job.
         self.pages = PageFetching(settings.album_pixel_budget_mb * 1024 * 1024)
-        runners = build_runners(settings, self.album_pool, self.pages, self.booru)
+        runners = build_runners(RunnerParts(settings, self.album_pool, self.pages, self.booru))
         if settings.redis_url:
             try:
                 from app.jobs.redis import build_redis_service

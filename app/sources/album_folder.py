@@ -16,7 +16,7 @@ from app.text import count
 
 if TYPE_CHECKING:
     from app.config import Settings
-    from app.jobs.specs import AlbumSpec
+    from app.jobs.kinds.album import AlbumSpec
     from app.sources.album import Progress
 
 log = logging.getLogger("jmbooru.jm")

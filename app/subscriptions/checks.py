@@ -12,7 +12,9 @@ from contextlib import aclosing
 from dataclasses import dataclass, field
 from typing import Any
 
-from app.jobs.specs import AlbumSpec, BooruSpec, JobSpec
+from app.jobs.kinds.album import AlbumSpec
+from app.jobs.kinds.booru import BooruSpec
+from app.jobs.specs import JobSpec
 from app.sources.booru.base import BooruSite, Post
 from app.sources.captions import CaptionOptions, PostFilters
 from app.sources.jm import AlbumInfo, JmSource

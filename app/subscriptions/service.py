@@ -164,7 +164,9 @@ class SubscriptionService:
                 if (req.format or "cbz") != "cbz" or (req.layout or "flat") != "flat":
                     raise Unprocessable("dest \"library\" files CBZ books: leave format and layout out.")
                 sub.format = "cbz"
-            from app.jobs.specs import AlbumSpec  # the options, checked as an album job would check them
+            from app.jobs.kinds.album import (
+                AlbumSpec,  # the options, checked as an album job would check them
+            )
             try:
                 AlbumSpec(album_id="1", format=sub.format, layout=sub.layout)
             except ValidationError as exc:
@@ -211,7 +213,7 @@ class SubscriptionService:
         if "client_id" in body:
             sub.client_id = req.client_id
         if "format" in body or "layout" in body:
-            from app.jobs.specs import AlbumSpec
+            from app.jobs.kinds.album import AlbumSpec
             fmt, layout = req.format or sub.format or "zip", req.layout or sub.layout or "flat"
             try:
                 AlbumSpec(album_id="1", format=fmt, layout=layout)

@@ -6,9 +6,9 @@ import asyncio
 import time
 
 from app.errors import UpstreamError
+from app.jobs.kinds.album import AlbumSpec
 from app.jobs.models import Job, JobState
 from app.jobs.service import JobService
-from app.jobs.specs import AlbumSpec
 
 POLL_SECONDS = 0.2
 RETRY_AFTER_SECONDS = 5  # what a reader is told to wait when the archive is not ready yet

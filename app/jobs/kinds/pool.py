@@ -1,23 +1,64 @@
-"""Runs a pool job: a booru pool as one book (CBZ, zip, PDF), a dataset of its posts, or a library CBZ."""
+"""The pool kind: a booru pool as one book (CBZ, zip, PDF), a dataset of its posts, or a library CBZ.
+Its spec and its runner."""
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
+from typing import Any, ClassVar
+
+from pydantic import Field, model_validator
 
 from app.archives import ArchiveContent
 from app.config import Settings
 from app.jobs.runner import LibraryBook, RunContext, RunOutput
-from app.jobs.specs import PoolSpec
+from app.jobs.specs import LIBRARY_FORMAT_PROBLEM, Dest, JobSpec, PoolFormat
 from app.outputs.library import pool_path
 from app.sources.booru.base import BooruSite
 from app.sources.booru.pools import pool_site
 from app.sources.booru.registry import unknown_site
+from app.sources.captions import CaptionOptions
 from app.sources.dataset import DatasetProgress, download_dataset
 from app.sources.pool_download import download_pool, pool_book
 from app.storage import safe_component
 
 # The search that lists a pool's posts in pool order, per family (what gallery-dl sends).
 POOL_TAG = {"danbooru": "ordpool", "moebooru": "pool"}
+
+
+class PoolSpec(JobSpec):
+    """A booru pool as one book (library.md): its posts' original files in pool order."""
+
+    kind: ClassVar[str] = "pool"
+
+    site: str
+    pool_id: int = Field(ge=1, le=2**31)
+    format: PoolFormat = "cbz"
+    caption: CaptionOptions = Field(default_factory=CaptionOptions)
+    dest: Dest = "archive"
+
+    @model_validator(mode="after")
+    def _library_is_cbz(self) -> PoolSpec:
+        if self.dest == "library" and self.format != "cbz":
+            raise ValueError(LIBRARY_FORMAT_PROBLEM.format(fmt=self.format))
+        return self
+
+    def dedupe_key(self) -> str:
+        key = f"pool:{self.site}:{self.pool_id}:{self.format}"
+        if self.format == "dataset":
+            key += ":" + hashlib.sha256(self.caption.model_dump_json().encode()).hexdigest()[:12]
+        if self.dest == "library":
+            key += ":library"
+        return key
+
+    def title(self) -> str:
+        return f"{self.site} pool {self.pool_id}"
+
+    def public_fields(self) -> dict[str, Any]:
+        return {"site": self.site, "pool_id": self.pool_id}
+
+    def log_site(self) -> str:
+        return self.site
 
 
 class PoolRunner:
@@ -32,9 +73,8 @@ class PoolRunner:
         pool_site(site, self.sites)
         return site
 
-    async def run(self, ctx: RunContext) -> RunOutput:
+    async def run(self, ctx: RunContext[PoolSpec]) -> RunOutput:
         spec = ctx.spec
-        assert isinstance(spec, PoolSpec)
         site = self._site(spec.site)
         if spec.format == "dataset":
             return await self._dataset(ctx, spec, site)
@@ -64,7 +104,7 @@ class PoolRunner:
                          download_name=f"{label} [{spec.site} pool {spec.pool_id}]{extension}", skipped=skipped,
                          message=message + ".")
 
-    async def _dataset(self, ctx: RunContext, spec: PoolSpec, site: BooruSite) -> RunOutput:
+    async def _dataset(self, ctx: RunContext[PoolSpec], spec: PoolSpec, site: BooruSite) -> RunOutput:
         pools = pool_site(site, self.sites)
         pool = await pools.pool(spec.pool_id)
         ctx.progress.update(title=pool.name, total=pool.post_count)

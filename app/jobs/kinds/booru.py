@@ -1,18 +1,24 @@
-"""Runs a booru dataset job on any registered site: images plus same-named caption files, then one zip."""
+"""The booru dataset kind: a search of any registered site as images plus same-named captions (and the
+trainer exports), in one zip. Its spec and its runner."""
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import json
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
+
+from pydantic import Field
 
 from app.archives import archive_file_name, archive_format
 from app.config import Settings
 from app.errors import UpstreamError
 from app.jobs.runner import RunContext, RunOutput
+from app.jobs.specs import JobSpec
 from app.outputs.dataset_finish import FinishRequest, FinishResult, finish_dataset, published_inspector
-from app.outputs.exports.options import TrainerOptions
+from app.outputs.exports.options import ExportOptions, TrainerOptions
 from app.outputs.exports.plan import dataset_name
 from app.outputs.exports.records import PostInfo
 from app.sources.booru.base import BooruSite
@@ -23,14 +29,38 @@ from app.storage import safe_component
 from app.text import count
 
 
+class BooruSpec(JobSpec, TrainerOptions):
+    kind: ClassVar[str] = "booru"
+
+    site: str
+    tags: str
+    max_images: int = Field(ge=1)
+    caption: CaptionOptions = Field(default_factory=CaptionOptions)
+    filters: PostFilters = Field(default_factory=PostFilters)
+    def dedupe_key(self) -> str:
+        fields = self.model_dump(mode="json", exclude_defaults=False)
+        for key, default in (("exports", []), ("export_options", ExportOptions().model_dump(mode="json")),
+                             ("dedupe", None), ("skip_variants", "none")):
+            if fields[key] == default:  # trainer options left at their defaults: keys of jobs that existed before these options stay the same
+                del fields[key]
+        digest = hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:24]
+        return f"booru:{self.site}:{digest}"
+
+    def title(self) -> str:
+        return f"{self.site}: {self.tags}"
+
+    def log_site(self) -> str:
+        return self.site
+
+
 class BooruRunner:
     def __init__(self, settings: Settings, sites: Mapping[str, BooruSite]) -> None:
         self.settings = settings
         self.sites = sites
 
-    async def run(self, ctx: RunContext) -> RunOutput:
-        params = ctx.job.params
-        name, tags = str(params["site"]), str(params["tags"])
+    async def run(self, ctx: RunContext[BooruSpec]) -> RunOutput:
+        spec = ctx.spec
+        name, tags = spec.site, spec.tags
         site = self.sites.get(name)
         if site is None:  # queued before the server's sites changed
             raise unknown_site(name, self.sites)
@@ -42,8 +72,8 @@ class BooruRunner:
         def on_wait(notice: str | None) -> None:
             ctx.progress.update(message=notice or "Downloading.")
 
-        trainer = TrainerOptions.model_validate({k: params[k] for k in TrainerOptions.model_fields if k in params})
-        caption = CaptionOptions.model_validate(params.get("caption") or {})
+        trainer: TrainerOptions = spec  # a booru spec carries the trainer options itself
+        caption = spec.caption
         # tag_frequency.json names the dataset after the archive's file_name, which the service gives it
         archive = archive_file_name(f"{name}-dataset", ctx.job.job_id, archive_format("zip"))
         request = _finish_request(trainer, caption, archive.removesuffix(".zip"))
@@ -52,9 +82,9 @@ class BooruRunner:
             site,
             tags,
             ctx.work_dir,
-            max_images=int(params["max_images"]),
+            max_images=spec.max_images,
             caption=caption,
-            filters=PostFilters.model_validate(params.get("filters") or {}),
+            filters=spec.filters,
             workers=self.settings.download_workers,
             on_progress=on_progress,
             on_wait=on_wait,
