@@ -7,7 +7,6 @@ formats' libraries (img2pdf, pikepdf) are imported only when a PDF is built.
 
 from __future__ import annotations
 
-import asyncio
 import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -64,6 +63,8 @@ def archive_owner(file_name: str) -> str | None:
 async def build_archive(pool: BlockingPool, fmt: ArchiveFormat, content: ArchiveContent, dest: Path,
                         scratch: Path) -> int:
     """Build in ``pool``; a cancelled caller stops the builder and waits until its partial file is gone."""
+    import asyncio  # here: the registry itself is read by the command line's --help, which needs no loop
+
     cancel = threading.Event()
     future = asyncio.ensure_future(pool.run(fmt.build, content, dest, scratch, cancel))
     try:

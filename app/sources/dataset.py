@@ -85,7 +85,7 @@ class DatasetResult:
         if self.unavailable:
             text += f"; {count(self.unavailable, 'post')} had no file to fetch (restricted, deleted, on another host, or not a usable address)"
         if self.skipped_variants:
-            text += f"; {self.skipped_variants} posts with a parent or children were skipped (--skip-variants)"
+            text += f"; {self.skipped_variants} posts with a parent or children were skipped (skip_variants)"
         return text
 
 
