@@ -6,17 +6,16 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
-from fastapi.middleware.cors import CORSMiddleware
 
-from app import __version__, logs, metrics, serving
+from app import __version__, logs, serving
 from app.api import booru, downloads, favorites, jobs, paste, subscriptions, system, web, ws
 from app.api import jm as jm_api
 from app.api import metrics as metrics_api
 from app.api import opds as opds_api
 from app.api.body_guard import BodyGuard
+from app.api.edge import Edge, LightCors
 from app.api.errors import install_error_handlers
 from app.api.openapi import install_openapi
-from app.api.request_id import RequestId
 from app.api.response_cache import ResponseCache
 from app.config import Settings
 from app.jobs.wiring import Engine
@@ -65,18 +64,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # body are checked before any of the body is read.
     app.add_middleware(BodyGuard, max_body_bytes=settings.max_body_bytes)
     app.add_middleware(
-        CORSMiddleware,
+        LightCors,
         allow_origins=settings.cors_origins,
         allow_methods=["*"],
         allow_headers=["*"],
         expose_headers=["Content-Disposition", "ETag", "Accept-Ranges", "Content-Range", "Location", "X-Request-ID"],
     )
-    # Outermost: they see every request, cached replays and CORS preflights included.
-    app.add_middleware(RequestId)
-    app.add_middleware(metrics.RequestMetrics)
-    # favorites, jobs and subscriptions before system: they must not be taken for /v1/{timestamp}
-    for module in (favorites, jobs, subscriptions, system, metrics_api, jm_api, booru, downloads, paste, ws, opds_api):
+    # Outermost: request ids and metrics see every request, cached replays and CORS preflights included.
+    app.add_middleware(Edge)
+    # Health first (the cheapest match for the most frequent request); the clock's /v1/{timestamp},
+    # which would take any /v1/<word>, last.
+    for module in (system, favorites, jobs, subscriptions, metrics_api, jm_api, booru, downloads, paste, ws, opds_api):
         app.include_router(module.router)
+    app.include_router(system.clock_router)
     web.install(app)
     return app
 

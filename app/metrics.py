@@ -7,14 +7,13 @@ the current state (jobs by state, archive bytes on disk) are read when the metri
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 if TYPE_CHECKING:  # the booru command line counts upstream calls too, without loading the web stack
-    from starlette.types import ASGIApp, Message, Receive, Scope, Send
+    pass
 
 REGISTRY = CollectorRegistry(auto_describe=True)
 
@@ -82,32 +81,3 @@ def set_archives(files: int, nbytes: int) -> None:
 
 def render() -> bytes:
     return generate_latest(REGISTRY)
-
-
-class RequestMetrics:
-    """Counts and times every HTTP request by its route template (never the raw path: ids and
-    queries would make every request a new series)."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        start = time.perf_counter()
-        status = 500
-
-        async def observe(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = int(message["status"])
-            await send(message)
-
-        try:
-            await self.app(scope, receive, observe)
-        finally:
-            route = getattr(scope.get("route"), "path", None) or ("(unmatched)" if status == 404 else "(other)")
-            method = scope.get("method", "GET")
-            HTTP_REQUESTS.labels(method=method, route=route, status=str(status)).inc()
-            HTTP_LATENCY.labels(method=method, route=route).observe(time.perf_counter() - start)

@@ -1,0 +1,33 @@
+"""The outermost layer: request ids, CORS only where a browser asks, and /v1/health's documented shape."""
+
+from __future__ import annotations
+
+import httpx
+
+from app.api.schemas import Health
+
+
+async def test_health_answers_its_documented_shape(client: httpx.AsyncClient) -> None:
+    resp = await client.get("/v1/health")
+    assert resp.status_code == 200 and resp.headers["content-type"] == "application/json"
+    health = Health.model_validate(resp.json())
+    assert health.app == "jmcomic_server_api" and health.status == "ok"
+    assert set(resp.json()) == set(Health.model_fields)
+
+
+async def test_request_ids_are_echoed_or_made_up(client: httpx.AsyncClient) -> None:
+    given = await client.get("/v1/health", headers={"X-Request-ID": "abc-123"})
+    assert given.headers["x-request-id"] == "abc-123"
+    made = await client.get("/v1/health", headers={"X-Request-ID": "bad id with spaces"})
+    assert made.headers["x-request-id"] != "bad id with spaces" and len(made.headers["x-request-id"]) == 16
+
+
+async def test_cors_headers_only_for_browsers_but_every_answer_varies_by_origin(client: httpx.AsyncClient) -> None:
+    plain = await client.get("/v1/health")
+    assert "access-control-allow-origin" not in plain.headers and "Origin" in plain.headers["vary"]
+    browser = await client.get("/v1/health", headers={"Origin": "https://app.example"})
+    assert browser.headers["access-control-allow-origin"] == "*"
+    assert "x-request-id" in browser.headers["access-control-expose-headers"].lower()
+    preflight = await client.options("/v1/download/album/100001", headers={
+        "Origin": "https://app.example", "Access-Control-Request-Method": "POST"})
+    assert preflight.status_code == 200 and preflight.headers["access-control-allow-origin"] == "*"
