@@ -26,7 +26,7 @@ COPY pyproject.toml README.md ./
 # hadolint ignore=DL3013
 RUN mkdir app \
     && touch app/__init__.py \
-    && pip install ".[redis]" \
+    && pip install ".[redis,s3]" \
     && pip uninstall --yes jmbooru \
     && rm -rf app build ./*.egg-info
 

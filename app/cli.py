@@ -5,6 +5,10 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from app.config import Settings
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -15,6 +19,9 @@ def _serve(args: argparse.Namespace) -> int:
     settings = Settings()
     if settings.redis_url and (problem := missing_redis_extra()):
         print(f"jmbooru: JMBOORU_REDIS_URL is set, but {problem}", file=sys.stderr)
+        return 2
+    if problem := storage_problem(settings):
+        print(f"jmbooru: {problem}", file=sys.stderr)
         return 2
     if args.workers > 1 and not settings.redis_url:
         print(
@@ -65,6 +72,29 @@ def missing_redis_extra() -> str | None:
     return f"scale-out mode needs {', '.join(missing)}, which this installation lacks: {REDIS_EXTRA_HINT}."
 
 
+def storage_problem(settings: Settings) -> str | None:
+    """Why the archive store cannot be used (JMBOORU_STORAGE=s3: no extra, no bucket setting, a bucket
+    that does not exist, refused credentials, an endpoint that does not answer), checked before serving
+    or taking jobs; None when it can."""
+    if settings.storage == "local":
+        return None
+    import asyncio
+
+    from app.archive_store import ArchiveStoreSetupError, build_archive_store
+    from app.blocking import BlockingPool
+    from app.storage import Storage
+
+    pool = BlockingPool(1, "storage-check")
+    try:
+        store = build_archive_store(settings, Storage(settings.data_path), pool)
+        asyncio.run(store.check())
+    except ArchiveStoreSetupError as exc:
+        return str(exc)
+    finally:
+        pool.shutdown(wait=False)
+    return None
+
+
 def _worker(args: argparse.Namespace) -> int:
     from app.config import Settings
 
@@ -74,6 +104,9 @@ def _worker(args: argparse.Namespace) -> int:
               file=sys.stderr)
         return 2
     if problem := missing_redis_extra():
+        print(f"jmbooru worker: {problem}", file=sys.stderr)
+        return 2
+    if problem := storage_problem(settings):
         print(f"jmbooru worker: {problem}", file=sys.stderr)
         return 2
     from app.worker import run_worker

@@ -11,6 +11,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from prometheus_client import start_http_server
 
 from app import metrics
+from app.archive_store import build_archive_store
 from app.blocking import BlockingPool
 from app.config import Settings
 from app.jobs.album_runner import AlbumRunner
@@ -78,6 +79,8 @@ class Engine:
         # One per process: the memory bound and the kept-alive image connections serve every album job.
         self.pages = PageFetching(settings.album_pixel_budget_mb * 1024 * 1024)
         runners = build_runners(settings, self.album_pool, self.pages, self.booru)
+        # Where finished archives live (JMBOORU_STORAGE): chosen here, once, for every part.
+        self.archives = build_archive_store(settings, self.storage, self.files_pool)
         if settings.redis_url:
             try:
                 from app.jobs.redis import build_redis_service
@@ -88,16 +91,18 @@ class Engine:
                 ) from None
 
             self.jobs = build_redis_service(settings, self.storage, runners, self.files_pool,
-                                            broker=broker, is_worker=is_worker)
+                                            broker=broker, is_worker=is_worker, archives=self.archives)
         else:
             self.jobs = JobService(settings, self.storage, SqliteJobStore(self.storage.db_path), LocalEventHub(),
-                                   LocalJobQueue(settings.max_concurrent_jobs), runners, self.files_pool)
+                                   LocalJobQueue(settings.max_concurrent_jobs), runners, self.files_pool,
+                                   archives=self.archives)
         self._scheduler: AsyncIOScheduler | None = None
         self._is_worker = is_worker
         self._warm_up: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         self.storage.prepare()
+        await self.archives.check()  # a missing bucket or refused credentials stop start-up with a sentence
         jm_source.apply_module_settings(self.settings)
         await self.jobs.start()
         self._scheduler = start_cleanup(self.jobs, self.settings.cleanup_interval_seconds)
@@ -118,4 +123,5 @@ class Engine:
         self.jm_pool.shutdown(wait=False)
         self.album_pool.shutdown(wait=False)
         self.pages.close()
+        await self.archives.close()
         self.files_pool.shutdown(wait=False)
