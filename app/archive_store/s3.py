@@ -107,6 +107,10 @@ class S3ArchiveStore:
             raise ArchiveStoreSetupError(self._unreachable()) from None
         except Exception as exc:
             text = str(exc)
+            if "169.254.169.254" in text or "credentials" in text.lower().split("debug source")[0]:
+                raise ArchiveStoreSetupError(
+                    f"No S3 credentials were found for bucket '{self.bucket}': set {CREDENTIALS_HINT} (or "
+                    "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or run with an instance role).") from None
             if "NoSuchBucket" in text or isinstance(exc, NotFoundError):
                 raise ArchiveStoreSetupError(
                     f"The S3 bucket '{self.bucket}' does not exist at {self._where()}: create it (mc mb, or "

@@ -387,10 +387,12 @@ class JobService:
     async def _ready(self, job_id: str, counters: Counters, file_name: str, download_name: str,
                      size: int, message: str) -> None:
         ready_at = time.time()
+        # Archive store: from a bucket, ``bytes`` is the stored object's size (hosts.md).
+        stored: dict[str, Any] = {"bytes": size} if self.archives.mode == "s3" else {}
         await self.finish(
             job_id, JobState.READY, "download_ready", counters=counters, file_name=file_name,
             download_name=download_name, expires_at=ready_at + self.settings.file_ttl_seconds,
-            message=message, patience=FINISH_PATIENCE_SECONDS,
+            message=message, patience=FINISH_PATIENCE_SECONDS, **stored,
         )
         log.info("job ready job_id=%s file_name=%s size=%d", job_id, file_name, size)
 
