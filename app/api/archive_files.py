@@ -79,7 +79,7 @@ async def archive_response(archives: ArchiveStore, job: Job, request: Request, h
     # The first chunk is asked for now, so an unreachable bucket is a 503 rather than a cut-off 200.
     first = await anext(aiter(chunks), b"")
 
-    async def body() -> AsyncIterator[bytes]:
+    async def body() -> AsyncIterator[bytes | memoryview]:
         if first:
             yield first
         async for chunk in chunks:

@@ -53,7 +53,7 @@ class ArchiveStore(Protocol):
     async def size(self, file_name: str) -> int | None:
         """The stored size, or None when there is no such archive (raises when the store is unreachable)."""
 
-    def read(self, file_name: str, start: int, end: int) -> AsyncIterator[bytes]:
+    def read(self, file_name: str, start: int, end: int) -> AsyncIterator[bytes | memoryview]:
         """Bytes ``start`` up to ``end`` (exclusive), streamed: a ranged read, never the whole object."""
 
     async def missing(self, file_names: list[str]) -> set[str]:

@@ -38,7 +38,7 @@ class LocalArchiveStore:
         path = self.local_path(file_name)
         return None if path is None else (await self.files_pool.run(path.stat)).st_size
 
-    async def read(self, file_name: str, start: int, end: int) -> AsyncIterator[bytes]:
+    async def read(self, file_name: str, start: int, end: int) -> AsyncIterator[bytes | memoryview]:
         path = self.storage.archive_path(file_name)
         if path is None:
             return
