@@ -164,7 +164,7 @@ def report(r: dict[str, Any], args: argparse.Namespace) -> str:
             f"minio {package_version('minio')} (writes the object)",
             f"One {size} object under a ready job's key; one httpx client streams it through "
             "`GET /v1/download/{file_name}` of one uvicorn API process (`JMBOORU_STORAGE=s3`) and straight from "
-            f"the bucket (a presigned GET), alternating, {r['runs']} runs each, medians; 1 MiB reads, bodies discarded",
+            f"the bucket (a presigned GET), alternating, {r['runs']} runs each, medians; 1 MiB client reads, bodies discarded",
         ]),
         "",
         "| figure | measured | target | result |",
