@@ -186,6 +186,15 @@ class Settings(BaseSettings):
             raise ValueError(f"an S3 endpoint must start with http:// or https://, not {value[:40]!r}")
         return value
 
+    @field_validator("s3_prefix")
+    @classmethod
+    def _prefix(cls, value: str) -> str:
+        # Keys never start with "/" (it would be an empty path segment); "" puts archives at the top.
+        value = value.strip().lstrip("/")
+        if any(part in ("", ".", "..") for part in value.split("/")[:-1]):
+            raise ValueError("JMBOORU_S3_PREFIX must be like 'archives/' (no empty, '.' or '..' segments)")
+        return value
+
     @property
     def s3_signing_endpoint(self) -> str:
         """The host presigned URLs are signed for (what clients reach)."""

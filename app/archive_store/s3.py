@@ -23,6 +23,7 @@ from obstore.store import S3Store
 from app.archive_store.base import ArchiveStoreSetupError, ArchiveStoreUnavailable, SignedLink, StorageMode
 from app.blocking import BlockingPool
 from app.config import Settings
+from app.errors import NotFound
 
 log = logging.getLogger("jmbooru.storage")
 
@@ -166,8 +167,8 @@ class S3ArchiveStore:
         try:
             result = await self._call("get", obstore.get_async(self.store, self.key(file_name),
                                                               options={"range": (start, end)}))
-        except NotFoundError:
-            raise ArchiveStoreUnavailable("The archive vanished from the storage bucket.") from None
+        except NotFoundError:  # deleted (expired) between the size check and this read
+            raise NotFound("The archive has expired or was deleted.") from None
         async for chunk in result.stream(min_chunk_size=STREAM_CHUNK):
             yield memoryview(chunk)  # obstore's buffer as is: no copy on the way to the socket
 
