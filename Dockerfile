@@ -19,18 +19,21 @@ WORKDIR /home/user/app
 
 # Dependencies first, in their own layer: it is rebuilt only when pyproject.toml (or README.md,
 # which pyproject names as the package's readme) changes, not on every code change. The empty
-# `app` package only lets pip resolve the project; the real code is installed below.
+# `app` and `jmbooru` packages only let pip resolve the project; the real code is installed below.
 # `.[redis,s3]` adds the Redis/taskiq clients and obstore (S3 storage), so the same image runs both
 # the single-process server and the scale-out API processes and workers.
 COPY pyproject.toml README.md ./
 # hadolint ignore=DL3013
-RUN mkdir app \
-    && touch app/__init__.py \
+RUN mkdir app jmbooru \
+    && touch app/__init__.py jmbooru/__init__.py \
     && pip install ".[redis,s3]" \
     && pip uninstall --yes jmbooru \
-    && rm -rf app build ./*.egg-info
+    && rm -rf app jmbooru build ./*.egg-info
 
+# Every package pyproject.toml ships: the server and CLI (app) and the scripting API (jmbooru).
+# tests/test_dockerfile.py checks that these COPY lines cover them.
 COPY app ./app
+COPY jmbooru ./jmbooru
 # hadolint ignore=DL3013
 RUN pip install --no-deps . \
     && rm -rf build ./*.egg-info

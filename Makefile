@@ -20,8 +20,8 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	@touch $@
 
 $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
-	@echo "installing jmbooru with the redis, s3 and dev extras into $(VENV) (log: $(PIP_LOG))"
-	@$(BIN)/pip install --quiet -e ".[redis,s3,dev]" > $(PIP_LOG) 2>&1 || (cat $(PIP_LOG); exit 1)
+	@echo "installing jmbooru with the redis, notify, s3 and dev extras into $(VENV) (log: $(PIP_LOG))"
+	@$(BIN)/pip install --quiet -e ".[redis,notify,s3,dev]" > $(PIP_LOG) 2>&1 || (cat $(PIP_LOG); exit 1)
 	@# ComicTagger's comicapi, for the tests that read ComicInfo.xml back (see the dev extra in
 	@# pyproject.toml for why it goes in without its declared dependencies).
 	@$(BIN)/pip install --quiet --no-deps "comictagger==1.6.0b9" >> $(PIP_LOG) 2>&1 || (cat $(PIP_LOG); exit 1)
@@ -29,7 +29,14 @@ $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
 
 install: $(VENV)/.installed
 
-dev: $(VENV)/.installed-dev
+dev: $(VENV)/.installed-dev tests/opds_readium/node_modules/.installed
+
+# Readium's OPDS converter (r2-opds-js, npm) for tests/test_opds_clients.py; its install script only
+# cleans up with rimraf, which is not a dependency, hence --ignore-scripts.
+tests/opds_readium/node_modules/.installed: tests/opds_readium/package.json
+	@if command -v npm >/dev/null 2>&1; then \
+		cd tests/opds_readium && npm install --no-audit --no-fund --ignore-scripts --silent && touch node_modules/.installed; \
+	else echo "npm not found: tests/test_opds_clients.py will fail until it is installed (Debian: npm)"; fi
 
 run: install
 	$(BIN)/jmbooru serve --host $(HOST) --port $(PORT)

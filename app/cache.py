@@ -28,6 +28,13 @@ class TtlCache(Generic[T]):
             return None
         return value
 
+    def put(self, key: Hashable, value: T) -> None:
+        if self.ttl > 0:
+            self._entries[key] = (time.monotonic() + self.ttl, value)
+            self._entries.move_to_end(key)
+            while len(self._entries) > self.max_entries:
+                self._entries.popitem(last=False)
+
     async def get_or_load(self, key: Hashable, load: Callable[[], Awaitable[T]]) -> T:
         value = self.peek(key)
         if value is not None:

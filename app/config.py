@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from functools import cached_property
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit, urlunsplit
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
     DotEnvSettingsSource,
@@ -18,6 +19,7 @@ from pydantic_settings import (
 
 from app import __version__
 from app.config_files import env_files
+from app.sources.booru.sites import SITES
 
 
 def _split_csv(value: object) -> object:
@@ -30,7 +32,67 @@ CsvList = Annotated[list[str], NoDecode]
 HostList = Annotated[list[str] | None, NoDecode]
 
 
+PROXY_SCHEMES = ("http", "https", "socks5", "socks5h")
+PROXY_ACCEPTS = ("a proxy URL (http://host:port, https://..., socks5://... or socks5h://..., "
+                 "user:password@ allowed) or nothing")
+
+
+def is_proxy_url(value: str) -> bool:
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 - a port that is not a number raises here
+    except ValueError:
+        return False
+    return parts.scheme.lower() in PROXY_SCHEMES and bool(parts.hostname) and parts.path in ("", "/")
+
+
+def mask_password(url: str) -> str:
+    """A URL (a proxy, Redis) with its password replaced by ``***``, for logs and sentences."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.netloc.rsplit("@", 1)[-1]
+    return urlunsplit(parts._replace(netloc=f"{parts.username}:***@{host}"))
+
+
+def settings_sentence(exc: ValidationError) -> str:
+    """Which variables are wrong and what each accepts, on one line (printed instead of a traceback)."""
+    parts = []
+    for error in exc.errors():
+        field = str(error["loc"][0]) if error.get("loc") else ""
+        name = f"JMBOORU_{field.upper()}" if field else "a setting"
+        value = error.get("input")
+        shown = mask_password(value) if field == "proxy" and isinstance(value, str) else value
+        message = str(error.get("msg", "")).removeprefix("Value error, ")
+        if error.get("type") == "value_error":
+            parts.append(f"{name} is {shown!r}, which jmbooru cannot use: it must be {message}.")
+        else:
+            parts.append(f"{name} is {shown!r}, which jmbooru cannot use: {message[:1].lower()}{message[1:]}.")
+    return " ".join(parts) or "The settings are not valid."
+
+
 _DEFAULT_FILES = Path("<jmbooru default env files>")
+
+# Credentials a site's family takes (the registry reads them as <site>_<key>).
+_FAMILY_CREDENTIALS: dict[str, tuple[str, ...]] = {"gelbooru": ("api_key", "user_id"), "danbooru": ("login", "api_key")}
+
+
+def site_fields() -> dict[str, tuple[Any, Any]]:
+    """The settings of every booru site of the registry, named ``<site>_<key>``, with its defaults."""
+    fields: dict[str, tuple[Any, Any]] = {}
+    for entry in SITES.values():
+        site, name = entry.site, entry.name
+        fields[f"{site}_url"] = (str, Field(entry.url, description=f"{name}'s address"))
+        for key in _FAMILY_CREDENTIALS.get(entry.family, ()):
+            fields[f"{site}_{key}"] = (str, Field("", description=f"{name}'s {key.replace('_', ' ')}"))
+        fields[f"{site}_api_rate"] = (float, Field(entry.rate, gt=0, description=f"API requests per second to {name}"))
+        fields[f"{site}_timeout_seconds"] = (float | None, Field(None, gt=0, description="overrides "
+                                             "JMBOORU_BOORU_TIMEOUT_SECONDS for this site"))
+        fields[f"{site}_image_hosts"] = (HostList, Field(None, description=f"where {name}'s images may come from"))
+        if entry.tag_limit:
+            fields[f"{site}_tag_limit"] = (int, Field(entry.tag_limit, ge=0, description="plain tags per search "
+                                          "(Danbooru: 2 for anonymous and basic accounts, 6 for Gold)"))
+    return fields
 
 
 class Settings(BaseSettings):
@@ -83,31 +145,12 @@ class Settings(BaseSettings):
     proxy: str = Field("", description="one proxy URL for every upstream; empty: HTTPS_PROXY etc. are honoured")
     booru_timeout_seconds: float = Field(30.0, gt=0)
 
-    gelbooru_url: str = "https://gelbooru.com"
-    gelbooru_api_key: str = ""
-    gelbooru_user_id: str = ""
-    gelbooru_api_rate: float = Field(2.0, gt=0)
-    gelbooru_timeout_seconds: float | None = Field(None, gt=0)
-    gelbooru_image_hosts: HostList = None
-
-    safebooru_url: str = "https://safebooru.org"
-    safebooru_api_rate: float = Field(2.0, gt=0)
-    safebooru_image_hosts: HostList = None
-
-    danbooru_url: str = "https://danbooru.donmai.us"
-    danbooru_login: str = ""
-    danbooru_api_key: str = ""
-    danbooru_api_rate: float = Field(2.0, gt=0)
-    danbooru_tag_limit: int = Field(2, ge=0, description="plain tags per search: 2 for anonymous and basic accounts, 6 for Gold")
-    danbooru_image_hosts: HostList = None
-
-    yandere_url: str = "https://yande.re"
-    yandere_api_rate: float = Field(1.0, gt=0)
-    yandere_image_hosts: HostList = None
-
-    konachan_url: str = "https://konachan.com"
-    konachan_api_rate: float = Field(1.0, gt=0)
-    konachan_image_hosts: HostList = None
+    # JMBOORU_<SITE>_URL, _API_RATE, _TIMEOUT_SECONDS, _IMAGE_HOSTS and the family's credentials, for
+    # every entry of app.sources.booru.sites.SITES (a new site there gets its settings here).
+    for _name, (_type, _field) in site_fields().items():
+        __annotations__[_name] = _type
+        locals()[_name] = _field
+    del _name, _type, _field
 
     # Jobs
     redis_url: str = ""
@@ -123,6 +166,28 @@ class Settings(BaseSettings):
         "after the finals of the jobs it starts meanwhile (one-frame clients read only their own)")
 
     cors_origins: CsvList = Field(default_factory=lambda: ["*"])
+
+    # The reader library (library.md): "dest": "library" files CBZs here; scans after each library job
+    library_dir: Path | None = Field(None, description="root of a Komga/Kavita library folder tree (empty: off)")
+    komga_url: str = ""
+    komga_api_key: SecretStr = Field(SecretStr(""), description="a Komga API key (never logged or shown)")
+    komga_library_id: str = ""
+    kavita_url: str = ""
+    kavita_api_key: SecretStr = Field(SecretStr(""), description="a Kavita API key (never logged or shown)")
+    kavita_library_id: str = ""
+
+    # Subscriptions (subscriptions.md)
+    subscription_min_interval_seconds: float = Field(
+        3600.0, gt=0, description="the smallest interval_minutes a subscription may have, in seconds")
+    subscription_tick_seconds: float = Field(60.0, gt=0, description="how often due subscriptions are looked for")
+    subscription_concurrency: int = Field(
+        50, ge=1, description="subscription checks talking to one upstream site at once (politeness)")
+    # OPDS catalog (app/outputs/opds, api.md Part 7)
+    opds_wait_seconds: float = Field(60.0, ge=0, description="how long a CBZ acquisition waits for its archive "
+                                     "before answering 503 with Retry-After (0: answer at once)")
+    opds_cbz_type: Literal["application/vnd.comicbook+zip", "application/x-cbz"] = Field(
+        "application/vnd.comicbook+zip", description="the CBZ type of every OPDS link and answer; "
+        "application/x-cbz for Marvin 3 and Yomu before 3.16")
 
     # Where finished archives live (app/archive_store; ../shared/docs/hosts.md). "s3": in a bucket
     # every host reaches, so API processes and workers share nothing but Redis and the bucket.
@@ -149,7 +214,14 @@ class Settings(BaseSettings):
                                           "head within this time, or it is closed")
     keep_alive_seconds: int = Field(5, ge=1, description="idle keep-alive connections close after this")
     max_connections: int = Field(0, ge=0, description="0: as many as the open-file limit allows, less a reserve; "
-                                 "beyond it the longest-idle connections are closed first")
+                                 "beyond it the longest-idle connections (still sending a request, or between "
+                                 "requests) are closed first; WebSockets may use nine tenths of it")
+    max_body_bytes: int = Field(1024 * 1024, ge=1024, description="largest request body accepted (413 beyond, "
+                                "refused before it is read when Content-Length says so)")
+    body_timeout_seconds: float = Field(10.0, gt=0, description="once its head is in, a request body must arrive "
+                                        "within this time (408, and the connection closes)")
+    max_sockets_per_client: int = Field(16, ge=1, description="open /ws/notifications sockets per client id "
+                                        "(per API process); one more is closed with 1008")
     forwarded_allow_ips: str = Field("127.0.0.1", description="proxies whose X-Forwarded-* headers are trusted "
                                      "(comma-separated IPs or networks, * for any: only behind a proxy you run)")
     log_level: str = "warning"
@@ -159,8 +231,7 @@ class Settings(BaseSettings):
     gc_freeze: bool = Field(True, description="freeze the start-up heap out of garbage collections (shorter "
                             "pauses); off in tests, which start many apps in one process")
 
-    @field_validator("jm_api_domains", "jm_image_domains", "cors_origins", "gelbooru_image_hosts",
-                     "safebooru_image_hosts", "danbooru_image_hosts", "yandere_image_hosts", "konachan_image_hosts",
+    @field_validator("jm_api_domains", "jm_image_domains", "cors_origins", *(f"{s}_image_hosts" for s in SITES),
                      mode="before")
     @classmethod
     def _csv(cls, value: object) -> object:
@@ -174,9 +245,15 @@ class Settings(BaseSettings):
         for domain in value:
             host = domain.split("://", 1)[-1].strip("/")
             if not host or "/" in host:
-                raise ValueError(f"JM domain {domain!r} must be a bare host[:port], like cdn.example.com:443")
+                raise ValueError("comma-separated bare host[:port] names, like cdn.example.com:443 "
+                                 f"({domain!r} is not one)")
             cleaned.append(host)
         return cleaned
+
+    @field_validator("library_dir", mode="before")
+    @classmethod
+    def _optional_path(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
 
     @field_validator("s3_endpoint", "s3_public_endpoint")
     @classmethod
@@ -205,15 +282,23 @@ class Settings(BaseSettings):
     def _scheme(cls, value: str) -> str:
         value = value.lower().removesuffix("://")
         if value not in ("http", "https"):
-            raise ValueError("JMBOORU_JM_SCHEME must be http or https")
+            raise ValueError("http or https")
         return value
 
-    @field_validator("gelbooru_url", "safebooru_url", "danbooru_url", "yandere_url", "konachan_url")
+    @field_validator("proxy")
+    @classmethod
+    def _proxy(cls, value: str) -> str:
+        value = value.strip()
+        if value and not is_proxy_url(value):
+            raise ValueError(PROXY_ACCEPTS)
+        return value
+
+    @field_validator(*(f"{s}_url" for s in SITES))
     @classmethod
     def _base_url(cls, value: str) -> str:
         value = value.strip().rstrip("/")
         if not value.lower().startswith(("http://", "https://")):
-            raise ValueError(f"a booru URL must start with http:// or https://, not {value[:40]!r}")
+            raise ValueError("a URL starting with http:// or https://")
         return value
 
     @cached_property

@@ -4,6 +4,7 @@ order of precedence; and a report of which one set each value (``jmbooru config`
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,13 +35,31 @@ def is_secret(name: str) -> bool:
     return any(word in name.lower() for word in SECRET_WORDS)
 
 
+# scheme://user:password@host..., in any setting: JMBOORU_PROXY, JMBOORU_REDIS_URL, a booru URL.
+_URL_CREDENTIALS = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)([^/\s@,]*)@")
+
+
+def mask_url_credentials(text: str) -> str:
+    """``http://user:***@host:port``: the password of every URL in ``text`` masked, the host kept.
+
+    A user name alone (``http://token@host``) is masked too, since some services put the secret there.
+    """
+
+    def masked(match: re.Match[str]) -> str:
+        scheme, userinfo = match.group(1), match.group(2)
+        user, has_password, _ = userinfo.partition(":")
+        if has_password and user:
+            return f"{scheme}{user}:***@"
+        return f"{scheme}***@"
+
+    return _URL_CREDENTIALS.sub(masked, text)
+
+
 def mask(name: str, value: Any) -> str:
     if hasattr(value, "get_secret_value"):  # a pydantic SecretStr: measure the secret, not its stars
         value = value.get_secret_value()
     text = ",".join(str(v) for v in value) if isinstance(value, list | tuple) else str(value)
-    if name == "redis_url" and "@" in text:
-        scheme, _, rest = text.partition("://")
-        return f"{scheme}://***@{rest.rsplit('@', 1)[1]}"
+    text = mask_url_credentials(text)
     if is_secret(name) and text:
         return "***" + (f" ({len(text)} characters)" if len(text) >= 4 else "")
     return text

@@ -19,14 +19,37 @@ from typing import Any
 
 REDACTED = "***"
 _SECRET_PARAMS = re.compile(
-    r"(?i)((?:[?&;]|%3F|%26)(?:api_key|apikey|api-key|key|token|access_token|password|passwd|secret|pass_hash)"
+    # ' and " too: uvicorn's trace lines show a query string as b'api_key=...'
+    r"(?i)((?:[?&;'\"]|%3F|%26)(?:api_key|apikey|api-key|key|token|access_token|password|passwd|secret|pass_hash)"
     r"(?:=|%3D))[^&\s\"'<>;]*"
 )
 _URL_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/\s:@]*:[^/\s@]+@")
 _AUTH_HEADER = re.compile(r"(?i)\b(authorization|x-api-key)(['\"]?\s*[:=]\s*['\"]?)(?:basic |bearer )?[^\s'\",}]+")
 
 _secrets: list[str] = []
+_secret_forms: re.Pattern[str] | None = None
 _installed = False
+SECRET_PART_LENGTH = 12  # a `-`-separated part of a secret this long is a secret on its own
+
+
+def _char_forms(char: str) -> str:
+    """A regex for one character of a secret: itself or its %-encoding (either hex case; ``+`` for a space)."""
+    hex_pairs = (f"{byte:02x}" for byte in char.encode())  # UTF-8, as a URL encodes it
+    encoded = "".join(f"%[{pair[0].upper()}{pair[0]}][{pair[1].upper()}{pair[1]}]" for pair in hex_pairs)
+    forms = [re.escape(char), encoded] + ([r"\+"] if char == " " else [])
+    return "(?:" + "|".join(forms) + ")"
+
+
+def _secret_pattern(secrets: list[str]) -> re.Pattern[str] | None:
+    """Every known secret, and each long `-`-separated part of one, plain or %-encoded (any mix):
+    a client may encode a key in a query string, and uvicorn's trace lines show it as sent."""
+    pieces = set(secrets)
+    for secret in secrets:
+        pieces.update(part for part in secret.split("-") if len(part) >= SECRET_PART_LENGTH)
+    if not pieces:
+        return None
+    alternatives = ["".join(_char_forms(c) for c in piece) for piece in sorted(pieces, key=len, reverse=True)]
+    return re.compile("|".join(alternatives))
 
 
 def redact(text: str) -> str:
@@ -34,9 +57,8 @@ def redact(text: str) -> str:
     text = _SECRET_PARAMS.sub(rf"\1{REDACTED}", text)
     text = _URL_USERINFO.sub(rf"\1{REDACTED}:{REDACTED}@", text)
     text = _AUTH_HEADER.sub(rf"\1\2{REDACTED}", text)
-    for secret in _secrets:
-        if secret in text:
-            text = text.replace(secret, REDACTED)
+    if _secret_forms is not None:
+        text = _secret_forms.sub(REDACTED, text)
     return text
 
 
@@ -52,10 +74,11 @@ def _redact_value(value: Any) -> Any:
 
 def install_redaction(secrets: Iterable[str] = ()) -> None:
     """Redact every log record made from now on; ``secrets`` are values masked wherever they appear."""
-    global _installed
+    global _installed, _secret_forms
     for secret in secrets:
         if secret and len(secret) >= 4 and secret not in _secrets:
             _secrets.append(secret)
+    _secret_forms = _secret_pattern(_secrets)
     if _installed:
         return
     _installed = True
@@ -92,10 +115,11 @@ def settings_secrets(settings: Any) -> list[str]:
                 value = value.get_secret_value()
             if isinstance(value, str) and value:
                 values.append(value)
-    redis_url = getattr(settings, "redis_url", "")
-    match = re.search(r"://[^/\s:@]*:([^/\s@]+)@", redis_url or "")
-    if match:
-        values.append(match.group(1))
+    # The password of any URL-valued setting (JMBOORU_REDIS_URL, JMBOORU_PROXY, a booru URL).
+    for name in type(settings).model_fields:
+        value = getattr(settings, name, "")
+        if isinstance(value, str) and "@" in value:
+            values.extend(re.findall(r"://[^/\s:@]*:([^/\s@]+)@", value))
     return values
 
 
@@ -134,11 +158,16 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(line, ensure_ascii=False, default=str)
 
 
+STARTUP_LOGGER = "jmbooru.startup"
+
+
 def configure(settings: Any, level: str | None = None) -> None:
     """jmbooru's loggers at the configured level, a handler if nobody set one up, redaction, and
     with ``JMBOORU_LOG_FORMAT=json`` JSON lines on every handler (uvicorn's included)."""
     install_redaction(settings_secrets(settings))
     logging.getLogger("jmbooru").setLevel((level or settings.log_level).upper())
+    # The one start-up line (mode, data folder, API key, proxy) shows at the default level too.
+    logging.getLogger(STARTUP_LOGGER).setLevel(logging.INFO)
     if not logging.getLogger().handlers:
         logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s %(message)s")
     if getattr(settings, "log_format", "text") == "json":

@@ -9,9 +9,11 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from app import __version__, logs, metrics, serving
-from app.api import booru, downloads, favorites, jobs, system, web, ws
+from app.api import booru, downloads, favorites, jobs, paste, subscriptions, system, web, ws
 from app.api import jm as jm_api
 from app.api import metrics as metrics_api
+from app.api import opds as opds_api
+from app.api.body_guard import BodyGuard
 from app.api.errors import install_error_handlers
 from app.api.openapi import install_openapi
 from app.api.request_id import RequestId
@@ -24,16 +26,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
     # Here, not in the lifespan: uvicorn logs its first lines after importing the app.
     logs.configure(settings)
-    serving.configure(settings.max_header_bytes, settings.header_timeout_seconds, settings.max_connections)
-    serving.guard_uvicorn()
+    serving.configure(settings.max_header_bytes, settings.header_timeout_seconds, settings.max_connections,
+                      settings.body_timeout_seconds)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # The connection limits go on when the app starts serving, before uvicorn accepts a
+        # connection: `jmbooru serve`, `uvicorn app.main:app`, gunicorn's worker and the Dockerfile alike.
+        serving.guard_uvicorn()
         engine = Engine(settings)
         app.state.jm = engine.jm
         app.state.jm_account = engine.jm_account
         app.state.booru = engine.booru
         app.state.jobs = engine.jobs
+        app.state.subscriptions = engine.subscriptions
         await engine.start()
         if settings.gc_freeze:
             serving.freeze_startup_heap()
@@ -55,6 +61,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_openapi(app)
     # Added first, so it sits inside CORS: replayed answers still get their CORS headers.
     app.add_middleware(ResponseCache, ttl_seconds=settings.cache_ttl_seconds)
+    # Inside CORS (its refusals carry CORS headers), outside routing: the key and the size of a
+    # body are checked before any of the body is read.
+    app.add_middleware(BodyGuard, max_body_bytes=settings.max_body_bytes)
     app.add_middleware(
         CORSMiddleware,
         allow_origins=settings.cors_origins,
@@ -65,8 +74,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Outermost: they see every request, cached replays and CORS preflights included.
     app.add_middleware(RequestId)
     app.add_middleware(metrics.RequestMetrics)
-    # favorites before system: /v1/favorites must not be taken for system's /v1/{timestamp}
-    for module in (favorites, system, metrics_api, jm_api, booru, downloads, jobs, ws):
+    # favorites, jobs and subscriptions before system: they must not be taken for /v1/{timestamp}
+    for module in (favorites, jobs, subscriptions, system, metrics_api, jm_api, booru, downloads, paste, ws, opds_api):
         app.include_router(module.router)
     web.install(app)
     return app

@@ -137,7 +137,9 @@ def scenario(args: argparse.Namespace) -> dict[str, Any]:
     group_of = [i % groups for i in range(args.clients)]
 
     with DoubleProcess([f"big:{aid}:{args.pages}:0" for aid in albums]) as double:
-        env = jm_env(double.host, JMBOORU_MAX_CONCURRENT_JOBS=str(groups))
+        # 100 sockets per client id measure fan-out; the default (16 per client id) would refuse them.
+        env = jm_env(double.host, JMBOORU_MAX_CONCURRENT_JOBS=str(groups),
+                     JMBOORU_MAX_SOCKETS_PER_CLIENT=str(-(-args.clients // groups)))
         with ServerProcess(env, cpus=SERVER_CPU) as server:
             target = server.target
             # warm-up: one job end to end (jmcomic client, sqlite, zip) for a client nobody follows

@@ -141,7 +141,8 @@ async def download_album(
     """
     from pydantic import ValidationError
 
-    from app.jobs.specs import AlbumSpec, spec_problem
+    from app.jobs.kinds.album import AlbumSpec
+    from app.jobs.specs import spec_problem
     from app.sources.album_folder import download_to_folder
 
     try:

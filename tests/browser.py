@@ -1,7 +1,8 @@
 """Playwright with Debian's Chromium for the web page tests: launching, and watching a page.
 
-Playwright cannot download its own browsers here, so it drives /usr/bin/chromium (``.ci/run``
-installs it). A missing Chromium fails the tests: it is never a silent skip.
+Playwright cannot download its own browsers here, so it drives the system's Chromium, found by
+``tests/tools.py`` (``.ci/run`` installs it). A missing Chromium skips these tests with a reason on
+a developer's machine and fails them in CI (``CI=true``).
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ from urllib.parse import urlsplit
 
 from playwright.sync_api import Browser, ConsoleMessage, Page, Playwright, Request, WebSocket, sync_playwright
 
-CHROMIUM = "/usr/bin/chromium"
+from tests import tools
+
 CHROMIUM_FLAGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
@@ -25,8 +27,9 @@ CHROMIUM_FLAGS = [
 
 @contextmanager
 def chromium() -> Iterator[tuple[Playwright, Browser]]:
+    executable = tools.require("chromium")
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+        browser = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_FLAGS)
         try:
             yield playwright, browser
         finally:

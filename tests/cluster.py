@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -13,6 +12,7 @@ from pathlib import Path
 import httpx
 import redis
 
+from tests import tools
 from tests.conftest import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -23,9 +23,7 @@ class RedisServer:
     same port, with or without persistence (append-only file)."""
 
     def __init__(self, workdir: Path, *, appendonly: bool = False) -> None:
-        self.binary = shutil.which("redis-server")
-        if self.binary is None:
-            raise RuntimeError("redis-server is not installed; .ci/run installs it (apt-get install redis-server)")
+        self.binary = tools.require("redis-server")  # skipped with a reason where missing; failed in CI
         self.workdir = workdir
         self.appendonly = appendonly
         self.port = free_port()

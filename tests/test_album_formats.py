@@ -294,7 +294,7 @@ async def test_unknown_chapter_is_404_naming_the_albums_chapters(client: httpx.A
 
 
 async def test_unknown_chapter_in_a_queued_job_fails_it_with_that_sentence(client: httpx.AsyncClient) -> None:
-    from app.jobs.specs import AlbumSpec
+    from app.jobs.kinds.album import AlbumSpec
 
     jobs = client.app.state.jobs  # type: ignore[attr-defined]
     job, _ = await jobs.submit(AlbumSpec(album_id="200001", chapters=("999999",)), None)

@@ -67,3 +67,32 @@ async def test_a_page_that_keeps_failing_fails_the_album_with_a_sentence(
         pool.shutdown(wait=True)
         pages.close()
     assert not (tmp_path / "pages" / "100001" / "00003.webp").exists()  # no partial page left behind
+
+
+async def test_a_cancel_while_the_cover_is_still_coming_returns_after_its_thread_wrote(
+    settings: Settings, jm_double: JmDouble, tmp_path: Path,
+) -> None:
+    # The pages are done and the cover is slow: a cancel lands while the album waits for it. The
+    # job removes the work folder as soon as this returns, so the cover's thread must be done by
+    # then, or it would make the folder again after "cancelled" was announced.
+    import asyncio
+
+    jm_source.apply_module_settings(settings)
+    pool, pages = BlockingPool(4, "jm"), PageFetching(64 * 1024 * 1024)
+    jm_double.set_latency(1.0, "/media/albums/100001")
+    progress = Counting()
+    work = tmp_path / "work"
+    try:
+        task = asyncio.create_task(download_album(settings, "100001", work, pool=pool, pages=pages,
+                                                  progress=progress))
+        deadline = asyncio.get_running_loop().time() + 20
+        while not (progress.total and progress.done == progress.total and jm_double.hits("/media/albums/100001")):
+            assert asyncio.get_running_loop().time() < deadline, "the pages did not arrive"
+            await asyncio.sleep(0.02)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert (work / "cover.jpg").is_file()  # written before the cancelled download returned
+    finally:
+        pool.shutdown(wait=True)
+        pages.close()

@@ -97,7 +97,8 @@ async def test_booru_bodies_that_would_do_something_else_are_422_naming_the_key(
 # --- hostile upstream data ---
 
 HOSTILE = {"score": math.inf, "width": "1e400", "height": 10**40, "parent_id": math.nan, "source": ["a", "b"],
-           "created_at": {"a": 1}, "rating": ["s"], "has_children": "maybe"}
+           "created_at": {"a": 1}, "rating": ["s"], "has_children": "maybe",
+           "file_url": "https://xn--a-.example/x.png"}  # idna cannot decode it (tests/test_hostile_urls.py: more)
 FIELD_NAMES = {"danbooru": {"width": "image_width", "height": "image_height", "tags": "tag_string"}}
 
 
@@ -124,6 +125,7 @@ async def test_hostile_values_in_any_family_never_crash_a_search(tmp_path: Path,
     hostile = next(p for p in response.json()["posts"] if p["md5"] == post["md5"])
     assert (hostile["id"], hostile["score"], hostile["width"], hostile["parent_id"], hostile["source"]) == (0, 0, 0, 0, "")
     assert hostile["height"] == 2**53 - 1 and hostile["rating"] == "" and hostile["tags"] == ["1girl", "7"]
+    assert hostile["file_url"] is None
     json.dumps(response.json(), allow_nan=False)  # every number is a real JSON number
     assert nested.status_code == 502 and "other than API data" in nested.json()["detail"], (nested.text, served)
 

@@ -99,6 +99,10 @@ def test_unknown_album_or_chapter_fails_that_album_only(jm_cli: JmDouble, tmp_pa
     assert [p.name for p in tmp_path.iterdir()] == ["Plain Album [JM100001].zip"]
 
 
+def default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_ctrl_c_on_a_real_process_exits_130_and_leaves_no_partial_file(jm_double: JmDouble, tmp_path: Path) -> None:
     jm_double.add_album(FakeAlbum.single("190800", "Interrupted", 40))
     jm_double.set_latency(0.5, "/media/photos/190800/")
@@ -107,6 +111,9 @@ def test_ctrl_c_on_a_real_process_exits_130_and_leaves_no_partial_file(jm_double
         [sys.executable, "-m", "app.cli", "jm", "190800", "-o", str(out), "--format", "pdf"],
         cwd=ROOT, env=jm_env(jm_double, JMBOORU_ALBUM_IMAGE_THREADS="4"),
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        # A shell that started the tests in the background hands its children SIGINT ignored, and
+        # Python then never raises KeyboardInterrupt: a user's terminal delivers it, so the child does.
+        preexec_fn=default_sigint,
     )
     try:
         deadline = time.monotonic() + 30
@@ -115,11 +122,16 @@ def test_ctrl_c_on_a_real_process_exits_130_and_leaves_no_partial_file(jm_double
             time.sleep(0.05)
         assert any(p.name.startswith(".jmbooru-") for p in out.iterdir())
         proc.send_signal(signal.SIGINT)
+        interrupted = time.monotonic()
+        while proc.poll() is None and time.monotonic() - interrupted < 20:
+            time.sleep(0.01)
+        stopped_after = time.monotonic() - interrupted
         stdout, stderr = proc.communicate(timeout=20)
     finally:
         if proc.poll() is None:
             proc.kill()
     assert proc.returncode == 130, stderr
+    assert stopped_after < 1.0, f"took {stopped_after:.2f} s to stop after Ctrl-C"
     assert "interrupted; partial files were removed" in stderr
     assert "Traceback" not in stderr and "KeyboardInterrupt" not in stderr
     assert list(out.iterdir()) == []

@@ -13,7 +13,7 @@ import pytest
 from PIL import Image, ImageChops, ImageStat
 from websockets.asyncio.client import connect
 
-from tests.conftest import LiveServer, make_settings
+from tests.conftest import LiveServer, make_settings, wait_for
 from tests.fakes.jm import SAME_TITLE, FakeAlbum, JmDouble
 from tests.wsclient import follow, raw_get
 
@@ -204,11 +204,11 @@ async def test_cancel_stops_the_download_and_removes_partial_files(
         started = await start_album(http, "190001")
         job_id = started["job_id"]
         follower = asyncio.create_task(follow(f"{live.ws_url}/ws/jobs/{job_id}"))
-        for _ in range(100):
+        async def under_way() -> dict | None:
             job = (await http.get(f"/v1/jobs/{job_id}")).json()
-            if job["done"] >= 2:
-                break
-            await asyncio.sleep(0.1)
+            return job if job["done"] >= 2 else None
+
+        job = await wait_for(under_way, timeout=15)
         assert job["state"] == "running"
         resp = await http.delete(f"/v1/jobs/{job_id}")
         assert resp.status_code == 200 and resp.json()["state"] == "cancelled"
@@ -220,16 +220,25 @@ async def test_cancel_stops_the_download_and_removes_partial_files(
         assert (await http.get(f"/v1/jobs/{job_id}/file")).status_code == 404
 
 
-async def test_unknown_album_job_fails_with_a_sentence(live: LiveServer) -> None:
-    _, frames = await run_to_end(live, "999999")
-    final = frames[-1]
-    assert final["event"] == "failed" and final["status"] == "error" and final["file_name"] == ""
-    assert "does not exist" in final["message"]
+@pytest.mark.parametrize("aid", ["999999", "300001"])  # unknown; login-only (JM says "no such album")
+async def test_unknown_album_is_404_at_post_and_makes_no_job(live: LiveServer, aid: str) -> None:
+    async with httpx.AsyncClient(base_url=live.url) as http:
+        info = await http.get(f"/v1/info/{aid}")
+        resp = await http.post(f"/v1/download/album/{aid}", json={"client_id": "phone"})
+        assert resp.status_code == 404 and info.status_code == 404
+        assert resp.json()["detail"] == info.json()["detail"]
+        assert (await http.get("/v1/jobs")).json() == {"jobs": [], "next": None}
+    assert not (live.settings.data_path / "work").exists() or not any((live.settings.data_path / "work").iterdir())
 
 
-async def test_login_only_album_job_fails(live: LiveServer) -> None:
-    _, frames = await run_to_end(live, "300001")
-    assert frames[-1]["event"] == "failed" and "logged-in" in frames[-1]["message"]
+async def test_upstream_failure_during_the_album_lookup_is_502_and_makes_no_job(
+        live: LiveServer, jm_double: JmDouble) -> None:
+    jm_double.add_album(FakeAlbum.single("190003", "Looked Up While JM Fails", 2))
+    jm_double.fail("/album", status=500)
+    async with httpx.AsyncClient(base_url=live.url) as http:
+        resp = await http.post("/v1/download/album/190003")
+        assert resp.status_code in (502, 503, 504) and resp.json()["detail"]
+        assert (await http.get("/v1/jobs")).json()["jobs"] == []
 
 
 async def test_upstream_failing_mid_download_fails_the_job(live: LiveServer, jm_double: JmDouble, settings) -> None:
@@ -291,12 +300,11 @@ async def test_short_ttl_expires_the_archive(tmp_path: Path, jm_double: JmDouble
         archive = settings.data_path / "archives" / frames[-1]["file_name"]
         assert archive.exists()
         async with httpx.AsyncClient(base_url=live.url) as http:
-            for _ in range(50):
+            async def expired() -> dict | None:
                 job = (await http.get(f"/v1/jobs/{started['job_id']}")).json()
-                if job["state"] == "expired":
-                    break
-                await asyncio.sleep(0.1)
-            assert job["state"] == "expired"
+                return job if job["state"] == "expired" else None
+
+            await wait_for(expired, timeout=10)
             assert not archive.exists()
             resp = await http.get(f"/v1/download/{frames[-1]['file_name']}")
             assert resp.status_code == 404
@@ -310,8 +318,10 @@ async def test_jobs_beyond_the_concurrency_cap_wait_in_the_queue(tmp_path: Path,
         async with httpx.AsyncClient(base_url=live.url) as http:
             first = await start_album(http, "100001")
             second = await start_album(http, "200001")
-            await asyncio.sleep(0.3)
-            states = [(await http.get(f"/v1/jobs/{j['job_id']}")).json()["state"] for j in (first, second)]
-            assert states == ["running", "queued"]
+            async def first_running() -> list[str] | None:
+                states = [(await http.get(f"/v1/jobs/{j['job_id']}")).json()["state"] for j in (first, second)]
+                return states if states[0] == "running" else None
+
+            assert await wait_for(first_running, timeout=10) == ["running", "queued"]
             frames = await follow(f"{live.ws_url}/ws/jobs/{second['job_id']}")
             assert frames[-1]["event"] == "download_ready"

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.conftest import free_port
+from tests.conftest import free_port, wait_for
 from tests.fakes.jm import FakeAlbum, JmDouble
 from tests.wsclient import follow
 
@@ -60,10 +60,10 @@ async def test_restart_fails_the_job_that_was_running_and_removes_its_files(
     try:
         async with httpx.AsyncClient(base_url=base) as http:
             job_id = (await http.post("/v1/download/album/190500", json={"client_id": "phone"})).json()["job_id"]
-            for _ in range(100):
-                if (await http.get(f"/v1/jobs/{job_id}")).json()["done"] >= 2:
-                    break
-                await asyncio.sleep(0.1)
+            async def under_way() -> bool:
+                return bool((await http.get(f"/v1/jobs/{job_id}")).json()["done"] >= 2)
+
+            await wait_for(under_way, timeout=20)
         assert any((data / "work" / job_id).rglob("*.webp"))
         server.send_signal(signal.SIGKILL)
         server.wait(timeout=10)
@@ -92,7 +92,11 @@ async def test_graceful_shutdown_ends_running_jobs_clearly(tmp_path: Path, jm_do
         async with httpx.AsyncClient(base_url=base) as http:
             job_id = (await http.post("/v1/download/album/190501")).json()["job_id"]
             follower = asyncio.create_task(follow(f"ws://127.0.0.1:{port}/ws/jobs/{job_id}", timeout=30))
-            await asyncio.sleep(1.0)
+
+            async def running() -> bool:  # shut down mid-download, not before it starts
+                return bool((await http.get(f"/v1/jobs/{job_id}")).json()["done"] >= 1)
+
+            await wait_for(running, timeout=20)
             server.send_signal(signal.SIGTERM)
             frames = await follower
             # uvicorn re-raises the signal after its graceful shutdown, so -SIGTERM is a clean exit.

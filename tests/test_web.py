@@ -6,7 +6,6 @@ and that the page logged no error.
 
 from __future__ import annotations
 
-import copy
 import re
 import time
 from collections.abc import Callable, Iterator
@@ -17,6 +16,7 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Locator, Page, Route, WebSocketRoute, expect
 
+from app.archives import FORMATS
 from tests.browser import PageWatch, chromium, saved_zip, wait_until
 from tests.conftest import LiveServer, make_settings
 from tests.fakes.gelbooru import GelbooruDouble, make_posts
@@ -191,24 +191,13 @@ def test_album_view_has_tags_authors_chapters_and_comments(ui: Ui) -> None:
     expect(page.get_by_role("list", name="Albums").locator(".card-title")).to_have_text(["Scrambled Two Chapters"])
 
 
-def test_format_choices_follow_what_the_servers_openapi_document_offers(ui: Ui, server: LiveServer) -> None:
-    schema = copy.deepcopy(server.app.openapi())  # the server's own copy stays as it is
-    body = schema["components"]["schemas"]["AlbumDownloadRequest"]["properties"]
-    page = ui.open()
-    page.get_by_role("button", name="Plain Album", exact=True).click()
-    dialog = page.get_by_role("dialog")
-    format_ = dialog.get_by_role("combobox", name="Format")
-    if "format" not in body:  # until the server makes CBZ and PDF, the page offers zip only
-        expect(format_.locator("option:disabled")).to_have_text(["cbz", "pdf"])
-        expect(dialog).to_contain_text("This server makes zip archives only.")
-
-    # A server that documents the formats gets them offered, and asked for.
-    body = {**body, "format": {"type": "string", "enum": ["zip", "cbz", "pdf"], "default": "zip"}}
-    schema["components"]["schemas"]["AlbumDownloadRequest"]["properties"] = body
-    # The document is held back until the user has chosen: a choice made while it loads stays.
+def test_format_choices_follow_the_servers_format_registry(ui: Ui, server: LiveServer) -> None:
+    listed = httpx.get(f"{server.url}/v1/formats").json()["formats"]
+    assert [f["name"] for f in listed] == list(FORMATS)  # the registry, as the server lists it
+    # A server that lists fewer formats gets only those offered; the page asks for the list once,
+    # and a choice made while it loads stays.
     held: list[Route] = []
-    page = ui.open(lambda p: p.route("**/openapi.json", lambda route: held.append(route)))
-    ui.watches[-1].allow_failure(422, "/v1/download/album/")  # this server may not know the key
+    page = ui.open(lambda p: p.route("**/v1/formats", lambda route: held.append(route)))
     page.get_by_role("button", name="Plain Album", exact=True).click()
     dialog = page.get_by_role("dialog")
     format_ = dialog.get_by_role("combobox", name="Format")
@@ -216,15 +205,24 @@ def test_format_choices_follow_what_the_servers_openapi_document_offers(ui: Ui, 
     deadline = time.monotonic() + 5
     while not held and time.monotonic() < deadline:
         page.wait_for_timeout(20)  # Playwright delivers the held request to the route while it waits
-    assert len(held) == 1, "the page asks for the OpenAPI document once"
-    held[0].fulfill(json=schema)
+    assert len(held) == 1, "the page asks for the format list once"
+    held[0].fulfill(json={"formats": [f for f in listed if f["name"] in ("zip", "cbz")]})
     expect(dialog.get_by_role("combobox", name="Layout")).to_be_disabled()  # layouts are for zips
-    expect(format_.locator("option:disabled")).to_have_count(0)
+    expect(format_.locator("option:disabled")).to_have_text(["pdf"])
     expect(format_).to_have_value("cbz")
     with page.expect_request(re.compile(r"/v1/download/album/100001$")) as request:
         dialog.get_by_role("button", name="Download album").click()
     assert request.value.post_data_json == {"client_id": page.evaluate("localStorage.getItem('jmbooru.clientId')"),
                                             "format": "cbz"}
+
+    # A format added to the registry shows up in the page without a change to the page.
+    page = ui.open(lambda p: p.route("**/v1/formats", lambda route: route.fulfill(json={"formats": [
+        *listed, {"name": "epub", "extension": ".epub", "media_type": "application/epub+zip",
+                  "description": "a test format", "layouts": ["flat"]}]})))
+    ui.watches[-1].allow_failure(422, "/v1/download/album/")
+    page.get_by_role("button", name="Plain Album", exact=True).click()
+    format_ = page.get_by_role("dialog").get_by_role("combobox", name="Format")
+    expect(format_.locator("option")).to_have_text([*FORMATS, "epub"])
 
 
 def test_download_shows_live_progress_then_save_gives_the_album(ui: Ui, jm: JmDouble) -> None:
@@ -350,6 +348,30 @@ def test_booru_preview_and_dataset_with_caption_options(ui: Ui) -> None:
     assert len([n for n in names if n.endswith(".txt")]) == 6 and len(names) == 12
     tags = {tag for n in names if n.endswith(".txt") for tag in archive.read(n).decode().split(", ")}
     assert any("_" in tag and len(tag) > 3 for tag in tags), tags  # underscores kept, as asked
+
+
+def test_booru_export_and_duplicate_options_reach_the_request_and_the_archive(ui: Ui) -> None:
+    page = ui.open()
+    page.get_by_role("tab", name="Booru").click()
+    page.get_by_role("textbox", name="Tags").fill("solo")
+    page.get_by_role("spinbutton", name="Images").fill("4")
+    page.get_by_text("Export and duplicate options").click()
+    expect(page.get_by_text("Put first in every caption (no comma)")).to_be_visible()  # each option explains itself
+    page.get_by_role("checkbox", name="metadata.jsonl").check()
+    page.get_by_role("checkbox", name="dataset_config.toml").check()
+    page.get_by_role("textbox", name="Trigger word").fill("my_lora")
+    page.get_by_role("spinbutton", name="Repeats").fill("10")
+    page.get_by_role("checkbox", name="Drop near-duplicate images").check()
+    page.get_by_role("combobox", name="Skip variants").select_option("children")
+    with page.expect_request(re.compile(r"/v1/download/booru/gelbooru$")) as request:
+        page.get_by_role("button", name="Download dataset").click()
+    body = request.value.post_data_json
+    assert (body["exports"], body["export_options"], body["dedupe"], body["skip_variants"]) == (
+        ["metadata_jsonl", "kohya_toml"], {"trigger": "my_lora", "num_repeats": 10}, {"keep": "largest"}, "children")
+    item = ui.job(page, "gelbooru: solo")
+    expect(state_of(item)).to_have_text("ready", timeout=15_000)
+    names = saved_zip(page, item.get_by_role("link", name="Save")).namelist()
+    assert {"metadata.jsonl", "dataset_config.toml", "dupes.json"} <= set(names)
 
 
 @pytest.fixture

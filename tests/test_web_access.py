@@ -1,4 +1,5 @@
-"""The page on a server that needs an API key, and /docs and /redoc without internet, in Chromium."""
+"""The page on a server that needs an API key and lists other CORS origins (its own page's sockets
+still connect), its random client id, and /docs and /redoc without internet, in Chromium."""
 
 from __future__ import annotations
 
@@ -24,7 +25,9 @@ def jm() -> Iterator[JmDouble]:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory, jm: JmDouble) -> Iterator[LiveServer]:
-    settings = make_settings(Path(tmp_path_factory.mktemp("web-key")), jm, api_key=API_KEY)
+    # JMBOORU_CORS_ORIGINS names another origin: the server's own page must still get its WebSockets.
+    settings = make_settings(Path(tmp_path_factory.mktemp("web-key")), jm, api_key=API_KEY,
+                             cors_origins=["https://app.example"])
     with LiveServer(settings) as live:
         yield live
 
@@ -72,6 +75,30 @@ def test_a_401_asks_for_the_api_key_and_with_it_downloads_work(page: tuple[Page,
     ui.reload()  # the key is remembered, and so is the job
     expect(item.locator(".job-state")).to_have_text("ready")
     expect(ui.locator("#socket-state")).to_have_attribute("data-state", "live")
+
+
+UUID_V4 = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}")
+
+
+@pytest.mark.parametrize("random_uuid", [True, False], ids=["randomUUID", "fallback"])
+def test_the_client_id_is_a_random_uuid_replacing_an_old_guessable_one(browser: Browser, server: LiveServer,
+                                                                      random_uuid: bool) -> None:
+    ids = []
+    for _ in range(2):
+        context = browser.new_context(base_url=server.url)
+        # An id from an older page ("web-" and hex) is replaced; without crypto.randomUUID (an insecure
+        # context: a LAN address over plain http) the fallback builds the same kind of UUID.
+        context.add_init_script(f"localStorage.setItem('jmbooru.apiKey', '{API_KEY}');"
+                                "localStorage.setItem('jmbooru.clientId', 'web-0123456789abcdef0123');"
+                                + ("" if random_uuid else "delete Crypto.prototype.randomUUID;"))
+        page = context.new_page()
+        watch = PageWatch(page, server.url)
+        page.goto("/")
+        expect(page.locator("#client-id")).to_have_text(UUID_V4)
+        ids.append(page.evaluate("localStorage.getItem('jmbooru.clientId')"))
+        context.close()
+        watch.check()
+    assert all(UUID_V4.fullmatch(i) for i in ids) and ids[0] != ids[1], ids
 
 
 def test_docs_and_redoc_render_with_nothing_from_outside(page: tuple[Page, PageWatch]) -> None:

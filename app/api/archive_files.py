@@ -1,45 +1,51 @@
 """Answers for the archive file endpoints, wherever the archive store keeps them: a file on this host
-(sendfile, ranges by Starlette), a stream of ranged reads from a bucket, or a 307 to a signed URL."""
+(``RangeFileResponse``), a stream of ranged reads from a bucket with the same range rules, or a 307
+to a signed URL."""
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import AsyncIterator
 
 from fastapi import Request
-from fastapi.responses import FileResponse, RedirectResponse, Response, StreamingResponse
+from fastapi.responses import JSONResponse, RedirectResponse, Response, StreamingResponse
 
+from app.api.ranges import _BYTE_RANGES, MALFORMED, RangeFileResponse
 from app.archive_store import ArchiveStore, SignedLink
 from app.archives import format_for_file
 from app.errors import NotFound
 from app.jobs.models import Job
 
-_RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
 EXPIRED = "The archive has expired or was deleted."
 
 
-def parse_range(header: str, size: int) -> tuple[int, int] | None | bool:
-    """One ``bytes=`` range as (start, end exclusive); None: no usable range (send it all);
-    False: unsatisfiable (416). Several ranges are answered with the whole file, as RFC 9110 allows."""
-    match = _RANGE.match(header.strip().replace(" ", ""))
-    if match is None:
+def parse_range(header: str, size: int) -> tuple[int, int] | None:
+    """The one ``bytes=`` range as (start, end exclusive), by the rules ``RangeFileResponse`` applies
+    to local files: None: send the whole archive (several ranges, which RFC 9110 lets a server
+    ignore); a malformed header is a 400 and a range past the end a 416, each with a sentence."""
+    if _BYTE_RANGES.fullmatch(header) is None:
+        raise RangeRefused(JSONResponse({"detail": MALFORMED}, status_code=400))
+    spec = header.split("=", 1)[1].strip()
+    if "," in spec:
         return None
-    first, last = match.groups()
-    if not first and not last:
-        return None
+    first, last = (part.strip() for part in spec.split("-", 1))
     if not first:  # bytes=-n: the last n bytes
-        suffix = int(last)
-        if suffix == 0 or size == 0:
-            return False
-        return max(0, size - suffix), size
-    start = int(first)
-    if start >= size:
-        return False
-    end = size if not last else min(size, int(last) + 1)
-    if end <= start:
-        return None  # last < first: not a valid range, so it is ignored
+        start, end = max(0, size - int(last)), size
+    else:
+        start, end = int(first), size if not last else min(size, int(last) + 1)
+        if last and int(last) < start:
+            raise RangeRefused(JSONResponse({"detail": MALFORMED + " The start must come before the end."},
+                                            status_code=400))
+    if start >= size or end <= start:
+        raise RangeRefused(JSONResponse(
+            {"detail": f"The requested range starts past the end of the file, which has {size} bytes."},
+            status_code=416, headers={"Content-Range": f"bytes */{size}"}))
     return start, end
+
+
+class RangeRefused(Exception):
+    def __init__(self, response: Response) -> None:
+        self.response = response
 
 
 async def signed_link(archives: ArchiveStore, job: Job, ttl_seconds: float) -> SignedLink:
@@ -54,12 +60,12 @@ async def signed_link(archives: ArchiveStore, job: Job, ttl_seconds: float) -> S
 
 
 async def archive_response(archives: ArchiveStore, job: Job, request: Request, headers: dict[str, str],
-                           *, redirect: bool, presign_ttl: float) -> Response:
+                           *, redirect: bool, presign_ttl: float, media_type: str | None = None) -> Response:
     fmt = format_for_file(job.file_name)
-    media_type = fmt.media_type if fmt is not None else "application/octet-stream"
+    media_type = media_type or (fmt.media_type if fmt is not None else "application/octet-stream")
     path = archives.local_path(job.file_name)
     if path is not None:
-        return FileResponse(path, media_type=media_type, headers=headers)
+        return RangeFileResponse(path, media_type=media_type, headers=headers)
     if archives.mode == "local":
         raise NotFound(EXPIRED)
     if redirect:
@@ -68,12 +74,14 @@ async def archive_response(archives: ArchiveStore, job: Job, request: Request, h
     size = await archives.size(job.file_name)
     if size is None:
         raise NotFound(EXPIRED)
-    wanted = parse_range(request.headers.get("range", ""), size)
-    if wanted is False:
-        return Response(status_code=416, headers={"Content-Range": f"bytes */{size}", "Accept-Ranges": "bytes"})
-    start, end = wanted if isinstance(wanted, tuple) else (0, size)
+    header = request.headers.get("range")
+    try:
+        wanted = parse_range(header, size) if header is not None else None
+    except RangeRefused as refused:
+        return refused.response
+    start, end = wanted if wanted is not None else (0, size)
     out = {**headers, "Accept-Ranges": "bytes", "Content-Length": str(end - start)}
-    if isinstance(wanted, tuple):
+    if wanted is not None:
         out["Content-Range"] = f"bytes {start}-{end - 1}/{size}"
     chunks = archives.read(job.file_name, start, end)
     # The first chunk is asked for now, so an unreachable bucket is a 503 rather than a cut-off 200.
@@ -85,5 +93,5 @@ async def archive_response(archives: ArchiveStore, job: Job, request: Request, h
         async for chunk in chunks:
             yield chunk
 
-    return StreamingResponse(body(), status_code=206 if isinstance(wanted, tuple) else 200,
+    return StreamingResponse(body(), status_code=206 if wanted is not None else 200,
                              media_type=media_type, headers=out)

@@ -6,13 +6,14 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from app.api.deps import BooruSiteDep
 from app.api.schemas import UPSTREAM, errors
 from app.errors import Unprocessable
 from app.sources.booru.base import BooruSite, CredentialsError, CredentialsKind, Family, Post
 from app.sources.booru.politeness import wait_at_most
+from app.sources.booru.pools import pool_site
 
 router = APIRouter(tags=["booru"])
 
@@ -34,9 +35,10 @@ class BooruSiteInfo(BaseModel):
 class BooruPost(BaseModel):
     id: int
     md5: str
-    file_url: str
-    preview_url: str
-    sample_url: str
+    file_url: str | None = Field(description="null: no file jmbooru could fetch (restricted, deleted, or an "
+                                 "address that is not a usable URL)")
+    preview_url: str | None
+    sample_url: str | None
     tags: list[str]
     rating: str
     score: int
@@ -49,8 +51,8 @@ class BooruPost(BaseModel):
     @classmethod
     def from_post(cls, post: Post) -> BooruPost:
         return cls(
-            id=post.id, md5=post.md5, file_url=post.file_url, preview_url=post.preview_url,
-            sample_url=post.sample_url, tags=post.tags, rating=post.rating, score=post.score,
+            id=post.id, md5=post.md5, file_url=post.file_url or None, preview_url=post.preview_url or None,
+            sample_url=post.sample_url or None, tags=post.tags, rating=post.rating, score=post.score,
             width=post.width, height=post.height, source=post.source, created_at=post.created_at,
             parent_id=post.parent_id,
         )
@@ -99,3 +101,29 @@ async def search_posts(
         result = await site.search_posts(tags, page=page, limit=limit)
     return BooruPostPage(site=site.info.site, count=result.count, page=page, limit=limit,
                          posts=[BooruPost.from_post(p) for p in result.posts])
+
+
+class BooruPool(BaseModel):
+    id: int
+    name: str = Field(description="the pool's name, underscores shown as spaces")
+    post_count: int
+    url: str = Field(description="the pool's page on the site")
+    description: str = ""
+    category: str | None = None
+
+
+class BooruPoolList(BaseModel):
+    pools: list[BooruPool]
+
+
+@router.get("/v1/booru/{site}/pools", response_model=BooruPoolList, responses=errors(404, 422, *UPSTREAM))
+async def search_pools(
+    site: BooruSiteDep,
+    q: Annotated[str, Query(max_length=200, description="words of the pool's name")] = "",
+    page: Annotated[int, Query(ge=1, le=1000, description="1-based page")] = 1,
+) -> BooruPoolList:
+    """Find pools by name (Danbooru, yande.re, Konachan): each is a comic to download as one book."""
+    pools = pool_site(site)
+    with wait_at_most(INTERACTIVE_WAIT_SECONDS):
+        found = await pools.search_pools(q, page)
+    return BooruPoolList(pools=[BooruPool(**p.public()) for p in found])

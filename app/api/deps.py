@@ -57,6 +57,9 @@ _KEY_QUERY = APIKeyQuery(name="api_key", auto_error=False,
                          description="the same key, for WebSockets and links, where headers cannot be set")
 
 
+KEY_REQUIRED_SENTENCE = "This server needs an API key: send it in the X-API-Key header (or as ?api_key=)."
+
+
 async def require_api_key(
     request: Request,
     header: Annotated[str | None, Security(_KEY_HEADER)] = None,
@@ -65,7 +68,7 @@ async def require_api_key(
     """When JMBOORU_API_KEY is set, starting, cancelling and fetching jobs need it."""
     settings: Settings = request.app.state.settings
     if not key_matches(settings, header or query):
-        raise Unauthorized("This server needs an API key: send it in the X-API-Key header (or as ?api_key=).")
+        raise Unauthorized(KEY_REQUIRED_SENTENCE)
 
 
 def websocket_allowed(ws: WebSocket) -> tuple[bool, str]:
@@ -74,10 +77,26 @@ def websocket_allowed(ws: WebSocket) -> tuple[bool, str]:
     given = ws.headers.get("x-api-key") or ws.query_params.get("api_key")
     if not key_matches(settings, given):
         return False, "an API key is required (?api_key=...)"
-    origin = ws.headers.get("origin")
-    if origin and "*" not in settings.cors_origins and origin not in settings.cors_origins:
+    if not origin_allowed(ws.headers.get("origin"), ws.headers.get("host"), settings.cors_origins):
         return False, "this origin is not allowed"
     return True, ""
+
+
+def origin_allowed(origin: str | None, host: str | None, allowed: list[str]) -> bool:
+    """Whether a WebSocket upgrade's ``Origin`` may connect under ``JMBOORU_CORS_ORIGINS``.
+
+    Browsers always send ``Origin`` on a WebSocket upgrade and scripts cannot forge it, so with a
+    list set, a page from another origin cannot use a client id it learnt (or guessed). Apps and
+    scripts send none and are allowed: they could send any Origin they like, so only the API key
+    keeps them out. The server's own web page (Origin equal to the Host it asked) is always allowed.
+    """
+    if not origin or "*" in allowed:
+        return True
+    origin = origin.strip().lower().rstrip("/")
+    if origin in {entry.strip().lower().rstrip("/") for entry in allowed}:
+        return True
+    scheme, _, netloc = origin.partition("://")
+    return scheme in ("http", "https") and bool(host) and netloc == (host or "").strip().lower()
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]

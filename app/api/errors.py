@@ -8,9 +8,10 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.routing import Match
 
+from app.api.methods import allowed_methods, method_list
 from app.errors import AppError
+from app.text import full_stop
 
 log = logging.getLogger("jmbooru")
 
@@ -19,13 +20,23 @@ def _json(status: int, detail: str, headers: dict[str, str] | None = None, **ext
     return JSONResponse({"detail": detail, **extra}, status_code=status, headers=headers)
 
 
-def _allowed_methods(request: Request) -> list[str]:
-    methods: set[str] = set()
-    for route in request.app.routes:
-        match, _ = route.matches(request.scope)
-        if match != Match.NONE:
-            methods.update(getattr(route, "methods", None) or ())
-    return sorted(methods)
+def _header_methods(headers: dict[str, str] | None) -> list[str]:
+    """The framework's own Allow header, when no route claims the path (a static file, say)."""
+    allow = (headers or {}).get("Allow", "") or "GET, HEAD"
+    return [m.strip() for m in allow.split(",") if m.strip()]
+
+
+NOT_A_JSON_OBJECT = ('The request body is not a JSON object: send a JSON object (UTF-8, in braces, such as '
+                     '{"client_id": "phone"}).')
+# A body that is not JSON at all, or JSON that is not an object (a list, a string, a number).
+_NOT_AN_OBJECT = frozenset({"model_attributes_type", "dict_type", "model_type"})
+
+
+def _body_is_not_an_object(err: dict) -> bool:  # type: ignore[type-arg]
+    loc = tuple(err.get("loc", ()))
+    if err.get("type") == "json_invalid":
+        return True
+    return loc == ("body",) and err.get("type") in _NOT_AN_OBJECT
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -40,23 +51,25 @@ def install_error_handlers(app: FastAPI) -> None:
         detail = exc.detail if isinstance(exc.detail, str) else "Request failed."
         headers = getattr(exc, "headers", None)
         if exc.status_code == 400 and detail == "There was an error parsing the body":
-            return _json(422, "The request body is not valid JSON (it must be UTF-8 JSON); fix the body and retry.")
+            return _json(422, NOT_A_JSON_OBJECT)
         if exc.status_code == 404 and detail == "Not Found":
             detail = f"There is no endpoint at {request.url.path}. See /docs for the API."
         elif exc.status_code == 405:
             # Starlette names the methods of the first route that matched the path; list them all.
-            allowed = _allowed_methods(request)
+            allowed = allowed_methods(request) or _header_methods(headers)
             headers = {**(headers or {}), "Allow": ", ".join(allowed)}
-            detail = f"{request.method} is not allowed here; use {' or '.join(allowed)}."
+            detail = f"{request.method} is not allowed here; use {method_list(allowed)}."
         return _json(exc.status_code, detail, headers)
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        if any(_body_is_not_an_object(err) for err in exc.errors()):
+            return _json(422, NOT_A_JSON_OBJECT)
         parts = []
         for err in exc.errors():
             where = ".".join(str(p) for p in err.get("loc", ()) if p not in ("body", "query", "path"))
             parts.append(f"{where}: {err.get('msg', 'invalid')}" if where else str(err.get("msg", "invalid")))
-        return _json(422, "Invalid request: " + "; ".join(parts) + ".")
+        return _json(422, full_stop("Invalid request: " + "; ".join(parts)))
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

@@ -9,11 +9,13 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from app.api.deps import ApiKey, JobsDep
-from app.api.downloads import ZIP_FOR_CHAPTER_FOLDERS
+from app.api.downloads import CLIENT_ID_DOC, CLIENT_ID_EXAMPLES, ZIP_FOR_CHAPTER_FOLDERS
 from app.api.schemas import UPSTREAM, errors
-from app.archives import FormatName
-from app.errors import NotFound, Unprocessable
-from app.jobs.specs import AlbumSpec, spec_problem
+from app.archives.names import FormatName
+from app.errors import Unprocessable
+from app.jobs.favorites import start_favourites
+from app.jobs.specs import spec_problem
+from app.json_types import JsonInt, PositiveJsonInt
 from app.sources.album_archive import Layout
 from app.sources.jm_account import FavoritesPage, JmAccount
 
@@ -70,11 +72,12 @@ class FavoritesDownloadRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", json_schema_extra=ZIP_FOR_CHAPTER_FOLDERS)
 
     folder: str = Field("0", pattern=FOLDER_PATTERN, description="a folder id from GET /v1/favorites; 0: every favourite")
-    page: int | None = Field(None, ge=1, description="only this page of the folder (20 albums); default: every page")
-    limit: int = Field(50, ge=1, le=500, description="at most this many albums, newest favourites first")
+    page: PositiveJsonInt | None = Field(None, description="only this page of the folder (20 albums); default: every page")
+    limit: JsonInt = Field(50, ge=1, le=500, description="at most this many albums, newest favourites first")
     format: FormatName = "zip"
     layout: Layout = "flat"
-    client_id: str | None = Field(None, pattern=CLIENT_ID_PATTERN)
+    client_id: str | None = Field(None, pattern=CLIENT_ID_PATTERN, description=CLIENT_ID_DOC,
+                                  examples=CLIENT_ID_EXAMPLES)
 
 
 class AcceptedAlbumJob(BaseModel):
@@ -105,27 +108,14 @@ async def download_favorites(account: AccountDep, jobs: JobsDep,
     final frame, joined with any download of the same album), newest favourites first."""
     body = body or FavoritesDownloadRequest()
     try:
-        AlbumSpec(album_id="1", format=body.format, layout=body.layout)  # the options, checked before any JM call
+        result = await start_favourites(jobs, account, folder=body.folder, page=body.page, limit=body.limit,
+                                        fmt=body.format, layout=body.layout, client_id=body.client_id)
     except ValidationError as exc:
         raise Unprocessable("Invalid request: " + spec_problem(exc)) from None
-    first = await account.favorites(body.page or 1, body.folder)
-    if first.total == 0 or (body.page and not first.albums):
-        folders = ", ".join(f"{f.folder_id} ({f.name})" for f in first.folders) or "none"
-        where = f"page {body.page} of folder {body.folder}" if body.page else f"folder {body.folder}"
-        raise NotFound(f"There are no favourites in {where} (your folders: {folders}; 0 is every favourite).")
-    albums = list(first.albums)
-    page = first.page
-    while body.page is None and len(albums) < body.limit and page < first.page_count:
-        page += 1
-        albums += (await account.favorites(page, body.folder)).albums
-    accepted = []
-    for album in albums[: body.limit]:
-        spec = AlbumSpec(album_id=album.album_id, format=body.format, layout=body.layout)
-        job, created = await jobs.submit(spec, body.client_id)
-        accepted.append(AcceptedAlbumJob(album_id=album.album_id, title=album.title, job_id=job.job_id,
-                                         state=str(job.state), joined=not created, status_url=f"/v1/jobs/{job.job_id}",
-                                         events_url=f"/ws/jobs/{job.job_id}"))
+    accepted = [AcceptedAlbumJob(album_id=s.album.album_id, title=s.album.title, job_id=s.job.job_id,
+                                 state=str(s.job.state), joined=not s.created, status_url=f"/v1/jobs/{s.job.job_id}",
+                                 events_url=f"/ws/jobs/{s.job.job_id}") for s in result.started]
     answer = FavoritesAccepted(
         message=f"{len(accepted)} favourite albums are queued for download (one job each).", folder=body.folder,
-        total=first.total, count=len(accepted), client_id=body.client_id, jobs=accepted)
+        total=result.total, count=len(accepted), client_id=body.client_id, jobs=accepted)
     return JSONResponse(answer.model_dump(), status_code=202)

@@ -23,7 +23,8 @@ from app.errors import BadRequest
 
 router = APIRouter(tags=["jm"])
 
-_ALBUM_ID = re.compile(r"^(?:jm)?(\d{1,12})$", re.IGNORECASE)
+# [0-9], not \d: "１２３" or "١٢٣" (Unicode digits, which int() reads) is not album 123.
+_ALBUM_ID = re.compile(r"(?:jm)?([0-9]{1,12})", re.IGNORECASE)
 
 
 MAX_SEARCH_PAGE = 100
@@ -40,7 +41,7 @@ class RankPeriod(StrEnum):
 
 
 def parse_album_id(raw: str) -> str:
-    match = _ALBUM_ID.match(raw.strip())
+    match = _ALBUM_ID.fullmatch(raw.strip())
     if match is None or int(match.group(1)) <= 0:
         # "Invalid album ID" is what the seed answers; its clients and tests look for it.
         raise BadRequest(f"Invalid album ID '{raw[:40]}': use the positive number, like 350234.")

@@ -8,14 +8,33 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 from urllib.parse import quote
 
-from fastapi import APIRouter, Path, Request
+from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import FileResponse, JSONResponse, Response
 from pydantic import BaseModel, Field
 
 from app.api.archive_files import archive_response, signed_link
 from app.api.deps import ApiKey, JobsDep
-from app.api.schemas import ARCHIVE_TYPES, FILE_NAME_PATTERN, JOB_ID_PATTERN, JobOut, MissingArchive, errors
-from app.errors import NotFound
+from app.api.schemas import (
+    ARCHIVE_TYPES,
+    CLIENT_ID_PATTERN,
+    FILE_NAME_PATTERN,
+    JOB_ID_PATTERN,
+    JobList,
+    JobOut,
+    MissingArchive,
+    errors,
+)
+from app.errors import Conflict, NotFound
+from app.jobs.listing import (
+    CURSOR_SCHEMA_PATTERN,
+    DEFAULT_LIMIT,
+    MAX_LIMIT,
+    STATES_PATTERN,
+    Cursor,
+    JobQuery,
+    parse_limit,
+    parse_states,
+)
 from app.jobs.models import Job, JobState
 
 router = APIRouter(tags=["jobs"], dependencies=[ApiKey], responses=errors(401))
@@ -28,6 +47,7 @@ REDIRECT: dict[int | str, dict[str, Any]] = {
 ARCHIVE: dict[int | str, dict[str, Any]] = {
     200: {"content": ARCHIVE_TYPES, "description": "The whole archive."},
     206: {"content": ARCHIVE_TYPES, "description": "The requested byte range."},
+    **errors(400, 416),  # a malformed Range header, or one past the end of the file
 }
 
 
@@ -36,10 +56,31 @@ class SignedLinkOut(BaseModel):
     expires_at: str = Field(description="ISO time the URL stops working")
 
 
+@router.get("/v1/jobs", response_model=JobList, responses=errors(422, 503))
+async def list_jobs(
+    jobs: JobsDep,
+    client_id: Annotated[str | None, Query(pattern=CLIENT_ID_PATTERN,
+                                           description="only the jobs this client started or joined")] = None,
+    # Patterns documented, checked by hand: a wrong value gets a sentence naming what is allowed.
+    state: Annotated[str | None, Query(description="comma-separated states, e.g. queued,running",
+                                       examples=["queued,running"],
+                                       json_schema_extra={"pattern": STATES_PATTERN})] = None,
+    limit: Annotated[int, Query(description=f"1 to {MAX_LIMIT}",
+                                json_schema_extra={"minimum": 1, "maximum": MAX_LIMIT})] = DEFAULT_LIMIT,
+    before: Annotated[str | None, Query(description="the 'next' of the previous page",
+                                        json_schema_extra={"pattern": CURSOR_SCHEMA_PATTERN})] = None,
+) -> dict[str, Any]:
+    """List the server's jobs, newest first (every client's, or one client's), a page at a time."""
+    query = JobQuery(client_id=client_id, states=parse_states(state), limit=parse_limit(limit),
+                     before=Cursor.decode(before) if before is not None else None)
+    shown, cursor = await jobs.page(query)
+    return {"jobs": shown, "next": cursor}
+
+
 @router.get("/v1/jobs/{job_id}", response_model=JobOut, responses=errors(404, 503))
 async def get_job(job_id: JobIdPath, jobs: JobsDep) -> dict[str, Any]:
-    """Show a job's state and counters."""
-    return (await jobs.get(job_id)).public()
+    """Show a job's state and counters (a queued job: its place in the queue)."""
+    return (await jobs.describe([await jobs.get(job_id)]))[0]
 
 
 @router.delete("/v1/jobs/{job_id}", response_model=JobOut, responses=errors(404, 503))
@@ -49,12 +90,15 @@ async def delete_job(job_id: JobIdPath, jobs: JobsDep) -> dict[str, Any]:
 
 
 @router.get("/v1/jobs/{job_id}/file", response_class=FileResponse,
-            responses={**ARCHIVE, **REDIRECT, **errors(404, 503)})
+            responses={**ARCHIVE, **REDIRECT, **errors(404, 409, 503)})
 async def job_file(job_id: JobIdPath, jobs: JobsDep, request: Request) -> Response:
     """Download a ready job's archive (byte ranges honoured)."""
     job = await jobs.get(job_id)
     if job.state != JobState.READY:
         raise NotFound(f"This job has no archive to download (its state is {job.state}).")
+    if not job.file_name and job.library_paths:
+        raise Conflict("This job filed its books into the reader library (see library_paths); it has no archive "
+                       "to download.")
     return await _archive_response(jobs, job, request)
 
 

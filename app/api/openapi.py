@@ -33,6 +33,15 @@ TAGS = [
 ]
 
 
+METHOD_NOT_ALLOWED: dict[str, Any] = {
+    "description": "Any other method on a documented path: `{\"detail\": \"PUT is not allowed here; use "
+                   "POST.\"}` with the methods the path takes in `Allow`.",
+    "headers": {"Allow": {"description": "the methods this path takes, comma-separated",
+                          "schema": {"type": "string", "example": "GET, DELETE"}}},
+    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}},
+}
+
+
 def install_openapi(app: FastAPI) -> None:
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is not None:
@@ -49,6 +58,9 @@ def install_openapi(app: FastAPI) -> None:
                         "description": ERROR_DESCRIPTIONS[422],
                         "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}},
                     }
+        # OpenAPI describes the methods a path takes, not the ones it refuses; the refusal is one
+        # shared answer, kept with the other shared parts so a client generator sees its shape.
+        document["components"].setdefault("responses", {})["MethodNotAllowed"] = METHOD_NOT_ALLOWED
         for unused in ("HTTPValidationError", "ValidationError"):
             components.pop(unused, None)
         frame = JobFrame.model_json_schema(ref_template="#/components/schemas/{model}")

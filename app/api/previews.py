@@ -17,7 +17,7 @@ from typing import Annotated
 import httpx
 from fastapi import APIRouter, FastAPI, Query, Request, Response
 
-from app import __version__
+from app import __version__, metrics
 from app.api.deps import BooruSiteDep
 from app.api.schemas import UPSTREAM, errors
 from app.config import Settings
@@ -73,8 +73,11 @@ async def preview(
     client: httpx.AsyncClient = request.app.state.preview_http
     name = booru.info.name
     site = booru.info.site
+    answered = False  # counted once: with its answer, or with the failure that came instead
     try:
         async with client.stream("GET", url, headers={"Referer": f"{base_url}/"}) as upstream:
+            metrics.upstream(site, "ok" if upstream.status_code < 400 else str(upstream.status_code))
+            answered = True
             media_type = upstream.headers.get("content-type", "").split(";")[0].strip().lower()
             if upstream.status_code != 200 or media_type not in IMAGE_TYPES:
                 log.info("preview refused site=%s status=%s type=%s", site, upstream.status_code, media_type)
@@ -84,10 +87,16 @@ async def preview(
                 data += chunk
                 if len(data) > MAX_PREVIEW_BYTES:
                     raise UpstreamError(f"{name} sent a thumbnail larger than {MAX_PREVIEW_BYTES >> 20} MiB.")
+    except httpx.InvalidURL as exc:  # not an HTTPError; the host policy should have refused it already
+        raise BadRequest("That address is not a usable URL: pass a preview_url from the posts search.") from exc
     except httpx.TimeoutException as exc:
+        if not answered:
+            metrics.upstream(site, type(exc).__name__)
         raise UpstreamTimeout(f"{name} did not send the thumbnail in time.") from exc
     except httpx.HTTPError as exc:
         log.info("preview failed site=%s error=%s", site, type(exc).__name__)
+        if not answered:
+            metrics.upstream(site, type(exc).__name__)
         raise UpstreamUnavailable(f"{name}'s image host cannot be reached right now.") from exc
     return Response(bytes(data), media_type=media_type, headers={
         "Cache-Control": "public, max-age=86400",

@@ -18,6 +18,9 @@ ALBUM_ID_PATTERN = r"^(?:[Jj][Mm])?[1-9][0-9]{0,11}$"
 JobStateName = Literal["queued", "running", "zipping", "ready", "failed", "cancelled", "expired"]
 
 
+CLIENT_ID_PATTERN = r"^[A-Za-z0-9._:@-]{1,128}$"
+
+
 class _Open(BaseModel):
     model_config = ConfigDict(extra="allow")
 
@@ -41,6 +44,7 @@ ERROR_DESCRIPTIONS = {
     404: "Not found.",
     409: "Conflicts with the current state or this server's configuration.",
     422: "A parameter or body field is invalid (the sentence names it).",
+    416: "The requested byte range starts past the end of the file (Content-Range says its size).",
     431: "The request headers are too large.",
     502: "The upstream site answered with something unusable, or refused the server's credentials.",
     503: "The upstream site, or this server's job store or queue, is unavailable right now.",
@@ -68,6 +72,8 @@ class Health(_Open):
     storage: Literal["local", "s3"] = Field(description="where finished archives live (JMBOORU_STORAGE)")
     server_time: int = Field(description="ms since the epoch")
     pid: int
+    api_key_required: bool = Field(False, description="starting, reading and cancelling jobs need X-API-Key")
+    library: bool = Field(False, description="downloads may be filed into a reader library (\"dest\": \"library\")")
 
 
 class Clock(Health):
@@ -172,6 +178,12 @@ class JobOut(_Open):
     expires_at: str | None
     status_url: str
     events_url: str
+    position: int | None = Field(None, description="queued only: 1 is the next job to start")
+
+
+class JobList(BaseModel):
+    jobs: list[JobOut]
+    next: str | None = Field(description="pass as ?before= for the next page; null on the last page")
 
 
 class JobFrame(_Open):

@@ -1,4 +1,4 @@
-"""Health and clock endpoints (compatible with JMComic_Server_API)."""
+"""Health and clock endpoints (compatible with JMComic_Server_API), and the formats this server makes."""
 
 from __future__ import annotations
 
@@ -8,10 +8,13 @@ import time
 from typing import Any
 
 from fastapi import APIRouter, Path, Request
+from pydantic import BaseModel, Field
 
 from app import __version__
 from app.api.schemas import Clock, Health, errors
+from app.archives import FORMATS
 from app.errors import NotFound
+from app.sources.album_archive import LAYOUTS, options_problem
 
 router = APIRouter(tags=["system"])
 
@@ -27,7 +30,32 @@ def _base(request: Request) -> dict[str, Any]:
         "storage": settings.storage,  # from the settings: never waits on the bucket
         "server_time": int(time.time() * 1000),
         "pid": os.getpid(),  # which API process answered (useful behind several workers)
+        # Whether jobs need X-API-Key: the page reads the shared job list only when it can.
+        "api_key_required": bool(settings.api_key),
+        # Whether "dest": "library" works (JMBOORU_LIBRARY_DIR): the page offers "Save to library".
+        "library": settings.library_dir is not None,
     }
+
+
+class FormatOut(BaseModel):
+    name: str = Field(description="the value of a request's format key")
+    extension: str
+    media_type: str
+    description: str
+    layouts: list[str] = Field(description="the layouts an album archive in this format may have")
+
+
+class FormatList(BaseModel):
+    formats: list[FormatOut]
+
+
+@router.get("/v1/formats", response_model=FormatList)
+async def formats() -> FormatList:
+    """The archive formats this server makes (the registry every client, the CLI and the page read)."""
+    return FormatList(formats=[
+        FormatOut(name=f.name, extension=f.extension, media_type=f.media_type, description=f.description,
+                  layouts=[layout for layout in LAYOUTS if options_problem(f.name, layout) is None])
+        for f in FORMATS.values()])
 
 
 @router.get("/v1/health", response_model=Health)

@@ -17,6 +17,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.types import Scope
 
 from app.api import previews
+from app.api.ranges import RangeFileResponse
 
 WEB_DIR = Path(__file__).resolve().parent.parent / "web"
 STATIC_PREFIX = "/web"
@@ -44,13 +45,16 @@ class _RevalidatedStaticFiles(StaticFiles):
                       status_code: int = 200) -> Response:
         response = super().file_response(full_path, stat_result, scope, status_code)
         response.headers.setdefault("Cache-Control", "no-cache")
+        if type(response) is FileResponse:
+            # The same object, with range errors as JSON: RangeFileResponse only adds that check.
+            response.__class__ = RangeFileResponse
         return response
 
 
 @router.api_route("/", methods=["GET", "HEAD"])
 async def index() -> FileResponse:
     """The web page."""
-    return FileResponse(WEB_DIR / "index.html", media_type="text/html",
+    return RangeFileResponse(WEB_DIR / "index.html", media_type="text/html",
                         headers={"Cache-Control": "no-cache", "Content-Security-Policy": PAGE_POLICY})
 
 

@@ -8,20 +8,23 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
+from fastapi.responses import JSONResponse
 from starlette.websockets import WebSocketState
 
-from app import metrics
+from app import metrics, serving
 from app.api.deps import websocket_allowed
 from app.errors import AppError
 from app.jobs import follow
 from app.jobs.events import Delivery, Frame
 from app.jobs.models import FINAL_EVENTS
 from app.jobs.service import JobService
+from app.text import count
 
 router = APIRouter(tags=["websockets"])
 log = logging.getLogger("jmbooru.ws")
 
 POLICY_VIOLATION = 1008
+TRY_AGAIN_LATER = 1013
 NOT_FOUND = 4404
 
 
@@ -35,14 +38,72 @@ def _counted(endpoint: str) -> Iterator[None]:
         gauge.dec()
 
 
-async def _admit(ws: WebSocket) -> bool:
+class OpenSockets:
+    """The sockets this API process holds: in all, and per client id (notifications)."""
+
+    def __init__(self) -> None:
+        self.total = 0
+        self.per_client: dict[str, int] = {}
+
+    def hold(self, client_id: str | None) -> None:
+        self.total += 1
+        if client_id is not None:
+            self.per_client[client_id] = self.per_client.get(client_id, 0) + 1
+
+    def release(self, client_id: str | None) -> None:
+        self.total -= 1
+        if client_id is not None:
+            left = self.per_client.pop(client_id, 1) - 1
+            if left > 0:
+                self.per_client[client_id] = left
+
+
+def open_sockets(ws: WebSocket) -> OpenSockets:
+    state = ws.app.state
+    sockets: OpenSockets | None = getattr(state, "open_sockets", None)
+    if sockets is None:
+        sockets = state.open_sockets = OpenSockets()
+    return sockets
+
+
+async def _refuse_upgrade(ws: WebSocket) -> None:
+    """HTTP 503 to the upgrade: sockets cannot be evicted, so past their share of the connection
+    cap new ones wait, and HTTP keeps its room."""
+    detail = "This server has as many WebSockets open as it allows; try again in a few seconds."
+    try:
+        await ws.send_denial_response(JSONResponse({"detail": detail}, status_code=503, headers={"Retry-After": "5"}))
+    except RuntimeError:  # a server without the denial extension: a close before accept is HTTP 403
+        await ws.close(code=TRY_AGAIN_LATER, reason="too many sockets open; try again later")
+
+
+async def _admit(ws: WebSocket, client_id: str | None = None) -> bool:
+    """Accept the socket, or refuse it (False). When True, the caller must ``release`` its slot."""
     allowed, reason = websocket_allowed(ws)
     if not allowed:
         # Closing before accept answers the upgrade with HTTP 403.
         log.info("websocket refused path=%s reason=%s", ws.url.path, reason)
         await ws.close(code=POLICY_VIOLATION, reason=reason)
         return False
-    await ws.accept()
+    sockets = open_sockets(ws)
+    if sockets.total >= serving.websocket_capacity():
+        serving.warn_rarely("refusing new WebSockets (HTTP 503): %d are open, the most this server admits "
+                            "under JMBOORU_MAX_CONNECTIONS", sockets.total)
+        await _refuse_upgrade(ws)
+        return False
+    limit: int = ws.app.state.settings.max_sockets_per_client
+    if client_id is not None and sockets.per_client.get(client_id, 0) >= limit:
+        # The new socket is the one refused: the open ones keep receiving this client's finals.
+        log.info("websocket refused path=%s reason=%d sockets for this client id", ws.url.path, limit)
+        await ws.accept()
+        await ws.close(code=POLICY_VIOLATION, reason=f"this client id already has {count(limit, 'socket')} open "
+                                                    f"(the limit); close one first")
+        return False
+    sockets.hold(client_id)  # no await between the checks and this
+    try:
+        await ws.accept()
+    except BaseException:
+        sockets.release(client_id)
+        raise
     return True
 
 
@@ -91,6 +152,13 @@ async def follow_job(ws: WebSocket) -> None:
     job_id = str(ws.path_params["job_id"])
     if not await _admit(ws):
         return
+    try:
+        await _follow_job(ws, job_id)
+    finally:
+        open_sockets(ws).release(None)
+
+
+async def _follow_job(ws: WebSocket, job_id: str) -> None:
     jobs: JobService = ws.app.state.jobs
     try:
         await jobs.get(job_id)
@@ -108,8 +176,15 @@ async def notifications(ws: WebSocket) -> None:
     """The final frame of every job started with this client_id, including finals missed while
     away; with ``?progress=1`` also snapshots and progress frames."""
     client_id = str(ws.path_params["client_id"])
-    if not await _admit(ws):
+    if not await _admit(ws, client_id):
         return
+    try:
+        await _notify(ws, client_id)
+    finally:
+        open_sockets(ws).release(client_id)
+
+
+async def _notify(ws: WebSocket, client_id: str) -> None:
     jobs: JobService = ws.app.state.jobs
     progress = ws.query_params.get("progress", "").lower() in ("1", "true", "yes", "on")
     grace = ws.app.state.settings.notify_replay_grace_seconds

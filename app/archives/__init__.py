@@ -7,10 +7,9 @@ formats' libraries (img2pdf, pikepdf) are imported only when a PDF is built.
 
 from __future__ import annotations
 
-import asyncio
 import threading
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING
 
 from app.archives.base import ArchiveContent, ArchiveFormat, Book, BuildCancelled, atomic_output
 from app.archives.cbz import build_cbz
@@ -21,11 +20,9 @@ if TYPE_CHECKING:
     from app.blocking import BlockingPool
 
 __all__ = [
-    "FORMATS", "ArchiveContent", "ArchiveFormat", "Book", "BuildCancelled", "FormatName", "archive_file_name",
+    "FORMATS", "ArchiveContent", "ArchiveFormat", "Book", "BuildCancelled", "archive_file_name",
     "archive_format", "archive_owner", "atomic_output", "build_archive", "build_zip", "format_for_file",
 ]
-
-FormatName = Literal["zip", "cbz", "pdf"]
 
 ZIP = ArchiveFormat("zip", ".zip", "application/zip", build_zip_archive,
                     "a zip of the files (for albums: pages, plus cover.jpg)")
@@ -34,7 +31,10 @@ CBZ = ArchiveFormat("cbz", ".cbz", "application/vnd.comicbook+zip", build_cbz,
 PDF = ArchiveFormat("pdf", ".pdf", "application/pdf", build_pdf,
                     "one page per image, each page the size of its image, an outline entry per chapter")
 
+# The one list of archive formats: the API's enums, GET /v1/formats, the CLI's choices and the web
+# page all read it. A new format is a builder module plus one entry here.
 FORMATS: dict[str, ArchiveFormat] = {f.name: f for f in (ZIP, CBZ, PDF)}
+
 
 
 def archive_format(name: str) -> ArchiveFormat:
@@ -63,6 +63,8 @@ def archive_owner(file_name: str) -> str | None:
 async def build_archive(pool: BlockingPool, fmt: ArchiveFormat, content: ArchiveContent, dest: Path,
                         scratch: Path) -> int:
     """Build in ``pool``; a cancelled caller stops the builder and waits until its partial file is gone."""
+    import asyncio  # here: the registry itself is read by the command line's --help, which needs no loop
+
     cancel = threading.Event()
     future = asyncio.ensure_future(pool.run(fmt.build, content, dest, scratch, cancel))
     try:

@@ -21,6 +21,8 @@ class Book:
 
     title: str
     series: str = ""
+    number: str = ""  # the book's place in its series (a chapter's sort, 1 for a pool)
+    count: int = 0  # books in the series (an album's chapters), 0: unknown
     writers: list[str] = field(default_factory=list)
     tags: list[str] = field(default_factory=list)
     characters: list[str] = field(default_factory=list)

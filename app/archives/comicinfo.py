@@ -1,7 +1,7 @@
 """``ComicInfo.xml`` for CBZ files, valid against the anansi-project ComicInfo schema (v2.1 draft).
 
 Only elements and attributes of that schema are written, in the order of its ``xs:sequence``
-(Title, Series, Summary, Writer, Tags, Web, PageCount, Characters, Pages); Komga, Kavita,
+(Title, Series, Number, Count, Summary, Writer, Tags, Web, PageCount, Characters, Pages); Komga, Kavita,
 Mihon and Panels read them. Page indexes are 0-based, in the order of the images in the archive.
 """
 
@@ -59,6 +59,8 @@ def comic_info_xml(book: Book, pages: list[Path]) -> bytes:
 
     text("Title", book.title)
     text("Series", book.series or book.title)
+    text("Number", book.number)
+    text("Count", str(book.count) if book.count else "")
     text("Summary", book.summary)
     text("Writer", ", ".join(book.writers))
     text("Tags", ",".join(tag.replace(",", " ") for tag in book.tags))  # readers split Tags on commas

@@ -28,7 +28,8 @@ async def sweep(service: JobService) -> int:
     now = time.time()
     storage = service.storage
     jobs = await service.store.list_states(list(JobState))
-    ready = [j for j in jobs if j.state == JobState.READY]
+    # Library jobs (no archive) are the user's files: never expired, forgotten like failed jobs.
+    ready = [j for j in jobs if j.state == JobState.READY and j.file_name]
     # Archive store: a bucket that does not answer is not a missing archive (nothing expires for
     # that), and an archive whose time is up stays ready until its delete succeeds.
     try:
@@ -47,7 +48,8 @@ async def sweep(service: JobService) -> int:
     for job in jobs:
         if job.state in (JobState.RUNNING, JobState.ZIPPING) and (job.lease_until or now) < now:
             await recover(service, job.job_id)
-        elif job.state.final and job.state != JobState.READY and (job.finished_at or now) < now - RECORD_TTL:
+        elif job.state.final and (job.state != JobState.READY or not job.file_name) \
+                and (job.finished_at or now) < now - RECORD_TTL:
             await service.store.delete(job.job_id)
     await requeue_lost(service, [j for j in jobs if j.state == JobState.QUEUED], now)
     active = {j.job_id for j in jobs if j.state.active}

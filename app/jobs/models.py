@@ -37,7 +37,7 @@ def new_job_id() -> str:
 @dataclass
 class Job:
     job_id: str
-    kind: str  # a name in app.jobs.specs.SPECS
+    kind: str  # a name in app.jobs.kinds.KINDS
     key: str  # what makes two requests "the same download", e.g. "album:123" (JobSpec.dedupe_key)
     params: dict[str, Any]  # the JobSpec, as JSON
     state: JobState = JobState.QUEUED
@@ -63,6 +63,8 @@ class Job:
     lease_until: float | None = None
     final_frame: dict[str, Any] | None = None
     request_id: str = ""  # the X-Request-ID of the request that created it, for its log lines
+    skipped: list[dict[str, Any]] = field(default_factory=list)  # pages left out: {"post_id", "reason"}
+    library_paths: list[str] = field(default_factory=list)  # books filed into the reader library
 
     def to_record(self) -> dict[str, Any]:
         record = asdict(self)
@@ -94,7 +96,7 @@ class Job:
 
     @property
     def download_url(self) -> str:
-        return f"/v1/jobs/{self.job_id}/file" if self.state == JobState.READY else ""
+        return f"/v1/jobs/{self.job_id}/file" if self.state == JobState.READY and self.file_name else ""
 
     def public(self) -> dict[str, Any]:
         """The job as ``GET /v1/jobs/{id}`` shows it."""
@@ -119,6 +121,8 @@ class Job:
             "expires_at": _iso(self.expires_at),
             "status_url": f"/v1/jobs/{self.job_id}",
             "events_url": f"/ws/jobs/{self.job_id}",
+            "skipped": self.skipped,
+            "library_paths": self.library_paths,
         }
 
     def frame(self, event: str, **extra: Any) -> dict[str, Any]:
@@ -138,6 +142,8 @@ class Job:
         if event == "download_ready":
             frame.update(file_name=self.file_name, download_url=self.download_url,
                          expires_at=_iso(self.expires_at))
+            if self.library_paths:
+                frame["library_paths"] = self.library_paths
         elif event in ("failed", "cancelled", "expired"):
             frame.update(file_name="", error=self.error)
         frame["message"] = self.message

@@ -2,22 +2,32 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Generic, Protocol, TypeVar
 
-from app.archives import Book
+from app.archives import ArchiveContent, Book
 from app.jobs.models import Job
 from app.jobs.progress import ProgressTracker
 from app.jobs.specs import JobSpec
 
+S = TypeVar("S", bound=JobSpec)
+
 
 @dataclass
-class RunContext:
+class RunContext(Generic[S]):
     job: Job
     work_dir: Path
     progress: ProgressTracker
-    spec: JobSpec  # the job's typed parameters (``job.params`` parsed)
+    spec: S  # the job's typed parameters (``job.params`` parsed by its kind's spec)
+
+
+@dataclass
+class LibraryBook:
+    """A CBZ the job files into the reader library instead of a 30-minute archive."""
+
+    relative_path: str  # under JMBOORU_LIBRARY_DIR, "/"-separated
+    content: ArchiveContent
 
 
 @dataclass
@@ -29,7 +39,11 @@ class RunOutput:
     message: str = ""
     format: str = "zip"  # a name in app.archives.FORMATS
     book: Book | None = None  # what a book format (cbz, pdf) says about the pages
+    library: list[LibraryBook] | None = None  # set: the job files these books and makes no archive
+    skipped: list[dict[str, Any]] = field(default_factory=list)  # what was left out, {"post_id", "reason"}
 
 
-class Runner(Protocol):
-    async def run(self, ctx: RunContext) -> RunOutput: ...
+class Runner(Protocol[S]):
+    """A kind's runner, generic in its spec: it reads ``ctx.spec`` as that kind's typed spec."""
+
+    async def run(self, ctx: RunContext[S]) -> RunOutput: ...

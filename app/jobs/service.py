@@ -18,14 +18,17 @@ from app.archive_store import ArchiveStore, LocalArchiveStore
 from app.archives import ArchiveContent, archive_file_name, archive_format, build_archive
 from app.blocking import BlockingPool
 from app.config import Settings
-from app.errors import AppError, DiskFull, NotFound, StoreUnavailable, is_disk_full
+from app.errors import AppError, DiskFull, NotFound, StoreUnavailable, Unprocessable, is_disk_full
 from app.jobs.events import EventHub, Frame, client_topic, job_topic
+from app.jobs.listing import JobQuery, order_key, page_and_cursor, waiting_message
 from app.jobs.models import FINAL_EVENTS, Job, JobState, new_job_id
 from app.jobs.progress import Counters, ProgressTracker
 from app.jobs.queue import JobQueue
-from app.jobs.runner import RunContext, Runner
+from app.jobs.runner import RunContext, Runner, RunOutput
 from app.jobs.specs import JobSpec
 from app.jobs.store import JobStore
+from app.outputs.library import Library
+from app.outputs.scans import ScanTriggers
 from app.storage import Storage
 
 log = logging.getLogger("jmbooru.jobs")
@@ -38,6 +41,7 @@ LOST_MESSAGE = (
 )
 QUEUE_FAILED_MESSAGE = "The download could not be queued; nothing was started. Try again in a moment."
 CANCELLED_MESSAGE = "The download was cancelled."
+LIBRARY_OFF = "This server has no reader library: set JMBOORU_LIBRARY_DIR and restart jmbooru."
 # How long a finished download waits for the job store to come back before giving up on it.
 FINISH_PATIENCE_SECONDS = 120.0
 
@@ -71,6 +75,10 @@ class JobService:
         self.files_pool = files_pool
         self._stopping = False
         self.reconcile_on_start = reconcile_on_start
+        # The reader library and its scan triggers, when JMBOORU_LIBRARY_DIR is set (set by the Engine).
+        self.library: Library | None = None
+        self.scans: ScanTriggers | None = None
+        self._background: set[asyncio.Task[Any]] = set()
 
     # --- life cycle -------------------------------------------------------------------------
 
@@ -96,7 +104,7 @@ class JobService:
         queued = await self.store.list_states([JobState.QUEUED])
         ready = {j.file_name for j in await self.store.list_states([JobState.READY])}
         await self.files_pool.run(self.storage.remove_leftovers, {j.job_id for j in queued}, ready)
-        for job in queued:
+        for job in sorted(queued, key=order_key):  # in the order they were queued: positions stay true
             await self.queue.submit(job.job_id)
 
     # --- starting and reading ---------------------------------------------------------------
@@ -130,6 +138,27 @@ class JobService:
         if job is None:
             raise NotFound("There is no job with that id (it may have been cleaned up).")
         return job
+
+    async def page(self, query: JobQuery) -> tuple[list[dict[str, Any]], str | None]:
+        """One page of the shared job list, as ``GET /v1/jobs/{id}`` shows each job, and the next cursor."""
+        page, cursor = page_and_cursor(await self.store.page(query), query.limit)
+        return await self.describe(page), cursor
+
+    async def describe(self, jobs: list[Job]) -> list[dict[str, Any]]:
+        """Jobs as clients see them; a queued one also says where it stands in the queue."""
+        positions: dict[str, int] = {}
+        if any(job.state == JobState.QUEUED for job in jobs):
+            # Every queued job waits in one line (one process's queue, or the shared Redis queue
+            # that every worker takes from), in the order it was queued.
+            positions = {job_id: n for n, job_id in enumerate(await self.store.queued_order(), start=1)}
+        shown = []
+        for job in jobs:
+            view = job.public()
+            position = positions.get(job.job_id) if job.state == JobState.QUEUED else None
+            if position is not None:
+                view.update(position=position, message=waiting_message(position))
+            shown.append(view)
+        return shown
 
     async def emit(self, job_id: str, event: str, mutate: Callable[[Job], None] | None = None,
                    **extra: Any) -> Job | None:
@@ -333,6 +362,10 @@ class JobService:
 
             with contextlib.suppress(StoreUnavailable):
                 await self.emit(job_id, "progress", zipping)
+            if output.library is not None:
+                paths = await self._file_in_library(output, work_dir)
+                message = output.message or f"{output.title or 'The book'} is in the library."
+                return lambda: self._filed(job_id, counters, paths, output.skipped, message)
             fmt = archive_format(output.format)
             file_name = archive_file_name(output.file_stem, job_id, fmt)
             # Archive store: built in its final place (a folder) or in scratch, then uploaded (a
@@ -342,7 +375,8 @@ class JobService:
             await build_archive(self.files_pool, fmt, ArchiveContent(output.entries, output.book), built, work_dir)
             size = await self.archives.put(file_name, built, fmt.media_type)
             message = output.message or f"{output.title or 'The archive'} is ready to download."
-            return lambda: self._ready(job_id, counters, file_name, output.download_name, size, message)
+            return lambda: self._ready(job_id, counters, file_name, output.download_name, size, message,
+                                       skipped=output.skipped)
         except asyncio.CancelledError:
             await tracker.close()
             return self._cancelled_ending(job_id, tracker)
@@ -385,16 +419,42 @@ class JobService:
                 return
 
     async def _ready(self, job_id: str, counters: Counters, file_name: str, download_name: str,
-                     size: int, message: str) -> None:
+                     size: int, message: str, *, skipped: list[dict[str, Any]] | None = None) -> None:
         ready_at = time.time()
         # Archive store: from a bucket, ``bytes`` is the stored object's size (hosts.md).
         stored: dict[str, Any] = {"bytes": size} if self.archives.mode == "s3" else {}
         await self.finish(
             job_id, JobState.READY, "download_ready", counters=counters, file_name=file_name,
             download_name=download_name, expires_at=ready_at + self.settings.file_ttl_seconds,
-            message=message, patience=FINISH_PATIENCE_SECONDS, **stored,
+            message=message, patience=FINISH_PATIENCE_SECONDS, skipped=list(skipped or []), **stored,
         )
         log.info("job ready job_id=%s file_name=%s size=%d", job_id, file_name, size)
+
+    # --- the reader library ------------------------------------------------------------------
+
+    async def _file_in_library(self, output: RunOutput, work_dir: Path) -> list[str]:
+        """Build each book in the work folder and file it into the library (atomic, in place)."""
+        if self.library is None:
+            raise Unprocessable(LIBRARY_OFF)
+        cbz = archive_format("cbz")
+        paths = []
+        for index, book in enumerate(output.library or []):
+            built = work_dir / f".library-{index:04d}.cbz"
+            await build_archive(self.files_pool, cbz, book.content, built, work_dir)
+            await self.files_pool.run(self.library.file, built, book.relative_path)
+            paths.append(book.relative_path)
+        return paths
+
+    async def _filed(self, job_id: str, counters: Counters, paths: list[str], skipped: list[dict[str, Any]],
+                     message: str) -> None:
+        await self.finish(job_id, JobState.READY, "download_ready", counters=counters, file_name="",
+                          download_name="", expires_at=None, library_paths=paths, skipped=list(skipped),
+                          message=message, patience=FINISH_PATIENCE_SECONDS)
+        log.info("job filed in the library job_id=%s books=%d", job_id, len(paths))
+        if self.scans is not None:  # after the final frame: a slow reader server never delays it
+            task = asyncio.create_task(self.scans.scan(), name=f"library-scan-{job_id}")
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
 
     # --- cancelling, deleting, expiring -----------------------------------------------------
 
@@ -409,7 +469,11 @@ class JobService:
             job = await self.get(job_id)
         if job.state.active:
             if not await self.queue.cancel(job_id) or not await self._wait_final(job_id, timeout=10.0):
-                # Nobody runs it any more (a worker died): end it here.
+                # Nobody runs it any more (a worker died), or its runner does not stop: end it here,
+                # its partial files first, so whoever hears "cancelled" never finds them.
+                aside = self.storage.set_aside_work(job_id)
+                if aside is not None:
+                    await self.files_pool.run(shutil.rmtree, aside, True)
                 await self.finish(job_id, JobState.CANCELLED, "cancelled", message=CANCELLED_MESSAGE)
         elif job.state == JobState.READY:
             await self.expire(job, message="The archive was deleted on request.")

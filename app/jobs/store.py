@@ -14,6 +14,7 @@ from typing import Any, Protocol
 
 from app.blocking import BlockingPool
 from app.errors import AppError, StoreUnavailable, is_disk_full
+from app.jobs.listing import JobQuery, newest_page, order_key
 from app.jobs.models import Job, JobState
 
 log = logging.getLogger("jmbooru.jobs")
@@ -40,13 +41,20 @@ class JobStore(Protocol):
         ...
     async def list_states(self, states: Iterable[JobState]) -> list[Job]: ...
     async def jobs_for_client(self, client_id: str) -> list[Job]: ...
+    async def page(self, query: JobQuery) -> list[Job]:
+        """Up to ``query.limit + 1`` matching jobs, newest first, older than ``query.before``."""
+        ...
+    async def queued_order(self) -> list[str]:
+        """The ids of queued jobs, oldest first: the order they start in."""
+        ...
     async def delete(self, job_id: str) -> None: ...
 
 
 def joinable(job: Job, now: float) -> bool:
     if job.state.active:
         return True
-    return job.state == JobState.READY and (job.expires_at is None or job.expires_at > now + 60)
+    # A library job that ended is never joined: asked again, it files again (library.md "Repeats").
+    return job.state == JobState.READY and bool(job.file_name) and (job.expires_at is None or job.expires_at > now + 60)
 
 
 def add_client(job: Job, client_id: str | None) -> None:
@@ -192,6 +200,13 @@ class SqliteJobStore:
     async def jobs_for_client(self, client_id: str) -> list[Job]:
         jobs = [j for j in self._jobs.values() if client_id in j.client_ids]
         return [Job.from_record(j.to_record()) for j in sorted(jobs, key=lambda j: j.created_at)]
+
+    async def page(self, query: JobQuery) -> list[Job]:
+        return [Job.from_record(j.to_record()) for j in newest_page(self._jobs.values(), query)]
+
+    async def queued_order(self) -> list[str]:
+        queued = sorted((j for j in self._jobs.values() if j.state == JobState.QUEUED), key=order_key)
+        return [j.job_id for j in queued]
 
     async def delete(self, job_id: str) -> None:
         if self._jobs.pop(job_id, None) is not None:

@@ -4,31 +4,31 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping
+import os
 from typing import TYPE_CHECKING
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from prometheus_client import start_http_server
 
-from app import metrics
+from app import __version__, logs, metrics
 from app.archive_store import build_archive_store
 from app.blocking import BlockingPool
-from app.config import Settings
-from app.jobs.album_runner import AlbumRunner
-from app.jobs.booru_runner import BooruRunner
+from app.config import Settings, mask_password
 from app.jobs.cleanup import start_cleanup
 from app.jobs.events import LocalEventHub
+from app.jobs.kinds import RunnerParts, build_runners
 from app.jobs.queue import LocalJobQueue
-from app.jobs.runner import Runner
 from app.jobs.service import JobService
-from app.jobs.specs import AlbumSpec, BooruSpec
 from app.jobs.store import SqliteJobStore
+from app.outputs.library import Library
+from app.outputs.scans import ScanTriggers
 from app.sources import jm as jm_source
-from app.sources.booru.base import BooruSite
 from app.sources.booru.registry import build_sites
 from app.sources.jm_account import JmAccount
 from app.sources.jm_pages import PageFetching
 from app.storage import Storage
+from app.subscriptions.build import build_subscriptions
+from app.subscriptions.scheduler import start_scheduler
 
 log = logging.getLogger("jmbooru")
 
@@ -36,13 +36,23 @@ if TYPE_CHECKING:  # taskiq is only imported in scale-out mode
     from taskiq import AsyncBroker
 
 
-def build_runners(settings: Settings, album_pool: BlockingPool, pages: PageFetching,
-                  booru_sites: Mapping[str, BooruSite]) -> dict[str, Runner]:
-    """The runner of each job kind, by ``JobSpec.kind``."""
-    return {AlbumSpec.kind: AlbumRunner(settings, album_pool, pages),
-            BooruSpec.kind: BooruRunner(settings, booru_sites)}
+def startup_line(settings: Settings, *, is_worker: bool) -> str:
+    """What an operator checks first, in one line: mode, data folder, API key, proxy (no secret)."""
+    if settings.redis_url:
+        mode = f"redis ({mask_password(settings.redis_url)})"
+    else:
+        mode = "embedded"
+    if settings.proxy:
+        proxy = mask_password(settings.proxy)
+    else:
+        from_env = next((f"{k}={mask_password(os.environ[k])}" for k in _PROXY_VARIABLES if os.environ.get(k)), "")
+        proxy = f"none set ({from_env} from the environment)" if from_env else "none"
+    role = "worker" if is_worker else "server"
+    return (f"jmbooru {__version__} {role} starting: mode={mode} data={settings.data_path} "
+            f"api_key={'on' if settings.api_key else 'off'} proxy={proxy}")
 
 
+_PROXY_VARIABLES = ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy", "HTTP_PROXY", "http_proxy")
 _metrics_served: set[int] = set()
 
 
@@ -78,7 +88,7 @@ class Engine:
         self.jm_account = JmAccount(settings, self.jm_pool)
         # One per process: the memory bound and the kept-alive image connections serve every album job.
         self.pages = PageFetching(settings.album_pixel_budget_mb * 1024 * 1024)
-        runners = build_runners(settings, self.album_pool, self.pages, self.booru)
+        runners = build_runners(RunnerParts(settings, self.album_pool, self.pages, self.booru))
         # Where finished archives live (JMBOORU_STORAGE): chosen here, once, for every part.
         self.archives = build_archive_store(settings, self.storage, self.files_pool)
         if settings.redis_url:
@@ -96,11 +106,20 @@ class Engine:
             self.jobs = JobService(settings, self.storage, SqliteJobStore(self.storage.db_path), LocalEventHub(),
                                    LocalJobQueue(settings.max_concurrent_jobs), runners, self.files_pool,
                                    archives=self.archives)
+        if settings.library_dir is not None:
+            self.jobs.library = Library(settings.library_dir)
+            self.jobs.scans = ScanTriggers(settings, settings.user_agent)
         self._scheduler: AsyncIOScheduler | None = None
         self._is_worker = is_worker
+        # Subscriptions are checked by API processes (workers only run the jobs they start).
+        self.subscriptions_pool = BlockingPool(2, "subscriptions")
+        self.subscriptions = build_subscriptions(settings, self.subscriptions_pool, self.jm, self.jm_account,
+                                                 self.booru, self.jobs.submit)
+        self._subscription_scheduler: AsyncIOScheduler | None = None
         self._warm_up: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
+        logging.getLogger(logs.STARTUP_LOGGER).info("%s", startup_line(self.settings, is_worker=self._is_worker))
         self.storage.prepare()
         await self.archives.check()  # a missing bucket or refused credentials stop start-up with a sentence
         jm_source.apply_module_settings(self.settings)
@@ -110,6 +129,9 @@ class Engine:
             serve_metrics(self.settings.metrics_port)
         if not self._is_worker:  # the first read must not pay for creating the JM client
             self._warm_up = asyncio.create_task(self.jm.warm_up(), name="jm-warm-up")
+            await self.subscriptions.store.open()
+            self._subscription_scheduler = start_scheduler(self.subscriptions,
+                                                           self.settings.subscription_tick_seconds)
 
     async def stop(self) -> None:
         if self._warm_up is not None:
@@ -117,6 +139,10 @@ class Engine:
             await asyncio.gather(self._warm_up, return_exceptions=True)
         if self._scheduler is not None:
             self._scheduler.shutdown(wait=False)
+        if self._subscription_scheduler is not None:
+            self._subscription_scheduler.shutdown(wait=False)
+            await self.subscriptions.stop()
+            await self.subscriptions.store.close()
         await self.jobs.stop()
         for site in self.booru.values():
             await site.aclose()
@@ -125,3 +151,4 @@ class Engine:
         self.pages.close()
         await self.archives.close()
         self.files_pool.shutdown(wait=False)
+        self.subscriptions_pool.shutdown(wait=False)

@@ -54,6 +54,7 @@ class DownloadedChapter:
     photo_id: str
     title: str
     pages: list[Path] = field(default_factory=list)  # in reading order
+    sort: int = 0  # its place in the album (1, 2, ...), the library's book number
 
 
 @dataclass
@@ -101,6 +102,7 @@ def _downloader_class(recorder: _Recorder, progress: Progress, pool: BlockingPoo
 
         def before_album(self, album: Any) -> None:
             episodes = [(str(pid), str(title)) for pid, _sort, title in album.episode_list]
+            sorts = {str(pid): int(sort) for pid, sort, _title in album.episode_list}
             problem = unknown_chapters_problem(str(album.album_id), wanted, episodes) if wanted else None
             if problem:
                 raise NotFound(problem)
@@ -113,7 +115,8 @@ def _downloader_class(recorder: _Recorder, progress: Progress, pool: BlockingPoo
                 info.characters = [str(a) for a in album.actors]
                 info.description = str(album.description or "")
                 info.chapter_count = len(episodes)
-                info.chapters = [DownloadedChapter(pid, title) for pid, title in episodes
+                info.chapters = [DownloadedChapter(pid, title, sort=sorts.get(pid) or n)
+                                 for n, (pid, title) in enumerate(episodes, start=1)
                                  if wanted is None or pid in wanted]
                 # A subset's size is only known chapter by chapter (before_photo adds it).
                 recorder.expected = int(album.page_count) if wanted is None else 0
@@ -237,9 +240,15 @@ async def _attempt(album_id: str, pool: BlockingPool, download: Any, control: Do
 
 
 async def _settled(future: concurrent.futures.Future[Path | None] | None) -> Path | None:
+    """The cover, once its thread is done; a caller cancelled meanwhile still waits for the thread
+    (it writes into the work folder, which the job removes right after), then unwinds."""
     if future is None:
         return None
+    waiting = asyncio.wrap_future(future)
     try:
-        return await asyncio.shield(asyncio.wrap_future(future))
+        return await asyncio.shield(waiting)
+    except asyncio.CancelledError:
+        await asyncio.wait([waiting])
+        raise
     except Exception:
         return None

@@ -44,7 +44,8 @@ def unknown_chapters_problem(album_id: str, wanted: tuple[str, ...], episodes: l
         return None
     listing = ", ".join(f"{pid} ({title})" for pid, title in episodes[:20])
     more = f" and {len(episodes) - 20} more" if len(episodes) > 20 else ""
-    return (f"Album {album_id} has no chapter {', '.join(unknown[:10])}; its chapters are {listing}{more}. "
+    which = f"chapter{'s' if len(unknown) > 1 else ''} {', '.join(unknown[:10])}"
+    return (f"Album {album_id} has no {which}; its chapters are {listing}{more}. "
             f"Use the ids in chapters[].id of GET /v1/info/{album_id}.")
 
 
@@ -91,6 +92,26 @@ def album_archive(album: DownloadedAlbum, fmt: str, layout: Layout,
         content = ArchiveContent(_flat_pages(album), _book(album, title))
     name = safe_component(title, max_length=150) + " " + download_name_suffix(album.album_id, fmt, layout, chapters)
     return AlbumArchive(content, title, file_stem(album.album_id, layout, chapters), name)
+
+
+def library_books(album: DownloadedAlbum) -> list[tuple[str, ArchiveContent]]:
+    """One CBZ per chapter for the reader library: (path under the library root, content), with
+    ComicInfo Series = the album title, Number = the chapter's sort, Count = the album's chapters."""
+    from app.outputs.library import album_paths
+
+    title = album.title or f"JM{album.album_id}"
+    paths = album_paths(title, album.album_id, [(c.sort, c.title) for c in album.chapters])
+    books = []
+    for path, chapter in zip(paths, album.chapters, strict=True):
+        if not chapter.pages:
+            continue
+        entries = [(f"{n:05d}{page.suffix}", page) for n, page in enumerate(chapter.pages, start=1)]
+        book = Book(title=chapter.title or title, series=title, number=str(chapter.sort),
+                    count=album.chapter_count or len(album.chapters), writers=album.authors, tags=album.tags,
+                    characters=album.characters, summary=album.description,
+                    web=JM_ALBUM_URL.format(album_id=album.album_id))
+        books.append((path, ArchiveContent(entries, book)))
+    return books
 
 
 def _flat_pages(album: DownloadedAlbum) -> list[tuple[str, Path]]:

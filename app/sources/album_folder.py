@@ -12,9 +12,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from app.text import count
+
 if TYPE_CHECKING:
     from app.config import Settings
-    from app.jobs.specs import AlbumSpec
+    from app.jobs.kinds.album import AlbumSpec
     from app.sources.album import Progress
 
 log = logging.getLogger("jmbooru.jm")
@@ -87,7 +89,7 @@ async def download_to_folder(settings: Settings, specs: list[AlbumSpec], out: Pa
                 if close is not None:
                     close()
             outcome.downloaded.append(dest)
-            say(f"{archive.title}: {album.page_count} pages -> {dest}", False)
+            say(f"{archive.title}: {count(album.page_count, 'page')} -> {dest}", False)
     finally:
         pool.shutdown(wait=False)
         files.shutdown(wait=False)

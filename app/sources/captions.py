@@ -7,6 +7,8 @@ from typing import Any, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from app.json_types import JsonBool, JsonInt, NonNegativeJsonInt
+
 CATEGORIES = ("general", "artist", "copyright", "character", "metadata", "deprecated")
 RATINGS = ("general", "sensitive", "questionable", "explicit")
 _CATEGORY_ALIASES = {"meta": "metadata", "characters": "character", "artists": "artist", "copyrights": "copyright"}
@@ -26,8 +28,8 @@ class CaptionOptions(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    remove_underscore: bool = Field(default=True, description="'_' becomes a space, except in tags of 3 characters or fewer (^_^)")
-    escape_parentheses: bool = Field(default=True, description=r"'(' and ')' become '\(' and '\)'")
+    remove_underscore: JsonBool = Field(default=True, description="'_' becomes a space, except in tags of 3 characters or fewer (^_^)")
+    escape_parentheses: JsonBool = Field(default=True, description=r"'(' and ')' become '\(' and '\)'")
     separator: str = Field(default=", ", max_length=16)
     category_order: list[str] | None = Field(
         default=None, description="e.g. character, copyright, artist, general, metadata; null keeps the site's order",
@@ -77,9 +79,10 @@ class PostFilters(BaseModel):
         default=None, description="allowed ratings: general, sensitive, questionable, explicit",
         json_schema_extra={"items": {"enum": [*RATINGS, *_RATING_ALIASES]}},
     )
-    min_width: int | None = Field(default=None, ge=0)
-    min_height: int | None = Field(default=None, ge=0)
-    min_score: int | None = None
+    # Strict: "768" or true is not a size (JSON clients send numbers; the CLI parses its own).
+    min_width: NonNegativeJsonInt | None = None
+    min_height: NonNegativeJsonInt | None = None
+    min_score: JsonInt | None = None
     blacklist: list[str] = Field(default_factory=list, description="posts with any of these tags are skipped (* wildcards)")
 
     @field_validator("rating", "blacklist", mode="before")

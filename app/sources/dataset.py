@@ -23,10 +23,11 @@ from urllib.parse import urlsplit
 
 from app.errors import AppError, Unprocessable
 from app.sources.booru.base import BooruSite, ForeignImageHost, Post
-from app.sources.booru.files import FILE_POOL
+from app.sources.booru.files import FILE_POOL, MEASURE_POOL
 from app.sources.booru.politeness import WaitListener, waits_reported_to
 from app.sources.captions import CaptionOptions, PostFilters, build_caption
-from app.sources.selection import MD5_RE, PostSelection, Unavailable
+from app.sources.selection import MD5_RE, PostSelection, SkipVariants, Unavailable
+from app.text import count
 
 if TYPE_CHECKING:
     from app.config import Settings
@@ -54,6 +55,10 @@ class FileOutcome:
     bytes: int = 0
     caption_written: bool = False
     error: str | None = None
+    post: Post | None = None
+    categories: dict[str, str] | None = None  # tag -> category, when the job's exports need them
+    facts: Any = None  # what ``inspect`` measured on the published image (size, hashes)
+    order: int = 0  # the post's place in the site's listing
 
 
 @dataclass(slots=True)
@@ -65,6 +70,7 @@ class DatasetResult:
     failed: int = 0
     unavailable: int = 0  # restricted, deleted, or on a host the site's settings do not allow
     filtered_out: int = 0
+    skipped_variants: int = 0  # posts with a parent or children, skipped by skip_variants
     captions_written: int = 0
     bytes: int = 0
     files: list[FileOutcome] = field(default_factory=list)
@@ -77,7 +83,9 @@ class DatasetResult:
         text = (f"downloaded {self.downloaded}, skipped {self.skipped}, failed {self.failed}, "
                 f"captions written {self.captions_written}, {self.bytes / 1e6:.1f} MB")
         if self.unavailable:
-            text += f"; {self.unavailable} posts had no file to fetch (restricted, deleted or on another host)"
+            text += f"; {count(self.unavailable, 'post')} had no file to fetch (restricted, deleted, on another host, or not a usable address)"
+        if self.skipped_variants:
+            text += f"; {self.skipped_variants} posts with a parent or children were skipped (skip_variants)"
         return text
 
 
@@ -128,12 +136,17 @@ class DatasetDownload:
 
     def __init__(self, site: BooruSite, tags: str, out_dir: Path, *, max_images: int, caption: CaptionOptions,
                  filters: PostFilters, workers: int, overwrite_captions: bool,
-                 on_progress: Callable[[DatasetProgress], None] | None) -> None:
+                 on_progress: Callable[[DatasetProgress], None] | None, trigger: str | None = None,
+                 want_categories: bool = False, inspect: Callable[[Path, FileOutcome], Any] | None = None,
+                 skip_variants: SkipVariants = "none") -> None:
         self.site, self.tags, self.out = site, tags, out_dir
         self.max_images, self.caption, self.filters = max_images, caption, filters
         self.overwrite_captions, self.on_progress = overwrite_captions, on_progress
+        self.trigger, self.want_categories, self.inspect = trigger, want_categories, inspect
         self.n_workers = max(1, min(workers, max_images))
-        self.selection = PostSelection(site, tags, max_images, filters)
+        self.selection = PostSelection(site, tags, max_images, filters, skip_variants=skip_variants)
+        self.order: dict[str, int] = {}
+        self.inspections: list[asyncio.Task[None]] = []
         self.result = DatasetResult(out_dir=out_dir)
         self.queue: asyncio.Queue[Post | None] = asyncio.Queue()
         self.first_batch = asyncio.Event()
@@ -156,14 +169,16 @@ class DatasetDownload:
                 raise self.selection.nothing_selected()
             tasks = [asyncio.create_task(self.worker()) for _ in range(self.n_workers)]
             await asyncio.gather(producer, *tasks)
+            await asyncio.gather(*self.inspections)
         finally:
-            for task in [producer, *tasks]:
+            for task in [producer, *tasks, *self.inspections]:
                 if not task.done():
                     task.cancel()
-            await asyncio.gather(producer, *tasks, return_exceptions=True)
+            await asyncio.gather(producer, *tasks, *self.inspections, return_exceptions=True)
             for part in list(self.parts):
                 _unlink(part)
         self.result.filtered_out = self.selection.filtered_out
+        self.result.skipped_variants = self.selection.skipped_variants
         for item in self.selection.unavailable:
             self.record_unavailable(item)
         return self.result
@@ -174,10 +189,11 @@ class DatasetDownload:
         try:
             async with aclosing(self.selection.batches()) as batches:
                 async for batch in batches:
-                    if self.caption.needs_categories:  # one look-up per page; the site caches the answers
+                    if self.needs_categories:  # one look-up per page; the site caches the answers
                         await self.site.tag_categories(dict.fromkeys(t for p in batch if not p.categories for t in p.tags))
                     self.result.total += len(batch)
                     for post in batch:
+                        self.order.setdefault(post.md5, len(self.order))
                         self.queue.put_nowait(post)
                     if not self.first_batch.is_set():
                         self.first_batch.set()
@@ -201,7 +217,8 @@ class DatasetDownload:
     async def process(self, post: Post) -> FileOutcome:
         md5 = post.md5
         path = self.out / f"{md5}.{image_extension(post)}"
-        outcome = FileOutcome(md5=md5, post_id=post.id, status="skipped", file=path.name)
+        outcome = FileOutcome(md5=md5, post_id=post.id, status="skipped", file=path.name, post=post,
+                              order=self.order.get(md5, 0))
         part = None
         if path.name not in self.existing or await FILE_POOL.run_to_end(_file_md5, path) != md5:
             part, outcome.bytes, outcome.error, foreign = await self.fetch(post, path)
@@ -212,15 +229,29 @@ class DatasetDownload:
         text = None
         if self.overwrite_captions or f"{md5}.txt" not in self.existing:
             text = build_caption(post.tags, self.caption, await self.categories(post))
+            if self.trigger:  # the trigger word leads every caption (kohya's keep_tokens protects it)
+                text = f"{self.trigger}{self.caption.separator}{text}" if text else self.trigger
+        if self.want_categories:
+            outcome.categories = await self.categories(post)
         # A rename and a small text file, in a thread: creating a file can stall for ~0.4 ms on a slow disk.
         await FILE_POOL.run_to_end(self.publish, part, path, text)
         if part is not None:
             self.parts.discard(part)  # renamed; on any failure the clean-up removes it
         outcome.caption_written = text is not None
+        if self.inspect is not None:  # measured beside the downloads: the worker moves on to the next image
+            self.inspections.append(asyncio.create_task(self.measure(outcome, path)))
         return outcome
 
+    async def measure(self, outcome: FileOutcome, path: Path) -> None:
+        assert self.inspect is not None
+        outcome.facts = await MEASURE_POOL.run_to_end(self.inspect, path, outcome)
+
+    @property
+    def needs_categories(self) -> bool:
+        return self.caption.needs_categories or self.want_categories
+
     async def categories(self, post: Post) -> dict[str, str] | None:
-        if not self.caption.needs_categories:
+        if not self.needs_categories:
             return None
         return post.categories or await self.site.tag_categories(post.tags)
 
@@ -296,19 +327,27 @@ async def download_dataset(
     overwrite_captions: bool = False,
     on_progress: Callable[[DatasetProgress], None] | None = None,
     on_wait: WaitListener | None = None,
+    trigger: str | None = None,
+    want_categories: bool = False,
+    inspect: Callable[[Path, FileOutcome], Any] | None = None,
+    skip_variants: SkipVariants = "none",
 ) -> DatasetResult:
     """Download up to ``max_images`` posts of ``site`` matching ``tags`` into ``out_dir``.
 
     Raises ``NotFound`` (with a sentence saying whether the tags, the filters or unavailable files
     were the reason) when there is nothing to download; per-image failures are counted, not raised.
-    ``on_wait`` hears "Rate limited by <site>; retrying at HH:MM:SS." while the site makes us wait,
+    ``trigger`` leads every caption written; ``want_categories`` records each post's tag categories;
+    ``inspect(path, outcome)`` runs (in its own pool) on every published image, beside the downloads, and
+    its answer is kept in ``outcome.facts``;
+    ``skip_variants`` skips posts with a parent or children before they count. ``on_wait`` hears "Rate limited by <site>; retrying at HH:MM:SS." while the site makes us wait,
     and None when the download resumes. Cancelling removes the temporary files and re-raises.
     """
     if max_images < 1:
         raise Unprocessable("max_images must be at least 1.")
     download = DatasetDownload(site, tags, Path(out_dir), max_images=max_images, caption=caption or CaptionOptions(),
                                filters=filters or PostFilters(), workers=workers,
-                               overwrite_captions=overwrite_captions, on_progress=on_progress)
+                               overwrite_captions=overwrite_captions, on_progress=on_progress, trigger=trigger,
+                               want_categories=want_categories, inspect=inspect, skip_variants=skip_variants)
     with waits_reported_to(on_wait):
         return await download.run()
 

@@ -140,6 +140,7 @@ def resave_truncated(path: Path) -> None:
 def _delete_with_caption(path: Path) -> None:
     path.unlink(missing_ok=True)
     path.with_suffix(".txt").unlink(missing_ok=True)
+    path.with_suffix(".json").unlink(missing_ok=True)  # its json_captions export, if any
 
 
 async def _refetch(site: BooruSite, path: Path, md5: str) -> tuple[str, Path]:

@@ -11,12 +11,12 @@ from typing import Any
 
 from jmcomic import JmcomicText, JmMagicConstants, JmModuleConfig, JmOption
 
-from app import metrics
 from app.blocking import BlockingPool
 from app.cache import TtlCache
-from app.config import Settings
+from app.config import Settings, mask_password
 from app.errors import AppError, NotFound, UpstreamError
-from app.sources.jm_errors import translate_error
+from app.sources.jm_counting import CLIENT_KEY
+from app.sources.jm_errors import set_proxy, translate_error
 
 log = logging.getLogger("jmbooru.jm")
 
@@ -41,6 +41,7 @@ def apply_module_settings(settings: Settings) -> None:
         # jmcomic reads proxies from the environment at import and ignores NO_PROXY.
         JmModuleConfig.DEFAULT_PROXIES = {}
     JmModuleConfig.APP_COOKIES = None
+    set_proxy(mask_password(settings.proxy) if settings.proxy else "")
 
 
 def _proxies(url: str) -> dict[str, str]:
@@ -68,7 +69,7 @@ def build_option(settings: Settings, base_dir: Path | None = None, *, image_thre
                 "threading": {"image": image_threads or settings.download_workers, "photo": 1},
             },
             "client": {
-                "impl": "api",
+                "impl": CLIENT_KEY,  # jmcomic's API client, with every call counted
                 "retry_times": settings.jm_retry_times,
                 "domain": list(settings.jm_api_domains),
                 "postman": {"type": "curl_cffi", "meta_data": meta},
@@ -133,6 +134,7 @@ class JmSource:
         self._albums: TtlCache[AlbumInfo] = TtlCache(ttl)
         self._covers: TtlCache[bytes] = TtlCache(ttl, max_entries=256)
         self._comments: TtlCache[dict[str, Any]] = TtlCache(ttl, max_entries=512)
+        self._chapter_albums: TtlCache[str] = TtlCache(ttl, max_entries=1024)
 
     async def client(self) -> Any:
         if self._client is None:
@@ -150,16 +152,12 @@ class JmSource:
             log.warning("jm client not ready at start-up (the first request retries): %s", exc.detail)
 
     async def _call(self, fn: Callable[[], Any], what: str = "JM", *, image: bool = False) -> Any:
-        site = "jm-images" if image else "jm"
+        # Each HTTP call and retry inside is counted by the client itself (app.sources.jm_counting).
         async with self._image_slots if image else self._api_slots:
             try:
-                result = await self.pool.run(fn)
+                return await self.pool.run(fn)
             except Exception as exc:
-                error = translate_error(exc, what=what)
-                metrics.upstream(site, error.status_code)
-                raise error from exc
-        metrics.upstream(site, "ok")
-        return result
+                raise translate_error(exc, what=what) from exc
 
     async def ranking(self, period: str, page: int) -> list[dict[str, str]]:
         async def load() -> list[dict[str, str]]:
@@ -183,7 +181,9 @@ class JmSource:
 
         return await self._lists.get_or_load(("search", query, page), load)
 
-    async def album(self, album_id: str) -> AlbumInfo:
+    async def album(self, album_id: str, *, fresh: bool = False) -> AlbumInfo:
+        """The album's details; ``fresh`` asks JM even when the cache holds them (and refreshes it)."""
+
         async def load() -> AlbumInfo:
             client = await self.client()
             detail = await self._call(lambda: client.get_album_detail(album_id))
@@ -206,7 +206,22 @@ class JmSource:
                 ],
             )
 
+        if fresh:
+            info = await load()
+            self._albums.put(album_id, info)
+            return info
         return await self._albums.get_or_load(album_id, load)
+
+    async def chapter_album(self, photo_id: str) -> str:
+        """The id of the album a chapter (JM's "photo") belongs to; a one-chapter album shares its id."""
+
+        async def load() -> str:
+            client = await self.client()
+            photo = await self._call(lambda: client.get_photo_detail(
+                photo_id, fetch_album=False, fetch_scramble_id=False), what="JM chapter")
+            return str(photo.album_id)
+
+        return await self._chapter_albums.get_or_load(photo_id, load)
 
     async def cover(self, album_id: str) -> bytes:
         async def load() -> bytes:

@@ -42,6 +42,7 @@ class FavoriteAlbum:
     album_id: str
     title: str
     author: str
+    latest_chapter_id: str = ""  # the favourites list's latest_ep_aid: a new chapter shows here first
 
 
 @dataclass(frozen=True)
@@ -138,7 +139,8 @@ class JmAccount:
         result = await self._call(lambda client: client.favorite_folder(
             page=page, order_by=JmMagicConstants.ORDER_FF_FAVORITE_TIME, folder_id=folder_id))
         total = int(result.total)
-        albums = [FavoriteAlbum(str(aid), str(info.get("name", "")), str(info.get("author", "") or ""))
+        albums = [FavoriteAlbum(str(aid), str(info.get("name", "")), str(info.get("author", "") or ""),
+                                str(info.get("latest_ep_aid") or ""))
                   for aid, info in result.content]
         folders = [FavoriteFolder(str(fid), str(name)) for fid, name in result.iter_folder_id_name()]
         page_count = math.ceil(total / result.page_size) if total else 0

@@ -26,8 +26,27 @@ from app.errors import (
     exception_tree,
     is_disk_full,
 )
+from app.text import count
 
 log = logging.getLogger("jmbooru.jm")
+
+# JMBOORU_PROXY with its password masked, set with the module settings: when JM fails through a
+# proxy, the proxy is as likely a culprit as JM, so the sentence names it.
+_proxy = ""
+
+
+def set_proxy(masked_url: str) -> None:
+    global _proxy
+    _proxy = masked_url
+
+
+def _suspect_proxy(error: AppError) -> AppError:
+    if not _proxy or isinstance(error, NotFound | DiskFull | UpstreamRateLimited):
+        return error
+    error.detail = (f"{error.detail} jmbooru reaches JM through the proxy {_proxy} (JMBOORU_PROXY), which may be "
+                    "the one failing: check that it is up and lets the request through.")
+    error.args = (error.detail,)
+    return error
 
 
 def _inner(exc: BaseException) -> list[object]:
@@ -85,6 +104,10 @@ def translate_error(exc: BaseException, *, what: str = "JM") -> AppError:
     """Turn a jmcomic or transport exception into a sentence a user can act on (details are logged)."""
     if isinstance(exc, AppError):
         return exc
+    return _suspect_proxy(_translate(exc, what))
+
+
+def _translate(exc: BaseException, what: str) -> AppError:
     if any(is_disk_full(c) for c in _causes(exc)):
         log.error("disk full while talking to %s: %s", what, type(exc).__name__)
         return DiskFull()
@@ -100,7 +123,7 @@ def translate_error(exc: BaseException, *, what: str = "JM") -> AppError:
             statuses.setdefault(status, resp)
     if 429 in statuses:
         wait = _retry_after(statuses[429])
-        when = f"in about {round(wait)} seconds" if wait is not None else "in a minute"
+        when = f"in about {count(round(wait), 'second')}" if wait is not None else "in a minute"
         return UpstreamRateLimited(f"{what} is rate-limiting this server (HTTP 429); try again {when}.",
                                    retry_after=wait)
     failing = sorted(s for s in statuses if s >= 500)

@@ -26,6 +26,9 @@ from typing import IO, Any
 from curl_cffi.requests import exceptions as curl_errors
 from jmcomic import JmImageTool
 
+from app import metrics
+from app.sources.jm_counting import IMAGES, counted
+
 IN_MEMORY_BODY = 1024 * 1024  # a scrambled page up to this size is descrambled without touching the disk
 
 
@@ -122,14 +125,16 @@ def fetch(client: Any, sessions: SessionPool, url: str, open_sink: Callable[[], 
     client.update_request_with_specify_domain(kwargs, None, True)  # jmcomic's headers for images
     merge = getattr(client.postman, "merge_kwargs", None)  # jmcomic's per-request postman: its settings
     error: Exception = PageFetchError(f"no attempt made for {url}")
-    for _attempt in range(int(client.retry_times) + 1):
+    for attempt in range(int(client.retry_times) + 1):
+        if attempt:
+            metrics.retried(IMAGES)
         sink = open_sink()
         try:
-            if merge is None:  # a session postman: let it do the request
+            if merge is None:  # a session postman: it counts the request itself (jm_counting)
                 resp = client.postman.get(url, content_callback=sink.write, **kwargs)
             else:
                 with sessions.session() as session:
-                    resp = session.get(url, content_callback=sink.write, **merge(kwargs))
+                    resp = counted(IMAGES, session.get, url, content_callback=sink.write, **merge(kwargs))
             size = sink.tell()
             if resp.status_code == 200 and size > 0:
                 return sink

@@ -7,13 +7,25 @@ import re
 from collections.abc import AsyncGenerator
 from contextlib import aclosing
 from dataclasses import dataclass, field
+from typing import Literal
 
 from app.errors import NotFound
 from app.sources.booru.base import BooruSite, Post
 from app.sources.captions import PostFilters
+from app.text import count
 
 MD5_RE = re.compile(r"[0-9a-f]{32}")
 BATCH = 100  # posts looked at between two hand-overs to the downloads
+SkipVariants = Literal["none", "children", "parents"]
+
+
+def is_skipped_variant(post: Post, skip: SkipVariants) -> bool:
+    """``children``: posts with a parent; ``parents``: posts with children (from the listing, no download)."""
+    if skip == "children":
+        return post.parent_id not in (0, None)
+    if skip == "parents":
+        return post.has_children
+    return False
 
 
 @dataclass(slots=True)
@@ -25,7 +37,7 @@ class Unavailable:
 
 def unavailable_reason(site: BooruSite, post: Post) -> str | None:
     if not post.file_url:
-        return "the post has no file (restricted or deleted)"
+        return "the post has no usable file address (restricted, deleted, or a malformed URL)"
     if not MD5_RE.fullmatch(post.md5):
         return "the post has no valid md5"
     if not site.image_allowed(post.file_url):
@@ -46,6 +58,8 @@ class PostSelection:
     max_images: int
     filters: PostFilters
     max_scanned: int | None = None
+    skip_variants: SkipVariants = "none"
+    skipped_variants: int = 0
     scanned: int = 0
     selected: int = 0
     filtered_out: int = 0
@@ -60,6 +74,8 @@ class PostSelection:
                 self.scanned += 1
                 if not self.filters.matches(post):
                     self.filtered_out += 1
+                elif is_skipped_variant(post, self.skip_variants):
+                    self.skipped_variants += 1
                 elif (reason := unavailable_reason(self.site, post)) is not None:
                     self.unavailable.append(Unavailable(post.id, post.md5, reason))
                 elif post.md5 not in md5s:
@@ -78,20 +94,26 @@ class PostSelection:
         """The sentence for a search that gave no post to download, saying which step removed them."""
         name, tags = self.site.info.name, " ".join(self.tags.split())[:200]
         limited = self.scanned >= (self.max_scanned or max(5000, self.max_images * 50))
-        looked = f"the first {self.scanned}" if limited else f"all {self.scanned}"
+        if limited:
+            looked = f"the first {count(self.scanned, f'{name} post')}"
+        else:
+            looked = f"the one {name} post" if self.scanned == 1 else f"all {self.scanned} {name} posts"
         if self.scanned == 0:
             return NotFound(
                 f"No {name} posts match the tags '{tags}'; check the spelling on the site "
                 "(tags use underscores, like long_hair)."
             )
         if not self.unavailable:
+            variants = (f" ({self.skipped_variants} of them by skip_variants, as posts with a parent or children)"
+                        if self.skipped_variants else "")
             return NotFound(
-                f"The filters removed {looked} {name} posts matching '{tags}'; loosen the rating, size, "
+                f"The filters removed {looked} matching '{tags}'{variants}; loosen the rating, size, "
                 "score or blacklist filters."
             )
         removed = f", and the filters removed the other {self.filtered_out}" if self.filtered_out else ""
         looked = looked.replace("all ", "the ", 1)
         return NotFound(
-            f"None of {looked} {name} posts matching '{tags}' has a file jmbooru may download: "
-            f"{len(self.unavailable)} are restricted, deleted or hosted elsewhere{removed}."
+            f"None of {looked} matching '{tags}' has a file jmbooru may download: "
+            f"{len(self.unavailable)} {'is' if len(self.unavailable) == 1 else 'are'} restricted, deleted or hosted "
+            f"elsewhere{removed}."
         )

@@ -3,7 +3,7 @@
 Posts are stored in one neutral shape, Gelbooru's raw dict (HTML-escaped tag string, ``rating`` one
 of general/sensitive/questionable/explicit); each family's double renders them in its own wire
 format. Keys starting with ``_`` are private: ``_data`` (the image bytes, whose md5 is the post's md5),
-``_ext``, ``_file_url`` (serve this as the file URL: a foreign host, ``//host``...), ``_restricted``
+``_ext``, ``_file_url`` (serve this as the file URL: a foreign host, ``//host``, ``hostile_urls()``...), ``_restricted``
 (Danbooru: no md5 or file), ``_deleted`` (Moebooru: no file), ``_wire`` (fields merged into the
 rendered post as they are: hostile values).
 """
@@ -35,7 +35,7 @@ DEFAULT_TAG_TYPES = {
     "cat_ears": 0, "hifumi_(blue_archive)": 4, "blue_archive": 3, "tom_&_jerry": 3, "highres": 5,
     "artist_name": 1,
 }
-API_KINDS = ("post", "tag", "count")
+API_KINDS = ("post", "tag", "count", "pool")
 RATINGS = ("general", "sensitive", "questionable", "explicit")
 LIBRARY_AGENTS = ("python-httpx", "python-requests", "aiohttp", "curl/", "python-urllib", "wget/", "go-http-client")
 CLOUDFLARE_PAGE = (
@@ -197,6 +197,8 @@ class BooruDouble:
     def __init__(self, posts: list[dict[str, Any]] | None = None, *, depth_limit: int = 20_000,
                  tag_types: dict[str, int] | None = None, require_referer: bool = False) -> None:
         self.posts: list[dict[str, Any]] = list(posts or [])
+        # Pools (Danbooru, Moebooru): id -> {"name", "description", "category", "post_ids" in page order}.
+        self.pools: dict[int, dict[str, Any]] = {}
         self.depth_limit = depth_limit
         self.require_referer = require_referer
         self.tag_types = dict(DEFAULT_TAG_TYPES if tag_types is None else tag_types)
@@ -235,6 +237,20 @@ class BooruDouble:
         assert self._server is not None, "start() the double first"
         return f"http://127.0.0.1:{self._server.server_address[1]}"
 
+    def hostile_urls(self) -> list[str]:
+        """File URLs a real site has been seen to send that no HTTP client can fetch, aimed at this
+        double (its port): octal and fullwidth hosts, a tab in the host, two ports, a bad punycode
+        label, a fullwidth port. Put one in a post's ``_file_url`` (or ``preview_url`` in ``_wire``)."""
+        port = self.base_url.rsplit(":", 1)[1]
+        return [
+            f"http://0177.0.0.1:{port}/images/octal.png",
+            f"http://\uff11\uff12\uff17.0.0.1:{port}/images/fullwidth.png",
+            f"http://127.0.0.1\t:{port}/images/tab.png",
+            "http://a:1:2/x",
+            "https://xn--a-.example/x.png",
+            "http://127.0.0.1:" + "".join(chr(0xFF10 + int(d)) for d in port) + "/images/fullwidth-port.png",
+        ]
+
     # --- faults and counters ---
 
     def fail_next(self, n: int = 1, status: int = 500, kind: str = "api", headers: dict[str, str] | None = None,
@@ -242,6 +258,11 @@ class BooruDouble:
         """The next ``n`` requests of ``kind`` (post, tag, api = both, image, any) answer ``status`` and ``body``."""
         with self._lock:
             self._faults.setdefault(kind, deque()).extend([(status, headers or {}, body)] * n)
+
+    def clear_faults(self) -> None:
+        """The site works again: faults still queued are dropped."""
+        with self._lock:
+            self._faults.clear()
 
     def rate_limit_next(self, n: int = 1, retry_after: float = 1, kind: str = "api") -> None:
         with self._lock:
@@ -273,6 +294,24 @@ class BooruDouble:
         with self._lock:
             self._hits.clear()
             self.requests.clear()
+
+    def add_pool(self, pool_id: int, name: str, post_ids: list[int], *, description: str = "",
+                 category: str = "series") -> None:
+        """A pool: an ordered list of post ids (its page order, not id order)."""
+        with self._lock:
+            self.pools[pool_id] = {"name": name, "description": description, "category": category,
+                                   "post_ids": list(post_ids)}
+
+    def pool_posts(self, pool_id: int) -> list[dict[str, Any]]:
+        """The pool's posts that still exist, in pool order."""
+        by_id = {int(p["id"]): p for p in self.posts}
+        pool = self.pools.get(pool_id)
+        return [by_id[i] for i in (pool or {}).get("post_ids", []) if i in by_id]
+
+    def add_posts(self, posts: list[dict[str, Any]]) -> None:
+        """New posts appear on the site (subscriptions look for these)."""
+        with self._lock:
+            self.posts.extend(posts)
 
     def post_by_md5(self, md5: str) -> dict[str, Any]:
         return next(p for p in self.posts if p.get("md5") == md5)
@@ -382,7 +421,8 @@ class BooruDouble:
 
     def search(self, tags: str, *, letters: dict[str, str] | None = None) -> list[dict[str, Any]]:
         """Posts matching ``tags``, newest first: plain tags, ``-tag``, ``~tag`` (any of), ``*`` wildcards,
-        ``id:<N``, ``md5:``, ``rating:`` (words or, with ``letters``, the family's letters), ``order:score``."""
+        ``id:N``, ``id:<N``, ``id:>N``, ``ordpool:N``/``pool:N`` (pool order), ``md5:``, ``rating:`` (words or,
+        with ``letters``, the family's letters), ``order:score``."""
         posts = sorted(self.posts, key=lambda p: -int(p.get("id") or 0))
         any_of: list[str] = []
         for term in tags.split():
@@ -390,6 +430,16 @@ class BooruDouble:
             if low.startswith("id:<"):
                 limit = int(low[4:])
                 posts = [p for p in posts if int(p.get("id") or 0) < limit]
+            elif low.startswith("id:") and low[3:].isdigit():  # one post, as a pasted post link asks
+                posts = [p for p in posts if int(p.get("id") or 0) == int(low[3:])]
+            elif low.startswith("id:>"):
+                floor = int(low[4:])
+                posts = [p for p in posts if int(p.get("id") or 0) > floor]
+            elif low.startswith(("ordpool:", "pool:")):
+                # Pool order, whatever the rest says (an expunged post is simply not there).
+                wanted = self.pool_posts(int(low.split(":", 1)[1]) if low.split(":", 1)[1].isdigit() else -1)
+                keep = {id(p) for p in posts}
+                posts = [p for p in wanted if id(p) in keep]
             elif low.startswith("md5:"):
                 posts = [p for p in posts if p.get("md5") == low[4:]]
             elif low.startswith("rating:"):

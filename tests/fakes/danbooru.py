@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import json
+from fnmatch import fnmatchcase
 from typing import Any
 
 from tests.fakes.booru import BooruDouble, Handler, plain_tags
@@ -44,6 +45,8 @@ class DanbooruDouble(BooruDouble):
             return "count", ""
         if path == "/tags.json":
             return "tag", ""
+        if path == "/pools.json" or (path.startswith("/pools/") and path.endswith(".json")):
+            return "pool", ""
         return "other", ""
 
     def account(self, h: Handler, query: dict[str, list[str]]) -> tuple[bool, str]:
@@ -64,6 +67,9 @@ class DanbooruDouble(BooruDouble):
                            "message": "Invalid API key"})
             return
         tags = query.get("tags", [""])[-1]
+        if path.startswith("/pools"):
+            self.serve_pools(h, path, query)
+            return
         if path == "/tags.json":
             names = query.get("search[name_comma]", [""])[-1].split(",")
             _json(h, 200, [{"id": i, "name": n, "post_count": 10, "category": self.tag_types[n]}
@@ -96,6 +102,29 @@ class DanbooruDouble(BooruDouble):
             chosen = matches[(number - 1) * limit : number * limit]
         _json(h, 200, [self.render(p) for p in chosen])
 
+    def pool_json(self, pool_id: int) -> dict[str, Any]:
+        pool = self.pools[pool_id]
+        return {"id": pool_id, "name": pool["name"], "created_at": "2026-01-02T03:04:05.000-05:00",
+                "updated_at": "2026-01-02T03:04:05.000-05:00", "description": pool["description"],
+                "is_active": True, "is_deleted": False, "post_ids": list(pool["post_ids"]),
+                "category": pool["category"], "post_count": len(pool["post_ids"])}
+
+    def serve_pools(self, h: Handler, path: str, query: dict[str, list[str]]) -> None:
+        """``/pools/{id}.json`` (404 JSON when unknown) and ``/pools.json?search[name_matches]=``."""
+        if path == "/pools.json":
+            pattern = (query.get("search[name_matches]") or query.get("search[name_contains]") or [""])[-1]
+            wanted = pattern.lower().replace(" ", "_") or "*"  # Danbooru: * wildcards, spaces are underscores
+            found = [self.pool_json(i) for i in sorted(self.pools, reverse=True)
+                     if fnmatchcase(self.pools[i]["name"].lower(), wanted)]
+            _json(h, 200, found[:20])
+            return
+        ident = path.removeprefix("/pools/").removesuffix(".json")
+        if not ident.isdigit() or int(ident) not in self.pools:
+            _json(h, 404, {"success": False, "error": "ActiveRecord::RecordNotFound",
+                           "message": "That record was not found."})
+            return
+        _json(h, 200, self.pool_json(int(ident)))
+
     def render(self, post: dict[str, Any]) -> dict[str, Any]:
         tags = plain_tags(post)
         md5, ext = post["md5"], post.get("_ext", "png")
@@ -105,7 +134,8 @@ class DanbooruDouble(BooruDouble):
             "uploader_id": 1, "score": post.get("score", 0), "source": post.get("source", ""),
             "md5": md5, "rating": LETTERS.get(post["rating"], post["rating"]),
             "image_width": post["width"], "image_height": post["height"], "tag_string": " ".join(tags),
-            "fav_count": 0, "file_ext": ext, "parent_id": None, "has_children": False, "is_deleted": False,
+            "fav_count": 0, "file_ext": ext, "parent_id": post.get("parent_id") or None,  # null, as Danbooru
+            "has_children": str(post.get("has_children", "false")).lower() == "true", "is_deleted": False,
             "is_banned": False, "file_size": len(post.get("_data", b"")),
             "file_url": post.get("_file_url") or f"{self.base_url}/original/{md5[:2]}/{md5[2:4]}/{md5}.{ext}",
             "large_file_url": f"{self.base_url}/sample/{md5[:2]}/{md5[2:4]}/sample-{md5}.jpg",

@@ -448,6 +448,15 @@ class JmDouble:
         with self._lock:
             self.albums[album.album_id] = album
 
+    def add_chapter(self, album_id: str, chapter: FakeChapter) -> None:
+        """A new chapter appears in an album, as JM publishes one (subscriptions look for these)."""
+        with self._lock:
+            album = self.albums[album_id]
+            chapter.photo_id = str(chapter.photo_id)
+            if chapter.sort <= max((c.sort for c in album.chapters), default=0):
+                chapter.sort = max(c.sort for c in album.chapters) + 1
+            album.chapters.append(chapter)
+
     def _find_chapter(self, photo_id: str) -> tuple[FakeAlbum, FakeChapter] | None:
         for album in list(self.albums.values()):
             for ch in album.chapters:

@@ -53,6 +53,11 @@ class FakeAccounts:
             self.accounts[account.username] = account
         return account
 
+    def add_favorite(self, username: str, album_id: str, folder_id: str = "0") -> None:
+        """The user favourites an album (newest first, as the list shows them)."""
+        with self._lock:
+            self.accounts[username].favorites.insert(0, (str(album_id), folder_id))
+
     def expire_sessions(self) -> None:
         """Every session ends, as JM's do after a while: the next request with it is refused."""
         with self._lock:
@@ -95,7 +100,13 @@ class FakeAccounts:
         for aid in chosen:
             album = self.double.albums[aid]
             item = self.double._list_item(album)
-            item.update(latest_ep=None, latest_ep_aid=None)
+            # As the real list has them: null for a one-chapter album, else the newest chapter's
+            # number and id (a client notices a new chapter here without reading the album).
+            if len(album.chapters) > 1:
+                latest = max(album.chapters, key=lambda c: c.sort)
+                item.update(latest_ep=str(latest.sort), latest_ep_aid=latest.photo_id)
+            else:
+                item.update(latest_ep=None, latest_ep_aid=None)
             items.append(item)
         folder_list = [{"0": fid, "FID": fid, "1": account.uid, "UID": account.uid, "2": name, "name": name}
                        for fid, name in account.folders.items()]

@@ -35,9 +35,14 @@ class MoebooruDouble(BooruDouble):
             return "post", ""
         if path == "/tag.json":
             return "tag", ""
+        if path in ("/pool.json", "/pool/show.json") or (path.startswith("/pool/show/") and path.endswith(".json")):
+            return "pool", ""
         return "other", ""
 
     def serve_api(self, h: Handler, kind: str, path: str, query: dict[str, list[str]]) -> None:
+        if path.startswith("/pool"):
+            self.serve_pools(h, path, query)
+            return
         if path == "/tag.json":
             needle = query.get("name", [""])[-1]
             found = [{"id": i, "name": n, "count": 10, "type": t, "ambiguous": False}
@@ -54,6 +59,29 @@ class MoebooruDouble(BooruDouble):
             h.send(200, body.encode(), "application/xml")
         else:
             h.send(200, json.dumps(chosen).encode())
+
+    def pool_json(self, pool_id: int, *, with_posts: bool) -> dict[str, Any]:
+        pool = self.pools[pool_id]
+        out: dict[str, Any] = {"id": pool_id, "name": pool["name"], "created_at": "2026-01-02T03:04:05.000Z",
+                               "updated_at": "2026-01-02T03:04:05.000Z", "user_id": 1, "is_public": True,
+                               "post_count": len(pool["post_ids"]), "description": pool["description"]}
+        if with_posts:
+            out["posts"] = [self.render(p) for p in self.pool_posts(pool_id)]
+        return out
+
+    def serve_pools(self, h: Handler, path: str, query: dict[str, list[str]]) -> None:
+        """``/pool/show.json?id=`` (also ``/pool/show/{id}.json``; 404 when unknown) and ``/pool.json?query=``."""
+        if path == "/pool.json":
+            needle = query.get("query", [""])[-1].lower().replace(" ", "_")
+            found = [self.pool_json(i, with_posts=False) for i in sorted(self.pools, reverse=True)
+                     if needle in self.pools[i]["name"].lower()]
+            h.send(200, json.dumps(found[:20]).encode())
+            return
+        ident = query.get("id", [""])[-1] if path == "/pool/show.json" else path.split("/")[-1].removesuffix(".json")
+        if not ident.isdigit() or int(ident) not in self.pools:
+            h.send(404, json.dumps({"success": False, "reason": "not found"}).encode())
+            return
+        h.send(200, json.dumps(self.pool_json(int(ident), with_posts=True)).encode())
 
     def render(self, post: dict[str, Any]) -> dict[str, Any]:
         tags = plain_tags(post)

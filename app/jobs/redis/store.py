@@ -18,6 +18,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from app.errors import StoreUnavailable
+from app.jobs.listing import JobQuery, order_key
 from app.jobs.models import Job, JobState
 from app.jobs.store import Mutation, add_client, joinable
 
@@ -29,6 +30,8 @@ T = TypeVar("T")
 PREFIX = "jmbooru"
 # What a Redis that restarted, is loading its data, or is unreachable raises.
 REDIS_DOWN = (RedisConnectionError, RedisTimeoutError, BusyLoadingError, ConnectionError, OSError)
+QUEUED_KEY = f"{PREFIX}:queued"  # queued job ids scored by created_at: queue positions without a scan
+PAGE_BATCH = 100
 DOWN_MESSAGE = "The job store (Redis) is unreachable right now; try again in a moment."
 
 
@@ -128,6 +131,10 @@ class RedisJobStore:
     def _write(pipe: Any, job: Job) -> None:
         pipe.set(_job_key(job.job_id), json.dumps(job.to_record()))
         pipe.zadd(f"{PREFIX}:jobs", {job.job_id: job.created_at})
+        if job.state == JobState.QUEUED:
+            pipe.zadd(QUEUED_KEY, {job.job_id: job.created_at})
+        else:
+            pipe.zrem(QUEUED_KEY, job.job_id)
         for client_id in job.client_ids:
             pipe.sadd(f"{PREFIX}:client:{client_id}", job.job_id)
         if job.file_name:
@@ -181,12 +188,42 @@ class RedisJobStore:
         jobs = [job for job in map(_decode, raws) if job is not None]
         return sorted(jobs, key=lambda j: j.created_at)
 
+    async def _load(self, ids: list[str]) -> list[Job]:
+        raws = await self.redis.mget([_job_key(i) for i in ids]) if ids else []
+        return [job for job in map(_decode, raws) if job is not None]
+
+    @guarded
+    async def page(self, query: JobQuery) -> list[Job]:
+        found: dict[str, Job] = {}
+        if query.client_id is not None:  # a client's own set is small: read it whole
+            ids = [str(i) for i in await self.redis.smembers(f"{PREFIX}:client:{query.client_id}")]
+            found = {job.job_id: job for job in await self._load(ids) if query.matches(job)}
+        else:
+            # Walk the time index from the cursor down until a page (and one more) matches.
+            high: float | str = "+inf" if query.before is None else query.before.created_at
+            offset = 0
+            while len(found) <= query.limit:
+                batch = await self.redis.zrevrangebyscore(f"{PREFIX}:jobs", high, "-inf", start=offset,
+                                                          num=max(PAGE_BATCH, query.limit + 1))
+                if not batch:
+                    break
+                offset += len(batch)
+                for job in await self._load([str(i) for i in batch]):
+                    if query.matches(job):
+                        found[job.job_id] = job
+        return sorted(found.values(), key=order_key, reverse=True)[:query.limit + 1]
+
+    @guarded
+    async def queued_order(self) -> list[str]:
+        return [str(i) for i in await self.redis.zrange(QUEUED_KEY, 0, -1)]
+
     @guarded
     async def delete(self, job_id: str) -> None:
         job = _decode(await self.redis.get(_job_key(job_id)))
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.delete(_job_key(job_id))
             pipe.zrem(f"{PREFIX}:jobs", job_id)
+            pipe.zrem(QUEUED_KEY, job_id)
             if job is not None:
                 for client_id in job.client_ids:
                     pipe.srem(f"{PREFIX}:client:{client_id}", job_id)

@@ -24,6 +24,7 @@ from app.logs import install_redaction
 from app.sources.booru.base import CredentialsError, Post, PostPage, normalise_rating
 from app.sources.booru.config import SiteConfig
 from app.sources.booru.http import is_cloudflare
+from app.sources.booru.pools import Pool, PoolPage, missing_reason, parse_pool, unknown_pool
 from app.sources.booru.site import HttpSite
 from app.sources.booru.values import as_bool, as_int, as_list, as_md5, as_str, split_tags
 
@@ -233,6 +234,39 @@ class DanbooruSite(HttpSite):
                     found[as_str(raw.get("name"))] = self.config.tag_types.get(as_int(raw.get("category")), "general")
             self.remember(found)
         return self.known_categories(wanted)
+
+    # --- pools ---
+
+    async def pool(self, pool_id: int) -> Pool:
+        response = await self.http.get(f"/pools/{pool_id}.json", {})
+        if response.status_code == 404:
+            raise unknown_pool(self.title, pool_id)
+        if response.status_code != 200:
+            raise self.http.status_error(response)
+        data = self.http.json(response, empty={})
+        if not isinstance(data, Mapping) or as_int(data.get("id")) != pool_id:
+            raise unknown_pool(self.title, pool_id)
+        return parse_pool(data, f"{self.root}/pools/{pool_id}")
+
+    async def pool_pages(self, pool: Pool) -> list[PoolPage]:
+        """``ordpool:`` gives the posts in pool order (gallery-dl reads them so); a banned post comes
+        back without its file, an expunged one not at all."""
+        found: dict[int, Post] = {}
+        page = 1
+        while len(found) < len(pool.post_ids) and page <= MAX_PAGE:
+            posts, returned = await self.posts_json(f"ordpool:{pool.id}", page, self.page_limit)
+            for post in posts:
+                found.setdefault(post.id, post)
+            if returned < self.page_limit:
+                break
+            page += 1
+        return [PoolPage(i, found.get(i), missing_reason(found.get(i))) for i in pool.post_ids]
+
+    async def search_pools(self, query: str, page: int = 1) -> list[Pool]:
+        words = "*".join(query.split())
+        data = await self.api("/pools.json", {"search[name_matches]": f"*{words}*", "page": page, "limit": 20})
+        return [parse_pool(raw, f"{self.root}/pools/{as_int(raw.get('id'))}")
+                for raw in as_list(data) if isinstance(raw, Mapping)]
 
     # --- the API ---
 

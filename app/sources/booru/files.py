@@ -10,6 +10,9 @@ from app.blocking import BlockingPool
 
 # File writes and hashing get a small pool of their own, so the event loop never blocks on disk.
 FILE_POOL = BlockingPool(4, "booru-files")
+# Measuring landed images for a dataset's exports (decode, hashes, <md5>.json) has a pool of its own:
+# sharing FILE_POOL made downloads wait behind it for their writes on a busy machine.
+MEASURE_POOL = BlockingPool(2, "booru-measure")
 
 
 class HashingWriter:

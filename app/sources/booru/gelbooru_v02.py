@@ -31,7 +31,8 @@ class GelbooruV02Site(GelbooruSite):
         post.md5 = post.md5 or as_md5(raw.get("hash"))
         directory, image = as_str(raw.get("directory")).strip("/"), as_str(raw.get("image"))
         usable = bool(directory) and all(_SAFE_NAME.fullmatch(part) for part in [*directory.split("/"), image])
-        if not post.file_url and usable:
+        # Built only when the site sent no file_url: one it sent that is unusable stays unusable.
+        if not post.file_url and usable and not as_str(raw.get("file_url")).strip():
             post.file_url = f"{self.root}/images/{quote(directory)}/{quote(image)}"
         if not post.preview_url and usable:
             stem = image.rsplit(".", 1)[0]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import re
+import urllib.parse
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -55,6 +56,36 @@ def _origin(url: httpx.URL) -> tuple[str, str, int]:
     return scheme, url.host.lower(), url.port or _DEFAULT_PORTS.get(scheme, 0)
 
 
+def usable_url(raw: str, base: httpx.URL) -> httpx.URL | None:
+    """``raw`` made absolute against ``base``, or None when it is not a URL anything could fetch.
+
+    Upstream data is hostile: ``http://0177.0.0.1/`` (octal), fullwidth digits, a tab, ``a:1:2``
+    or a bad punycode label (``xn--a-``) make httpx or idna raise, sometimes only when the host is
+    read. A non-ASCII host or port is refused outright, so no lenient parser can read fullwidth
+    digits as a different (allowed) host or port.
+    """
+    raw = raw.strip()
+    if not raw or _UNSAFE_CHARS.search(raw):
+        return None
+    authority = urlsplit_authority(raw)
+    if authority is None or not authority.isascii():
+        return None
+    try:
+        url = base.join(raw)
+        _origin(url)  # decodes the host: IDNA errors surface here
+    except (httpx.InvalidURL, ValueError, TypeError):  # idna.IDNAError is a ValueError
+        return None
+    return url
+
+
+def urlsplit_authority(raw: str) -> str | None:
+    """The ``host[:port]`` part of an absolute or ``//host`` URL ("" for a relative one); None if unparsable."""
+    try:
+        return urllib.parse.urlsplit(raw).netloc
+    except ValueError:  # e.g. an unbalanced "[" in the host
+        return None
+
+
 class HostPolicy:
     """The origin of the site's configured URL plus its image-host rules."""
 
@@ -73,20 +104,17 @@ class HostPolicy:
         return not url.userinfo and _origin(url) == self.origin
 
     def allows(self, url: httpx.URL) -> bool:
-        if url.scheme.lower() not in _DEFAULT_PORTS or url.userinfo or not url.host:
+        try:
+            if url.scheme.lower() not in _DEFAULT_PORTS or url.userinfo or not url.host:
+                return False
+            scheme, host, port = _origin(url)
+        except (httpx.InvalidURL, ValueError):  # a host idna cannot decode: nothing to fetch
             return False
-        scheme, host, port = _origin(url)
         if (scheme, host, port) == self.origin:
             return True
         return any(rule.matches(scheme, host, port) for rule in self.rules)
 
     def resolve(self, raw: str, base: httpx.URL | None = None) -> httpx.URL | None:
         """``raw`` made absolute against ``base`` (default: the site's root), or None if it may not be fetched."""
-        raw = raw.strip()
-        if not raw or _UNSAFE_CHARS.search(raw):
-            return None
-        try:
-            url = (base or self.root).join(raw)
-        except (httpx.InvalidURL, ValueError, TypeError):
-            return None
-        return url if self.allows(url) else None
+        url = usable_url(raw, base or self.root)
+        return url if url is not None and self.allows(url) else None

@@ -9,22 +9,24 @@ command-line flag: the CLI adds its own hints); upstream text is only logged, wi
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 
-from app import __version__
+from app import __version__, metrics
 from app.errors import AppError, UpstreamError, UpstreamTimeout, UpstreamUnavailable
 from app.logs import redact
 from app.sources.booru.base import ForeignImageHost, ImageDownload
 from app.sources.booru.files import HashingWriter
 from app.sources.booru.hosts import HostPolicy
 from app.sources.booru.politeness import RateLimiter, report_resumed, report_wait, retry_after, wait_bound
+from app.text import count
 
 log = logging.getLogger("jmbooru.booru")
 
@@ -62,6 +64,8 @@ class SiteHttp:
     ) -> None:
         self.title = title
         self.settings_prefix = settings_prefix
+        # The metrics' site label: the site's name in the settings (gelbooru, danbooru, ...).
+        self.site = settings_prefix.removeprefix("JMBOORU_").lower()
         self.hosts = hosts
         self.options = options
         self.root = str(hosts.root).rstrip("/")
@@ -87,6 +91,8 @@ class SiteHttp:
         url = httpx.URL(self.root + path)
         for attempt in range(self.options.max_attempts):
             last = attempt == self.options.max_attempts - 1
+            if attempt:
+                metrics.retried(self.site)
             await self._limiter.acquire()
             try:
                 response = await self._follow(url, params)
@@ -143,7 +149,12 @@ class SiteHttp:
         """GET ``url``, following redirects only to allowed hosts (the API's own origin included)."""
         for _ in range(MAX_REDIRECTS + 1):
             on_origin = self.hosts.is_origin(url)
-            response = await self._http.get(url, params=params, auth=self._api_auth if on_origin else None)
+            try:
+                response = await self._http.get(url, params=params, auth=self._api_auth if on_origin else None)
+            except Exception as exc:
+                metrics.upstream(self.site, type(exc).__name__)
+                raise
+            metrics.upstream(self.site, _outcome(response))
             if response.status_code not in REDIRECT_STATUSES or "location" not in response.headers:
                 return response
             target = self.hosts.resolve(response.headers["location"], response.request.url)
@@ -212,16 +223,32 @@ class SiteHttp:
             return UpstreamError(f"the image is no longer on {self.title} (HTTP 404)")
         return UpstreamError(f"the {self.title} image host failed (HTTP {response.status_code})")
 
+    @contextlib.asynccontextmanager
+    async def _counted_stream(self, url: httpx.URL) -> AsyncIterator[httpx.Response]:
+        """An image GET, counted once its answer (or failure) is known."""
+        answered = False
+        try:
+            async with self._http.stream("GET", url, headers={"Referer": self.referer}, auth=None) as response:
+                metrics.upstream(self.site, _outcome(response))
+                answered = True
+                yield response
+        except Exception as exc:
+            if not answered:  # a failure while reading the body was counted with its answer
+                metrics.upstream(self.site, type(exc).__name__)
+            raise
+
     async def download_image(self, raw_url: str, dest: Path) -> ImageDownload:
         """Stream an image into ``dest`` while hashing it; a failed transfer is retried from scratch."""
         start = self.image_url(raw_url)
         for attempt in range(self.options.max_attempts):
             last = attempt == self.options.max_attempts - 1
+            if attempt:
+                metrics.retried(self.site)
             writer = HashingWriter(dest)
             try:
                 url = start
                 for _hop in range(MAX_REDIRECTS + 1):
-                    async with self._http.stream("GET", url, headers={"Referer": self.referer}, auth=None) as response:
+                    async with self._counted_stream(url) as response:
                         if response.status_code in REDIRECT_STATUSES and "location" in response.headers:
                             target = self.hosts.resolve(response.headers["location"], url)
                             if target is None:
@@ -263,6 +290,10 @@ class SiteHttp:
         raise AssertionError("unreachable")
 
 
+def _outcome(response: httpx.Response) -> str:
+    return "ok" if response.status_code < 400 else str(response.status_code)
+
+
 def is_cloudflare(response: httpx.Response) -> bool:
     if "cf-ray" in response.headers or response.headers.get("server", "").lower() == "cloudflare":
         return True
@@ -272,7 +303,7 @@ def is_cloudflare(response: httpx.Response) -> bool:
 
 def _duration(seconds: int) -> str:
     if seconds < 120:
-        return f"{seconds} seconds"
+        return count(seconds, "second")
     if seconds < 7200:
-        return f"{seconds // 60} minutes"
-    return f"{seconds // 3600} hours"
+        return count(seconds // 60, "minute")
+    return count(seconds // 3600, "hour")

@@ -18,6 +18,7 @@ from typing import Any
 from app.errors import UpstreamError
 from app.sources.booru.base import Post, PostPage, normalise_rating
 from app.sources.booru.http import is_cloudflare
+from app.sources.booru.pools import Pool, PoolPage, missing_reason, parse_pool, unknown_pool
 from app.sources.booru.site import HttpSite
 from app.sources.booru.values import INT_LIMIT, as_bool, as_int, as_list, as_md5, as_str, split_tags
 
@@ -117,6 +118,40 @@ class MoebooruSite(HttpSite):
             if isinstance(raw, Mapping) and as_str(raw.get("name")) == name:
                 return self.config.tag_types.get(as_int(raw.get("type")), "general")
         return None
+
+    # --- pools ---
+
+    async def _pool_doc(self, pool_id: int) -> Mapping[str, Any]:
+        response = await self.http.get("/pool/show.json", {"id": pool_id})
+        if response.status_code == 404:
+            raise unknown_pool(self.title, pool_id)
+        if response.status_code != 200:
+            raise self.http.status_error(response)
+        data = self.http.json(response, empty={})
+        if not isinstance(data, Mapping) or as_int(data.get("id")) != pool_id:
+            raise unknown_pool(self.title, pool_id)
+        return data
+
+    async def pool(self, pool_id: int) -> Pool:
+        data = await self._pool_doc(pool_id)
+        pool = parse_pool(data, f"{self.root}/pool/show/{pool_id}")
+        pool.post_ids = [as_int(p.get("id")) for p in as_list(data.get("posts")) if isinstance(p, Mapping)]
+        return pool
+
+    async def pool_pages(self, pool: Pool) -> list[PoolPage]:
+        """``/pool/show.json`` lists the posts in sequence order; a deleted one has no file."""
+        data = await self._pool_doc(pool.id)
+        pages = []
+        for raw in as_list(data.get("posts")):
+            if isinstance(raw, Mapping):
+                post = self.parse_post(raw)
+                pages.append(PoolPage(post.id, post, missing_reason(post)))
+        return pages
+
+    async def search_pools(self, query: str, page: int = 1) -> list[Pool]:
+        data = await self.api("/pool.json", {"query": " ".join(query.split()), "page": page})
+        return [parse_pool(raw, f"{self.root}/pool/show/{as_int(raw.get('id'))}")
+                for raw in as_list(data) if isinstance(raw, Mapping)]
 
     # --- the API ---
 

@@ -11,7 +11,7 @@ import httpx
 
 from app.sources.booru.base import ImageDownload, SiteInfo
 from app.sources.booru.config import SiteConfig
-from app.sources.booru.hosts import HostPolicy
+from app.sources.booru.hosts import HostPolicy, usable_url
 from app.sources.booru.http import SiteHttp
 from app.sources.booru.values import as_str
 
@@ -37,9 +37,11 @@ class HttpSite:
         await self.http.aclose()
 
     def url_field(self, raw: Mapping[str, Any], key: str) -> str:
-        """A URL field of a post, made absolute against the site (it may be relative or ``//host``)."""
+        """A URL field of a post, made absolute against the site (it may be relative or ``//host``);
+        "" when the site sent something that is no usable URL, so the post counts as having no file."""
         value = as_str(raw.get(key)).strip()
-        return str(self.hosts.root.join(value)) if value and "\\" not in value else value
+        url = usable_url(value, self.hosts.root) if value else None
+        return str(url) if url is not None else ""
 
     def remember(self, categories: Mapping[str, str | None]) -> None:
         if len(self._categories) > 200_000:  # a long-running server meets many tags; start over

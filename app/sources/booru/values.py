@@ -9,7 +9,23 @@ from __future__ import annotations
 
 import html
 import math
+import unicodedata
 from typing import Any
+
+# Whitespace, controls and invisible format characters (U+200B zero width space, U+2060 word joiner,
+# U+FEFF byte order mark, ...): a tag made only of these is no tag.
+_INVISIBLE_CATEGORIES = frozenset({"Cc", "Cf", "Zs", "Zl", "Zp"})
+
+
+def is_blank(text: str) -> bool:
+    """True when ``text`` shows nothing: empty, whitespace, or invisible characters only."""
+    return all(char.isspace() or unicodedata.category(char) in _INVISIBLE_CATEGORIES for char in text)
+
+
+def visible_words(text: str) -> list[str]:
+    """The whitespace-separated words of ``text``, without words made only of invisible characters."""
+    return [word for word in text.split() if not is_blank(word)]
+
 
 # Larger ids, scores or sizes are nonsense from a booru; clamping keeps them usable as JSON numbers
 # everywhere (JavaScript clients, SQLite) instead of failing later and further away.

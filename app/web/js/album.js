@@ -97,6 +97,12 @@ export function setupAlbum({ jobs, searchFor }) {
 
   async function updateChoices() {
     const caps = await albumChoices.capabilities();
+    // A format the server lists that the page does not know yet becomes an option (one registry).
+    for (const entry of caps.format.listed ?? []) {
+      if (![...format.options].some((o) => o.value === entry.name)) {
+        format.append(h("option", { value: entry.name, title: entry.description }, entry.name));
+      }
+    }
     for (const option of format.options) option.disabled = !caps.format.values.has(option.value);
     for (const option of layout.options) option.disabled = !caps.layout.values.has(option.value);
     layout.disabled = format.value !== "zip";

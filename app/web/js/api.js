@@ -36,15 +36,31 @@ export function writeJson(name, value) {
   storageSet(name, JSON.stringify(value));
 }
 
-function newClientId() {
-  // crypto.randomUUID needs a secure context; a LAN address over plain http is not one.
-  const bytes = crypto.getRandomValues(new Uint8Array(10));
-  return "web-" + Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+// A client id is a bearer name: whoever knows it can take this browser's pending finals. So it is
+// a random UUID (122 random bits), never something guessable; older pages stored "web-<hex>" ids,
+// which are replaced once.
+const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
+
+export function newClientId() {
+  if (typeof crypto.randomUUID === "function") {
+    try {
+      return crypto.randomUUID();
+    } catch {
+      // fall through to the fallback below
+    }
+  }
+  // crypto.randomUUID needs a secure context; a LAN address over plain http is not one, but
+  // getRandomValues works everywhere: build the same version-4 UUID from it.
+  const b = crypto.getRandomValues(new Uint8Array(16));
+  b[6] = (b[6] & 0x0f) | 0x40;
+  b[8] = (b[8] & 0x3f) | 0x80;
+  const hex = Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
 }
 
 export const clientId = (() => {
   let id = storageGet(CLIENT_STORAGE);
-  if (!id || !/^[A-Za-z0-9._:@-]{1,128}$/.test(id)) {
+  if (!id || !UUID_RE.test(id)) {
     id = newClientId();
     storageSet(CLIENT_STORAGE, id);
   }

@@ -1,9 +1,12 @@
 // Booru: pick a site, preview the posts for some tags, download a captioned dataset.
+// The Tags box also takes a pasted booru (or JM) link: "Download dataset" then starts what it shows.
 
 import { api, clientId } from "./api.js";
 import { $, fill, formatCount, h, plural } from "./dom.js";
 import { showNotice } from "./notice.js";
+import { looksLikeLink, startLink } from "./paste.js";
 import { postKeeper } from "./postfilter.js";
+import { trainerKeys } from "./trainer.js";
 
 const PAGE_SIZE = 40;
 const FALLBACK_SITES = [{ site: "gelbooru", name: "Gelbooru", credentials: "required", configured: true }];
@@ -166,9 +169,20 @@ export function setupBooru({ jobs }) {
     const tags = tagsInput.value.trim();
     const body = {
       tags, max_images: Number(imagesInput.value), client_id: clientId, caption: caption(), filters: filters(),
+      ...trainerKeys(form),
     };
     if (body.filters.rating && body.filters.rating.length === 0) {
       showNotice("Choose at least one rating in the filter options.");
+      return;
+    }
+    if (looksLikeLink(tags)) {
+      // A pasted link picks its own site and tags; the form's other options still apply.
+      const { tags: _linkTags, client_id: _id, ...options } = body;
+      try {
+        status.textContent = await startLink(jobs, tags, options);
+      } catch (error) {
+        showNotice(`Could not start the pasted link: ${error.message}`);
+      }
       return;
     }
     try {
@@ -198,6 +212,10 @@ export function setupBooru({ jobs }) {
   // The site list loads when the tab opens; a click before it arrives waits for it (no empty site).
   const sitesReady = () => (sitesLoaded ??= loadSites());
   $("booru-preview").addEventListener("click", async () => {
+    if (looksLikeLink(tagsInput.value)) {
+      status.textContent = "That is a link: Download dataset starts what it shows.";
+      return;
+    }
     if (!tagsInput.reportValidity()) return;
     await sitesReady();
     preview(siteSelect.value, tagsInput.value.trim(), 1);

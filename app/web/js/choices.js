@@ -1,6 +1,7 @@
 // Album format and layout: the user's saved choice, and what this server can make, read once from
-// its OpenAPI document (a server without the `format` key makes zips only; one without `layout`
-// makes its default layout only). Nothing unknown to the server is sent.
+// its format registry (GET /v1/formats) or, on an older server, its OpenAPI document (a server
+// without the `format` key makes zips only; one without `layout` makes its default layout only).
+// Nothing unknown to the server is sent.
 
 import { api, readJson, writeJson } from "./api.js";
 
@@ -48,6 +49,18 @@ function bodyProperties(doc) {
 }
 
 async function readCapabilities() {
+  try {
+    // The server's format registry; an older server without it is read from its OpenAPI document.
+    const listed = await api("/v1/formats");
+    const formats = listed.formats.map((f) => String(f.name));
+    const layouts = new Set(listed.formats.flatMap((f) => f.layouts.map(String)));
+    for (const name of formats) if (!FORMATS.includes(name)) FORMATS.push(name);
+    for (const name of layouts) if (!LAYOUTS.includes(name)) LAYOUTS.push(name);
+    return { format: { sent: true, values: new Set(formats), listed: listed.formats },
+      layout: { sent: true, values: layouts } };
+  } catch {
+    // fall through to the OpenAPI document
+  }
   try {
     const doc = await api("/openapi.json");
     const props = bodyProperties(doc);

@@ -4,6 +4,7 @@ import { api, clientId } from "./api.js";
 import { formatCount, h, plural } from "./dom.js";
 import { albumChoices } from "./choices.js";
 import { showNotice } from "./notice.js";
+import { looksLikeLink, startLink } from "./paste.js";
 
 const PERIOD_NAMES = { day: "Day", week: "Week", month: "Month", all: "All-time" };
 const MAX_SEARCH_PAGE = 100;
@@ -113,7 +114,15 @@ export function setupJm({ jobs, openAlbum }) {
   form.addEventListener("submit", (event) => {
     event.preventDefault();
     const query = input.value.trim();
-    if (query) search(query);
+    if (query && looksLikeLink(query)) {
+      status.textContent = "Starting the download of the pasted link…";
+      startLink(jobs, query).then((done) => { status.textContent = done; }, (error) => {
+        status.textContent = error.message;
+        showNotice(`Could not start the pasted link: ${error.message}`);
+      });
+    } else if (query) {
+      search(query);
+    }
   });
   more.addEventListener("click", () => {
     if (listing) load({ ...listing, page: listing.page + 1 }, true);

@@ -1,9 +1,11 @@
 // This browser's jobs: kept in localStorage with their last known state, shown at once after a
-// reload and re-read from the server (the ones that can still change first), followed live over
-// /ws/notifications/{client_id}?progress=1. Frames only change the model; the DOM is updated
+// reload and re-read from the server (the ones that can still change first), completed from the
+// server's job list (GET /v1/jobs?client_id=), followed live over
+// /ws/notifications/{client_id}?progress=1. "All jobs" adds every other client's jobs after them
+// (read from the list, polled while some still move: they are not on this client's socket). Frames only change the model; the DOM is updated
 // once per animation frame for the jobs that changed, so hundreds of jobs stay cheap.
 
-import { api, clientId, eachLimited, events, readJson, withKey, writeJson } from "./api.js";
+import { api, apiKey, clientId, eachLimited, events, readJson, withKey, writeJson } from "./api.js";
 import { setText } from "./dom.js";
 import { ACTIVE, createJobView, renderJob } from "./jobview.js";
 import { NotificationSocket } from "./socket.js";
@@ -11,6 +13,8 @@ import { NotificationSocket } from "./socket.js";
 const STORAGE = "jmbooru.jobs";
 const MAX_KEPT = 300;
 const READ_CONCURRENCY = 6;
+const SERVER_PAGE = 100;
+const OTHERS_POLL_MS = 3_000;
 
 const FINAL = new Set(["ready", "failed", "cancelled", "expired"]);
 
@@ -41,6 +45,7 @@ function assign(job, data) {
   if (typeof data.message === "string") job.message = data.message;
   if (typeof data.error === "string") job.error = data.error;
   if (typeof data.download_url === "string") job.downloadUrl = data.download_url;
+  if (Array.isArray(data.library_paths)) job.libraryPaths = data.library_paths.map(String);
   if (typeof data.expires_at === "string" && data.expires_at) {
     const when = Date.parse(data.expires_at);
     if (Number.isFinite(when)) job.expiresAt = when;
@@ -49,7 +54,7 @@ function assign(job, data) {
 }
 
 export class JobList {
-  constructor({ list, empty, clear, link, socketState }) {
+  constructor({ list, empty, clear, link, socketState, all }) {
     this.list = list;
     this.empty = empty;
     this.clearButton = clear;
@@ -60,6 +65,9 @@ export class JobList {
     this.dirty = new Set();
     this.scheduled = false;
     this.blocked = false; // a 401 seen: wait for a new API key before reading or connecting
+    this.others = new Set(); // ids of other clients' jobs, shown while "All jobs" is on
+    this.allButton = all;
+    this.othersTimer = 0;
     this.socket = new NotificationSocket({
       url: () => withKey(`/ws/notifications/${encodeURIComponent(clientId)}?progress=1`),
       onFrame: (frame) => this.onFrame(frame),
@@ -67,6 +75,7 @@ export class JobList {
       onState: (state) => { socketState.dataset.state = state; socketState.title = `Live updates: ${state}`; },
     });
     clear.addEventListener("click", () => this.clearFinished());
+    all?.addEventListener("click", () => this.showAll(all.getAttribute("aria-pressed") !== "true"));
     events.addEventListener("unauthorized", () => { this.blocked = true; this.socket.pause(); });
     events.addEventListener("apikey", () => this.unblock());
     setInterval(() => this.tick(), 15_000);
@@ -99,6 +108,7 @@ export class JobList {
     performance.mark("jmbooru:jobs-listed");
     const byRank = this.order.slice().sort((a, b) => rereadRank(this.jobs.get(a)) - rereadRank(this.jobs.get(b)));
     await this.reread(byRank);
+    await this.readServerList();
     performance.mark("jmbooru:jobs-reread");
     if (this.order.length && !this.blocked) this.socket.start();
   }
@@ -113,6 +123,54 @@ export class JobList {
         else if (error.status !== 401) this.note(id, `Could not read this job: ${error.message}`);
       }
     });
+  }
+
+  /** This client's jobs the server knows and this browser does not (started in another tab, or
+   * before localStorage was cleared), listed after the stored ones. */
+  async readServerList() {
+    if (this.blocked) return;
+    try {
+      // Without a key, ask first rather than meet a 401 (and its notice) on every page load.
+      if (!apiKey() && (await api("/v1/health")).api_key_required) return;
+      const page = await api(`/v1/jobs?client_id=${encodeURIComponent(clientId)}&limit=${SERVER_PAGE}`);
+      this.merge(page.jobs, false);
+      this.save();
+    } catch (error) {
+      if (error.status !== 401 && error.status !== 404) console.warn("job list:", error.message);
+    }
+  }
+
+  /** Add jobs from a GET /v1/jobs page that are not listed yet (``theirs``: other clients'). */
+  merge(answers, theirs) {
+    for (const data of Array.isArray(answers) ? answers : []) {
+      if (typeof data?.job_id !== "string") continue;
+      if (!this.jobs.has(data.job_id)) {
+        this.insert(newJob(data.job_id), false);
+        if (theirs) this.others.add(data.job_id);
+      }
+      this.applySnapshot(data.job_id, data);
+    }
+  }
+
+  /** "All jobs": every client's jobs, this browser's first; off again: only this browser's. */
+  async showAll(on) {
+    this.allButton?.setAttribute("aria-pressed", String(on));
+    clearTimeout(this.othersTimer);
+    if (!on) {
+      for (const id of [...this.others]) this.forget(id);
+      this.others.clear();
+      return;
+    }
+    try {
+      const page = await api(`/v1/jobs?limit=${SERVER_PAGE}`);
+      if (this.allButton?.getAttribute("aria-pressed") !== "true") return; // turned off meanwhile
+      this.merge(page.jobs, true);
+      if ([...this.others].some((id) => isActive(this.jobs.get(id)))) {
+        this.othersTimer = setTimeout(() => this.showAll(true), OTHERS_POLL_MS);
+      }
+    } catch (error) {
+      if (error.status !== 401) this.allButton?.setAttribute("title", `Could not read the job list: ${error.message}`);
+    }
   }
 
   unblock() {
@@ -141,6 +199,7 @@ export class JobList {
   add(answer, label, albumId = "") {
     const id = answer.job_id;
     let job = this.jobs.get(id);
+    this.others.delete(id); // another client's job this browser has now joined is its own too
     if (job) {
       // The same download asked again joins the existing job: move it to the top.
       this.order.splice(this.order.indexOf(id), 1);
@@ -243,6 +302,7 @@ export class JobList {
     view.item.remove();
     this.views.delete(id);
     this.jobs.delete(id);
+    this.others.delete(id);
     this.dirty.delete(id);
     this.order.splice(this.order.indexOf(id), 1);
     this.updateSummary();
@@ -256,7 +316,7 @@ export class JobList {
 
   /** Remember the jobs, with the final state of those that have one (progress is not stored). */
   save() {
-    writeJson(STORAGE, this.order.map((id) => {
+    writeJson(STORAGE, this.order.filter((id) => !this.others.has(id)).map((id) => {
       const job = this.jobs.get(id);
       const entry = { id, label: job.label };
       if (job.albumId) entry.aid = job.albumId;
@@ -292,7 +352,7 @@ export class JobList {
   }
 
   updateSummary() {
-    const active = this.order.reduce((n, id) => n + (isActive(this.jobs.get(id)) ? 1 : 0), 0);
+    const active = this.order.reduce((n, id) => n + (isActive(this.jobs.get(id)) && !this.others.has(id) ? 1 : 0), 0);
     this.empty.hidden = this.order.length > 0;
     this.clearButton.hidden = this.order.length === active;
     setText(this.link, active ? `Jobs (${active})` : "Jobs");

@@ -56,7 +56,9 @@ export function renderJob(job, view, now) {
 
   const problem = job.state === "failed" || job.state === "cancelled" || job.state === "expired"
     || job.state === "unknown";
-  const text = problem ? (job.message || job.error) : (job.error && job.state !== "ready" ? job.error : "");
+  const filed = job.state === "ready" && job.libraryPaths?.length
+    ? `Filed in the library: ${job.libraryPaths.join(", ")}` : "";
+  const text = problem ? (job.message || job.error) : (filed || (job.error && job.state !== "ready" ? job.error : ""));
   setText(view.message, text);
   view.message.hidden = !text;
 

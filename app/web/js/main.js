@@ -6,6 +6,8 @@ import { setupBooru } from "./booru.js";
 import { $, setText } from "./dom.js";
 import { setupJm } from "./jm.js";
 import { JobList } from "./jobs.js";
+import { setupPools } from "./pools.js";
+import { setupSubscriptions } from "./subscriptions.js";
 import { hideNotice, showNotice } from "./notice.js";
 
 const HEALTH_EVERY_MS = 60_000;
@@ -52,7 +54,8 @@ function selectTab(tab, focus = false) {
     $(other.getAttribute("aria-controls")).hidden = !selected;
   }
   if (focus) tab.focus();
-  history.replaceState(null, "", tab.id === "tab-jm" ? location.pathname : "#booru");
+  const hashes = { "tab-booru": "#booru", "tab-subs": "#subscriptions" };
+  history.replaceState(null, "", hashes[tab.id] ?? location.pathname);
   onTab.get(tab.id)?.();
 }
 
@@ -89,14 +92,37 @@ async function checkHealth() {
 
 const jobs = new JobList({
   list: $("jobs"), empty: $("jobs-empty"), clear: $("jobs-clear"), link: $("jobs-link"), socketState: $("socket-state"),
+  all: $("jobs-all"),
 });
 let jm = null;
 const album = setupAlbum({ jobs, searchFor: (query) => jm.search(query) });
 jm = setupJm({ jobs, openAlbum: album.open });
 const booru = setupBooru({ jobs });
 onTab.set("tab-booru", () => booru.activate());
+const subscriptions = setupSubscriptions({ jobs });
+const pools = setupPools({ jobs });
+// "Save to library" appears where the server has a reader library (JMBOORU_LIBRARY_DIR).
+api("/v1/health").then((info) => {
+  const library = Boolean(info?.library);
+  pools.setLibrary(library);
+  $("album-library").hidden = !library;
+}).catch(() => {});
+$("album-library").addEventListener("click", async () => {
+  const aid = ($("album-id").textContent || "").replace(/^JM/, "");
+  const title = $("album-title").textContent || `JM${aid}`;
+  try {
+    const answer = await api(`/v1/download/album/${encodeURIComponent(aid)}`,
+      { method: "POST", body: { client_id: clientId, dest: "library" } });
+    jobs.add(answer, `${title} → library`, aid);
+    showNotice(`${title} is being filed into the library, one book per chapter.`);
+  } catch (error) {
+    showNotice(`Could not file ${title} into the library: ${error.message}`);
+  }
+});
+onTab.set("tab-subs", () => subscriptions.load());
 
 if (location.hash === "#booru") selectTab($("tab-booru"));
+if (location.hash === "#subscriptions") selectTab($("tab-subs"));
 checkHealth();
 setInterval(checkHealth, HEALTH_EVERY_MS);
 jobs.load();

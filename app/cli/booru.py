@@ -5,24 +5,25 @@ The flag names of the original Gelbooru-API-Downloader (``--tags``, ``--max_imag
 ``--download_dir``, ``--max_workers``, ``--unit``, ``--timeout``, ``--add_comma``,
 ``--remove_underscore``, ``--use_escape``, ``--check_images_mode``) are accepted too.
 Building the parser imports no HTTP client, no pydantic and no booru family, so ``--help`` answers
-at once; ``app.cli_booru_run`` does the work.
+at once; ``app.cli.booru_run`` does the work.
 """
 
 from __future__ import annotations
 
 import argparse
 
-from app.cli_flags import add_dataset_flags, add_site_flags, mode
+from app.cli.booru_exports import add_check_export_flags, add_trainer_flags
+from app.cli.flags import add_dataset_flags, add_site_flags, mode, positive_int
 
 
 def run_booru(args: argparse.Namespace) -> int:
-    from app.cli_booru_run import run_booru as run
+    from app.cli.booru_run import run_booru as run
 
     return run(args)
 
 
 def run_check(args: argparse.Namespace) -> int:
-    from app.cli_booru_run import run_check as run
+    from app.cli.booru_run import run_check as run
 
     return run(args)
 
@@ -39,6 +40,13 @@ def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type
     )
     b.add_argument("site", metavar="SITE", help="one of: " + ", ".join(SITES))
     add_dataset_flags(b)
+    add_trainer_flags(b)
+    pool = b.add_argument_group("pools (danbooru, yandere, konachan)")
+    pool.add_argument("--pool", type=positive_int, metavar="ID",
+                      help="download pool ID as one book instead of a tag search: DIR/<pool name>.cbz")
+    pool.add_argument("--format", choices=("cbz", "zip", "pdf", "dataset"), default="cbz",
+                      help="with --pool: cbz (default), zip, pdf, or dataset (images plus captions in DIR)")
+    b.set_defaults(out=None)  # a pool book goes to the current folder, a dataset to ./images
     add_site_flags(b, "the site (defaults from its JMBOORU_<SITE>_* settings)", login=True)
     b.set_defaults(func=run_booru)
 
@@ -50,6 +58,7 @@ def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type
         "missing captions. The same as 'jmbooru booru gelbooru'.",
     )
     add_dataset_flags(g)
+    add_trainer_flags(g)
     add_site_flags(g, "Gelbooru (defaults from JMBOORU_GELBOORU_* settings)")
     g.set_defaults(func=run_booru, site="gelbooru")
 
@@ -58,11 +67,13 @@ def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type
         help="check a dataset folder: images decode and match the md5 in their names",
         description="Check every image in DIR. report: list problems; fix: fetch broken images again from "
         "the site (Gelbooru needs credentials) or re-save truncated ones; delete: remove broken images and "
-        "their captions.",
+        "their captions. With --exports: (re)write those exports from the captions as they are now.",
     )
     c.add_argument("folder", metavar="DIR")
     c.add_argument("--mode", type=mode, default="report", help="report (default), fix or delete (or 0, 1, 2)")
-    c.add_argument("--site", default="gelbooru", help="where fix fetches broken images again (default gelbooru)")
+    c.add_argument("--site", default="gelbooru", help="where fix fetches broken images again, and where --exports "
+                   "looks up posts missing from metadata.jsonl (default gelbooru)")
+    add_check_export_flags(c)
     add_site_flags(c, "the site (defaults from its JMBOORU_<SITE>_* settings)", login=True)
     c.set_defaults(func=run_check)
 

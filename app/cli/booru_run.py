@@ -1,5 +1,5 @@
 """Running ``jmbooru booru``, ``jmbooru gelbooru`` and ``jmbooru check`` (their flags are in
-``app.cli_booru``, which imports this only when one of them runs).
+``app.cli.booru``, which imports this only when one of them runs).
 
 The flag names of the original Gelbooru-API-Downloader (``--tags``, ``--max_images_number``,
 ``--download_dir``, ``--max_workers``, ``--unit``, ``--timeout``, ``--add_comma``,
@@ -10,22 +10,29 @@ Nothing here loads the web stack or jmcomic: these commands start fast.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import logging
 import re
+import shutil
 import sys
+import tempfile
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
-from app import cli_loop
+from app.cli import loop as cli_loop
 from app.errors import AppError
 from app.sources.booru.base import BooruSite, CredentialsError
+from app.sources.booru.values import is_blank, visible_words
 from app.sources.captions import CaptionOptions, PostFilters
 from app.sources.dataset import DatasetProgress, DatasetResult, download_dataset
+from app.text import full_stop
 
 if TYPE_CHECKING:
     from app.config import Settings
+    from app.outputs.exports.options import TrainerOptions
     from app.sources.dataset_check import CheckResult
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -46,7 +53,11 @@ def with_flag_hints(sentence: str) -> str:
 
 
 def _validation_sentence(exc: ValidationError) -> str:
-    return "; ".join(str(e.get("msg", "invalid value")).removeprefix("Value error, ") for e in exc.errors()) + "."
+    if exc.title == "Settings":  # a JMBOORU_ variable: name it and what it accepts
+        from app.config import settings_sentence
+
+        return settings_sentence(exc)
+    return full_stop("; ".join(str(e.get("msg", "invalid value")).removeprefix("Value error, ") for e in exc.errors()))
 
 
 def _exit_code(exc: AppError) -> int:
@@ -88,6 +99,9 @@ def _run(command: str, work: Callable[[], Any]) -> int:
 def run_booru(args: argparse.Namespace) -> int:
     command = args.command
     _setup_logging(args.verbose)
+    if getattr(args, "pool", None):
+        return run_pool(args)
+    args.out = args.out or "images"
     stray = getattr(args, "stray", None) or []
     tags = args.tags or args.tags_opt
     if args.tags and args.tags_opt and " ".join(args.tags.split()) != " ".join(args.tags_opt.split()):
@@ -96,12 +110,20 @@ def run_booru(args: argparse.Namespace) -> int:
         tags, stray = stray[0], []
     if stray:
         return _fail(command, f"unexpected value {stray[0]!r}; true/false flags take true or false.", EXIT_BAD_INPUT)
-    if not tags or not tags.strip():
+    if not tags or is_blank(tags):  # a zero-width space alone would download the whole site
         example = "gelbooru" if command == "gelbooru" else f"booru {args.site}"
         return _fail(command, f'give the tags to search for, e.g. jmbooru {example} "cat_ears solo" --max 20.',
                      EXIT_BAD_INPUT)
+    tags = " ".join(visible_words(tags))
     if args.unit is not None and not args.quiet:
         print("note: --unit is ignored; jmbooru fetches exactly --max images.", file=sys.stderr)
+    from app.cli.booru_exports import finish_download, print_finish, trainer_options
+
+    try:
+        trainer = trainer_options(args)  # a bad value stops here, before anything is downloaded
+    except ValidationError as exc:
+        return _fail(command, _validation_sentence(exc), EXIT_BAD_INPUT)
+    finishing = bool(trainer.exports) or trainer.dedupe is not None
 
     async def work() -> int:
         separator = args.separator if args.separator is not None else (", " if args.add_comma is not False else " ")
@@ -118,10 +140,13 @@ def run_booru(args: argparse.Namespace) -> int:
         )
         settings = _settings()
         site = _site(args, settings)
-        checked = None
+        checked = finished = None
         try:
             site.check_credentials()
-            result = await _download(args, site, tags, caption, filters, args.workers or settings.download_workers)
+            result = await _download(args, site, tags, caption, filters, args.workers or settings.download_workers,
+                                     trainer)
+            if finishing:
+                finished = await finish_download(args.out, trainer, caption, result, site.info.site)
             if args.check:
                 from app.sources.dataset_check import check_dataset
 
@@ -129,6 +154,8 @@ def run_booru(args: argparse.Namespace) -> int:
         finally:
             await site.aclose()
         _print_download(result, args.out)
+        if finished is not None:
+            print_finish(finished)
         if checked is not None:
             _print_check(checked)
         return EXIT_FAILED if result.failed or (checked is not None and checked.unresolved) else EXIT_OK
@@ -137,8 +164,11 @@ def run_booru(args: argparse.Namespace) -> int:
 
 
 async def _download(args: argparse.Namespace, site: BooruSite, tags: str, caption: CaptionOptions,
-                    filters: PostFilters, workers: int) -> DatasetResult:
+                    filters: PostFilters, workers: int, trainer: TrainerOptions, *,
+                    max_images: int | None = None) -> DatasetResult:
     from tqdm import tqdm
+
+    from app.cli.booru_exports import inspector
 
     bar = tqdm(total=None, unit="img", desc=site.info.site, file=sys.stderr, dynamic_ncols=True,
                disable=args.quiet or not sys.stderr.isatty())
@@ -155,8 +185,12 @@ async def _download(args: argparse.Namespace, site: BooruSite, tags: str, captio
 
     try:
         return await download_dataset(
-            site, tags, args.out, max_images=args.max_images, caption=caption, filters=filters,
+            site, tags, args.out, max_images=max_images or args.max_images, caption=caption, filters=filters,
             workers=workers, overwrite_captions=args.overwrite_captions, on_progress=on_progress, on_wait=on_wait,
+            trigger=trainer.export_options.trigger,
+            want_categories=bool({"metadata_jsonl", "json_captions"} & set(trainer.exports)),
+            inspect=inspector(args.out, trainer, caption, site.info.site),
+            skip_variants=trainer.skip_variants,
         )
     finally:
         bar.close()
@@ -176,16 +210,88 @@ def _print_check(result: CheckResult) -> None:
 
 def run_check(args: argparse.Namespace) -> int:
     _setup_logging(args.verbose)
+    trainer = None
+    if args.exports:
+        from app.cli.booru_exports import trainer_options
+
+        args.keep_tokens = args.keep_tokens if args.keep_tokens is not None else 0  # no trigger is added here
+        try:
+            trainer = trainer_options(argparse.Namespace(**{**vars(args), "dedupe": False, "dedupe_dhash": None,
+                                                           "dedupe_phash": None, "dedupe_keep": None,
+                                                           "skip_variants": "none"}))
+        except ValidationError as exc:
+            return _fail("check", _validation_sentence(exc), EXIT_BAD_INPUT)
 
     async def work() -> int:
         from app.sources.dataset_check import check_dataset
 
         site = _site(args, _settings())
+        missing = 0
         try:
             result = await check_dataset(args.folder, args.mode, site)
+            if trainer is not None:
+                from app.cli.booru_exports import print_finish, rewrite_exports
+
+                finished, _ = await rewrite_exports(args.folder, trainer, site)
+                missing = len(finished.missing_posts)
         finally:
             await site.aclose()
         _print_check(result)
-        return EXIT_FAILED if result.unresolved else EXIT_OK
+        if trainer is not None:
+            print_finish(finished)
+        return EXIT_FAILED if result.unresolved or missing else EXIT_OK
 
     return _run("check", work)
+
+
+def run_pool(args: argparse.Namespace) -> int:
+    """``jmbooru booru SITE --pool ID``: the pool as one book in DIR (or a dataset of its posts)."""
+    command = args.command
+    out = Path(args.out or ".")
+    if args.tags or args.tags_opt:
+        return _fail(command, "give either TAGS or --pool, not both.", EXIT_BAD_INPUT)
+
+    async def work() -> int:
+        from app.archives import ArchiveContent, archive_format
+        from app.outputs.library import library_name
+        from app.sources.booru.pools import pool_site
+        from app.sources.pool_download import download_pool, pool_book
+
+        settings = _settings()
+        site = _site(args, settings)
+        try:
+            pools = pool_site(site)
+            site.check_credentials()
+            if args.format == "dataset":
+                pool = await pools.pool(args.pool)
+                tag = "ordpool" if site.info.family == "danbooru" else "pool"
+                caption = CaptionOptions(remove_underscore=args.remove_underscore is not False,
+                                         escape_parentheses=args.escape is not False,
+                                         separator=args.separator if args.separator is not None else ", ")
+                args.out = str(out)
+                result = await _download(args, site, f"{tag}:{args.pool}", caption, PostFilters(),
+                                         args.workers or settings.download_workers, TrainerOptions(),
+                                         max_images=pool.post_count)
+                _print_download(result, str(out))
+                return EXIT_FAILED if result.failed else EXIT_OK
+            await asyncio.to_thread(out.mkdir, parents=True, exist_ok=True)
+            scratch = Path(await asyncio.to_thread(tempfile.mkdtemp, prefix=".jmbooru-pool-", dir=out))
+            try:
+                downloaded = await download_pool(site, args.pool, scratch,
+                                                 workers=args.workers or settings.download_workers)
+                book = await pool_book(site, downloaded)
+                fmt = archive_format(args.format)
+                dest = out / (library_name(downloaded.pool.name, args.pool) + fmt.extension)
+                await asyncio.to_thread(fmt.build, ArchiveContent(downloaded.pages, book), dest, scratch, None)
+            finally:
+                await asyncio.to_thread(shutil.rmtree, scratch, True)
+        finally:
+            await site.aclose()
+        if not args.quiet:
+            pages = len(downloaded.pages)
+            print(f"{dest} ({pages} {'page' if pages == 1 else 'pages'})")
+            for skipped in downloaded.skipped:
+                print(f"  skipped post {skipped.post_id}: {skipped.reason}", file=sys.stderr)
+        return EXIT_OK
+
+    return _run(command, work)

@@ -1,4 +1,4 @@
-"""The ``jmbooru`` command: ``serve``, ``worker``, ``booru``, ``gelbooru``, ``check`` and ``jm``."""
+"""The ``jmbooru`` command: ``serve``, ``worker``, ``booru``, ``gelbooru``, ``check``, ``jm`` and ``get``."""
 
 from __future__ import annotations
 
@@ -128,11 +128,7 @@ def _config(args: argparse.Namespace) -> int:
     from app.config import Settings
     from app.config_files import env_files, report
 
-    try:
-        settings = Settings()
-    except Exception as exc:  # a malformed value: say which, not a traceback
-        print(f"jmbooru config: the settings are not valid: {exc}", file=sys.stderr)
-        return 2
+    settings = Settings()  # a value jmbooru cannot use: main() says which, in one sentence
     for path in env_files():
         print(f"# {'reads' if path.is_file() else 'no file'}: {path}")
     print("# precedence: environment > ./.env > user config file > default; secrets masked")
@@ -142,7 +138,11 @@ def _config(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from app import __version__
+
     parser = argparse.ArgumentParser(prog="jmbooru", description=__doc__)
+    # The same version /v1/health reports, so a bug report can name both with one value.
+    parser.add_argument("--version", action="version", version=f"jmbooru {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     serve = commands.add_parser("serve", help="run the HTTP/WebSocket API")
@@ -159,19 +159,50 @@ def build_parser() -> argparse.ArgumentParser:
     config = commands.add_parser("config", help="show the settings in force, where each came from (secrets masked)")
     config.set_defaults(func=_config)
 
-    from app import cli_booru, cli_jm
+    from app.cli import booru as cli_booru
+    from app.cli import get as cli_get
+    from app.cli import jm as cli_jm
+    from app.cli import watch as cli_watch
 
     cli_booru.register(commands)
     cli_jm.register(commands)
+    cli_get.register(commands)
+    cli_watch.register(commands)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    parser = build_parser()  # imports neither pydantic nor the settings: --help answers at once
     args = parser.parse_args(argv)
-    result: int = args.func(args)
+    try:
+        result: int = args.func(args)
+    except Exception as exc:
+        # A pydantic ValidationError of the Settings model; anything else is a bug, with its traceback.
+        if type(exc).__name__ != "ValidationError" or getattr(exc, "title", "") != "Settings":
+            raise
+        from pydantic import ValidationError
+
+        from app.config import settings_sentence
+
+        assert isinstance(exc, ValidationError)
+        # Every command reads the settings somewhere; wherever it does, a value jmbooru cannot
+        # use ends here as one sentence naming the variable and what it accepts.
+        print(f"jmbooru: {settings_sentence(exc)}", file=sys.stderr)
+        return 2
     return result
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+EXIT_INTERRUPTED = 130
+
+
+def entry() -> None:
+    """The ``jmbooru`` command itself (``main`` is for calling from Python)."""
+    code = main()
+    if code == EXIT_INTERRUPTED:
+        # Ctrl-C: the partial files are gone and the user is waiting for the prompt. Unloading the
+        # imaging, PDF and curl libraries would take most of a second more, for nothing.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)
+

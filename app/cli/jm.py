@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # jmcomic and Pillow are imported only when the command runs
-    from app.jobs.specs import AlbumSpec
+    from app.jobs.kinds.album import AlbumSpec
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
 _ALBUM_ID = re.compile(r"^(?:jm)?0*([1-9][0-9]{0,11})$", re.IGNORECASE)
@@ -53,7 +53,8 @@ def _specs(args: argparse.Namespace) -> list[AlbumSpec] | str:
     """The album specs the arguments ask for, or the sentence saying what is wrong with them."""
     from pydantic import ValidationError
 
-    from app.jobs.specs import AlbumSpec, spec_problem
+    from app.jobs.kinds.album import AlbumSpec
+    from app.jobs.specs import spec_problem
 
     specs = []
     for raw in args.album_ids:
@@ -86,7 +87,7 @@ def run_jm(args: argparse.Namespace) -> int:
         return EXIT_BAD_INPUT
     progress = not args.quiet and sys.stderr.isatty()
     try:
-        from app import cli_loop
+        from app.cli import loop as cli_loop
 
         outcome = cli_loop.run(download_to_folder(
             Settings(), specs, out, progress=lambda spec: _Bar(spec.album_id, progress),
@@ -109,8 +110,10 @@ def register(commands: Any) -> None:
         "An album whose archive is already in the folder is skipped.")
     jm.add_argument("album_ids", nargs="+", metavar="ALBUM_ID", help="album ids, like 350234")
     jm.add_argument("-o", "--out", default=".", metavar="DIR", help="folder for the archives (default: current folder)")
-    jm.add_argument("--format", choices=("zip", "cbz", "pdf"), default="zip",
-                    help="zip: pages plus cover.jpg (default); cbz: comic book with ComicInfo.xml; pdf: one page per image")
+    from app.archives import FORMATS  # the format registry (no pydantic, no PDF libraries)
+
+    jm.add_argument("--format", choices=tuple(FORMATS), default="zip",
+                    help="; ".join(f"{f.name}: {f.description}" for f in FORMATS.values()) + " (default zip)")
     jm.add_argument("--layout", choices=("flat", "chapters"), default="flat",
                     help="flat: pages numbered across chapters (default); chapters: a folder per chapter (zip only)")
     jm.add_argument("--chapters", metavar="IDS", help="only these chapters, e.g. 350235,350236 (ids from /v1/info)")

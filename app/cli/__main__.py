@@ -1,0 +1,5 @@
+"""``python -m app.cli``: the same as the ``jmbooru`` command."""
+
+from app.cli import entry
+
+entry()
