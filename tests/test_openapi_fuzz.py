@@ -21,8 +21,10 @@ from tests.fakes.gelbooru import GelbooruDouble
 from tests.fakes.jm import JmDouble
 
 # Operations where a schema-valid request may still be refused with 422: whether a pasted link points
-# at something jmbooru can download is not a shape JSON Schema can state (the other checks still run).
-MEANING_NOT_IN_SCHEMA = {("POST", "/v1/download/url")}
+# at something jmbooru can download, and which subscription keys apply to which kind (and its target),
+# are not shapes JSON Schema can state (the other checks still run).
+MEANING_NOT_IN_SCHEMA = {("POST", "/v1/download/url"), ("POST", "/v1/subscriptions"),
+                         ("PATCH", "/v1/subscriptions/{sub_id}")}
 
 # The document as the app builds it (the same for every instance): no server needed to load it.
 API_KEY = "fuzz-api-key"
@@ -34,7 +36,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     with JmDouble() as jm, GelbooruDouble() as gelbooru:
         data = tmp_path_factory.mktemp("fuzz")
         config = make_settings(data, jm, gelbooru_url=gelbooru.base_url, gelbooru_api_key="fuzzkey",
-                               gelbooru_user_id="1234", max_concurrent_jobs=2, api_key=API_KEY)
+                               gelbooru_user_id="1234", max_concurrent_jobs=2, api_key=API_KEY,
+                               library_dir=data / "library")
         with LiveServer(config) as live:
             yield live
 

@@ -15,7 +15,7 @@ from tests.fakes.gelbooru import GelbooruDouble, make_posts
 from tests.fakes.jm import FakeAlbum, JmDouble
 from tests.test_web import Ui, new_ui, search, state_of
 
-MINE = "web-links-test"
+MINE = "0b6e2f4a-3c1d-4e5f-9a8b-7c6d5e4f3a2b"  # a UUID: the page replaces any other stored id
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,8 @@ import sys
 # Names Chromium goes by (Debian, Ubuntu's snap wrapper, Google's builds); JMBOORU_TEST_CHROMIUM wins.
 CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable", "chrome")
 # tool -> the Debian package that provides it
-PACKAGES = {"chromium": "chromium", "redis-server": "redis-server", "luajit": "luajit", "jing": "jing", "npm": "npm"}
+PACKAGES = {"chromium": "chromium", "redis-server": "redis-server", "luajit": "luajit", "jing": "jing", "npm": "npm",
+            "node": "nodejs"}
 
 
 def in_ci() -> bool:
@@ -42,7 +43,7 @@ FINDERS = {"chromium": find_chromium, "redis-server": find_redis_server,
            # The OPDS reader tests: a KOReader stand-in under luajit, a RELAX NG grammar under jing,
            # Readium's converter from npm.
            "luajit": lambda: shutil.which("luajit"), "jing": lambda: shutil.which("jing"),
-           "npm": lambda: shutil.which("npm")}
+           "npm": lambda: shutil.which("npm"), "node": lambda: shutil.which("node")}
 
 
 def require(tool: str) -> str:

@@ -50,12 +50,18 @@ ZIP_FOR_CHAPTER_FOLDERS: dict[str, Any] = {
     "if": {"properties": {"layout": {"const": "chapters"}}, "required": ["layout"]},
     "then": {"properties": {"format": {"const": "zip"}}},
 }
+# And for the library: CBZ books, flat (library.md). Both rules, in the schema too.
+ALBUM_KEY_RULES: dict[str, Any] = {"allOf": [
+    ZIP_FOR_CHAPTER_FOLDERS,
+    {"if": {"properties": {"dest": {"const": "library"}}, "required": ["dest"]},
+     "then": {"properties": {"format": {"const": "cbz"}, "layout": {"const": "flat"}}}},
+]}
 ChapterId = Annotated[str, StringConstraints(pattern=r"^(?:[Jj][Mm])?0*[1-9][0-9]{0,11}$")] | \
     Annotated[int, Field(ge=1, le=999_999_999_999), BeforeValidator(json_number)]  # true is no chapter id
 
 
 class AlbumDownloadRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid", json_schema_extra=ZIP_FOR_CHAPTER_FOLDERS)
+    model_config = ConfigDict(extra="forbid", json_schema_extra=ALBUM_KEY_RULES)
 
     client_id: str | None = Field(None, pattern=CLIENT_ID_PATTERN, description=CLIENT_ID_DOC,
                                   examples=CLIENT_ID_EXAMPLES)

@@ -113,7 +113,8 @@ PageNumberPath = Annotated[str, Path(max_length=7, description="0, 1, ... (OPDS-
 ChapterIdPath = Annotated[str, Path(description="a chapter id (chapters[].id of /v1/info)",
                                     json_schema_extra={"pattern": ALBUM_ID_PATTERN})]
 SearchQuery = Annotated[str, Query(max_length=200, description="words, tags, or a JM album id",
-                                   json_schema_extra={"pattern": r"\S"})]
+                                   # a character that is not white space (Python's, which has \x1c-\x1f and \x85 too)
+                                   json_schema_extra={"pattern": r"[^\s\x1c-\x1f\x85]"})]
 
 
 def _atom(body: str, kind: str) -> Response:
