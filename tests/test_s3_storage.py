@@ -158,6 +158,8 @@ async def test_two_hosts_share_only_redis_and_the_bucket(
             assert part.content == stored[start:end]
         past = await http.get(f"{cluster.url(0)}/v1/download/{name}", headers={"Range": f"bytes={size}-"})
         assert past.status_code == 416 and past.headers["content-range"] == f"bytes */{size}"
+        malformed = await http.get(f"{cluster.url(1)}/v1/download/{name}", headers={"Range": "bytes=9-3"})
+        assert malformed.status_code == 400 and malformed.json()["detail"]  # as for local files
 
         # A repeat on the other process joins; the key was written once.
         again = await http.post(f"{cluster.url(1)}/v1/download/album/190500")
