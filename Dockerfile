@@ -20,13 +20,13 @@ WORKDIR /home/user/app
 # Dependencies first, in their own layer: it is rebuilt only when pyproject.toml (or README.md,
 # which pyproject names as the package's readme) changes, not on every code change. The empty
 # `app` and `jmbooru` packages only let pip resolve the project; the real code is installed below.
-# `.[redis]` adds the small pure-Python Redis/taskiq clients, so the same image runs both
+# `.[redis,s3]` adds the Redis/taskiq clients and obstore (S3 storage), so the same image runs both
 # the single-process server and the scale-out API processes and workers.
 COPY pyproject.toml README.md ./
 # hadolint ignore=DL3013
 RUN mkdir app jmbooru \
     && touch app/__init__.py jmbooru/__init__.py \
-    && pip install ".[redis]" \
+    && pip install ".[redis,s3]" \
     && pip uninstall --yes jmbooru \
     && rm -rf app jmbooru build ./*.egg-info
 

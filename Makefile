@@ -20,8 +20,8 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	@touch $@
 
 $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
-	@echo "installing jmbooru with the redis, notify and dev extras into $(VENV) (log: $(PIP_LOG))"
-	@$(BIN)/pip install --quiet -e ".[redis,notify,dev]" > $(PIP_LOG) 2>&1 || (cat $(PIP_LOG); exit 1)
+	@echo "installing jmbooru with the redis, notify, s3 and dev extras into $(VENV) (log: $(PIP_LOG))"
+	@$(BIN)/pip install --quiet -e ".[redis,notify,s3,dev]" > $(PIP_LOG) 2>&1 || (cat $(PIP_LOG); exit 1)
 	@# ComicTagger's comicapi, for the tests that read ComicInfo.xml back (see the dev extra in
 	@# pyproject.toml for why it goes in without its declared dependencies).
 	@$(BIN)/pip install --quiet --no-deps "comictagger==1.6.0b9" >> $(PIP_LOG) 2>&1 || (cat $(PIP_LOG); exit 1)

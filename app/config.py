@@ -189,6 +189,25 @@ class Settings(BaseSettings):
         "application/vnd.comicbook+zip", description="the CBZ type of every OPDS link and answer; "
         "application/x-cbz for Marvin 3 and Yomu before 3.16")
 
+    # Where finished archives live (app/archive_store; ../shared/docs/hosts.md). "s3": in a bucket
+    # every host reaches, so API processes and workers share nothing but Redis and the bucket.
+    storage: Literal["local", "s3"] = Field("local", description="local: archives in <data dir>/archives; "
+                                            "s3: archives in JMBOORU_S3_BUCKET")
+    s3_endpoint: str = Field("", description="URL the processes use for S3 (e.g. http://minio:9000); empty: "
+                             "AWS S3 in JMBOORU_S3_REGION. With an endpoint, requests are path-style")
+    s3_public_endpoint: str = Field("", description="URL clients reach the bucket at, for presigned links; "
+                                    "empty: JMBOORU_S3_ENDPOINT")
+    s3_bucket: str = Field("", description="the bucket (required with JMBOORU_STORAGE=s3; never created)")
+    s3_access_key_id: str = ""
+    s3_secret_access_key: SecretStr = Field(SecretStr(""), description="never logged or shown")
+    s3_region: str = Field("us-east-1", min_length=1)
+    s3_prefix: str = Field("archives/", description="object key of an archive: <prefix><file_name>")
+    s3_redirect: bool = Field(False, description="1: the file endpoints answer 307 to a presigned URL")
+    s3_presign_ttl_seconds: int = Field(900, ge=1, le=7 * 24 * 3600)
+    s3_part_size_mb: int = Field(8, ge=5, le=5 * 1024, description="multipart part size in MiB")
+    s3_retry_seconds: float = Field(30.0, gt=0, description="how long one S3 operation is retried")
+
+
     # Serving limits (applied however the server is started; see app/serving.py)
     max_header_bytes: int = Field(32 * 1024, ge=1024, description="largest request head accepted (431 beyond)")
     header_timeout_seconds: float = Field(10.0, gt=0, description="a connection must send a complete request "
@@ -235,6 +254,28 @@ class Settings(BaseSettings):
     @classmethod
     def _optional_path(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("s3_endpoint", "s3_public_endpoint")
+    @classmethod
+    def _endpoint(cls, value: str) -> str:
+        value = value.strip().rstrip("/")
+        if value and not value.lower().startswith(("http://", "https://")):
+            raise ValueError(f"an S3 endpoint must start with http:// or https://, not {value[:40]!r}")
+        return value
+
+    @field_validator("s3_prefix")
+    @classmethod
+    def _prefix(cls, value: str) -> str:
+        # Keys never start with "/" (it would be an empty path segment); "" puts archives at the top.
+        value = value.strip().lstrip("/")
+        if any(part in ("", ".", "..") for part in value.split("/")[:-1]):
+            raise ValueError("JMBOORU_S3_PREFIX must be like 'archives/' (no empty, '.' or '..' segments)")
+        return value
+
+    @property
+    def s3_signing_endpoint(self) -> str:
+        """The host presigned URLs are signed for (what clients reach)."""
+        return self.s3_public_endpoint or self.s3_endpoint
 
     @field_validator("jm_scheme")
     @classmethod

@@ -8,6 +8,7 @@ from fastapi.responses import Response
 from app import metrics
 from app.api.deps import ApiKey, JobsDep
 from app.api.schemas import errors
+from app.archive_store import ArchiveStoreUnavailable
 from app.jobs.models import JobState
 
 router = APIRouter(tags=["system"])
@@ -25,6 +26,9 @@ async def prometheus(jobs: JobsDep) -> Response:
         metrics.set_job_counts(await jobs.store.list_states(list(JobState)))
     except Exception:  # noqa: BLE001 - metrics must answer even when the store does not
         pass
-    files, nbytes = await jobs.files_pool.run(jobs.storage.archive_usage)
-    metrics.set_archives(files, nbytes)
+    try:  # archive store: a bucket that does not answer leaves the archive gauges as they were
+        files, nbytes = await jobs.archives.usage()
+        metrics.set_archives(files, nbytes)
+    except ArchiveStoreUnavailable:
+        pass
     return Response(metrics.render(), media_type=metrics.CONTENT_TYPE)

@@ -16,6 +16,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, FastAPI, Path, Query, Request, Response
 from fastapi.responses import FileResponse
 
+from app.api.archive_files import archive_response
 from app.api.deps import JmDep, JobsDep, SettingsDep, key_matches
 from app.api.jm import AlbumIdPath, RankPeriod, parse_album_id
 from app.api.jobs import content_disposition
@@ -24,7 +25,7 @@ from app.archives import format_for_file
 from app.blocking import BlockingPool
 from app.config import Settings
 from app.errors import AppError, NotFound, Unauthorized, Unprocessable
-from app.jobs.models import JobState
+from app.jobs.models import Job, JobState
 from app.outputs.opds import feeds
 from app.outputs.opds.acquire import StillBuilding, cbz_archive
 from app.outputs.opds.atom import ACQUISITION, NAVIGATION, OPENSEARCH, opensearch_description
@@ -195,41 +196,41 @@ async def archives(jobs: JobsDep, settings: SettingsDep, page: PageQuery = None)
 
 
 @router.get("/opds/archives/{job_id}", response_class=FileResponse, responses={**ARCHIVE_FILE, **errors(404, 503)})
-async def archive_file(job_id: str, jobs: JobsDep, settings: SettingsDep) -> Response:
+async def archive_file(job_id: str, jobs: JobsDep, settings: SettingsDep, request: Request) -> Response:
     """A ready archive, the same bytes as /v1/jobs/{job_id}/file."""
     job = await jobs.store.get(job_id) if re.fullmatch(r"[A-Za-z0-9]{1,64}", job_id) else None
     if job is None or job.state != JobState.READY or job.kind != "album":
         raise NotFound("There is no ready archive with that id: it expired, was deleted, or never existed.")
-    return _archive(jobs, job.file_name, job.download_name, settings.opds_cbz_type)
+    return await _archive(jobs, job, request, settings.opds_cbz_type)
 
 
-def _archive(jobs: JobsDep, file_name: str, download_name: str, cbz_type: str) -> Response:
-    path = jobs.storage.archive_path(file_name)
-    if path is None or not path.is_file():
-        raise NotFound("The archive has expired or was deleted.")
-    fmt = format_for_file(file_name)
-    media_type = cbz_type if fmt is not None and fmt.name == "cbz" else (
-        fmt.media_type if fmt is not None else "application/octet-stream")
-    return FileResponse(path, media_type=media_type, headers={
-        "Content-Disposition": content_disposition(download_name or file_name, file_name),
-        "Cache-Control": "private, max-age=0, no-transform"})
+async def _archive(jobs: JobsDep, job: Job, request: Request, cbz_type: str) -> Response:
+    # Archive store: the same answer as /v1/jobs/{id}/file (a file, a stream from the bucket, a redirect).
+    fmt = format_for_file(job.file_name)
+    media_type = cbz_type if fmt is not None and fmt.name == "cbz" else None
+    headers = {"Content-Disposition": content_disposition(job.download_name or job.file_name, job.file_name),
+               "Cache-Control": "private, max-age=0, no-transform"}
+    return await archive_response(jobs.archives, job, request, headers, redirect=jobs.settings.s3_redirect,
+                                  presign_ttl=jobs.settings.s3_presign_ttl_seconds, media_type=media_type)
 
 
 @router.get("/opds/jm/album/{aid}.cbz", response_class=FileResponse,
             responses={**CBZ_FILE, **errors(400, 404, 503, *UPSTREAM)})
-async def album_cbz(aid: AlbumIdPath, jm: JmDep, jobs: JobsDep, settings: SettingsDep) -> Response:
+async def album_cbz(aid: AlbumIdPath, jm: JmDep, jobs: JobsDep, settings: SettingsDep, request: Request) -> Response:
     """The whole album as CBZ: joins or starts its download, answers 503 + Retry-After until ready."""
-    return await _cbz(jm, jobs, settings, aid, None)
+    return await _cbz(jm, jobs, settings, request, aid, None)
 
 
 @router.get("/opds/jm/album/{aid}/chapter/{pid}.cbz", response_class=FileResponse,
             responses={**CBZ_FILE, **errors(400, 404, 503, *UPSTREAM)})
-async def chapter_cbz(aid: AlbumIdPath, pid: ChapterIdPath, jm: JmDep, jobs: JobsDep, settings: SettingsDep) -> Response:
+async def chapter_cbz(aid: AlbumIdPath, pid: ChapterIdPath, jm: JmDep, jobs: JobsDep, settings: SettingsDep,
+                      request: Request) -> Response:
     """One chapter as CBZ, the same way."""
-    return await _cbz(jm, jobs, settings, aid, pid)
+    return await _cbz(jm, jobs, settings, request, aid, pid)
 
 
-async def _cbz(jm: JmDep, jobs: JobsDep, settings: Settings, aid: str, pid: str | None) -> Response:
+async def _cbz(jm: JmDep, jobs: JobsDep, settings: Settings, request: Request, aid: str,
+               pid: str | None) -> Response:
     album = await jm.album(parse_album_id(aid))
     if pid is not None:
         pid = _chapter_of(album.chapters, album.album_id, pid)
@@ -240,7 +241,7 @@ async def _cbz(jm: JmDep, jobs: JobsDep, settings: Settings, aid: str, pid: str 
         raise ArchiveNotReady(
             f"The CBZ is being prepared{done}; ask again in {waiting.retry_after} seconds (it joins the same download).",
             headers={"Retry-After": str(waiting.retry_after)}) from None
-    return _archive(jobs, job.file_name, job.download_name, settings.opds_cbz_type)
+    return await _archive(jobs, job, request, settings.opds_cbz_type)
 
 
 def _chapter_of(chapters: list[dict[str, object]], album_id: str, raw: str) -> str:

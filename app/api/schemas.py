@@ -69,6 +69,7 @@ class Health(_Open):
     app: Literal["jmcomic_server_api"] = Field(description="what the seed's clients check")
     version: str
     mode: Literal["embedded", "redis"]
+    storage: Literal["local", "s3"] = Field(description="where finished archives live (JMBOORU_STORAGE)")
     server_time: int = Field(description="ms since the epoch")
     pid: int
     api_key_required: bool = Field(False, description="starting, reading and cancelling jobs need X-API-Key")

@@ -30,6 +30,7 @@ def _base(request: Request) -> dict[str, Any]:
         "app": "jmcomic_server_api",
         "version": __version__,
         "mode": "redis" if settings.redis_url else "embedded",
+        "storage": settings.storage,  # from the settings: never waits on the bucket
         "server_time": int(time.time() * 1000),
         "pid": os.getpid(),  # which API process answered (useful behind several workers)
         # Whether jobs need X-API-Key: the page reads the shared job list only when it can.

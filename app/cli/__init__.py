@@ -6,6 +6,10 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING, NoReturn
+
+if TYPE_CHECKING:
+    from app.config import Settings
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -17,6 +21,8 @@ def _serve(args: argparse.Namespace) -> int:
     if settings.redis_url and (problem := missing_redis_extra()):
         print(f"jmbooru: JMBOORU_REDIS_URL is set, but {problem}", file=sys.stderr)
         return 2
+    if problem := storage_problem(settings):
+        exit_now(f"jmbooru: {problem}")
     if args.workers > 1 and not settings.redis_url:
         print(
             "jmbooru: refusing to start several API processes without JMBOORU_REDIS_URL: a job started in "
@@ -66,6 +72,39 @@ def missing_redis_extra() -> str | None:
     return f"scale-out mode needs {', '.join(missing)}, which this installation lacks: {REDIS_EXTRA_HINT}."
 
 
+def exit_now(sentence: str) -> NoReturn:
+    """Print one sentence and leave with status 2 at once. After a failed S3 call, the S3 client's
+    Rust threads can abort the interpreter's normal shutdown (SIGABRT instead of our status: the
+    PyO3/tokio finalisation race, PyO3/pyo3-async-runtimes#40), so this skips it."""
+    print(sentence, file=sys.stderr)
+    sys.stderr.flush()
+    sys.stdout.flush()
+    os._exit(2)
+
+
+def storage_problem(settings: Settings) -> str | None:
+    """Why the archive store cannot be used (JMBOORU_STORAGE=s3: no extra, no bucket setting, a bucket
+    that does not exist, refused credentials, an endpoint that does not answer), checked before serving
+    or taking jobs; None when it can."""
+    if settings.storage == "local":
+        return None
+    import asyncio
+
+    from app.archive_store import ArchiveStoreSetupError, build_archive_store
+    from app.blocking import BlockingPool
+    from app.storage import Storage
+
+    pool = BlockingPool(1, "storage-check")
+    try:
+        store = build_archive_store(settings, Storage(settings.data_path), pool)
+        asyncio.run(store.check())
+    except ArchiveStoreSetupError as exc:
+        return str(exc)
+    finally:
+        pool.shutdown(wait=False)
+    return None
+
+
 def _worker(args: argparse.Namespace) -> int:
     from app.config import Settings
 
@@ -77,6 +116,8 @@ def _worker(args: argparse.Namespace) -> int:
     if problem := missing_redis_extra():
         print(f"jmbooru worker: {problem}", file=sys.stderr)
         return 2
+    if problem := storage_problem(settings):
+        exit_now(f"jmbooru worker: {problem}")
     from app.worker import run_worker
 
     run_worker(settings, log_level=args.log_level)

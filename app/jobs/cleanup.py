@@ -9,6 +9,7 @@ import time
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
+from app.archive_store import ArchiveStoreUnavailable
 from app.jobs.models import Job, JobState
 from app.jobs.service import JobService, Skip
 
@@ -29,11 +30,20 @@ async def sweep(service: JobService) -> int:
     jobs = await service.store.list_states(list(JobState))
     # Library jobs (no archive) are the user's files: never expired, forgotten like failed jobs.
     ready = [j for j in jobs if j.state == JobState.READY and j.file_name]
-    missing = await service.files_pool.run(storage.missing_archives, [j.file_name for j in ready])
+    # Archive store: a bucket that does not answer is not a missing archive (nothing expires for
+    # that), and an archive whose time is up stays ready until its delete succeeds.
+    try:
+        missing = await service.archives.missing([j.file_name for j in ready])
+    except ArchiveStoreUnavailable:
+        missing = set()
     expired = 0
     for job in ready:
         if (job.expires_at is not None and job.expires_at <= now) or job.file_name in missing:
-            await service.expire(job)
+            try:
+                await service.expire(job)
+            except ArchiveStoreUnavailable:
+                log.warning("archive not deleted yet (storage unreachable) job_id=%s", job.job_id)
+                continue
             expired += 1
     for job in jobs:
         if job.state in (JobState.RUNNING, JobState.ZIPPING) and (job.lease_until or now) < now:

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from app import logs, metrics
+from app.archive_store import ArchiveStore, LocalArchiveStore
 from app.archives import ArchiveContent, archive_file_name, archive_format, build_archive
 from app.blocking import BlockingPool
 from app.config import Settings
@@ -61,9 +62,12 @@ class JobService:
         files_pool: BlockingPool,
         *,
         reconcile_on_start: bool = True,
+        archives: ArchiveStore | None = None,
     ) -> None:
         self.settings = settings
         self.storage = storage
+        # Where finished archives live (a folder, or a bucket shared by several hosts).
+        self.archives: ArchiveStore = archives or LocalArchiveStore(storage, files_pool)
         self.store = store
         self.hub = hub
         self.queue = queue
@@ -364,8 +368,12 @@ class JobService:
                 return lambda: self._filed(job_id, counters, paths, output.skipped, message)
             fmt = archive_format(output.format)
             file_name = archive_file_name(output.file_stem, job_id, fmt)
-            size = await build_archive(self.files_pool, fmt, ArchiveContent(output.entries, output.book),
-                                       self.storage.archive_root / file_name, work_dir)
+            # Archive store: built in its final place (a folder) or in scratch, then uploaded (a
+            # bucket); the job turns ready only after the store holds the whole archive.
+            built = self.archives.build_path(file_name, work_dir)
+            built.parent.mkdir(parents=True, exist_ok=True)
+            await build_archive(self.files_pool, fmt, ArchiveContent(output.entries, output.book), built, work_dir)
+            size = await self.archives.put(file_name, built, fmt.media_type)
             message = output.message or f"{output.title or 'The archive'} is ready to download."
             return lambda: self._ready(job_id, counters, file_name, output.download_name, size, message,
                                        skipped=output.skipped)
@@ -413,10 +421,12 @@ class JobService:
     async def _ready(self, job_id: str, counters: Counters, file_name: str, download_name: str,
                      size: int, message: str, *, skipped: list[dict[str, Any]] | None = None) -> None:
         ready_at = time.time()
+        # Archive store: from a bucket, ``bytes`` is the stored object's size (hosts.md).
+        stored: dict[str, Any] = {"bytes": size} if self.archives.mode == "s3" else {}
         await self.finish(
             job_id, JobState.READY, "download_ready", counters=counters, file_name=file_name,
             download_name=download_name, expires_at=ready_at + self.settings.file_ttl_seconds,
-            message=message, patience=FINISH_PATIENCE_SECONDS, skipped=list(skipped or []),
+            message=message, patience=FINISH_PATIENCE_SECONDS, skipped=list(skipped or []), **stored,
         )
         log.info("job ready job_id=%s file_name=%s size=%d", job_id, file_name, size)
 
@@ -479,6 +489,6 @@ class JobService:
         return False
 
     async def expire(self, job: Job, message: str = "The archive expired and was deleted.") -> None:
-        if job.file_name:
-            await self.files_pool.run(self.storage.remove_archive, job.file_name)
+        if job.file_name:  # an unreachable bucket raises here: the job stays ready, to be tried again
+            await self.archives.delete(job.file_name)
         await self.finish(job.job_id, JobState.EXPIRED, "expired", message=message)

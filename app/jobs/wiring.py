@@ -11,6 +11,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from prometheus_client import start_http_server
 
 from app import __version__, logs, metrics
+from app.archive_store import build_archive_store
 from app.blocking import BlockingPool
 from app.config import Settings, mask_password
 from app.jobs.cleanup import start_cleanup
@@ -88,6 +89,8 @@ class Engine:
         # One per process: the memory bound and the kept-alive image connections serve every album job.
         self.pages = PageFetching(settings.album_pixel_budget_mb * 1024 * 1024)
         runners = build_runners(RunnerParts(settings, self.album_pool, self.pages, self.booru))
+        # Where finished archives live (JMBOORU_STORAGE): chosen here, once, for every part.
+        self.archives = build_archive_store(settings, self.storage, self.files_pool)
         if settings.redis_url:
             try:
                 from app.jobs.redis import build_redis_service
@@ -98,10 +101,11 @@ class Engine:
                 ) from None
 
             self.jobs = build_redis_service(settings, self.storage, runners, self.files_pool,
-                                            broker=broker, is_worker=is_worker)
+                                            broker=broker, is_worker=is_worker, archives=self.archives)
         else:
             self.jobs = JobService(settings, self.storage, SqliteJobStore(self.storage.db_path), LocalEventHub(),
-                                   LocalJobQueue(settings.max_concurrent_jobs), runners, self.files_pool)
+                                   LocalJobQueue(settings.max_concurrent_jobs), runners, self.files_pool,
+                                   archives=self.archives)
         if settings.library_dir is not None:
             self.jobs.library = Library(settings.library_dir)
             self.jobs.scans = ScanTriggers(settings, settings.user_agent)
@@ -117,6 +121,7 @@ class Engine:
     async def start(self) -> None:
         logging.getLogger(logs.STARTUP_LOGGER).info("%s", startup_line(self.settings, is_worker=self._is_worker))
         self.storage.prepare()
+        await self.archives.check()  # a missing bucket or refused credentials stop start-up with a sentence
         jm_source.apply_module_settings(self.settings)
         await self.jobs.start()
         self._scheduler = start_cleanup(self.jobs, self.settings.cleanup_interval_seconds)
@@ -144,5 +149,6 @@ class Engine:
         self.jm_pool.shutdown(wait=False)
         self.album_pool.shutdown(wait=False)
         self.pages.close()
+        await self.archives.close()
         self.files_pool.shutdown(wait=False)
         self.subscriptions_pool.shutdown(wait=False)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from taskiq import AsyncBroker
 
+from app.archive_store import ArchiveStore
 from app.blocking import BlockingPool
 from app.config import Settings
 from app.jobs.redis.events import RedisEventHub
@@ -23,9 +24,9 @@ __all__ = ["TASK_NAME", "RedisEventHub", "RedisJobStore", "TaskiqJobQueue", "bui
 
 def build_redis_service(settings: Settings, storage: Storage, runners: dict[str, Runner],
                         files_pool: BlockingPool, *, broker: AsyncBroker | None = None,
-                        is_worker: bool = False) -> JobService:
+                        is_worker: bool = False, archives: ArchiveStore | None = None) -> JobService:
     redis = connect(settings.redis_url)
     hub = RedisEventHub(redis)
     queue = TaskiqJobQueue(broker or make_broker(settings), hub, redis, is_worker=is_worker)
     return JobService(settings, storage, RedisJobStore(redis), hub, queue, runners, files_pool,
-                      reconcile_on_start=False)
+                      reconcile_on_start=False, archives=archives)
