@@ -14,7 +14,8 @@ from pathlib import Path
 BENCH = Path(__file__).resolve().parent
 SCRIPTS = ("bench_jm_read.py", "bench_album.py", "bench_ws.py", "bench_gelbooru.py", "bench_booru.py",
            "bench_cli_dataset.py", "bench_scaleout.py", "bench_reads.py", "bench_resilience.py", "bench_web.py",
-           "bench_opds.py", "bench_s3.py")
+           "bench_opds.py", "bench_s3.py", "bench_exports.py", "bench_subscriptions.py", "bench_library.py",
+           "bench_health.py")
 
 
 def main() -> int:
