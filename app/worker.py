@@ -10,7 +10,7 @@ from taskiq.cli.worker.run import start_listen
 
 from app import logs, serving
 from app.config import Settings
-from app.jobs.redis import TASK_NAME, TaskiqJobQueue, make_broker
+from app.jobs.redis import TASK_NAME, make_broker
 from app.jobs.wiring import Engine
 
 log = logging.getLogger("jmbooru.worker")
@@ -22,8 +22,7 @@ def run_worker(settings: Settings, *, log_level: str = "INFO") -> None:
     engine = Engine(settings, broker=broker, is_worker=True)
 
     async def run_job(job_id: str) -> None:
-        queue: TaskiqJobQueue = engine.jobs.queue  # type: ignore[assignment]
-        await queue.execute(job_id)
+        await engine.jobs.execute(job_id)
 
     broker.register_task(run_job, task_name=TASK_NAME)
 

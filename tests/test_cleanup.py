@@ -56,7 +56,7 @@ async def test_finished_jobs_are_forgotten_after_a_week(client: httpx.AsyncClien
     jobs = client.app.state.jobs  # type: ignore[attr-defined]
     old = Job(job_id="oldjoboldjob0001", kind="album", key="album:1", params={"album_id": "1"},
               state=JobState.FAILED, finished_at=time.time() - 8 * 24 * 3600)
-    await jobs.store.create_or_join(old, None)
+    await jobs._store.create_or_join(old, None)
     assert (await client.get("/v1/jobs/oldjoboldjob0001")).status_code == 200
     await sweep(jobs)
     assert (await client.get("/v1/jobs/oldjoboldjob0001")).status_code == 404

@@ -72,7 +72,7 @@ async def test_delete_straight_after_post_is_answered_at_once(live: LiveServer, 
 
 async def test_failed_queue_handoff_is_503_and_leaves_nothing_to_join(settings) -> None:
     async with app_client(settings) as client:
-        queue = client.app.state.jobs.queue  # type: ignore[attr-defined]
+        queue = client.app.state.jobs._queue  # type: ignore[attr-defined]
         real_submit = queue.submit
 
         async def broken(job_id: str) -> None:  # the queue's connection is gone
@@ -144,7 +144,7 @@ async def test_sweep_queues_again_a_job_no_queue_holds(settings) -> None:
         # A job saved as queued whose hand-off never happened (the process died in between).
         orphan = Job(job_id=new_job_id(), kind="album", key="album:100001", params={"album_id": "100001"},
                      title="JM100001", updated_at=time.time() - 120)
-        await service.store.create_or_join(orphan, None)
+        await service._store.create_or_join(orphan, None)
         orphan_id = orphan.job_id
         assert (await client.get(f"/v1/jobs/{orphan_id}")).json()["state"] == "queued"
         await sweep(service)
@@ -159,15 +159,15 @@ async def test_a_job_queued_a_moment_ago_is_left_alone(settings) -> None:
     async with app_client(settings) as client:
         service = client.app.state.jobs  # type: ignore[attr-defined]
         fresh = Job(job_id=new_job_id(), kind="album", key="album:100001", params={"album_id": "100001"})
-        await service.store.create_or_join(fresh, None)
+        await service._store.create_or_join(fresh, None)
         submitted: list[str] = []
-        real_submit = service.queue.submit
+        real_submit = service._queue.submit
 
         async def spy(job_id: str) -> None:
             submitted.append(job_id)
             await real_submit(job_id)
 
-        service.queue.submit = spy
+        service._queue.submit = spy
         await sweep(service)
         await asyncio.sleep(0)
         assert submitted == []

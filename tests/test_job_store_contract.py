@@ -9,8 +9,7 @@ from pathlib import Path
 import pytest
 
 from app.jobs.kinds.album import AlbumSpec
-from app.jobs.models import Job, JobState, new_job_id
-from app.jobs.service import Skip
+from app.jobs.models import Job, JobState, Skip, new_job_id
 from app.jobs.store import JobStore, SqliteJobStore
 from tests.tools import require
 

@@ -310,7 +310,7 @@ async def test_cbz_acquisition_says_503_until_ready_and_joins_the_same_job(
         resp = answers[-1]
         assert_cbz(resp)
         jobs = client.app.state.jobs  # type: ignore[attr-defined]
-        album_jobs = await jobs.store.list_states(list(JobState))
+        album_jobs = await jobs.jobs_in(list(JobState))
         assert [j.key for j in album_jobs] == ["album:100001:cbz"]
 
 

@@ -128,9 +128,7 @@ async def download_file(
     """Download an archive by the file_name that download_ready announced (byte ranges honoured)."""
     detail = "No archive has that name: it never existed, expired, or was deleted."
     missing = JSONResponse({"status": "error", "msg": detail, "detail": detail}, status_code=404)
-    if jobs.storage.archive_path(file_name) is None:  # not a name an archive can have
-        return missing
-    job = await jobs.store.get_by_file_name(file_name)
+    job = await jobs.find_by_file_name(file_name)  # None also for a name no archive can have
     if job is None or job.state != JobState.READY:
         return missing
     try:

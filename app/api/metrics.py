@@ -23,11 +23,11 @@ async def prometheus(jobs: JobsDep) -> Response:
     """Requests, jobs, downloads, upstream calls, sockets and archive bytes, for Prometheus."""
     # The state gauges are read now; a store that is away leaves them as they were.
     try:
-        metrics.set_job_counts(await jobs.store.list_states(list(JobState)))
+        metrics.set_job_counts(await jobs.jobs_in(list(JobState)))
     except Exception:  # noqa: BLE001 - metrics must answer even when the store does not
         pass
     try:  # archive store: a bucket that does not answer leaves the archive gauges as they were
-        files, nbytes = await jobs.archives.usage()
+        files, nbytes = await jobs.usage()
         metrics.set_archives(files, nbytes)
     except ArchiveStoreUnavailable:
         pass

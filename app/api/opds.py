@@ -191,14 +191,14 @@ async def favorites(request: Request, jm: JmDep, settings: SettingsDep, page: Pa
 @router.get("/opds/archives", response_class=Response, responses={**ACQUISITION_FEED, **errors(503)})
 async def archives(jobs: JobsDep, settings: SettingsDep, page: PageQuery = None) -> Response:
     """Album archives this server has ready, newest first."""
-    ready = await jobs.store.list_states([JobState.READY])
+    ready = await jobs.jobs_in([JobState.READY])
     return _atom(feeds.archives(ready, settings.opds_cbz_type, _page_number(page)), ACQUISITION)
 
 
 @router.get("/opds/archives/{job_id}", response_class=FileResponse, responses={**ARCHIVE_FILE, **errors(404, 503)})
 async def archive_file(job_id: str, jobs: JobsDep, settings: SettingsDep, request: Request) -> Response:
     """A ready archive, the same bytes as /v1/jobs/{job_id}/file."""
-    job = await jobs.store.get(job_id) if re.fullmatch(r"[A-Za-z0-9]{1,64}", job_id) else None
+    job = await jobs.find(job_id) if re.fullmatch(r"[A-Za-z0-9]{1,64}", job_id) else None
     if job is None or job.state != JobState.READY or job.kind != "album":
         raise NotFound("There is no ready archive with that id: it expired, was deleted, or never existed.")
     return await _archive(jobs, job, request, settings.opds_cbz_type)

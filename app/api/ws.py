@@ -14,7 +14,6 @@ from starlette.websockets import WebSocketState
 from app import metrics, serving
 from app.api.deps import websocket_allowed
 from app.errors import AppError
-from app.jobs import follow
 from app.jobs.events import Delivery, Frame
 from app.jobs.models import FINAL_EVENTS
 from app.jobs.service import JobService
@@ -167,7 +166,7 @@ async def _follow_job(ws: WebSocket, job_id: str) -> None:
         await ws.close(code=NOT_FOUND)
         return
     with contextlib.suppress(WebSocketDisconnect, RuntimeError), _counted("jobs"):
-        await _pump(ws, follow.follow_job(jobs, job_id))
+        await _pump(ws, jobs.follow_job(job_id))
         if ws.application_state == WebSocketState.CONNECTED:
             await ws.close(code=1000)
 
@@ -191,9 +190,9 @@ async def _notify(ws: WebSocket, client_id: str) -> None:
 
     async def delivered(frame: Frame) -> None:
         if frame.get("event") in FINAL_EVENTS:
-            await follow.mark_notified(jobs, str(frame["job_id"]), client_id)
+            await jobs.mark_notified(str(frame["job_id"]), client_id)
 
-    frames = follow.follow_client(jobs, client_id, progress=progress, replay_grace=grace)
+    frames = jobs.follow_client(client_id, progress=progress, replay_grace=grace)
     with contextlib.suppress(WebSocketDisconnect, RuntimeError), _counted("notifications"):
         await _pump(ws, frames, delivered)
 

@@ -11,12 +11,29 @@ import asyncio
 import contextlib
 import time
 from collections.abc import AsyncGenerator, AsyncIterator
+from dataclasses import dataclass
 
-from app.jobs.events import Delivery, Frame, client_topic, encode, job_topic
-from app.jobs.models import FINAL_EVENTS, Job, JobState
-from app.jobs.service import JobService, Skip
+from app.errors import NotFound
+from app.jobs.events import Delivery, EventHub, Frame, client_topic, encode, job_topic
+from app.jobs.models import FINAL_EVENTS, Job, JobState, Skip
+from app.jobs.store import JobStore
 
 RECHECK_SECONDS = 5.0
+
+
+@dataclass(frozen=True)
+class Feed:
+    """What following needs of the job service: its event hub and its job records (the service
+    hands these to this module; callers follow through ``JobService.follow_job`` and friends)."""
+
+    hub: EventHub
+    store: JobStore
+
+    async def get(self, job_id: str) -> Job:
+        job = await self.store.get(job_id)
+        if job is None:
+            raise NotFound("There is no job with that id (it may have been cleaned up).")
+        return job
 
 
 def snapshot(job: Job) -> Frame:
@@ -36,11 +53,11 @@ def vanished_frame(job_id: str, seq: int) -> Frame:
             "message": VANISHED_MESSAGE}
 
 
-async def follow_job(service: JobService, job_id: str) -> AsyncIterator[Delivery]:
+async def follow_job(feed: Feed, job_id: str) -> AsyncIterator[Delivery]:
     """A snapshot, then live frames, ending with the final frame (at once if already final)."""
-    sub = await service.hub.subscribe([job_topic(job_id)])
+    sub = await feed.hub.subscribe([job_topic(job_id)])
     try:
-        job = await service.get(job_id)
+        job = await feed.get(job_id)
         yield encode(snapshot(job))
         if job.state.final:
             if job.final_frame:
@@ -53,7 +70,7 @@ async def follow_job(service: JobService, job_id: str) -> AsyncIterator[Delivery
                     frame, text = await sub.get()
             except TimeoutError:
                 # A frame lost on the way (a Redis hiccup) must not leave the socket waiting forever.
-                fresh = await service.store.get(job_id)
+                fresh = await feed.store.get(job_id)
                 if fresh is None:  # the record vanished (the store lost it): say so, never close silently
                     yield encode(vanished_frame(job_id, last + 1))
                     return
@@ -71,23 +88,23 @@ async def follow_job(service: JobService, job_id: str) -> AsyncIterator[Delivery
     finally:
         await sub.close()
 
-async def follow_client(service: JobService, client_id: str, *, progress: bool = False,
+async def follow_client(feed: Feed, client_id: str, *, progress: bool = False,
                         replay_grace: float = 3.0) -> AsyncIterator[Delivery]:
     """The frames a notifications socket sends, in either of its two modes."""
-    frames = _follow_client_progress(service, client_id) if progress else \
-        _ClientFinals(service, client_id, replay_grace).frames()
+    frames = _follow_client_progress(feed, client_id) if progress else \
+        _ClientFinals(feed, client_id, replay_grace).frames()
     async with contextlib.aclosing(frames):
         async for delivery in frames:
             yield delivery
 
 
-async def _follow_client_progress(service: JobService, client_id: str) -> AsyncGenerator[Delivery, None]:
+async def _follow_client_progress(feed: Feed, client_id: str) -> AsyncGenerator[Delivery, None]:
     """``?progress=1``: snapshots of running jobs, missed finals, then every live frame."""
-    sub = await service.hub.subscribe([client_topic(client_id)])
+    sub = await feed.hub.subscribe([client_topic(client_id)])
     try:
         last: dict[str, int] = {}
         sent: set[str] = set()  # jobs whose final this socket already sent
-        for job in await service.store.jobs_for_client(client_id):
+        for job in await feed.store.jobs_for_client(client_id):
             if job.state.active:
                 last[job.job_id] = job.seq
                 yield encode(snapshot(job))
@@ -100,7 +117,7 @@ async def _follow_client_progress(service: JobService, client_id: str) -> AsyncG
                 async with asyncio.timeout(3 * RECHECK_SECONDS):
                     frame, text = await sub.get()
             except TimeoutError:
-                for job in await service.store.jobs_for_client(client_id):
+                for job in await feed.store.jobs_for_client(client_id):
                     if (job.final_frame and job.job_id not in sent and job.seq > last.get(job.job_id, 0)
                             and client_id not in job.notified):
                         last[job.job_id] = job.seq
@@ -130,8 +147,8 @@ class _ClientFinals:
     A job asked for shortly before the socket opened counts as new: the POST may win the race.
     """
 
-    def __init__(self, service: JobService, client_id: str, grace: float) -> None:
-        self.service = service
+    def __init__(self, feed: Feed, client_id: str, grace: float) -> None:
+        self.feed = feed
         self.client_id = client_id
         self.grace = grace
         self.opened = time.time()
@@ -144,9 +161,9 @@ class _ClientFinals:
         return job.client_joined_at.get(self.client_id, 0.0) >= self.opened - self.grace
 
     async def frames(self) -> AsyncGenerator[Delivery, None]:
-        sub = await self.service.hub.subscribe([client_topic(self.client_id)])
+        sub = await self.feed.hub.subscribe([client_topic(self.client_id)])
         try:
-            jobs = await self.service.store.jobs_for_client(self.client_id)
+            jobs = await self.feed.store.jobs_for_client(self.client_id)
             self.old = {job.job_id for job in jobs if not self.is_new(job)}
             for job in sorted(jobs, key=lambda j: j.finished_at or j.created_at):
                 for delivery in self._consider(job):
@@ -187,7 +204,7 @@ class _ClientFinals:
 
     async def _recheck(self) -> list[Delivery]:
         """Re-read the client's jobs: finals lost on the way, jobs asked for again, jobs forgotten."""
-        jobs = await self.service.store.jobs_for_client(self.client_id)
+        jobs = await self.feed.store.jobs_for_client(self.client_id)
         self.waiting &= {job.job_id for job in jobs}
         return [delivery for job in jobs for delivery in self._consider(job)]
 
@@ -210,7 +227,7 @@ class _ClientFinals:
         return []
 
     async def _asked_again(self, job_id: str) -> bool:
-        job = await self.service.store.get(job_id)
+        job = await self.feed.store.get(job_id)
         if job is None or not self.is_new(job):
             return False
         self.old.discard(job_id)
@@ -223,7 +240,7 @@ class _ClientFinals:
         return out
 
 
-async def mark_notified(service: JobService, job_id: str, client_id: str) -> None:
+async def mark_notified(feed: Feed, job_id: str, client_id: str) -> None:
     """Remember that the client got the final frame (once per client id, not per socket).
 
     A job already marked costs a look-up and no write, so a client with many sockets stays cheap.
@@ -235,4 +252,4 @@ async def mark_notified(service: JobService, job_id: str, client_id: str) -> Non
         job.notified.append(client_id)
 
     with contextlib.suppress(Skip):
-        await service.store.update(job_id, mutate)
+        await feed.store.update(job_id, mutate)

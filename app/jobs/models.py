@@ -11,6 +11,10 @@ from typing import Any
 from app.jobs.specs import JobSpec, parse_spec
 
 
+class Skip(Exception):
+    """Raised inside a mutation to leave the job unchanged (another process got there first)."""
+
+
 class JobState(StrEnum):
     QUEUED = "queued"
     RUNNING = "running"

@@ -9,19 +9,19 @@ import os
 import shutil
 import socket
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 from app import logs, metrics
-from app.archive_store import ArchiveStore, LocalArchiveStore
+from app.archive_store import ArchiveStore, ArchiveStoreUnavailable, LocalArchiveStore
 from app.archives import ArchiveContent, archive_file_name, archive_format, build_archive
 from app.blocking import BlockingPool
 from app.config import Settings
 from app.errors import AppError, DiskFull, NotFound, StoreUnavailable, Unprocessable, is_disk_full
-from app.jobs.events import EventHub, Frame, client_topic, job_topic
+from app.jobs.events import Delivery, EventHub, Frame, client_topic, job_topic
 from app.jobs.listing import JobQuery, order_key, page_and_cursor, waiting_message
-from app.jobs.models import FINAL_EVENTS, Job, JobState, new_job_id
+from app.jobs.models import FINAL_EVENTS, Job, JobState, Skip, new_job_id
 from app.jobs.progress import Counters, ProgressTracker
 from app.jobs.queue import JobQueue
 from app.jobs.runner import RunContext, Runner, RunOutput
@@ -32,6 +32,7 @@ from app.outputs.scans import ScanTriggers
 from app.storage import Storage
 
 log = logging.getLogger("jmbooru.jobs")
+sweep_log = logging.getLogger("jmbooru.cleanup")
 
 WORKER_ID = f"{socket.gethostname()}:{os.getpid()}"
 RESTART_MESSAGE = "The server restarted while this job was running; start the download again."
@@ -42,12 +43,14 @@ LOST_MESSAGE = (
 QUEUE_FAILED_MESSAGE = "The download could not be queued; nothing was started. Try again in a moment."
 CANCELLED_MESSAGE = "The download was cancelled."
 LIBRARY_OFF = "This server has no reader library: set JMBOORU_LIBRARY_DIR and restart jmbooru."
+MAX_ATTEMPTS = 2
+RECORD_TTL = 7 * 24 * 3600  # finished jobs are forgotten after a week
+# A job may sit "queued" this long before the sweep checks that the queue really holds it (the
+# moment between saving a job and queueing it, or a worker taking it and claiming it, is not a loss).
+QUEUED_GRACE = 30.0
+LOST_WORKER_MESSAGE = "The worker running this job stopped responding twice; start the download again."
 # How long a finished download waits for the job store to come back before giving up on it.
 FINISH_PATIENCE_SECONDS = 120.0
-
-
-class Skip(Exception):
-    """Raised inside a mutation to leave the job unchanged (another process got there first)."""
 
 
 class JobService:
@@ -65,14 +68,15 @@ class JobService:
         archives: ArchiveStore | None = None,
     ) -> None:
         self.settings = settings
-        self.storage = storage
+        self._storage = storage
         # Where finished archives live (a folder, or a bucket shared by several hosts).
-        self.archives: ArchiveStore = archives or LocalArchiveStore(storage, files_pool)
-        self.store = store
-        self.hub = hub
-        self.queue = queue
-        self.runners = runners
-        self.files_pool = files_pool
+        self._archives: ArchiveStore = archives or LocalArchiveStore(storage, files_pool)
+        # Its parts (store, hub, queue, storage, pools) are private: callers use the verbs below.
+        self._store = store
+        self._hub = hub
+        self._queue = queue
+        self._runners = runners
+        self._files_pool = files_pool
         self._stopping = False
         self.reconcile_on_start = reconcile_on_start
         # The reader library and its scan triggers, when JMBOORU_LIBRARY_DIR is set (set by the Engine).
@@ -83,29 +87,29 @@ class JobService:
     # --- life cycle -------------------------------------------------------------------------
 
     async def start(self) -> None:
-        await self.store.open()
-        await self.hub.start()
+        await self._store.open()
+        await self._hub.start()
         if self.reconcile_on_start:
             await self.reconcile_after_restart()
-        await self.queue.start(self.run)
+        await self._queue.start(self.run)
 
     async def stop(self) -> None:
         """Let running jobs finish within the grace period, cancel the rest, close everything."""
         self._stopping = True
-        await self.queue.stop(self.settings.shutdown_grace_seconds)
-        await self.hub.stop()
-        await self.store.close()
+        await self._queue.stop(self.settings.shutdown_grace_seconds)
+        await self._hub.stop()
+        await self._store.close()
 
     async def reconcile_after_restart(self) -> None:
         """Jobs that were running when the process died fail; queued ones run again."""
-        for job in await self.store.list_states([JobState.RUNNING, JobState.ZIPPING]):
-            await self.files_pool.run(self.storage.remove_work, job.job_id)
+        for job in await self._store.list_states([JobState.RUNNING, JobState.ZIPPING]):
+            await self._files_pool.run(self._storage.remove_work, job.job_id)
             await self.finish(job.job_id, JobState.FAILED, "failed", error=RESTART_MESSAGE)
-        queued = await self.store.list_states([JobState.QUEUED])
-        ready = {j.file_name for j in await self.store.list_states([JobState.READY])}
-        await self.files_pool.run(self.storage.remove_leftovers, {j.job_id for j in queued}, ready)
+        queued = await self._store.list_states([JobState.QUEUED])
+        ready = {j.file_name for j in await self._store.list_states([JobState.READY])}
+        await self._files_pool.run(self._storage.remove_leftovers, {j.job_id for j in queued}, ready)
         for job in sorted(queued, key=order_key):  # in the order they were queued: positions stay true
-            await self.queue.submit(job.job_id)
+            await self._queue.submit(job.job_id)
 
     # --- starting and reading ---------------------------------------------------------------
 
@@ -113,11 +117,11 @@ class JobService:
         """Start a job, or join the one already downloading (or recently done) the same thing."""
         candidate = Job.for_spec(spec, new_job_id(), message="Waiting for a free download slot.",
                                  request_id=logs.REQUEST_ID.get())
-        job, created = await self.store.create_or_join(candidate, client_id)
+        job, created = await self._store.create_or_join(candidate, client_id)
         if created:
             log.info("job queued job_id=%s kind=%s key=%s client_id=%s", job.job_id, job.kind, job.key, client_id)
             try:
-                await self.queue.submit(job.job_id)
+                await self._queue.submit(job.job_id)
             except Exception as exc:
                 # Stored but not queued: end it, so that nobody joins a job that will never run.
                 # (If even that fails, the sweep finds it queued with no queue entry and retries.)
@@ -130,18 +134,18 @@ class JobService:
             if client_id and job.state.final and job.final_frame:
                 # A fresh archive is reused: the client that asked is told at once, even on a socket
                 # that heard this final before ("joined" tells a socket it is an answer, not a repeat).
-                await self.hub.publish([client_topic(client_id)], {**job.final_frame, "joined": True})
+                await self._hub.publish([client_topic(client_id)], {**job.final_frame, "joined": True})
         return job, created
 
     async def get(self, job_id: str) -> Job:
-        job = await self.store.get(job_id)
+        job = await self._store.get(job_id)
         if job is None:
             raise NotFound("There is no job with that id (it may have been cleaned up).")
         return job
 
     async def page(self, query: JobQuery) -> tuple[list[dict[str, Any]], str | None]:
         """One page of the shared job list, as ``GET /v1/jobs/{id}`` shows each job, and the next cursor."""
-        page, cursor = page_and_cursor(await self.store.page(query), query.limit)
+        page, cursor = page_and_cursor(await self._store.page(query), query.limit)
         return await self.describe(page), cursor
 
     async def describe(self, jobs: list[Job]) -> list[dict[str, Any]]:
@@ -150,7 +154,7 @@ class JobService:
         if any(job.state == JobState.QUEUED for job in jobs):
             # Every queued job waits in one line (one process's queue, or the shared Redis queue
             # that every worker takes from), in the order it was queued.
-            positions = {job_id: n for n, job_id in enumerate(await self.store.queued_order(), start=1)}
+            positions = {job_id: n for n, job_id in enumerate(await self._store.queued_order(), start=1)}
         shown = []
         for job in jobs:
             view = job.public()
@@ -177,13 +181,13 @@ class JobService:
         try:
             # Only the final state must be on disk before anyone hears of it; a lost "started" or
             # progress record just makes a crashed job run again from the start.
-            job = await self.store.update(job_id, change, durable=event in FINAL_EVENTS)
+            job = await self._store.update(job_id, change, durable=event in FINAL_EVENTS)
         except Skip:
             return None
         if job is None:
             return None
         topics = [job_topic(job_id)] + [client_topic(c) for c in job.client_ids]
-        await self.hub.publish(topics, holder["frame"])
+        await self._hub.publish(topics, holder["frame"])
         return job
 
     async def finish(self, job_id: str, state: JobState, event: str, *, error: str = "",
@@ -234,7 +238,7 @@ class JobService:
         A cancellation may land anywhere, even before the download starts: every path ends the
         job with a final frame, so DELETE never waits for a runner that will not answer.
         """
-        job = await self.store.get(job_id)
+        job = await self._store.get(job_id)
         if job is None or job.state != JobState.QUEUED:
             return
         try:
@@ -246,7 +250,7 @@ class JobService:
         logs.REQUEST_ID.set(job.request_id)
         logs.CLIENT_ID.set(job.client_ids[0] if job.client_ids else "")
         logs.SITE.set(spec.log_site() if spec is not None else "")
-        runner = self.runners.get(spec.kind) if spec is not None else None
+        runner = self._runners.get(spec.kind) if spec is not None else None
         if runner is None or spec is None:
             await self.finish(job_id, JobState.FAILED, "failed",
                               error=f"This server cannot run this '{job.kind}' job; start the download again.")
@@ -287,7 +291,7 @@ class JobService:
                 claimed.seq = max(claimed.seq, saved.seq)  # the last frame sent, if the record is lost
 
         tracker = ProgressTracker(publish)
-        work_dir = self.storage.work_dir(job_id)
+        work_dir = self._storage.work_dir(job_id)
         lost = asyncio.Event()
         heartbeat = asyncio.create_task(self._heartbeat(job_id, asyncio.current_task(), lost))
         try:
@@ -304,7 +308,7 @@ class JobService:
             await tracker.close()
             # Partial files go before the final frame, so whoever hears it never sees them: moved
             # aside at once (one rename), deleted once the frame is out.
-            aside = self.storage.set_aside_work(job_id)
+            aside = self._storage.set_aside_work(job_id)
         try:
             if lost.is_set():
                 await self._end_lost(claimed, tracker.snapshot())
@@ -312,7 +316,7 @@ class JobService:
             await ending()
         finally:
             if aside is not None:
-                await self.files_pool.run(shutil.rmtree, aside, True)
+                await self._files_pool.run(shutil.rmtree, aside, True)
 
     def _cancelled_ending(self, job_id: str, tracker: ProgressTracker) -> Callable[[], Awaitable[Any]]:
         if self._stopping:
@@ -340,9 +344,9 @@ class JobService:
         job.seq += 1
         job.final_frame = job.frame("failed")
         with contextlib.suppress(Exception):
-            await self.store.put(job)
+            await self._store.put(job)
         with contextlib.suppress(Exception):
-            await self.hub.publish([job_topic(job.job_id)] + [client_topic(c) for c in job.client_ids],
+            await self._hub.publish([job_topic(job.job_id)] + [client_topic(c) for c in job.client_ids],
                                    job.final_frame)
 
     async def _attempt(self, job: Job, spec: JobSpec, runner: Runner, work_dir: Path,
@@ -370,10 +374,10 @@ class JobService:
             file_name = archive_file_name(output.file_stem, job_id, fmt)
             # Archive store: built in its final place (a folder) or in scratch, then uploaded (a
             # bucket); the job turns ready only after the store holds the whole archive.
-            built = self.archives.build_path(file_name, work_dir)
+            built = self._archives.build_path(file_name, work_dir)
             built.parent.mkdir(parents=True, exist_ok=True)
-            await build_archive(self.files_pool, fmt, ArchiveContent(output.entries, output.book), built, work_dir)
-            size = await self.archives.put(file_name, built, fmt.media_type)
+            await build_archive(self._files_pool, fmt, ArchiveContent(output.entries, output.book), built, work_dir)
+            size = await self._archives.put(file_name, built, fmt.media_type)
             message = output.message or f"{output.title or 'The archive'} is ready to download."
             return lambda: self._ready(job_id, counters, file_name, output.download_name, size, message,
                                        skipped=output.skipped)
@@ -404,7 +408,7 @@ class JobService:
         while True:
             await asyncio.sleep(interval)
             try:
-                job = await self.store.update(job_id, renew)
+                job = await self._store.update(job_id, renew)
             except Skip:  # ended elsewhere (cancelled on another process)
                 if runner_task is not None:
                     runner_task.cancel()
@@ -422,7 +426,7 @@ class JobService:
                      size: int, message: str, *, skipped: list[dict[str, Any]] | None = None) -> None:
         ready_at = time.time()
         # Archive store: from a bucket, ``bytes`` is the stored object's size (hosts.md).
-        stored: dict[str, Any] = {"bytes": size} if self.archives.mode == "s3" else {}
+        stored: dict[str, Any] = {"bytes": size} if self._archives.mode == "s3" else {}
         await self.finish(
             job_id, JobState.READY, "download_ready", counters=counters, file_name=file_name,
             download_name=download_name, expires_at=ready_at + self.settings.file_ttl_seconds,
@@ -440,8 +444,8 @@ class JobService:
         paths = []
         for index, book in enumerate(output.library or []):
             built = work_dir / f".library-{index:04d}.cbz"
-            await build_archive(self.files_pool, cbz, book.content, built, work_dir)
-            await self.files_pool.run(self.library.file, built, book.relative_path)
+            await build_archive(self._files_pool, cbz, book.content, built, work_dir)
+            await self._files_pool.run(self.library.file, built, book.relative_path)
             paths.append(book.relative_path)
         return paths
 
@@ -456,6 +460,134 @@ class JobService:
             self._background.add(task)
             task.add_done_callback(self._background.discard)
 
+    # --- the verbs callers use (nothing outside this module touches the parts) ----------------
+
+    @property
+    def archives(self) -> ArchiveStore:
+        """Where finished archives live, to serve them (a folder, or a bucket shared by hosts)."""
+        return self._archives
+
+    async def find(self, job_id: str) -> Job | None:
+        """The job, or None (``get`` raises NotFound instead)."""
+        return await self._store.get(job_id)
+
+    async def find_by_file_name(self, file_name: str) -> Job | None:
+        """The job that made the archive of that ``file_name`` (None for a name no archive has)."""
+        if self._storage.archive_path(file_name) is None:
+            return None
+        return await self._store.get_by_file_name(file_name)
+
+    async def jobs_in(self, states: list[JobState]) -> list[Job]:
+        return await self._store.list_states(states)
+
+    async def usage(self) -> tuple[int, int]:
+        """(archives, bytes) kept now."""
+        return await self._archives.usage()
+
+    async def execute(self, job_id: str) -> None:
+        """Run a job handed to this worker by the scale-out queue."""
+        execute = getattr(self._queue, "execute", None)
+        if execute is None:
+            raise RuntimeError("this process's queue runs its jobs itself")
+        await execute(job_id)
+
+    def follow_job(self, job_id: str) -> AsyncIterator[Delivery]:
+        """A snapshot, then live frames, ending with the job's final frame."""
+        from app.jobs import follow
+
+        return follow.follow_job(follow.Feed(self._hub, self._store), job_id)
+
+    def follow_client(self, client_id: str, *, progress: bool = False, replay_grace: float = 3.0
+                      ) -> AsyncIterator[Delivery]:
+        """What a client's notifications socket receives (finals, or every frame with ``progress``)."""
+        from app.jobs import follow
+
+        return follow.follow_client(follow.Feed(self._hub, self._store), client_id, progress=progress,
+                                    replay_grace=replay_grace)
+
+    async def mark_notified(self, job_id: str, client_id: str) -> None:
+        """The client has received the job's final frame (it is not replayed to it again)."""
+        from app.jobs import follow
+
+        await follow.mark_notified(follow.Feed(self._hub, self._store), job_id, client_id)
+
+    # --- the sweep (scheduled by app.jobs.cleanup) -------------------------------------------
+    # Safe when many processes sweep at once: every change is conditional on the state it saw.
+
+    async def sweep(self) -> int:
+        """One pass over every job; returns how many archives expired."""
+        now = time.time()
+        storage = self._storage
+        jobs = await self._store.list_states(list(JobState))
+        # Library jobs (no archive) are the user's files: never expired, forgotten like failed jobs.
+        ready = [j for j in jobs if j.state == JobState.READY and j.file_name]
+        # Archive store: a bucket that does not answer is not a missing archive (nothing expires for
+        # that), and an archive whose time is up stays ready until its delete succeeds.
+        try:
+            missing = await self._archives.missing([j.file_name for j in ready])
+        except ArchiveStoreUnavailable:
+            missing = set()
+        expired = 0
+        for job in ready:
+            if (job.expires_at is not None and job.expires_at <= now) or job.file_name in missing:
+                try:
+                    await self.expire(job)
+                except ArchiveStoreUnavailable:
+                    sweep_log.warning("archive not deleted yet (storage unreachable) job_id=%s", job.job_id)
+                    continue
+                expired += 1
+        for job in jobs:
+            if job.state in (JobState.RUNNING, JobState.ZIPPING) and (job.lease_until or now) < now:
+                await self._recover(job.job_id)
+            elif job.state.final and (job.state != JobState.READY or not job.file_name) \
+                    and (job.finished_at or now) < now - RECORD_TTL:
+                await self._store.delete(job.job_id)
+        await self._requeue_lost([j for j in jobs if j.state == JobState.QUEUED], now)
+        active = {j.job_id for j in jobs if j.state.active}
+        keep = {j.file_name for j in ready if j.file_name not in missing and (j.expires_at or now + 1) > now}
+        await self._files_pool.run(storage.remove_leftovers, active, keep)
+        return expired
+
+
+    async def _recover(self, job_id: str) -> None:
+        """A job whose worker stopped renewing its lease runs again, or fails after two tries."""
+        now = time.time()
+        current = await self._store.get(job_id)
+        if current is None:
+            return
+        give_up = current.attempts >= MAX_ATTEMPTS
+
+        def check(job: Job) -> None:
+            if not job.state.active or job.state == JobState.QUEUED or (job.lease_until or 0) >= now:
+                raise Skip  # renewed meanwhile, or another process recovered it first
+            job.lease_until = None
+            if give_up:
+                job.state = JobState.FAILED
+                job.error = job.message = LOST_WORKER_MESSAGE
+                job.finished_at = now
+            else:
+                job.state = JobState.QUEUED
+                job.done = job.bytes = 0
+                job.message = "The worker running this job stopped; it was queued again."
+
+        job = await self.emit(job_id, "failed" if give_up else "progress", check)
+        if job is not None:
+            sweep_log.warning("job recovered job_id=%s state=%s attempts=%d", job_id, job.state, job.attempts)
+            if job.state == JobState.QUEUED:
+                await self._queue.submit(job_id)
+
+
+    async def _requeue_lost(self, queued: list[Job], now: float) -> None:
+        """Queue again the jobs that are queued in the store but in no queue (a hand-off that failed,
+        a queue that lost its data): running twice is harmless, a job only starts if still queued."""
+        stale = {j.job_id for j in queued if (j.updated_at or now) < now - QUEUED_GRACE}
+        if not stale:
+            return
+        lost = stale - await self._queue.holds(stale)
+        for job_id in sorted(lost):
+            sweep_log.warning("job queued again job_id=%s (it was in no queue)", job_id)
+            await self._queue.submit(job_id)
+
     # --- cancelling, deleting, expiring -----------------------------------------------------
 
     async def cancel(self, job_id: str) -> Job:
@@ -468,12 +600,12 @@ class JobService:
                               only_from=JobState.QUEUED)
             job = await self.get(job_id)
         if job.state.active:
-            if not await self.queue.cancel(job_id) or not await self._wait_final(job_id, timeout=10.0):
+            if not await self._queue.cancel(job_id) or not await self._wait_final(job_id, timeout=10.0):
                 # Nobody runs it any more (a worker died), or its runner does not stop: end it here,
                 # its partial files first, so whoever hears "cancelled" never finds them.
-                aside = self.storage.set_aside_work(job_id)
+                aside = self._storage.set_aside_work(job_id)
                 if aside is not None:
-                    await self.files_pool.run(shutil.rmtree, aside, True)
+                    await self._files_pool.run(shutil.rmtree, aside, True)
                 await self.finish(job_id, JobState.CANCELLED, "cancelled", message=CANCELLED_MESSAGE)
         elif job.state == JobState.READY:
             await self.expire(job, message="The archive was deleted on request.")
@@ -482,7 +614,7 @@ class JobService:
     async def _wait_final(self, job_id: str, timeout: float) -> bool:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            job = await self.store.get(job_id)
+            job = await self._store.get(job_id)
             if job is None or job.state.final:
                 return True
             await asyncio.sleep(0.05)
@@ -490,5 +622,5 @@ class JobService:
 
     async def expire(self, job: Job, message: str = "The archive expired and was deleted.") -> None:
         if job.file_name:  # an unreachable bucket raises here: the job stays ready, to be tried again
-            await self.archives.delete(job.file_name)
+            await self._archives.delete(job.file_name)
         await self.finish(job.job_id, JobState.EXPIRED, "expired", message=message)
