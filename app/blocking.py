@@ -9,12 +9,31 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import functools
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import ParamSpec, TypeVar
+from typing import Any, ParamSpec, TypeVar
 
 P = ParamSpec("P")
 T = TypeVar("T")
+
+
+def mark_retrieved(future: asyncio.Future[Any]) -> None:
+    """A done callback that reads the outcome, so an error nobody awaits any more (its caller
+    was cancelled) is not reported at exit as "Task exception was never retrieved"."""
+    if not future.cancelled():
+        future.exception()
+
+
+async def run_to_end(awaitable: Awaitable[T]) -> T:
+    """Await ``awaitable`` as a task of its own: a cancelled caller waits for it to finish before
+    it unwinds (its outcome is read, never left unretrieved), then is cancelled as asked."""
+    task = asyncio.ensure_future(awaitable)
+    task.add_done_callback(mark_retrieved)
+    try:
+        return await asyncio.shield(task)
+    except asyncio.CancelledError:
+        await asyncio.wait([task])
+        raise
 
 
 class BlockingPool:
@@ -31,12 +50,7 @@ class BlockingPool:
     async def run_to_end(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         """Like ``run``, but a cancelled caller waits for the call to finish before it unwinds,
         so its clean-up never races with a write still in flight."""
-        future = asyncio.ensure_future(self.run(fn, *args, **kwargs))
-        try:
-            return await asyncio.shield(future)
-        except asyncio.CancelledError:
-            await asyncio.wait([future])
-            raise
+        return await run_to_end(self.run(fn, *args, **kwargs))
 
     def submit(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> Future[T]:
         """Start ``fn`` from synchronous code (a library hook running in one of our threads)."""

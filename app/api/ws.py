@@ -13,7 +13,7 @@ from starlette.websockets import WebSocketState
 
 from app import metrics, serving
 from app.api.deps import websocket_allowed
-from app.errors import AppError
+from app.errors import AppError, StoreUnavailable
 from app.jobs.events import Delivery, Frame
 from app.jobs.models import FINAL_EVENTS
 from app.jobs.service import JobService
@@ -23,8 +23,10 @@ router = APIRouter(tags=["websockets"])
 log = logging.getLogger("jmbooru.ws")
 
 POLICY_VIOLATION = 1008
+INTERNAL_ERROR = 1011
 TRY_AGAIN_LATER = 1013
 NOT_FOUND = 4404
+STORE_AWAY_REASON = "The job store is unreachable right now; reconnect in a moment."
 
 
 @contextlib.contextmanager
@@ -142,8 +144,24 @@ async def _pump(ws: WebSocket, frames: AsyncIterator[Delivery],
         await asyncio.gather(sender, return_exceptions=True)
         with contextlib.suppress(Exception):
             await frames.aclose()  # type: ignore[attr-defined]
-    if not sender.cancelled() and sender.exception() is not None:
-        raise sender.exception()  # type: ignore[misc]
+    failure = None if sender.cancelled() else sender.exception()
+    if failure is not None and not isinstance(failure, WebSocketDisconnect | RuntimeError):
+        # Never end a socket without a close frame: the client reconnects and resumes from the
+        # job record (1013 when the job store is away, 1011 for anything else).
+        if isinstance(failure, StoreUnavailable):
+            log.warning("websocket closed: job store away path=%s", ws.url.path)
+            await _close(ws, TRY_AGAIN_LATER, STORE_AWAY_REASON)
+        else:
+            log.error("websocket follower failed path=%s", ws.url.path, exc_info=failure)
+            await _close(ws, INTERNAL_ERROR, "The server could not follow this job; reconnect to resume.")
+    elif failure is not None:
+        raise failure
+
+
+async def _close(ws: WebSocket, code: int, reason: str) -> None:
+    if ws.application_state == WebSocketState.CONNECTED:
+        with contextlib.suppress(Exception):
+            await ws.close(code=code, reason=reason)
 
 
 async def follow_job(ws: WebSocket) -> None:
@@ -161,6 +179,9 @@ async def _follow_job(ws: WebSocket, job_id: str) -> None:
     jobs: JobService = ws.app.state.jobs
     try:
         await jobs.get(job_id)
+    except StoreUnavailable:
+        await ws.close(code=TRY_AGAIN_LATER, reason=STORE_AWAY_REASON)
+        return
     except AppError as exc:
         await ws.send_json({"event": "error", "status": "error", "job_id": job_id, "message": exc.detail})
         await ws.close(code=NOT_FOUND)

@@ -9,16 +9,40 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
-from app.errors import NotFound
+from app.errors import NotFound, StoreUnavailable
 from app.jobs.events import Delivery, EventHub, Frame, client_topic, encode, job_topic
 from app.jobs.models import FINAL_EVENTS, Job, JobState, Skip
 from app.jobs.store import JobStore
 
+log = logging.getLogger("jmbooru.ws")
+
 RECHECK_SECONDS = 5.0
+T = TypeVar("T")
+
+
+async def patiently(read: Callable[[], Awaitable[T]]) -> T:
+    """A store read that waits out the store being away (Redis restarting) instead of failing.
+
+    A follower has nothing better to do than wait: its socket stays open, and once the store is
+    back the read answers and the final frame goes out. The socket closing ends the wait.
+    """
+    delay = 0.25
+    warned = False
+    while True:
+        try:
+            return await read()
+        except StoreUnavailable:
+            if not warned:
+                log.warning("websocket follower waiting for the job store to come back")
+                warned = True
+            await asyncio.sleep(delay)
+            delay = min(RECHECK_SECONDS / 5, delay * 2)
 
 
 @dataclass(frozen=True)
@@ -57,7 +81,7 @@ async def follow_job(feed: Feed, job_id: str) -> AsyncIterator[Delivery]:
     """A snapshot, then live frames, ending with the final frame (at once if already final)."""
     sub = await feed.hub.subscribe([job_topic(job_id)])
     try:
-        job = await feed.get(job_id)
+        job = await patiently(lambda: feed.get(job_id))
         yield encode(snapshot(job))
         if job.state.final:
             if job.final_frame:
@@ -70,7 +94,7 @@ async def follow_job(feed: Feed, job_id: str) -> AsyncIterator[Delivery]:
                     frame, text = await sub.get()
             except TimeoutError:
                 # A frame lost on the way (a Redis hiccup) must not leave the socket waiting forever.
-                fresh = await feed.store.get(job_id)
+                fresh = await patiently(lambda: feed.store.get(job_id))
                 if fresh is None:  # the record vanished (the store lost it): say so, never close silently
                     yield encode(vanished_frame(job_id, last + 1))
                     return
@@ -104,7 +128,7 @@ async def _follow_client_progress(feed: Feed, client_id: str) -> AsyncGenerator[
     try:
         last: dict[str, int] = {}
         sent: set[str] = set()  # jobs whose final this socket already sent
-        for job in await feed.store.jobs_for_client(client_id):
+        for job in await patiently(lambda: feed.store.jobs_for_client(client_id)):
             if job.state.active:
                 last[job.job_id] = job.seq
                 yield encode(snapshot(job))
@@ -117,7 +141,7 @@ async def _follow_client_progress(feed: Feed, client_id: str) -> AsyncGenerator[
                 async with asyncio.timeout(3 * RECHECK_SECONDS):
                     frame, text = await sub.get()
             except TimeoutError:
-                for job in await feed.store.jobs_for_client(client_id):
+                for job in await patiently(lambda: feed.store.jobs_for_client(client_id)):
                     if (job.final_frame and job.job_id not in sent and job.seq > last.get(job.job_id, 0)
                             and client_id not in job.notified):
                         last[job.job_id] = job.seq
@@ -163,7 +187,7 @@ class _ClientFinals:
     async def frames(self) -> AsyncGenerator[Delivery, None]:
         sub = await self.feed.hub.subscribe([client_topic(self.client_id)])
         try:
-            jobs = await self.feed.store.jobs_for_client(self.client_id)
+            jobs = await patiently(lambda: self.feed.store.jobs_for_client(self.client_id))
             self.old = {job.job_id for job in jobs if not self.is_new(job)}
             for job in sorted(jobs, key=lambda j: j.finished_at or j.created_at):
                 for delivery in self._consider(job):
@@ -204,7 +228,7 @@ class _ClientFinals:
 
     async def _recheck(self) -> list[Delivery]:
         """Re-read the client's jobs: finals lost on the way, jobs asked for again, jobs forgotten."""
-        jobs = await self.feed.store.jobs_for_client(self.client_id)
+        jobs = await patiently(lambda: self.feed.store.jobs_for_client(self.client_id))
         self.waiting &= {job.job_id for job in jobs}
         return [delivery for job in jobs for delivery in self._consider(job)]
 
@@ -227,7 +251,7 @@ class _ClientFinals:
         return []
 
     async def _asked_again(self, job_id: str) -> bool:
-        job = await self.feed.store.get(job_id)
+        job = await patiently(lambda: self.feed.store.get(job_id))
         if job is None or not self.is_new(job):
             return False
         self.old.discard(job_id)
@@ -251,5 +275,12 @@ async def mark_notified(feed: Feed, job_id: str, client_id: str) -> None:
             raise Skip  # another socket or process recorded it already
         job.notified.append(client_id)
 
-    with contextlib.suppress(Skip):
-        await feed.store.update(job_id, mutate)
+    try:
+        # Not a final state: in memory at once (the next socket, opened a moment later, must see it)
+        # and on disk behind it. Lost in a crash, it only costs the client this final once more.
+        await feed.store.update(job_id, mutate, durable=False)
+    except Skip:
+        pass
+    except StoreUnavailable:
+        # The frame is out; unrecorded, it is only sent again to this client's next socket.
+        log.warning("final frame sent but not recorded job_id=%s (job store away)", job_id)

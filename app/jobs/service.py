@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import os
 import shutil
 import socket
@@ -16,7 +17,7 @@ from typing import Any
 from app import logs, metrics
 from app.archive_store import ArchiveStore, ArchiveStoreUnavailable, LocalArchiveStore
 from app.archives import ArchiveContent, archive_file_name, archive_format, build_archive
-from app.blocking import BlockingPool
+from app.blocking import BlockingPool, run_to_end
 from app.config import Settings
 from app.errors import AppError, DiskFull, NotFound, StoreUnavailable, Unprocessable, is_disk_full
 from app.jobs.events import Delivery, EventHub, Frame, client_topic, job_topic
@@ -49,8 +50,11 @@ RECORD_TTL = 7 * 24 * 3600  # finished jobs are forgotten after a week
 # moment between saving a job and queueing it, or a worker taking it and claiming it, is not a loss).
 QUEUED_GRACE = 30.0
 LOST_WORKER_MESSAGE = "The worker running this job stopped responding twice; start the download again."
-# How long a finished download waits for the job store to come back before giving up on it.
-FINISH_PATIENCE_SECONDS = 120.0
+# A finished download waits for the job store (Redis restarting, a full disk) as long as it takes:
+# its final state must be saved before anyone hears of it. It retries at least this often, so it
+# wins against the sweep, which gives a lease a full period after the store is back.
+FINISH_PATIENCE_SECONDS = math.inf
+FINISH_RETRY_MAX_DELAY = 1.0
 
 
 class JobService:
@@ -79,6 +83,10 @@ class JobService:
         self._files_pool = files_pool
         self._stopping = False
         self.reconcile_on_start = reconcile_on_start
+        # Jobs that were running when the process stopped and are not yet marked failed (the disk
+        # was full at start): the sweep must not mistake them for jobs of a dead worker and re-run them.
+        self.restart_pending = False
+        self._reconciling: asyncio.Task[None] | None = None
         # The reader library and its scan triggers, when JMBOORU_LIBRARY_DIR is set (set by the Engine).
         self.library: Library | None = None
         self.scans: ScanTriggers | None = None
@@ -90,12 +98,33 @@ class JobService:
         await self._store.open()
         await self._hub.start()
         if self.reconcile_on_start:
-            await self.reconcile_after_restart()
+            self.restart_pending = True
+            try:
+                await self.reconcile_after_restart()
+                self.restart_pending = False
+            except StoreUnavailable as exc:
+                # Start anyway (reads, health, the page work); those jobs are ended once a write succeeds.
+                log.warning("server started, but its job store cannot be written: %s", exc.detail)
+                self._reconciling = asyncio.create_task(self._reconcile_when_writable(), name="reconcile")
         await self._queue.start(self.run)
+
+    async def _reconcile_when_writable(self) -> None:
+        while True:
+            await asyncio.sleep(2.0)
+            try:
+                await self.reconcile_after_restart()
+            except StoreUnavailable:
+                continue
+            self.restart_pending = False
+            log.warning("job store writable again; jobs interrupted by the restart are ended")
+            return
 
     async def stop(self) -> None:
         """Let running jobs finish within the grace period, cancel the rest, close everything."""
         self._stopping = True
+        if self._reconciling is not None:
+            self._reconciling.cancel()
+            await asyncio.gather(self._reconciling, return_exceptions=True)
         await self._queue.stop(self.settings.shutdown_grace_seconds)
         await self._hub.stop()
         await self._store.close()
@@ -192,9 +221,13 @@ class JobService:
 
     async def finish(self, job_id: str, state: JobState, event: str, *, error: str = "",
                      counters: Counters | None = None, patience: float = 0.0,
-                     only_from: JobState | None = None, **changes: Any) -> Job | None:
+                     only_from: JobState | None = None, attempt: int | None = None,
+                     **changes: Any) -> Job | None:
         """End a job with its final frame. With ``patience``, a store that is away (Redis
-        restarting) is waited for that long, so a finished download is not thrown away."""
+        restarting, a full disk) is waited for that long (or until the server stops), so a finished
+        download is not thrown away. ``attempt``: the run ending it, which only ends the job while
+        it still owns it (a run the sweep handed to another worker leaves it alone), except with an
+        archive: a run that finished wins."""
         now = time.time()
         message = changes.pop("message", None)
 
@@ -204,6 +237,8 @@ class JobService:
                 raise Skip
             if only_from is not None and job.state != only_from:
                 raise Skip  # it moved on meanwhile (a runner claimed it)
+            if attempt is not None and job.attempts != attempt and state != JobState.READY:
+                raise Skip  # another run owns it now
             job.state = state
             job.error = error
             job.message = message or error or job.message
@@ -216,19 +251,25 @@ class JobService:
 
         deadline = time.monotonic() + patience
         delay = 0.2
+        tries = 0
         while True:
             try:
                 ended = await self.emit(job_id, event, mutate)
                 if ended is not None and state != JobState.EXPIRED:
                     metrics.job_ended(ended.kind, str(ended.state), ended.started_at, ended.finished_at,
                                       ended.done, ended.bytes)
+                if tries:
+                    log.warning("job store back; job_id=%s ended %s", job_id, state)
                 return ended
             except StoreUnavailable:
-                if time.monotonic() + delay > deadline:
-                    raise
-                log.warning("job store away; retrying the end of job_id=%s in %.1f s", job_id, delay)
+                if time.monotonic() + delay > deadline or (self._stopping and math.isinf(patience)):
+                    raise  # (an endless wait ends with the server; a bounded one runs its course)
+                tries += 1
+                # One line when the wait starts: a full disk can last hours.
+                (log.warning if tries == 1 else log.debug)(
+                    "job store away; the end of job_id=%s is saved as soon as it is back", job_id)
                 await asyncio.sleep(delay)
-                delay = min(5.0, delay * 2)
+                delay = min(FINISH_RETRY_MAX_DELAY, delay * 2)
 
     # --- running ----------------------------------------------------------------------------
 
@@ -292,45 +333,61 @@ class JobService:
 
         tracker = ProgressTracker(publish)
         work_dir = self._storage.work_dir(job_id)
-        lost = asyncio.Event()
-        heartbeat = asyncio.create_task(self._heartbeat(job_id, asyncio.current_task(), lost))
+        fate = _RunFate()
+        heartbeat = asyncio.create_task(self._heartbeat(job_id, claimed.attempts, asyncio.current_task(), fate))
         try:
             work_dir.mkdir(parents=True, exist_ok=True)
             ending = await self._attempt(claimed, spec, runner, work_dir, tracker)
         except asyncio.CancelledError:
-            ending = self._cancelled_ending(job_id, tracker)
+            ending = self._cancelled_ending(claimed, tracker)
         except OSError as exc:  # the work folder itself could not be made
-            ending = self._failed_ending(job_id, tracker, DiskFull().detail if is_disk_full(exc)
+            ending = self._failed_ending(claimed, tracker, DiskFull().detail if is_disk_full(exc)
                                          else "The server could not create the job's work folder.")
-        finally:
-            heartbeat.cancel()
-            await asyncio.gather(heartbeat, return_exceptions=True)
-            await tracker.close()
-            # Partial files go before the final frame, so whoever hears it never sees them: moved
-            # aside at once (one rename), deleted once the frame is out.
-            aside = self._storage.set_aside_work(job_id)
+        # From here on the job only ends. A cancel arriving now (a DELETE racing the end, the
+        # shutdown) must not cut that short: the job would stay "running" with no final frame and
+        # the DELETE would wait out its 10 s before ending it itself.
+        await run_to_end(self._conclude(claimed, ending, heartbeat, tracker, fate))
+
+    async def _conclude(self, job: Job, ending: Ending, heartbeat: asyncio.Task[None], tracker: ProgressTracker,
+                        fate: _RunFate) -> None:
+        heartbeat.cancel()
+        await asyncio.gather(heartbeat, return_exceptions=True)
+        await tracker.close()
+        # Partial files go before the final frame, so whoever hears it never sees them: moved aside
+        # at once (one rename), deleted beside the ending, so a full disk gets its space back while
+        # the final state waits to be written.
+        aside = self._storage.set_aside_work(job.job_id)
+        removal = asyncio.ensure_future(self._files_pool.run(shutil.rmtree, aside, True)) if aside else None
         try:
-            if lost.is_set():
-                await self._end_lost(claimed, tracker.snapshot())
+            if fate.superseded:
+                log.warning("job taken over by another run job_id=%s; this run stops", job.job_id)
                 return
-            await ending()
+            if fate.lost or (await ending() is None and await self._vanished(job.job_id)):
+                # Also a record lost before the heartbeat noticed: the job ended, and nothing was saved.
+                await self._end_lost(job, tracker.snapshot())
         finally:
-            if aside is not None:
-                await self._files_pool.run(shutil.rmtree, aside, True)
+            if removal is not None:
+                await asyncio.gather(removal, return_exceptions=True)
 
-    def _cancelled_ending(self, job_id: str, tracker: ProgressTracker) -> Callable[[], Awaitable[Any]]:
+    async def _vanished(self, job_id: str) -> bool:
+        try:
+            return await self._store.get(job_id) is None
+        except StoreUnavailable:
+            return False
+
+    def _cancelled_ending(self, job: Job, tracker: ProgressTracker) -> Ending:
         if self._stopping:
-            return lambda: self.finish(job_id, JobState.FAILED, "failed", error=SHUTDOWN_MESSAGE,
-                                       counters=tracker.snapshot(), patience=2.0)
-        return lambda: self._end_cancelled(job_id, tracker.snapshot())
+            return lambda: self.finish(job.job_id, JobState.FAILED, "failed", error=SHUTDOWN_MESSAGE,
+                                       counters=tracker.snapshot(), patience=2.0, attempt=job.attempts)
+        return lambda: self._end_cancelled(job.job_id, tracker.snapshot(), attempt=job.attempts)
 
-    def _failed_ending(self, job_id: str, tracker: ProgressTracker, error: str) -> Callable[[], Awaitable[Any]]:
-        return lambda: self.finish(job_id, JobState.FAILED, "failed", error=error, counters=tracker.snapshot(),
-                                   patience=FINISH_PATIENCE_SECONDS)
+    def _failed_ending(self, job: Job, tracker: ProgressTracker, error: str) -> Ending:
+        return lambda: self.finish(job.job_id, JobState.FAILED, "failed", error=error, counters=tracker.snapshot(),
+                                   patience=FINISH_PATIENCE_SECONDS, attempt=job.attempts)
 
-    async def _end_cancelled(self, job_id: str, counters: Counters | None) -> None:
-        await asyncio.shield(self.finish(job_id, JobState.CANCELLED, "cancelled", counters=counters,
-                                         message=CANCELLED_MESSAGE, patience=5.0))
+    async def _end_cancelled(self, job_id: str, counters: Counters | None, attempt: int | None = None) -> Job | None:
+        return await run_to_end(self.finish(job_id, JobState.CANCELLED, "cancelled", counters=counters,
+                                            message=CANCELLED_MESSAGE, patience=5.0, attempt=attempt))
 
     async def _end_lost(self, job: Job, counters: Counters) -> None:
         """The job's record vanished while it ran (Redis lost its data): write it back as failed
@@ -350,7 +407,7 @@ class JobService:
                                    job.final_frame)
 
     async def _attempt(self, job: Job, spec: JobSpec, runner: Runner, work_dir: Path,
-                       tracker: ProgressTracker) -> Callable[[], Awaitable[Any]]:
+                       tracker: ProgressTracker) -> Ending:
         """Run and build the archive; returns how the job ends (called once the work folder is gone)."""
         job_id = job.job_id
         try:
@@ -359,13 +416,19 @@ class JobService:
             counters = tracker.snapshot()
 
             def zipping(j: Job) -> None:
-                j.state = JobState.ZIPPING
+                if j.state.final:
+                    raise Skip  # another run of it (queued again while Redis was away) finished first
+                j.state = JobState.ZIPPING  # ours again, if the sweep had queued it again meanwhile
                 j.title = output.title or j.title
                 j.done, j.total, j.bytes = counters.done, max(counters.total, counters.done), counters.bytes
                 j.message = "Building the archive."
 
-            with contextlib.suppress(StoreUnavailable):
-                await self.emit(job_id, "progress", zipping)
+            try:
+                if await self.emit(job_id, "progress", zipping) is None:
+                    log.warning("job already ended elsewhere job_id=%s; no archive built", job_id)
+                    return _nothing_more
+            except StoreUnavailable:
+                pass  # building goes on; the end waits for the store
             if output.library is not None:
                 paths = await self._file_in_library(output, work_dir)
                 message = output.message or f"{output.title or 'The book'} is in the library."
@@ -383,56 +446,73 @@ class JobService:
                                        skipped=output.skipped)
         except asyncio.CancelledError:
             await tracker.close()
-            return self._cancelled_ending(job_id, tracker)
+            return self._cancelled_ending(job, tracker)
         except AppError as exc:
             log.info("job failed job_id=%s reason=%s", job_id, exc.detail)
-            return self._failed_ending(job_id, tracker, exc.detail)
+            return self._failed_ending(job, tracker, exc.detail)
         except Exception as exc:
             if is_disk_full(exc):
                 log.error("job failed job_id=%s reason=disk full", job_id)
-                return self._failed_ending(job_id, tracker, DiskFull().detail)
+                return self._failed_ending(job, tracker, DiskFull().detail)
             log.exception("job crashed job_id=%s", job_id)
             return self._failed_ending(
-                job_id, tracker, "The download failed because of an internal error; the server log has details.")
+                job, tracker, "The download failed because of an internal error; the server log has details.")
 
-    async def _heartbeat(self, job_id: str, runner_task: asyncio.Task[Any] | None, lost: asyncio.Event) -> None:
-        """Renew the job's lease while it runs; stop the run if the job was ended elsewhere or its
-        record vanished (``lost``)."""
+    async def _heartbeat(self, job_id: str, attempt: int, runner_task: asyncio.Task[Any] | None,
+                         fate: _RunFate) -> None:
+        """Renew the job's lease while it runs; stop the run if the job was ended elsewhere, its
+        record vanished (``fate.lost``) or another run took it over (``fate.superseded``).
+
+        A lease that ran out while Redis was away may have had the job queued again: while no other
+        run has claimed it, this run takes it back (the queued copy then finds it running and stops).
+        """
         interval = self.settings.job_lease_seconds / 3
 
         def renew(job: Job) -> None:
             if job.state.final:
                 raise Skip
+            if job.attempts != attempt:
+                fate.superseded = True
+                raise Skip
+            if job.state == JobState.QUEUED:
+                job.state = JobState.RUNNING
+                job.worker = WORKER_ID
+                job.message = "Downloading."
             job.lease_until = time.time() + self.settings.job_lease_seconds
 
+        failing = False
         while True:
             await asyncio.sleep(interval)
             try:
                 job = await self._store.update(job_id, renew)
-            except Skip:  # ended elsewhere (cancelled on another process)
+            except Skip:  # ended elsewhere (cancelled on another process), or taken over
                 if runner_task is not None:
                     runner_task.cancel()
                 return
             except Exception as exc:
-                log.warning("lease renewal failed job_id=%s error=%s", job_id, type(exc).__name__)
+                if not failing:  # one line per outage, not one per beat
+                    log.warning("lease renewal failed job_id=%s error=%s", job_id, type(exc).__name__)
+                failing = True
                 continue
+            failing = False
             if job is None:
-                lost.set()
+                fate.lost = True
                 if runner_task is not None:
                     runner_task.cancel()
                 return
 
     async def _ready(self, job_id: str, counters: Counters, file_name: str, download_name: str,
-                     size: int, message: str, *, skipped: list[dict[str, Any]] | None = None) -> None:
+                     size: int, message: str, *, skipped: list[dict[str, Any]] | None = None) -> Job | None:
         ready_at = time.time()
         # Archive store: from a bucket, ``bytes`` is the stored object's size (hosts.md).
         stored: dict[str, Any] = {"bytes": size} if self._archives.mode == "s3" else {}
-        await self.finish(
+        ended = await self.finish(
             job_id, JobState.READY, "download_ready", counters=counters, file_name=file_name,
             download_name=download_name, expires_at=ready_at + self.settings.file_ttl_seconds,
             message=message, patience=FINISH_PATIENCE_SECONDS, skipped=list(skipped or []), **stored,
         )
         log.info("job ready job_id=%s file_name=%s size=%d", job_id, file_name, size)
+        return ended
 
     # --- the reader library ------------------------------------------------------------------
 
@@ -450,15 +530,16 @@ class JobService:
         return paths
 
     async def _filed(self, job_id: str, counters: Counters, paths: list[str], skipped: list[dict[str, Any]],
-                     message: str) -> None:
-        await self.finish(job_id, JobState.READY, "download_ready", counters=counters, file_name="",
-                          download_name="", expires_at=None, library_paths=paths, skipped=list(skipped),
-                          message=message, patience=FINISH_PATIENCE_SECONDS)
+                     message: str) -> Job | None:
+        ended = await self.finish(job_id, JobState.READY, "download_ready", counters=counters, file_name="",
+                                  download_name="", expires_at=None, library_paths=paths, skipped=list(skipped),
+                                  message=message, patience=FINISH_PATIENCE_SECONDS)
         log.info("job filed in the library job_id=%s books=%d", job_id, len(paths))
         if self.scans is not None:  # after the final frame: a slow reader server never delays it
             task = asyncio.create_task(self.scans.scan(), name=f"library-scan-{job_id}")
             self._background.add(task)
             task.add_done_callback(self._background.discard)
+        return ended
 
     # --- the verbs callers use (nothing outside this module touches the parts) ----------------
 
@@ -514,9 +595,16 @@ class JobService:
     # --- the sweep (scheduled by app.jobs.cleanup) -------------------------------------------
     # Safe when many processes sweep at once: every change is conditional on the state it saw.
 
-    async def sweep(self) -> int:
-        """One pass over every job; returns how many archives expired."""
+    async def sweep(self, *, store_back_at: float = 0.0) -> int:
+        """One pass over every job; returns how many archives expired.
+
+        ``store_back_at``: when the job store came back from an outage this process saw. A lease that
+        ran out while the store was away says nothing about its worker (it could not renew), so it gets
+        one more full lease from then before the job is recovered: a worker that finished meanwhile
+        saves its end first, instead of the job being downloaded a second time.
+        """
         now = time.time()
+        recover_from = store_back_at + self.settings.job_lease_seconds
         storage = self._storage
         jobs = await self._store.list_states(list(JobState))
         # Library jobs (no archive) are the user's files: never expired, forgotten like failed jobs.
@@ -537,7 +625,8 @@ class JobService:
                     continue
                 expired += 1
         for job in jobs:
-            if job.state in (JobState.RUNNING, JobState.ZIPPING) and (job.lease_until or now) < now:
+            lapsed = (job.lease_until or now) < now and now >= recover_from and not self.restart_pending
+            if job.state in (JobState.RUNNING, JobState.ZIPPING) and lapsed:
                 await self._recover(job.job_id)
             elif job.state.final and (job.state != JobState.READY or not job.file_name) \
                     and (job.finished_at or now) < now - RECORD_TTL:
@@ -624,3 +713,18 @@ class JobService:
         if job.file_name:  # an unreachable bucket raises here: the job stays ready, to be tried again
             await self._archives.delete(job.file_name)
         await self.finish(job.job_id, JobState.EXPIRED, "expired", message=message)
+
+
+Ending = Callable[[], Awaitable["Job | None"]]
+
+
+class _RunFate:
+    """What the heartbeat learned about a run: its record vanished, or another run owns the job."""
+
+    def __init__(self) -> None:
+        self.lost = False
+        self.superseded = False
+
+
+async def _nothing_more() -> Job | None:
+    return None

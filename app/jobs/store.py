@@ -2,24 +2,30 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import fcntl
+import functools
 import json
 import logging
 import os
 import sqlite3
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, ParamSpec, Protocol, TypeVar
 
-from app.blocking import BlockingPool
+from app.blocking import BlockingPool, mark_retrieved
 from app.errors import AppError, StoreUnavailable, is_disk_full
 from app.jobs.listing import JobQuery, newest_page, order_key
 from app.jobs.models import Job, JobState
+from app.sqlite_wal import connect_wal, free_space, is_new
 
 log = logging.getLogger("jmbooru.jobs")
 
 Mutation = Callable[[Job], None]
+P = ParamSpec("P")
+T = TypeVar("T")
 
 
 class JobStore(Protocol):
@@ -68,12 +74,52 @@ def add_client(job: Job, client_id: str | None) -> None:
         job.notified.remove(client_id)
 
 
+def to_the_end(method: Callable[P, Awaitable[T]]) -> Callable[P, Coroutine[Any, Any, T]]:
+    """Run a change to its end even if its caller is cancelled (a socket closing right after a
+    frame, a request given up). Memory changes only once the change is on disk, so a change cut
+    off half-way would be lost: "the client got this final" forgotten, and the final sent again."""
+
+    @functools.wraps(method)
+    async def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
+        change = asyncio.ensure_future(method(*args, **kwargs))
+        change.add_done_callback(mark_retrieved)  # read even if nobody awaits it any more
+        return await asyncio.shield(change)
+
+    return wrapper
+
+
+class KeyedLocks:
+    """One asyncio lock per key, forgotten when nobody holds or waits for it."""
+
+    def __init__(self) -> None:
+        self._locks: dict[str, tuple[asyncio.Lock, int]] = {}
+
+    @contextlib.asynccontextmanager
+    async def hold(self, key: str) -> AsyncIterator[None]:
+        lock, users = self._locks.get(key, (None, 0))
+        lock = lock or asyncio.Lock()
+        self._locks[key] = (lock, users + 1)
+        try:
+            async with lock:
+                yield
+        finally:
+            lock, users = self._locks[key]
+            if users == 1:
+                del self._locks[key]
+            else:
+                self._locks[key] = (lock, users - 1)
+
+
 class SqliteJobStore:
     """Jobs in memory for speed, written through to SQLite so they survive a restart.
 
     Only one process uses the embedded store, and every mutation happens on its event loop,
     so the in-memory dict is the truth and SQLite is its durable copy. Writes go through a
     one-thread pool, which keeps them in order and off the loop.
+
+    A durable change is made to a copy and reaches memory only once it is on disk: if the write
+    fails (a full disk), the job reads as it was, and the caller's retry applies the change again,
+    so nobody is told of a final state that a restart would not find.
     """
 
     def __init__(self, path: Path) -> None:
@@ -82,6 +128,7 @@ class SqliteJobStore:
         self._pool = BlockingPool(1, "sqlite")
         self._db: sqlite3.Connection | None = None
         self._lock_fd: int | None = None
+        self._job_locks = KeyedLocks()  # one change of a job at a time (a durable one waits for its write)
 
     async def open(self) -> None:
         self._lock_single_process()
@@ -104,16 +151,37 @@ class SqliteJobStore:
 
     def _open_sync(self) -> list[Job]:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        db = sqlite3.connect(self.path, check_same_thread=False)
-        db.execute("PRAGMA journal_mode=WAL")
-        db.execute("PRAGMA synchronous=NORMAL")
-        db.execute(
-            "CREATE TABLE IF NOT EXISTS jobs (job_id TEXT PRIMARY KEY, key TEXT, state TEXT, "
-            "updated_at REAL, record TEXT NOT NULL)"
-        )
-        db.commit()
+        try:
+            db = self._connect()
+        except sqlite3.OperationalError as exc:
+            if not is_new(self.path):
+                raise
+            # A new data folder on a full disk: there are no jobs to read yet, and the database is
+            # created by the first write that fits (until then, new downloads are refused with 503).
+            log.warning("job database %s not created yet (%s); is the disk full? free: %s",
+                        self.path, exc, free_space(self.path.parent))
+            return []
         self._db = db
         return [Job.from_record(json.loads(row[0])) for row in db.execute("SELECT record FROM jobs")]
+
+    def _connect(self) -> sqlite3.Connection:
+        db = connect_wal(self.path)  # this process holds the data folder's lock: exclusive is fine
+        try:
+            db.execute("PRAGMA synchronous=NORMAL")
+            db.execute(
+                "CREATE TABLE IF NOT EXISTS jobs (job_id TEXT PRIMARY KEY, key TEXT, state TEXT, "
+                "updated_at REAL, record TEXT NOT NULL)"
+            )
+            db.commit()
+        except BaseException:
+            db.close()
+            raise
+        return db
+
+    def _connection(self) -> sqlite3.Connection:
+        if self._db is None:  # not created at start (a full disk): try again now
+            self._db = self._connect()
+        return self._db
 
     async def close(self) -> None:
         await self._pool.run(self._close_sync)
@@ -128,23 +196,28 @@ class SqliteJobStore:
             self._lock_fd = None
 
     def _write_sync(self, record: dict[str, object]) -> None:
-        assert self._db is not None
-        self._db.execute(
+        db = self._connection()
+        db.execute(
             "INSERT OR REPLACE INTO jobs (job_id, key, state, updated_at, record) VALUES (?, ?, ?, ?, ?)",
             (record["job_id"], record["key"], record["state"], record["updated_at"], json.dumps(record)),
         )
-        self._db.commit()
+        db.commit()
 
     def _delete_sync(self, job_id: str) -> None:
-        assert self._db is not None
-        self._db.execute("DELETE FROM jobs WHERE job_id = ?", (job_id,))
-        self._db.commit()
+        db = self._connection()
+        db.execute("DELETE FROM jobs WHERE job_id = ?", (job_id,))
+        db.commit()
 
     async def _persist(self, job: Job) -> None:
         try:
             await self._pool.run(self._write_sync, job.to_record())
         except (OSError, sqlite3.Error) as exc:
             raise store_failure(exc) from exc
+
+    async def _commit(self, changed: Job) -> None:
+        """Write ``changed`` and only then make it the job in memory."""
+        await self._persist(changed)
+        self._jobs[changed.job_id] = changed
 
     async def get(self, job_id: str) -> Job | None:
         job = self._jobs.get(job_id)
@@ -156,14 +229,17 @@ class SqliteJobStore:
                 return await self.get(job.job_id)
         return None
 
+    @to_the_end
     async def create_or_join(self, job: Job, client_id: str | None) -> tuple[Job, bool]:
         now = time.time()
         for existing in self._jobs.values():
             if existing.key == job.key and joinable(existing, now):
-                add_client(existing, client_id)
-                existing.updated_at = now
-                await self._persist(existing)
-                return Job.from_record(existing.to_record()), False
+                async with self._job_locks.hold(existing.job_id):
+                    joined = Job.from_record(self._jobs.get(existing.job_id, existing).to_record())
+                    add_client(joined, client_id)
+                    joined.updated_at = now
+                    await self._commit(joined)
+                return Job.from_record(joined.to_record()), False
         add_client(job, client_id)
         self._jobs[job.job_id] = job
         try:
@@ -174,24 +250,29 @@ class SqliteJobStore:
             raise
         return Job.from_record(job.to_record()), True
 
+    @to_the_end
     async def update(self, job_id: str, mutate: Mutation, *, durable: bool = True) -> Job | None:
-        job = self._jobs.get(job_id)
-        if job is None:
-            return None
-        mutate(job)
-        job.updated_at = time.time()
-        snapshot = Job.from_record(job.to_record())
-        if durable:
-            await self._persist(job)
-        else:
-            # Written behind, in order on the one SQLite thread: memory is the truth in this mode, and
-            # a job's progress lost in a crash only makes it look earlier than it was.
-            self._pool.submit(self._write_sync, snapshot.to_record()).add_done_callback(_log_failure)
-        return snapshot
+        async with self._job_locks.hold(job_id):
+            job = self._jobs.get(job_id)
+            if job is None:
+                return None
+            changed = Job.from_record(job.to_record())
+            mutate(changed)
+            changed.updated_at = time.time()
+            snapshot = Job.from_record(changed.to_record())
+            if durable:
+                await self._commit(changed)
+            else:
+                # Written behind, in order on the one SQLite thread: memory is the truth in this mode,
+                # and a job's progress lost in a crash only makes it look earlier than it was.
+                self._jobs[job_id] = changed
+                self._pool.submit(self._write_sync, snapshot.to_record()).add_done_callback(_log_failure)
+            return snapshot
 
+    @to_the_end
     async def put(self, job: Job) -> None:
-        self._jobs[job.job_id] = Job.from_record(job.to_record())
-        await self._persist(job)
+        async with self._job_locks.hold(job.job_id):
+            await self._commit(Job.from_record(job.to_record()))
 
     async def list_states(self, states: Iterable[JobState]) -> list[Job]:
         wanted = set(states)
@@ -208,12 +289,14 @@ class SqliteJobStore:
         queued = sorted((j for j in self._jobs.values() if j.state == JobState.QUEUED), key=order_key)
         return [j.job_id for j in queued]
 
+    @to_the_end
     async def delete(self, job_id: str) -> None:
-        if self._jobs.pop(job_id, None) is not None:
-            try:
-                await self._pool.run(self._delete_sync, job_id)
-            except (OSError, sqlite3.Error) as exc:
-                raise store_failure(exc) from exc
+        async with self._job_locks.hold(job_id):  # never while a write of it is under way
+            if self._jobs.pop(job_id, None) is not None:
+                try:
+                    await self._pool.run(self._delete_sync, job_id)
+                except (OSError, sqlite3.Error) as exc:
+                    raise store_failure(exc) from exc
 
 
 def _log_failure(future: Any) -> None:

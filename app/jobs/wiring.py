@@ -14,6 +14,7 @@ from app import __version__, logs, metrics
 from app.archive_store import build_archive_store
 from app.blocking import BlockingPool
 from app.config import Settings, mask_password
+from app.errors import is_disk_full
 from app.jobs.cleanup import start_cleanup
 from app.jobs.events import LocalEventHub
 from app.jobs.kinds import RunnerParts, build_runners
@@ -120,7 +121,14 @@ class Engine:
 
     async def start(self) -> None:
         logging.getLogger(logs.STARTUP_LOGGER).info("%s", startup_line(self.settings, is_worker=self._is_worker))
-        self.storage.prepare()
+        try:
+            self.storage.prepare()
+        except OSError as exc:
+            if not is_disk_full(exc):
+                raise
+            # Start anyway: reads and health work; downloads are refused until there is space.
+            log.warning("the data folder %s is on a full disk; its folders are made once there is space",
+                        self.settings.data_path)
         await self.archives.check()  # a missing bucket or refused credentials stop start-up with a sentence
         jm_source.apply_module_settings(self.settings)
         await self.jobs.start()

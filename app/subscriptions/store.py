@@ -8,6 +8,7 @@ indexed query.
 from __future__ import annotations
 
 import asyncio
+import logging
 import sqlite3
 import threading
 import time
@@ -16,8 +17,10 @@ from pathlib import Path
 from typing import Protocol, TypeVar
 
 from app.blocking import BlockingPool
+from app.sqlite_wal import connect_wal, free_space, is_new
 from app.subscriptions.models import Subscription
 
+log = logging.getLogger("jmbooru.subscriptions")
 T = TypeVar("T")
 
 
@@ -50,19 +53,31 @@ class SqliteSubscriptionStore:
         # One connection, used from the pool's threads one at a time: sqlite3 objects must never be
         # used by two threads at once (closing one mid-query crashes the process).
         self._db_lock = threading.Lock()
+        self._closed = False
 
     async def open(self) -> None:
-        def connect() -> sqlite3.Connection:
-            db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
-            db.execute("PRAGMA journal_mode=WAL")
+        try:
+            self._db = await self.pool.run(self._connect)
+        except sqlite3.OperationalError as exc:
+            if not is_new(self.path):
+                raise
+            # A new data folder on a full disk: nothing to read yet; created by the first use that fits.
+            log.warning("subscription database %s not created yet (%s); is the disk full? free: %s",
+                        self.path, exc, free_space(self.path.parent))
+
+    def _connect(self) -> sqlite3.Connection:
+        db = connect_wal(self.path, isolation_level=None)
+        try:
             db.execute("CREATE TABLE IF NOT EXISTS subscriptions (id TEXT PRIMARY KEY, created REAL NOT NULL, "
                        "next_check REAL, data TEXT NOT NULL)")
             db.execute("CREATE INDEX IF NOT EXISTS subscriptions_due ON subscriptions(next_check)")
-            return db
-
-        self._db = await self.pool.run(connect)
+        except BaseException:
+            db.close()
+            raise
+        return db
 
     async def close(self) -> None:
+        self._closed = True
         if self._db is not None:
             db, self._db = self._db, None
 
@@ -74,7 +89,9 @@ class SqliteSubscriptionStore:
 
     def _conn(self) -> sqlite3.Connection:
         if self._db is None:
-            raise RuntimeError("the subscription store is not open")
+            if self._closed:
+                raise RuntimeError("the subscription store is not open")
+            self._db = self._connect()  # not created at start (a full disk): try again now
         return self._db
 
     async def _run(self, call: Callable[[sqlite3.Connection], T]) -> T:

@@ -18,6 +18,7 @@ from typing import Any
 
 from redis.asyncio import Redis
 
+from app.blocking import mark_retrieved
 from app.errors import StoreUnavailable
 from app.jobs.events import Frame, LocalEventHub, Subscription
 from app.jobs.redis.store import PREFIX, REDIS_DOWN
@@ -100,7 +101,10 @@ class RedisEventHub:
 
     async def publish(self, topics: list[str], frame: Frame) -> None:
         try:
-            await asyncio.shield(self.redis.publish(EVENTS_CHANNEL, json.dumps({"topics": topics, "frame": frame})))
+            sending = asyncio.ensure_future(
+                self.redis.publish(EVENTS_CHANNEL, json.dumps({"topics": topics, "frame": frame})))
+            sending.add_done_callback(mark_retrieved)  # read even if the publisher was cancelled
+            await asyncio.shield(sending)
         except REDIS_DOWN as exc:
             raise StoreUnavailable("The event channel (Redis) is unreachable right now.") from exc
 

@@ -17,6 +17,7 @@ from redis.exceptions import BusyLoadingError, WatchError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from app.blocking import mark_retrieved
 from app.errors import StoreUnavailable
 from app.jobs.listing import JobQuery, order_key
 from app.jobs.models import Job, JobState
@@ -49,6 +50,29 @@ def connect(url: str) -> Redis:
     )
 
 
+class _Outage:
+    """One warning line when Redis goes away and one when it is back, not one per failed call
+    (every socket, sweep and heartbeat of a process calls it)."""
+
+    def __init__(self) -> None:
+        self.since: float | None = None
+
+    def failed(self, operation: str, exc: BaseException) -> None:
+        if self.since is None:
+            self.since = time.monotonic()
+            log.warning("redis unavailable op=%s error=%s", operation, type(exc).__name__)
+        else:
+            log.debug("redis still unavailable op=%s error=%s", operation, type(exc).__name__)
+
+    def succeeded(self) -> None:
+        if self.since is not None:
+            log.warning("redis reachable again after %.1f s", time.monotonic() - self.since)
+            self.since = None
+
+
+_OUTAGE = _Outage()
+
+
 def guarded(method: Callable[P, Awaitable[T]]) -> Callable[P, Coroutine[Any, Any, T]]:
     """Run a store call to the end even if its caller is cancelled, and turn Redis being away
     into ``StoreUnavailable``.
@@ -62,12 +86,19 @@ def guarded(method: Callable[P, Awaitable[T]]) -> Callable[P, Coroutine[Any, Any
     async def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
         for attempt in range(3):
             try:
-                return await asyncio.shield(method(*args, **kwargs))
+                # Its own task, shielded: a cancelled caller leaves the call running to its end,
+                # and the call's error (Redis away) is read even when nobody awaits it any more.
+                call = asyncio.ensure_future(method(*args, **kwargs))
+                call.add_done_callback(mark_retrieved)
+                result = await asyncio.shield(call)
             except REDIS_DOWN as exc:
                 if attempt == 2:
-                    log.warning("redis unavailable op=%s error=%s", method.__name__, type(exc).__name__)
+                    _OUTAGE.failed(method.__name__, exc)
                     raise StoreUnavailable(DOWN_MESSAGE) from exc
                 await asyncio.sleep(0.05 * (attempt + 1))
+            else:
+                _OUTAGE.succeeded()
+                return result
         raise AssertionError("unreachable")
 
     return wrapper
