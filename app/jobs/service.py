@@ -10,7 +10,8 @@ import os
 import shutil
 import socket
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -339,16 +340,16 @@ class JobService:
             work_dir.mkdir(parents=True, exist_ok=True)
             ending = await self._attempt(claimed, spec, runner, work_dir, tracker)
         except asyncio.CancelledError:
-            ending = self._cancelled_ending(claimed, tracker)
+            ending = Cancelled()
         except OSError as exc:  # the work folder itself could not be made
-            ending = self._failed_ending(claimed, tracker, DiskFull().detail if is_disk_full(exc)
-                                         else "The server could not create the job's work folder.")
+            ending = Failed(DiskFull().detail if is_disk_full(exc)
+                            else "The server could not create the job's work folder.")
         # From here on the job only ends. A cancel arriving now (a DELETE racing the end, the
         # shutdown) must not cut that short: the job would stay "running" with no final frame and
         # the DELETE would wait out its 10 s before ending it itself.
         await run_to_end(self._conclude(claimed, ending, heartbeat, tracker, fate))
 
-    async def _conclude(self, job: Job, ending: Ending, heartbeat: asyncio.Task[None], tracker: ProgressTracker,
+    async def _conclude(self, job: Job, ending: Outcome, heartbeat: asyncio.Task[None], tracker: ProgressTracker,
                         fate: _RunFate) -> None:
         heartbeat.cancel()
         await asyncio.gather(heartbeat, return_exceptions=True)
@@ -362,7 +363,8 @@ class JobService:
             if fate.superseded:
                 log.warning("job taken over by another run job_id=%s; this run stops", job.job_id)
                 return
-            if fate.lost or (await ending() is None and await self._vanished(job.job_id)):
+            if fate.lost or (await self._end(job, ending, tracker.snapshot()) is None
+                             and await self._vanished(job.job_id)):
                 # Also a record lost before the heartbeat noticed: the job ended, and nothing was saved.
                 await self._end_lost(job, tracker.snapshot())
         finally:
@@ -375,15 +377,23 @@ class JobService:
         except StoreUnavailable:
             return False
 
-    def _cancelled_ending(self, job: Job, tracker: ProgressTracker) -> Ending:
-        if self._stopping:
-            return lambda: self.finish(job.job_id, JobState.FAILED, "failed", error=SHUTDOWN_MESSAGE,
-                                       counters=tracker.snapshot(), patience=2.0, attempt=job.attempts)
-        return lambda: self._end_cancelled(job.job_id, tracker.snapshot(), attempt=job.attempts)
-
-    def _failed_ending(self, job: Job, tracker: ProgressTracker, error: str) -> Ending:
-        return lambda: self.finish(job.job_id, JobState.FAILED, "failed", error=error, counters=tracker.snapshot(),
-                                   patience=FINISH_PATIENCE_SECONDS, attempt=job.attempts)
+    async def _end(self, job: Job, outcome: Outcome, counters: Counters) -> Job | None:
+        """Write how a run ended and send its final frame (None: nothing was written)."""
+        match outcome:
+            case Ready():
+                return await self._ready(job.job_id, counters, outcome)
+            case Filed():
+                return await self._filed(job.job_id, counters, outcome)
+            case Failed():
+                return await self.finish(job.job_id, JobState.FAILED, "failed", error=outcome.error, counters=counters,
+                                         patience=FINISH_PATIENCE_SECONDS, attempt=job.attempts)
+            case Cancelled() if self._stopping:
+                return await self.finish(job.job_id, JobState.FAILED, "failed", error=SHUTDOWN_MESSAGE,
+                                         counters=counters, patience=2.0, attempt=job.attempts)
+            case Cancelled():
+                return await self._end_cancelled(job.job_id, counters, attempt=job.attempts)
+            case EndedElsewhere():
+                return None
 
     async def _end_cancelled(self, job_id: str, counters: Counters | None, attempt: int | None = None) -> Job | None:
         return await run_to_end(self.finish(job_id, JobState.CANCELLED, "cancelled", counters=counters,
@@ -407,8 +417,8 @@ class JobService:
                                    job.final_frame)
 
     async def _attempt(self, job: Job, spec: JobSpec, runner: Runner, work_dir: Path,
-                       tracker: ProgressTracker) -> Ending:
-        """Run and build the archive; returns how the job ends (called once the work folder is gone)."""
+                       tracker: ProgressTracker) -> Outcome:
+        """Run and build the archive; returns how the job ends (written once the work folder is gone)."""
         job_id = job.job_id
         try:
             output = await runner.run(RunContext(job=job, work_dir=work_dir, progress=tracker, spec=spec))
@@ -426,13 +436,13 @@ class JobService:
             try:
                 if await self.emit(job_id, "progress", zipping) is None:
                     log.warning("job already ended elsewhere job_id=%s; no archive built", job_id)
-                    return _nothing_more
+                    return EndedElsewhere()
             except StoreUnavailable:
                 pass  # building goes on; the end waits for the store
             if output.library is not None:
                 paths = await self._file_in_library(output, work_dir)
                 message = output.message or f"{output.title or 'The book'} is in the library."
-                return lambda: self._filed(job_id, counters, paths, output.skipped, message)
+                return Filed(paths, list(output.skipped), message)
             fmt = archive_format(output.format)
             file_name = archive_file_name(output.file_stem, job_id, fmt)
             # Archive store: built in its final place (a folder) or in scratch, then uploaded (a
@@ -442,21 +452,19 @@ class JobService:
             await build_archive(self._files_pool, fmt, ArchiveContent(output.entries, output.book), built, work_dir)
             size = await self._archives.put(file_name, built, fmt.media_type)
             message = output.message or f"{output.title or 'The archive'} is ready to download."
-            return lambda: self._ready(job_id, counters, file_name, output.download_name, size, message,
-                                       skipped=output.skipped)
+            return Ready(file_name, output.download_name, size, message, list(output.skipped))
         except asyncio.CancelledError:
             await tracker.close()
-            return self._cancelled_ending(job, tracker)
+            return Cancelled()
         except AppError as exc:
             log.info("job failed job_id=%s reason=%s", job_id, exc.detail)
-            return self._failed_ending(job, tracker, exc.detail)
+            return Failed(exc.detail)
         except Exception as exc:
             if is_disk_full(exc):
                 log.error("job failed job_id=%s reason=disk full", job_id)
-                return self._failed_ending(job, tracker, DiskFull().detail)
+                return Failed(DiskFull().detail)
             log.exception("job crashed job_id=%s", job_id)
-            return self._failed_ending(
-                job, tracker, "The download failed because of an internal error; the server log has details.")
+            return Failed("The download failed because of an internal error; the server log has details.")
 
     async def _heartbeat(self, job_id: str, attempt: int, runner_task: asyncio.Task[Any] | None,
                          fate: _RunFate) -> None:
@@ -501,17 +509,16 @@ class JobService:
                     runner_task.cancel()
                 return
 
-    async def _ready(self, job_id: str, counters: Counters, file_name: str, download_name: str,
-                     size: int, message: str, *, skipped: list[dict[str, Any]] | None = None) -> Job | None:
+    async def _ready(self, job_id: str, counters: Counters, ready: Ready) -> Job | None:
         ready_at = time.time()
         # Archive store: from a bucket, ``bytes`` is the stored object's size (hosts.md).
-        stored: dict[str, Any] = {"bytes": size} if self._archives.mode == "s3" else {}
+        stored: dict[str, Any] = {"bytes": ready.size} if self._archives.mode == "s3" else {}
         ended = await self.finish(
-            job_id, JobState.READY, "download_ready", counters=counters, file_name=file_name,
-            download_name=download_name, expires_at=ready_at + self.settings.file_ttl_seconds,
-            message=message, patience=FINISH_PATIENCE_SECONDS, skipped=list(skipped or []), **stored,
+            job_id, JobState.READY, "download_ready", counters=counters, file_name=ready.file_name,
+            download_name=ready.download_name, expires_at=ready_at + self.settings.file_ttl_seconds,
+            message=ready.message, patience=FINISH_PATIENCE_SECONDS, skipped=ready.skipped, **stored,
         )
-        log.info("job ready job_id=%s file_name=%s size=%d", job_id, file_name, size)
+        log.info("job ready job_id=%s file_name=%s size=%d", job_id, ready.file_name, ready.size)
         return ended
 
     # --- the reader library ------------------------------------------------------------------
@@ -529,12 +536,11 @@ class JobService:
             paths.append(book.relative_path)
         return paths
 
-    async def _filed(self, job_id: str, counters: Counters, paths: list[str], skipped: list[dict[str, Any]],
-                     message: str) -> Job | None:
+    async def _filed(self, job_id: str, counters: Counters, filed: Filed) -> Job | None:
         ended = await self.finish(job_id, JobState.READY, "download_ready", counters=counters, file_name="",
-                                  download_name="", expires_at=None, library_paths=paths, skipped=list(skipped),
-                                  message=message, patience=FINISH_PATIENCE_SECONDS)
-        log.info("job filed in the library job_id=%s books=%d", job_id, len(paths))
+                                  download_name="", expires_at=None, library_paths=filed.paths,
+                                  skipped=filed.skipped, message=filed.message, patience=FINISH_PATIENCE_SECONDS)
+        log.info("job filed in the library job_id=%s books=%d", job_id, len(filed.paths))
         if self.scans is not None:  # after the final frame: a slow reader server never delays it
             task = asyncio.create_task(self.scans.scan(), name=f"library-scan-{job_id}")
             self._background.add(task)
@@ -715,7 +721,43 @@ class JobService:
         await self.finish(job.job_id, JobState.EXPIRED, "expired", message=message)
 
 
-Ending = Callable[[], Awaitable["Job | None"]]
+# --- how a run ended: a value, written by JobService._end ---------------------------------------
+
+
+@dataclass(frozen=True)
+class Ready:
+    """An archive in the archive store, ready to download."""
+    file_name: str
+    download_name: str
+    size: int
+    message: str
+    skipped: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Filed:
+    """Books filed into the reader library (no archive)."""
+    paths: list[str]
+    skipped: list[dict[str, Any]]
+    message: str
+
+
+@dataclass(frozen=True)
+class Failed:
+    error: str
+
+
+@dataclass(frozen=True)
+class Cancelled:
+    """Cancelled by a DELETE, or stopped by the shutdown (then it ends as failed, to be retried)."""
+
+
+@dataclass(frozen=True)
+class EndedElsewhere:
+    """Another run of the job (queued again while Redis was away) wrote its end first."""
+
+
+Outcome = Ready | Filed | Failed | Cancelled | EndedElsewhere
 
 
 class _RunFate:
@@ -726,5 +768,3 @@ class _RunFate:
         self.superseded = False
 
 
-async def _nothing_more() -> Job | None:
-    return None
