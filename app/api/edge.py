@@ -4,6 +4,11 @@ put in the log context) and its metrics (counted and timed by route template).
 
 One layer instead of two, and the metric series objects are looked up once per (method, route,
 status) and kept: on the health path that is most of what the stack used to cost.
+
+``GET /v1/health`` without a body and without ``Origin`` (every monitor, load balancer and app
+check) is answered here, with the same bytes and headers the route sends: it needs no routing, no
+CORS, no body guard and no error pages, and it is the path polled hardest. Anything else about it
+(a cross-origin request, HEAD, a body) goes down the stack like every request.
 """
 
 from __future__ import annotations
@@ -16,11 +21,14 @@ from typing import Any
 from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app.api.system import health_body
 from app.logs import REQUEST_ID
 from app.metrics import HTTP_LATENCY, HTTP_REQUESTS
 
 _VALID = re.compile(r"^[A-Za-z0-9._:@/+=-]{1,128}$")
 _HEADER = b"x-request-id"
+HEALTH_PATH = "/v1/health"
+_JSON = (b"content-type", b"application/json")
 
 
 class Edge:
@@ -47,11 +55,14 @@ class Edge:
             return
         given = ""
         cross_origin = False
+        has_body = False
         for key, value in scope["headers"]:
             if key == _HEADER:
                 given = value.decode("latin-1")
             elif key == b"origin":
                 cross_origin = True
+            elif key == b"transfer-encoding" or (key == b"content-length" and value.strip() not in (b"0", b"")):
+                has_body = True
         scope["jmbooru.cross_origin"] = cross_origin
         request_id = given if given and _VALID.match(given) else os.urandom(8).hex()
         token = REQUEST_ID.set(request_id)
@@ -64,6 +75,14 @@ class Edge:
             # A request without Origin skips the CORS layer (LightCors); its answer still varies by Origin.
             extra = [(_HEADER, request_id.encode())] if cross_origin else [(_HEADER, request_id.encode()),
                                                                            (b"vary", b"Origin")]
+            if (scope["path"] == HEALTH_PATH and scope["method"] == "GET" and not cross_origin and not has_body
+                    and not scope.get("root_path")):
+                body = health_body(scope["app"].state.settings)
+                await send({"type": "http.response.start", "status": 200, "headers": [
+                    (b"content-length", str(len(body)).encode()), _JSON, *extra]})
+                await send({"type": "http.response.body", "body": body})
+                self._observe("GET", HEALTH_PATH, 200, time.perf_counter() - start)
+                return
 
             async def answer(message: Message) -> None:
                 nonlocal status

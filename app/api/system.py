@@ -23,7 +23,11 @@ clock_router = APIRouter(tags=["system"])
 
 
 def _base(request: Request) -> dict[str, Any]:
-    settings = request.app.state.settings
+    return base_answer(request.app.state.settings)
+
+
+def base_answer(settings: Any) -> dict[str, Any]:
+    """What /v1/health says (and /v1/{timestamp} says besides the latency)."""
     return {
         "status": "ok",
         # The WatchJM app accepts a server only when it names itself like JMComic_Server_API.
@@ -66,7 +70,12 @@ async def health(request: Request) -> Response:
     """Report that the server is up, with its version and mode."""
     # Encoded here, not validated against Health on every call: monitors poll this path hardest,
     # and _base builds exactly the documented shape (tests/test_api_system checks it against Health).
-    return Response(json.dumps(_base(request), separators=(",", ":")).encode(), media_type="application/json")
+    return Response(health_body(request.app.state.settings), media_type="application/json")
+
+
+def health_body(settings: Any) -> bytes:
+    """/v1/health's answer, encoded (also sent by ``app.api.edge.Edge`` without routing)."""
+    return json.dumps(base_answer(settings), separators=(",", ":")).encode()
 
 
 @clock_router.get("/v1/{timestamp}", response_model=Clock, responses=errors(404))
