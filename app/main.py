@@ -39,6 +39,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.booru = engine.booru
         app.state.jobs = engine.jobs
         app.state.subscriptions = engine.subscriptions
+        app.state.opds_pool = engine.opds_pool
         await engine.start()
         if settings.gc_freeze:
             serving.freeze_startup_heap()

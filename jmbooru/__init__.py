@@ -23,7 +23,6 @@ Importing this module is cheap: each function loads what it needs when it is fir
 
 from __future__ import annotations
 
-import asyncio
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -143,7 +142,7 @@ async def download_album(
 
     from app.jobs.kinds.album import AlbumSpec
     from app.jobs.specs import spec_problem
-    from app.sources.album_folder import download_to_folder
+    from app.sources.album_folder import FolderPools, download_to_folder
 
     try:
         spec = AlbumSpec(album_id=str(album_id).upper().removeprefix("JM"), format=format, layout=layout,
@@ -152,9 +151,9 @@ async def download_album(
         from app.errors import Unprocessable
 
         raise Unprocessable(spec_problem(exc)) from None
-    out = Path(out_dir)
-    await asyncio.to_thread(out.mkdir, parents=True, exist_ok=True)
-    outcome = await download_to_folder(_settings(settings), [spec], out)
+    config = _settings(settings)
+    with FolderPools.create(config) as pools:  # this call's, shut down when it ends
+        outcome = await download_to_folder(config, [spec], Path(out_dir), pools)
     if outcome.downloaded:
         return outcome.downloaded[0]
     if outcome.skipped:

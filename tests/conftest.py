@@ -18,6 +18,7 @@ import uvicorn
 from app.config import Settings
 from app.main import create_app
 from app.sources.booru.base import BooruSite
+from app.sources.booru.files import ImagePools
 from app.sources.booru.registry import build_site
 from tests.fakes.jm import JmDouble
 
@@ -36,6 +37,13 @@ def free_port() -> int:
 def jm_double() -> Iterator[JmDouble]:
     with JmDouble() as double:
         yield double
+
+
+@pytest.fixture
+def image_pools() -> Iterator[ImagePools]:
+    """The pools a site's ``download_image`` writes in (the Engine's in a server), for one test."""
+    with ImagePools.create() as pools:
+        yield pools
 
 
 def make_settings(data_dir: Path, jm: JmDouble | None = None, **overrides: Any) -> Settings:

@@ -13,6 +13,7 @@ import pytest
 from app.errors import Unprocessable, UpstreamError
 from app.sources.booru.base import CredentialsError
 from app.sources.booru.danbooru import split_search
+from app.sources.booru.files import ImagePools
 from app.sources.dataset import download_dataset
 from tests.conftest import site_for
 from tests.fakes.booru import make_post, make_posts
@@ -82,13 +83,14 @@ async def test_posts_pages_are_one_based_newest_first_with_plain_tags(
 # --- Gelbooru 0.2 ---
 
 
-async def test_v02_bare_array_hash_built_file_url_and_empty_body(safebooru: GelbooruV02Double, tmp_path: Path) -> None:
+async def test_v02_bare_array_hash_built_file_url_and_empty_body(safebooru: GelbooruV02Double, tmp_path: Path,
+                                                                 image_pools: ImagePools) -> None:
     booru = site_for(safebooru, "safebooru")
     post = (await booru.search_posts("hifumi_(blue_archive)")).posts[0]
     raw = safebooru.posts[-1]
     assert post.md5 == raw["md5"]
     assert post.file_url == f"{safebooru.base_url}/images/{raw['directory']}/{raw['image']}"
-    assert (await booru.download_image(post.file_url, tmp_path / "x")).md5 == post.md5
+    assert (await booru.download_image(post.file_url, tmp_path / "x", image_pools.files)).md5 == post.md5
     empty = await booru.search_posts("no_such_tag")
     assert (empty.count, empty.posts) == (None, [])
     assert "json" in safebooru.requests[-1][1]  # asked for JSON, got a zero-byte body

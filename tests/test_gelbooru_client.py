@@ -13,6 +13,7 @@ import pytest
 
 from app.errors import Unprocessable, UpstreamError, UpstreamTimeout, UpstreamUnavailable
 from app.sources.booru.base import BooruSite, CredentialsError
+from app.sources.booru.files import ImagePools
 from app.sources.booru.gelbooru import parse_credentials
 from tests.conftest import site_for
 from tests.fakes.gelbooru import GelbooruDouble, make_post, make_posts
@@ -254,9 +255,10 @@ async def test_tag_categories_batch_cache_and_unescape(gb: GelbooruDouble, clien
 # --- images ---
 
 
-async def test_images_are_fetched_with_referer_and_verified(gb: GelbooruDouble, client: BooruSite, tmp_path: Path) -> None:
+async def test_images_are_fetched_with_referer_and_verified(gb: GelbooruDouble, client: BooruSite, tmp_path: Path,
+                                                            image_pools: ImagePools) -> None:
     post = (await client.search_posts("1girl", limit=1)).posts[0]
-    result = await client.download_image(post.file_url, tmp_path / "x.part")
+    result = await client.download_image(post.file_url, tmp_path / "x.part", image_pools.files)
     data = (tmp_path / "x.part").read_bytes()
     assert result.md5 == post.md5 == hashlib.md5(data).hexdigest() and result.size == len(data)
     referers = [h.get("Referer") for path, _, h in gb.requests if path.startswith("/images/")]
@@ -265,11 +267,13 @@ async def test_images_are_fetched_with_referer_and_verified(gb: GelbooruDouble, 
         assert (await raw.get(post.file_url)).status_code == 403
 
 
-async def test_image_5xx_is_retried_and_404_is_not(gb: GelbooruDouble, client: BooruSite, tmp_path: Path) -> None:
+async def test_image_5xx_is_retried_and_404_is_not(gb: GelbooruDouble, client: BooruSite, tmp_path: Path,
+                                                   image_pools: ImagePools) -> None:
     post = (await client.search_posts("1girl", limit=1)).posts[0]
     gb.fail_next(1, status=503, kind="image")
-    assert (await client.download_image(post.file_url, tmp_path / "a")).md5 == post.md5
+    assert (await client.download_image(post.file_url, tmp_path / "a", image_pools.files)).md5 == post.md5
     assert gb.hits("image") == 2
     with pytest.raises(UpstreamError) as err:
-        await client.download_image(gb.base_url + "/images/00/00/" + "0" * 32 + ".png", tmp_path / "b")
+        await client.download_image(gb.base_url + "/images/00/00/" + "0" * 32 + ".png", tmp_path / "b",
+                                    image_pools.files)
     assert "404" in err.value.detail and gb.hits("image") == 3

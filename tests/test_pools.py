@@ -179,6 +179,11 @@ def test_jmbooru_booru_pool_writes_the_book_and_refuses_unknown_pools(
     assert main(["booru", "danbooru", "--pool", "7", "--format", "pdf", "-q"]) == 0
     assert len(PdfReader(tmp_path / "Miku's Comic Day.pdf").pages) == 4
 
+    assert main(["booru", "danbooru", "--pool", "7", "--format", "dataset", "-o", "set", "-q"]) == 0
+    images = sorted(p.name for p in (tmp_path / "set").iterdir() if p.suffix != ".txt")
+    assert images == sorted(f"{posts[i]['md5']}.{'jpg' if i == 12 else 'png'}" for i in (13, 10, 12, 11))
+    assert all((tmp_path / "set" / name).with_suffix(".txt").is_file() for name in images)
+
     assert main(["booru", "danbooru", "--pool", "4242", "-q"]) != 0
     assert "4242" in capsys.readouterr().err
     assert main(["booru", "gelbooru", "--pool", "1", "-q"]) != 0

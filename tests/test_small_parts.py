@@ -1,11 +1,13 @@
 """Direct tests of small parts every job and read relies on: the progress coalescer, the TTL cache
-of upstream answers, and the response cache of encoded reads."""
+of upstream answers, the response cache of encoded reads, and the one md5 and atomic writer of files."""
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -16,6 +18,7 @@ from starlette.routing import Route
 
 from app.api.response_cache import ResponseCache
 from app.cache import TtlCache
+from app.files import CHUNK, atomic_output, file_md5, write_bytes_atomic, write_text_atomic
 from app.jobs.progress import Counters, ProgressTracker
 from tests.conftest import wait_for
 
@@ -135,3 +138,32 @@ async def test_response_cache_expires_and_zero_ttl_turns_it_off() -> None:
         await client.get("/v1/info/7")
         await client.get("/v1/info/7")
     assert len(seen) == 2
+
+
+# --- app.files ------------------------------------------------------------------------------------
+
+
+def test_file_md5_reads_in_chunks_and_atomic_writes_leave_only_the_file(tmp_path: Path) -> None:
+    data = bytes(range(256)) * (CHUNK // 256 * 2 + 3)  # more than two chunks, and a partial one
+    (tmp_path / "big.bin").write_bytes(data)
+    assert file_md5(tmp_path / "big.bin") == hashlib.md5(data).hexdigest()
+    with pytest.raises(FileNotFoundError):
+        file_md5(tmp_path / "missing.bin")
+
+    write_text_atomic(tmp_path / "a.txt", "caption ü\n")
+    write_text_atomic(tmp_path / "a.txt", "replaced")
+    write_bytes_atomic(tmp_path / "b.bin", b"page")
+    assert (tmp_path / "a.txt").read_text(encoding="utf-8") == "replaced"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.txt", "b.bin", "big.bin"]  # no temporary left
+
+
+def test_atomic_output_publishes_only_a_complete_file(tmp_path: Path) -> None:
+    dest = tmp_path / "x.zip"
+    with atomic_output(dest) as part:
+        assert part.name == "x.zip.part"  # the archive folder's clean-up knows an archive in progress by it
+        part.write_bytes(b"whole")
+    assert dest.read_bytes() == b"whole"
+    with pytest.raises(RuntimeError), atomic_output(dest) as part:
+        part.write_bytes(b"half")
+        raise RuntimeError("the build failed")
+    assert dest.read_bytes() == b"whole" and sorted(p.name for p in tmp_path.iterdir()) == ["x.zip"]

@@ -19,6 +19,7 @@ import httpx
 import pytest
 from PIL import Image, ImageChops, ImageStat
 
+from app.jobs.models import CLIENT_ID_PATTERN
 from tests.conftest import app_client, make_settings, wait_for
 from tests.fakes.booru import make_post, make_posts
 from tests.fakes.danbooru import DanbooruDouble
@@ -165,6 +166,39 @@ async def test_patch_recomputes_the_schedule_and_refuses_fixed_keys(client: http
     assert (await client.delete(f"/v1/subscriptions/{sub['id']}")).status_code == 204
     assert (await client.get(f"/v1/subscriptions/{sub['id']}")).status_code == 404
     assert (await client.delete(f"/v1/subscriptions/{sub['id']}")).status_code == 404
+
+
+async def test_a_client_id_the_downloads_accept_is_accepted_by_subscriptions(client: httpx.AsyncClient) -> None:
+    job = await client.post("/v1/download/album/200001", json={"client_id": "me@phone"})
+    assert job.status_code == 202, job.text
+    created = await client.post("/v1/subscriptions", json={"kind": "jm_album", "target": {"album_id": "200001"},
+                                                           "client_id": "me@phone"})
+    assert created.status_code == 201, created.text
+    assert created.json()["client_id"] == "me@phone"
+    changed = await client.patch(f"/v1/subscriptions/{created.json()['id']}", json={"client_id": "you@desk"})
+    assert changed.status_code == 200 and changed.json()["client_id"] == "you@desk"
+    for refused in (await client.post("/v1/download/album/200001", json={"client_id": "me phone"}),
+                    await client.patch(f"/v1/subscriptions/{created.json()['id']}", json={"client_id": "me phone"})):
+        assert refused.status_code == 422 and "client_id" in refused.json()["detail"]
+    # Every body and query parameter that takes a client id is checked against the same pattern.
+    document = (await client.get("/openapi.json")).json()
+    patterns: set[str] = set()
+
+    def collect(node: Any) -> None:
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if key == "client_id" and isinstance(value, dict):
+                    patterns.update(v["pattern"] for v in [value, *value.get("anyOf", [])] if "pattern" in v)
+                collect(value)
+            if node.get("name") == "client_id" and node.get("in") == "query":
+                schema = node["schema"]
+                patterns.update(v["pattern"] for v in [schema, *schema.get("anyOf", [])] if "pattern" in v)
+        elif isinstance(node, list):
+            for item in node:
+                collect(item)
+
+    collect(document)
+    assert patterns == {CLIENT_ID_PATTERN}
 
 
 # --- jm_favorites -----------------------------------------------------------------------------

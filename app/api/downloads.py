@@ -18,14 +18,14 @@ from pydantic import (
 
 from app.api.deps import ApiKey, BooruSiteDep, JmDep, JobsDep, SettingsDep
 from app.api.jm import AlbumIdPath, parse_album_id
-from app.api.schemas import CLIENT_ID_PATTERN, UPSTREAM, Accepted, errors
+from app.api.schemas import UPSTREAM, Accepted, errors
 from app.archives.names import FormatName
 from app.config import Settings
 from app.errors import NotFound, Unprocessable
 from app.jobs.kinds.album import AlbumSpec
 from app.jobs.kinds.booru import BooruSpec
 from app.jobs.kinds.pool import PoolSpec
-from app.jobs.models import Job
+from app.jobs.models import CLIENT_ID_PATTERN, Job
 from app.jobs.service import JobService
 from app.jobs.specs import MAX_CHAPTERS, Dest, PoolFormat, spec_problem
 from app.json_types import PositiveJsonInt, json_number

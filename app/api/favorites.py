@@ -14,6 +14,7 @@ from app.api.schemas import UPSTREAM, errors
 from app.archives.names import FormatName
 from app.errors import Unprocessable
 from app.jobs.favorites import start_favourites
+from app.jobs.models import CLIENT_ID_PATTERN
 from app.jobs.specs import spec_problem
 from app.json_types import JsonInt, PositiveJsonInt
 from app.sources.album_archive import Layout
@@ -21,7 +22,6 @@ from app.sources.jm_account import FavoritesPage, JmAccount
 
 router = APIRouter(tags=["favorites"])
 
-CLIENT_ID_PATTERN = r"^[A-Za-z0-9._:@-]{1,128}$"
 FOLDER_PATTERN = r"^[0-9]{1,12}$"
 
 

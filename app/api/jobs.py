@@ -16,7 +16,6 @@ from app.api.archive_files import archive_response, signed_link
 from app.api.deps import ApiKey, JobsDep
 from app.api.schemas import (
     ARCHIVE_TYPES,
-    CLIENT_ID_PATTERN,
     FILE_NAME_PATTERN,
     JOB_ID_PATTERN,
     JobList,
@@ -35,7 +34,7 @@ from app.jobs.listing import (
     parse_limit,
     parse_states,
 )
-from app.jobs.models import Job, JobState
+from app.jobs.models import CLIENT_ID_PATTERN, Job, JobState
 
 router = APIRouter(tags=["jobs"], dependencies=[ApiKey], responses=errors(401))
 

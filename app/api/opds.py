@@ -66,8 +66,8 @@ class ArchiveNotReady(AppError):
 @asynccontextmanager
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
-    # Pillow work for pages (decode, descramble, scale, encode): two threads, apart from jmcomic's.
-    pool = BlockingPool(2, "opds-pages")
+    # The Engine's pool for Pillow work on pages (the app's lifespan, which built it, runs first).
+    pool: BlockingPool = app.state.opds_pool
     cache = PageCache(settings.data_path / "opds-pages", pool)
     app.state.opds_pages = cache
     app.state.opds_stream = None  # built on first use: JmSource exists once the app's lifespan ran
@@ -77,7 +77,6 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         stream: PageStream | None = app.state.opds_stream
         if stream is not None:
             stream.pages.close()
-        pool.shutdown(wait=False)
 
 
 def _stream(request: Request) -> PageStream:

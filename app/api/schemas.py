@@ -18,9 +18,6 @@ ALBUM_ID_PATTERN = r"^(?:[Jj][Mm])?[1-9][0-9]{0,11}$"
 JobStateName = Literal["queued", "running", "zipping", "ready", "failed", "cancelled", "expired"]
 
 
-CLIENT_ID_PATTERN = r"^[A-Za-z0-9._:@-]{1,128}$"
-
-
 class _Open(BaseModel):
     model_config = ConfigDict(extra="allow")
 

@@ -11,10 +11,11 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from app.archives.base import ArchiveContent, ArchiveFormat, Book, BuildCancelled, atomic_output
+from app.archives.base import ArchiveContent, ArchiveFormat, Book, BuildCancelled
 from app.archives.cbz import build_cbz
 from app.archives.pdf import build_pdf
 from app.archives.zip import build_zip, build_zip_archive
+from app.files import atomic_output
 
 if TYPE_CHECKING:
     from app.blocking import BlockingPool

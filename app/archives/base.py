@@ -1,11 +1,9 @@
-"""What every archive builder takes and shares: the content, the book's metadata, atomic output."""
+"""What every archive builder takes and shares: the content, the book's metadata (their atomic output
+is ``app.files.atomic_output``)."""
 
 from __future__ import annotations
 
-import contextlib
-import os
 import threading
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -63,21 +61,3 @@ class ArchiveFormat:
 def check_cancel(cancel: threading.Event | None) -> None:
     if cancel is not None and cancel.is_set():
         raise BuildCancelled("the archive was cancelled while being built")
-
-
-@contextlib.contextmanager
-def atomic_output(dest: Path) -> Iterator[Path]:
-    """Yield ``<dest>.part`` to write; it becomes ``dest`` only when complete.
-
-    Whatever goes wrong (including cancellation), the partial file is removed, so nobody is
-    ever served half an archive. No fsync: the rename already guarantees that against a crash of
-    the process; against a crash of the machine an archive is a cache of what upstream has (it
-    expires in 30 minutes anyway), and waiting for the disk cost every job several milliseconds.
-    """
-    part = dest.with_name(dest.name + ".part")
-    try:
-        yield part
-        os.replace(part, dest)
-    except BaseException:
-        part.unlink(missing_ok=True)
-        raise

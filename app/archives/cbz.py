@@ -6,9 +6,10 @@ import threading
 import zipfile
 from pathlib import Path
 
-from app.archives.base import ArchiveContent, Book, atomic_output
+from app.archives.base import ArchiveContent, Book
 from app.archives.comicinfo import COMIC_INFO_NAME, comic_info_xml
 from app.archives.zip import write_members
+from app.files import atomic_output
 
 
 def build_cbz(content: ArchiveContent, dest: Path, scratch: Path, cancel: threading.Event | None = None) -> int:

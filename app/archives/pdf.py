@@ -21,7 +21,8 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from app.archives.base import ArchiveContent, Book, atomic_output, check_cancel
+from app.archives.base import ArchiveContent, Book, check_cancel
+from app.files import atomic_output
 
 log = logging.getLogger("jmbooru.archives")
 

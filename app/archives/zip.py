@@ -8,7 +8,8 @@ import zipfile
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from app.archives.base import ArchiveContent, atomic_output, check_cancel
+from app.archives.base import ArchiveContent, check_cancel
+from app.files import atomic_output
 
 COPY_CHUNK = 1024 * 1024
 

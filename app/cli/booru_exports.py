@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from app.outputs.exports.options import TrainerOptions
     from app.outputs.exports.records import PostInfo
     from app.sources.booru.base import BooruSite
+    from app.sources.booru.files import ImagePools
     from app.sources.captions import CaptionOptions
     from app.sources.dataset import DatasetResult
 
@@ -111,22 +112,24 @@ def inspector(out: str, trainer: TrainerOptions, caption: CaptionOptions, site: 
 
 
 async def finish_download(out: str, trainer: TrainerOptions, caption: CaptionOptions, result: DatasetResult,
-                          site: str) -> FinishResult:
+                          site: str, pools: ImagePools) -> FinishResult:
     """After ``jmbooru booru``: de-duplicate every image in the folder, then write the exports."""
     from app.outputs.dataset_finish import finish_dataset
     from app.outputs.exports.records import PostInfo
 
     folder = Path(out)
-    posts = _metadata_posts(folder)  # images of earlier runs keep what the last run knew
+    posts = await pools.files.run(_metadata_posts, folder)  # images of earlier runs keep what the last run knew
     present = [o for o in result.files if o.status in ("downloaded", "skipped") and o.post is not None]
     posts.update({o.md5: PostInfo.from_post(o.post, site, o.categories, caption) for o in present if o.post})
     facts = {o.file: o.facts for o in present if o.facts is not None}
     request = _request(trainer, folder, caption.separator, trainer.export_options.trigger)
     prewritten = frozenset(f"{o.md5}.json" for o in present if o.facts is not None)
-    return await finish_dataset(folder, request, posts, facts, {o.md5: o.order for o in present}, prewritten)
+    return await finish_dataset(folder, request, posts, facts, {o.md5: o.order for o in present}, prewritten,
+                                pools=pools)
 
 
-async def rewrite_exports(folder_name: str, trainer: TrainerOptions, site: BooruSite) -> tuple[FinishResult, int]:
+async def rewrite_exports(folder_name: str, trainer: TrainerOptions, site: BooruSite,
+                          pools: ImagePools) -> tuple[FinishResult, int]:
     """``jmbooru check DIR --exports``: the exports again, from the captions as they are now.
     Returns the result and how many posts were looked up on the site."""
     from app.errors import AppError
@@ -134,9 +137,9 @@ async def rewrite_exports(folder_name: str, trainer: TrainerOptions, site: Booru
     from app.outputs.exports.records import PostInfo
 
     folder = Path(folder_name)
-    posts = _metadata_posts(folder)
+    posts = await pools.files.run(_metadata_posts, folder)
     looked_up = 0
-    for name in dataset_images(folder):
+    for name in await pools.files.run(dataset_images, folder):
         md5 = name.partition(".")[0]
         if md5 in posts:
             continue
@@ -148,7 +151,7 @@ async def rewrite_exports(folder_name: str, trainer: TrainerOptions, site: Booru
                 posts[md5] = PostInfo.from_post(post, site.info.site, categories)
         except AppError as exc:
             print(f"{name}: could not look it up on {site.info.name}: {exc.detail}", file=sys.stderr)
-    result = await finish_dataset(folder, _request(trainer, folder, ",", None), posts)
+    result = await finish_dataset(folder, _request(trainer, folder, ",", None), posts, pools=pools)
     return result, looked_up
 
 

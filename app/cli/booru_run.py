@@ -10,7 +10,6 @@ Nothing here loads the web stack or jmcomic: these commands start fast.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import logging
 import re
 import shutil
@@ -25,12 +24,14 @@ from pydantic import ValidationError
 from app.cli import loop as cli_loop
 from app.errors import AppError
 from app.sources.booru.base import BooruSite, CredentialsError
+from app.sources.booru.files import ImagePools
 from app.sources.booru.values import is_blank, visible_words
 from app.sources.captions import CaptionOptions, PostFilters
 from app.sources.dataset import DatasetProgress, DatasetResult, download_dataset
 from app.text import full_stop
 
 if TYPE_CHECKING:
+    from app.blocking import BlockingPool
     from app.config import Settings
     from app.outputs.exports.options import TrainerOptions
     from app.sources.dataset_check import CheckResult
@@ -142,15 +143,16 @@ def run_booru(args: argparse.Namespace) -> int:
         site = _site(args, settings)
         checked = finished = None
         try:
-            site.check_credentials()
-            result = await _download(args, site, tags, caption, filters, args.workers or settings.download_workers,
-                                     trainer)
-            if finishing:
-                finished = await finish_download(args.out, trainer, caption, result, site.info.site)
-            if args.check:
-                from app.sources.dataset_check import check_dataset
+            with ImagePools.create() as pools:  # this command's, shut down when it ends
+                site.check_credentials()
+                result = await _download(args, site, tags, caption, filters,
+                                         args.workers or settings.download_workers, trainer, pools)
+                if finishing:
+                    finished = await finish_download(args.out, trainer, caption, result, site.info.site, pools)
+                if args.check:
+                    from app.sources.dataset_check import check_dataset
 
-                checked = await check_dataset(args.out, args.check, site)
+                    checked = await check_dataset(args.out, args.check, site, pools=pools)
         finally:
             await site.aclose()
         _print_download(result, args.out)
@@ -164,7 +166,7 @@ def run_booru(args: argparse.Namespace) -> int:
 
 
 async def _download(args: argparse.Namespace, site: BooruSite, tags: str, caption: CaptionOptions,
-                    filters: PostFilters, workers: int, trainer: TrainerOptions, *,
+                    filters: PostFilters, workers: int, trainer: TrainerOptions, pools: ImagePools, *,
                     max_images: int | None = None) -> DatasetResult:
     from tqdm import tqdm
 
@@ -191,6 +193,7 @@ async def _download(args: argparse.Namespace, site: BooruSite, tags: str, captio
             want_categories=bool({"metadata_jsonl", "json_captions"} & set(trainer.exports)),
             inspect=inspector(args.out, trainer, caption, site.info.site),
             skip_variants=trainer.skip_variants,
+            pools=pools,
         )
     finally:
         bar.close()
@@ -228,12 +231,13 @@ def run_check(args: argparse.Namespace) -> int:
         site = _site(args, _settings())
         missing = 0
         try:
-            result = await check_dataset(args.folder, args.mode, site)
-            if trainer is not None:
-                from app.cli.booru_exports import print_finish, rewrite_exports
+            with ImagePools.create() as pools:  # this command's, shut down when it ends
+                result = await check_dataset(args.folder, args.mode, site, pools=pools)
+                if trainer is not None:
+                    from app.cli.booru_exports import print_finish, rewrite_exports
 
-                finished, _ = await rewrite_exports(args.folder, trainer, site)
-                missing = len(finished.missing_posts)
+                    finished, _ = await rewrite_exports(args.folder, trainer, site, pools)
+                    missing = len(finished.missing_posts)
         finally:
             await site.aclose()
         _print_check(result)
@@ -252,46 +256,65 @@ def run_pool(args: argparse.Namespace) -> int:
         return _fail(command, "give either TAGS or --pool, not both.", EXIT_BAD_INPUT)
 
     async def work() -> int:
-        from app.archives import ArchiveContent, archive_format
-        from app.outputs.library import library_name
         from app.sources.booru.pools import pool_site
-        from app.sources.pool_download import download_pool, pool_book
 
         settings = _settings()
         site = _site(args, settings)
         try:
-            pools = pool_site(site)
+            pool_site(site)  # a site without pools is refused first, whatever its credentials
             site.check_credentials()
-            if args.format == "dataset":
-                pool = await pools.pool(args.pool)
-                tag = "ordpool" if site.info.family == "danbooru" else "pool"
-                caption = CaptionOptions(remove_underscore=args.remove_underscore is not False,
-                                         escape_parentheses=args.escape is not False,
-                                         separator=args.separator if args.separator is not None else ", ")
-                args.out = str(out)
-                result = await _download(args, site, f"{tag}:{args.pool}", caption, PostFilters(),
-                                         args.workers or settings.download_workers, TrainerOptions(),
-                                         max_images=pool.post_count)
-                _print_download(result, str(out))
-                return EXIT_FAILED if result.failed else EXIT_OK
-            await asyncio.to_thread(out.mkdir, parents=True, exist_ok=True)
-            scratch = Path(await asyncio.to_thread(tempfile.mkdtemp, prefix=".jmbooru-pool-", dir=out))
-            try:
-                downloaded = await download_pool(site, args.pool, scratch,
-                                                 workers=args.workers or settings.download_workers)
-                book = await pool_book(site, downloaded)
-                fmt = archive_format(args.format)
-                dest = out / (library_name(downloaded.pool.name, args.pool) + fmt.extension)
-                await asyncio.to_thread(fmt.build, ArchiveContent(downloaded.pages, book), dest, scratch, None)
-            finally:
-                await asyncio.to_thread(shutil.rmtree, scratch, True)
+            with ImagePools.create() as pools:  # this command's, shut down when it ends
+                if args.format == "dataset":
+                    return await _pool_dataset(args, site, settings, out, pools)
+                return await _pool_book(args, site, settings, out, pools.files)
         finally:
             await site.aclose()
-        if not args.quiet:
-            pages = len(downloaded.pages)
-            print(f"{dest} ({pages} {'page' if pages == 1 else 'pages'})")
-            for skipped in downloaded.skipped:
-                print(f"  skipped post {skipped.post_id}: {skipped.reason}", file=sys.stderr)
-        return EXIT_OK
 
     return _run(command, work)
+
+
+async def _pool_dataset(args: argparse.Namespace, site: BooruSite, settings: Settings, out: Path,
+                        pools: ImagePools) -> int:
+    from app.outputs.exports.options import TrainerOptions
+    from app.sources.booru.pools import pool_site
+
+    pool = await pool_site(site).pool(args.pool)
+    tag = "ordpool" if site.info.family == "danbooru" else "pool"
+    caption = CaptionOptions(remove_underscore=args.remove_underscore is not False,
+                             escape_parentheses=args.escape is not False,
+                             separator=args.separator if args.separator is not None else ", ")
+    args.out = str(out)
+    result = await _download(args, site, f"{tag}:{args.pool}", caption, PostFilters(),
+                             args.workers or settings.download_workers, TrainerOptions(), pools,
+                             max_images=pool.post_count)
+    _print_download(result, str(out))
+    return EXIT_FAILED if result.failed else EXIT_OK
+
+
+def _scratch(out: Path) -> Path:
+    out.mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(prefix=".jmbooru-pool-", dir=out))
+
+
+async def _pool_book(args: argparse.Namespace, site: BooruSite, settings: Settings, out: Path,
+                     files: BlockingPool) -> int:
+    from app.archives import ArchiveContent, archive_format, build_archive
+    from app.outputs.library import library_name
+    from app.sources.pool_download import download_pool, pool_book
+
+    scratch = await files.run_to_end(_scratch, out)
+    try:
+        downloaded = await download_pool(site, args.pool, scratch, files=files,
+                                         workers=args.workers or settings.download_workers)
+        book = await pool_book(site, downloaded)
+        fmt = archive_format(args.format)
+        dest = out / (library_name(downloaded.pool.name, args.pool) + fmt.extension)
+        await build_archive(files, fmt, ArchiveContent(downloaded.pages, book), dest, scratch)
+    finally:
+        await files.run_to_end(shutil.rmtree, scratch, True)
+    if not args.quiet:
+        pages = len(downloaded.pages)
+        print(f"{dest} ({pages} {'page' if pages == 1 else 'pages'})")
+        for skipped in downloaded.skipped:
+            print(f"  skipped post {skipped.post_id}: {skipped.reason}", file=sys.stderr)
+    return EXIT_OK

@@ -73,7 +73,7 @@ def _specs(args: argparse.Namespace) -> list[AlbumSpec] | str:
 
 def run_jm(args: argparse.Namespace) -> int:
     from app.config import Settings
-    from app.sources.album_folder import download_to_folder
+    from app.sources.album_folder import FolderPools, download_to_folder
 
     specs = _specs(args)
     if isinstance(specs, str):
@@ -89,10 +89,12 @@ def run_jm(args: argparse.Namespace) -> int:
     try:
         from app.cli import loop as cli_loop
 
-        outcome = cli_loop.run(download_to_folder(
-            Settings(), specs, out, progress=lambda spec: _Bar(spec.album_id, progress),
-            report=lambda line, failed: print(line, file=sys.stderr) if failed or not args.quiet else None,
-        ))
+        settings = Settings()
+        with FolderPools.create(settings) as pools:  # this command's, shut down when it ends
+            outcome = cli_loop.run(download_to_folder(
+                settings, specs, out, pools, progress=lambda spec: _Bar(spec.album_id, progress),
+                report=lambda line, failed: print(line, file=sys.stderr) if failed or not args.quiet else None,
+            ))
     except KeyboardInterrupt:
         print("jmbooru jm: interrupted; partial files were removed.", file=sys.stderr)
         return EXIT_INTERRUPTED

@@ -33,6 +33,11 @@ class JobState(StrEnum):
         return not self.active
 
 
+# A client id names who hears a job's final frames (/ws/notifications/{client_id}): every endpoint
+# and body that takes one (downloads, favourites, the job list, subscriptions) accepts exactly these.
+CLIENT_ID_PATTERN = r"^[A-Za-z0-9._:@-]{1,128}$"
+
+
 def new_job_id() -> str:
     # 128 bits from the OS's CSPRNG, URL-safe: unguessable, and safe in a file name.
     return secrets.token_urlsafe(16).replace("-", "x").replace("_", "y")

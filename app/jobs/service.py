@@ -71,6 +71,7 @@ class JobService:
         *,
         reconcile_on_start: bool = True,
         archives: ArchiveStore | None = None,
+        folders_pool: BlockingPool | None = None,
     ) -> None:
         self.settings = settings
         self._storage = storage
@@ -82,6 +83,8 @@ class JobService:
         self._queue = queue
         self._runners = runners
         self._files_pool = files_pool
+        # Making and moving aside work folders (quick calls, off the loop), apart from archive builds.
+        self._folders_pool = folders_pool or files_pool
         self._stopping = False
         self.reconcile_on_start = reconcile_on_start
         # Jobs that were running when the process stopped and are not yet marked failed (the disk
@@ -337,7 +340,7 @@ class JobService:
         fate = _RunFate()
         heartbeat = asyncio.create_task(self._heartbeat(job_id, claimed.attempts, asyncio.current_task(), fate))
         try:
-            work_dir.mkdir(parents=True, exist_ok=True)
+            await self._folders_pool.run_to_end(work_dir.mkdir, parents=True, exist_ok=True)
             ending = await self._attempt(claimed, spec, runner, work_dir, tracker)
         except asyncio.CancelledError:
             ending = Cancelled()
@@ -357,7 +360,7 @@ class JobService:
         # Partial files go before the final frame, so whoever hears it never sees them: moved aside
         # at once (one rename), deleted beside the ending, so a full disk gets its space back while
         # the final state waits to be written.
-        aside = self._storage.set_aside_work(job.job_id)
+        aside = await self._folders_pool.run_to_end(self._storage.set_aside_work, job.job_id)
         removal = asyncio.ensure_future(self._files_pool.run(shutil.rmtree, aside, True)) if aside else None
         try:
             if fate.superseded:
@@ -448,7 +451,7 @@ class JobService:
             # Archive store: built in its final place (a folder) or in scratch, then uploaded (a
             # bucket); the job turns ready only after the store holds the whole archive.
             built = self._archives.build_path(file_name, work_dir)
-            built.parent.mkdir(parents=True, exist_ok=True)
+            await self._folders_pool.run_to_end(built.parent.mkdir, parents=True, exist_ok=True)
             await build_archive(self._files_pool, fmt, ArchiveContent(output.entries, output.book), built, work_dir)
             size = await self._archives.put(file_name, built, fmt.media_type)
             message = output.message or f"{output.title or 'The archive'} is ready to download."
@@ -698,7 +701,7 @@ class JobService:
             if not await self._queue.cancel(job_id) or not await self._wait_final(job_id, timeout=10.0):
                 # Nobody runs it any more (a worker died), or its runner does not stop: end it here,
                 # its partial files first, so whoever hears "cancelled" never finds them.
-                aside = self._storage.set_aside_work(job_id)
+                aside = await self._folders_pool.run_to_end(self._storage.set_aside_work, job_id)
                 if aside is not None:
                     await self._files_pool.run(shutil.rmtree, aside, True)
                 await self.finish(job_id, JobState.CANCELLED, "cancelled", message=CANCELLED_MESSAGE)

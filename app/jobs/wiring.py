@@ -24,6 +24,7 @@ from app.jobs.store import SqliteJobStore
 from app.outputs.library import Library
 from app.outputs.scans import ScanTriggers
 from app.sources import jm as jm_source
+from app.sources.booru.files import ImagePools
 from app.sources.booru.registry import build_sites
 from app.sources.jm_account import JmAccount
 from app.sources.jm_pages import PageFetching
@@ -84,12 +85,18 @@ class Engine:
         # from the read pool, so a burst of searches and a few downloads never wait on each other.
         self.album_pool = BlockingPool(2 * settings.max_concurrent_jobs + 2, "albums")
         self.files_pool = BlockingPool(2, "files")
+        # Making and moving aside jobs' work folders: quick calls that must not wait behind an archive build.
+        self.folders_pool = BlockingPool(2, "folders")
+        # Booru images on their way to disk (writes and hashing) and their measuring for the exports.
+        self.image_pools = ImagePools.create()
+        # Pillow work for OPDS pages (decode, descramble, scale, encode): two threads, apart from jmcomic's.
+        self.opds_pool = BlockingPool(2, "opds-pages")
         self.booru = build_sites(settings)
         self.jm = jm_source.JmSource(settings, self.jm_pool)
         self.jm_account = JmAccount(settings, self.jm_pool)
         # One per process: the memory bound and the kept-alive image connections serve every album job.
         self.pages = PageFetching(settings.album_pixel_budget_mb * 1024 * 1024)
-        runners = build_runners(RunnerParts(settings, self.album_pool, self.pages, self.booru))
+        runners = build_runners(RunnerParts(settings, self.album_pool, self.pages, self.booru, self.image_pools))
         # Where finished archives live (JMBOORU_STORAGE): chosen here, once, for every part.
         self.archives = build_archive_store(settings, self.storage, self.files_pool)
         if settings.redis_url:
@@ -102,11 +109,12 @@ class Engine:
                 ) from None
 
             self.jobs = build_redis_service(settings, self.storage, runners, self.files_pool,
-                                            broker=broker, is_worker=is_worker, archives=self.archives)
+                                            broker=broker, is_worker=is_worker, archives=self.archives,
+                                            folders_pool=self.folders_pool)
         else:
             self.jobs = JobService(settings, self.storage, SqliteJobStore(self.storage.db_path), LocalEventHub(),
                                    LocalJobQueue(settings.max_concurrent_jobs), runners, self.files_pool,
-                                   archives=self.archives)
+                                   archives=self.archives, folders_pool=self.folders_pool)
         if settings.library_dir is not None:
             self.jobs.library = Library(settings.library_dir)
             self.jobs.scans = ScanTriggers(settings, settings.user_agent)
@@ -159,4 +167,7 @@ class Engine:
         self.pages.close()
         await self.archives.close()
         self.files_pool.shutdown(wait=False)
+        self.folders_pool.shutdown(wait=False)
+        self.image_pools.shutdown()
+        self.opds_pool.shutdown(wait=False)
         self.subscriptions_pool.shutdown(wait=False)

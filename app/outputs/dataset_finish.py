@@ -15,15 +15,16 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from app.files import write_text_atomic
 from app.outputs.dedupe import Candidate, Dropped, ImageFacts, dupes_report, find_duplicates, inspect_image
 from app.outputs.exports import write_exports
 from app.outputs.exports.json_captions import write_image_json
 from app.outputs.exports.options import DedupeOptions, ExportOptions
 from app.outputs.exports.plan import ExportPlan
 from app.outputs.exports.records import ImageRecord, PostInfo, caption_items, categorise
-from app.sources.booru.files import FILE_POOL, MEASURE_POOL
+from app.sources.booru.files import ImagePools
 from app.sources.captions import CaptionOptions
-from app.sources.dataset import FileOutcome, write_text_atomic
+from app.sources.dataset import FileOutcome
 from app.sources.selection import MD5_RE
 
 log = logging.getLogger("jmbooru.exports")
@@ -120,16 +121,16 @@ def published_inspector(request: FinishRequest, site: str,
 async def finish_dataset(folder: Path, request: FinishRequest, posts: Mapping[str, PostInfo],
                          facts: Mapping[str, ImageFacts] | None = None,
                          order: Mapping[str, int] | None = None,
-                         prewritten: frozenset[str] = frozenset()) -> FinishResult:
+                         prewritten: frozenset[str] = frozenset(), *, pools: ImagePools) -> FinishResult:
     """De-duplicate (when asked) and write the exports. ``facts`` holds what was measured while
     downloading (by file name); the rest is measured here, in the measuring pool, two images at a time.
     ``prewritten``: the ``<md5>.json`` files ``published_inspector`` already wrote."""
     result = FinishResult()
-    names = await FILE_POOL.run(dataset_images, folder)
+    names = await pools.files.run(dataset_images, folder)
     known = dict(facts or {})
     hashes = request.dedupe is not None
     todo = [n for n in names if n not in known or (hashes and known[n].dhash is None and known[n].decoded)]
-    measured = await asyncio.gather(*(MEASURE_POOL.run(inspect_image, folder / n, hashes) for n in todo))
+    measured = await asyncio.gather(*(pools.measure.run(inspect_image, folder / n, hashes) for n in todo))
     known.update(zip(todo, measured, strict=True))
     if request.dedupe is not None:
         order = order or {}
@@ -141,13 +142,13 @@ async def finish_dataset(folder: Path, request: FinishRequest, posts: Mapping[st
         ]
         result.dropped = find_duplicates(candidates, request.dedupe)
         report = json.dumps(dupes_report(result.dropped, request.dedupe), indent=1) + "\n"
-        await FILE_POOL.run(_remove_dropped, folder, result.dropped)
-        await FILE_POOL.run(write_text_atomic, folder / DUPES_FILE, report)
+        await pools.files.run(_remove_dropped, folder, result.dropped)
+        await pools.files.run(write_text_atomic, folder / DUPES_FILE, report)
         result.written.append(DUPES_FILE)
         gone = {d.image.file for d in result.dropped}
         names = [n for n in names if n not in gone]
     result.images = sum(known[n].decoded for n in names)
     result.missing_posts = [n for n in names if known[n].decoded and n.partition(".")[0] not in posts]
     if request.exports:
-        result.written += await FILE_POOL.run(_write_exports, folder, names, known, posts, request, prewritten)
+        result.written += await pools.files.run(_write_exports, folder, names, known, posts, request, prewritten)
     return result

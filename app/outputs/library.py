@@ -14,10 +14,11 @@ from __future__ import annotations
 
 import os
 import re
-import secrets
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
+
+from app.files import atomic_output, temp_beside
 
 _FORBIDDEN = re.compile(r'[/\\:*?"<>|\x00-\x1f\x7f]')
 _SPACES = re.compile(r"\s+")
@@ -71,14 +72,10 @@ class Library:
         """Copy ``source`` to ``relative`` under the root, atomically, replacing what is there. Blocking."""
         target = self.target(relative)
         target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(f".{target.name}.{secrets.token_hex(4)}.part")
-        try:
+        with atomic_output(target, temp_beside(target)) as tmp:
             try:
                 os.link(source, tmp)  # same file system: no copy at all
             except OSError:
                 shutil.copyfile(source, tmp)
             os.chmod(tmp, 0o644)
-            os.replace(tmp, target)
-        finally:
-            tmp.unlink(missing_ok=True)
         return target

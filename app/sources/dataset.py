@@ -9,11 +9,10 @@ captions that are missing.
 from __future__ import annotations
 
 import asyncio
-import hashlib
+import contextlib
 import logging
 import os
 import re
-import secrets
 from collections.abc import Callable
 from contextlib import aclosing
 from dataclasses import dataclass, field
@@ -22,8 +21,9 @@ from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlsplit
 
 from app.errors import AppError, Unprocessable
+from app.files import file_md5, temp_beside, write_text_atomic
 from app.sources.booru.base import BooruSite, ForeignImageHost, Post
-from app.sources.booru.files import FILE_POOL, MEASURE_POOL
+from app.sources.booru.files import ImagePools
 from app.sources.booru.politeness import WaitListener, waits_reported_to
 from app.sources.captions import CaptionOptions, PostFilters, build_caption
 from app.sources.selection import MD5_RE, PostSelection, SkipVariants, Unavailable
@@ -89,6 +89,19 @@ class DatasetResult:
         return text
 
 
+def _prepare(folder: Path) -> list[str]:
+    """Make the folder (if needed) and list what is already in it."""
+    folder.mkdir(parents=True, exist_ok=True)
+    return os.listdir(folder)
+
+
+def dataset_entries(folder: Path) -> list[tuple[str, Path]]:
+    """The files of a dataset folder by name, in name order, without hidden or partial files: what a
+    dataset job's archive holds. Blocking."""
+    return [(p.name, p) for p in sorted(folder.iterdir())
+            if p.is_file() and not p.name.startswith(".") and not p.name.endswith(".part")]
+
+
 def image_extension(post: Post) -> str:
     """A short alphanumeric extension from the post's own field, file URL or ``image``, never a path."""
     if _EXT_RE.fullmatch(post.ext):
@@ -100,31 +113,19 @@ def image_extension(post: Post) -> str:
     return "jpg"
 
 
-def _file_md5(path: Path) -> str | None:
-    h = hashlib.md5()
+def _md5_or_none(path: Path) -> str | None:
     try:
-        with open(path, "rb") as f:
-            while chunk := f.read(1 << 20):
-                h.update(chunk)
+        return file_md5(path)
     except OSError:
         return None
-    return h.hexdigest()
 
 
-def write_text_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-    try:
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-def _unlink(path: Path) -> None:
-    try:
-        path.unlink(missing_ok=True)
-    except OSError as exc:  # never hide the real error behind a clean-up failure
-        log.warning("could not remove %s: %r", path, exc)
+def _unlink(*paths: Path) -> None:
+    for path in paths:
+        try:
+            path.unlink(missing_ok=True)
+        except OSError as exc:  # never hide the real error behind a clean-up failure
+            log.warning("could not remove %s: %r", path, exc)
 
 
 class DatasetDownload:
@@ -136,10 +137,11 @@ class DatasetDownload:
 
     def __init__(self, site: BooruSite, tags: str, out_dir: Path, *, max_images: int, caption: CaptionOptions,
                  filters: PostFilters, workers: int, overwrite_captions: bool,
-                 on_progress: Callable[[DatasetProgress], None] | None, trigger: str | None = None,
-                 want_categories: bool = False, inspect: Callable[[Path, FileOutcome], Any] | None = None,
+                 on_progress: Callable[[DatasetProgress], None] | None, pools: ImagePools,
+                 trigger: str | None = None, want_categories: bool = False,
+                 inspect: Callable[[Path, FileOutcome], Any] | None = None,
                  skip_variants: SkipVariants = "none") -> None:
-        self.site, self.tags, self.out = site, tags, out_dir
+        self.site, self.tags, self.out, self.pools = site, tags, out_dir, pools
         self.max_images, self.caption, self.filters = max_images, caption, filters
         self.overwrite_captions, self.on_progress = overwrite_captions, on_progress
         self.trigger, self.want_categories, self.inspect = trigger, want_categories, inspect
@@ -156,8 +158,7 @@ class DatasetDownload:
         self.done = 0
 
     async def run(self) -> DatasetResult:
-        await asyncio.to_thread(self.out.mkdir, parents=True, exist_ok=True)
-        self.existing = set(await asyncio.to_thread(os.listdir, self.out))
+        self.existing = set(await self.pools.files.run(_prepare, self.out))
         producer = asyncio.create_task(self.produce())
         tasks: list[asyncio.Task[None]] = []
         try:
@@ -175,8 +176,8 @@ class DatasetDownload:
                 if not task.done():
                     task.cancel()
             await asyncio.gather(producer, *tasks, *self.inspections, return_exceptions=True)
-            for part in list(self.parts):
-                _unlink(part)
+            if self.parts:
+                await self.pools.files.run_to_end(_unlink, *self.parts)
         self.result.filtered_out = self.selection.filtered_out
         self.result.skipped_variants = self.selection.skipped_variants
         for item in self.selection.unavailable:
@@ -220,7 +221,7 @@ class DatasetDownload:
         outcome = FileOutcome(md5=md5, post_id=post.id, status="skipped", file=path.name, post=post,
                               order=self.order.get(md5, 0))
         part = None
-        if path.name not in self.existing or await FILE_POOL.run_to_end(_file_md5, path) != md5:
+        if path.name not in self.existing or await self.pools.files.run_to_end(_md5_or_none, path) != md5:
             part, outcome.bytes, outcome.error, foreign = await self.fetch(post, path)
             if part is None:
                 outcome.status = "unavailable" if foreign else "failed"
@@ -234,7 +235,7 @@ class DatasetDownload:
         if self.want_categories:
             outcome.categories = await self.categories(post)
         # A rename and a small text file, in a thread: creating a file can stall for ~0.4 ms on a slow disk.
-        await FILE_POOL.run_to_end(self.publish, part, path, text)
+        await self.pools.files.run_to_end(self.publish, part, path, text)
         if part is not None:
             self.parts.discard(part)  # renamed; on any failure the clean-up removes it
         outcome.caption_written = text is not None
@@ -244,7 +245,7 @@ class DatasetDownload:
 
     async def measure(self, outcome: FileOutcome, path: Path) -> None:
         assert self.inspect is not None
-        outcome.facts = await MEASURE_POOL.run_to_end(self.inspect, path, outcome)
+        outcome.facts = await self.pools.measure.run_to_end(self.inspect, path, outcome)
 
     @property
     def needs_categories(self) -> bool:
@@ -262,26 +263,26 @@ class DatasetDownload:
         """
         fetched = 0
         for attempt in (1, 2):
-            part = path.with_name(f".{path.name}.{secrets.token_hex(4)}.part")
+            part = temp_beside(path)
             self.parts.add(part)
             try:
-                got = await self.site.download_image(post.file_url, part)
+                got = await self.site.download_image(post.file_url, part, self.pools.files)
             except AppError as exc:
-                self.discard(part)
+                await self.discard(part)
                 return None, fetched, exc.detail, isinstance(exc, ForeignImageHost)
             except BaseException:
-                self.discard(part)
+                await self.discard(part)
                 raise
             fetched += got.size
             if got.md5 == post.md5:
                 return part, fetched, None, False
-            self.discard(part)
+            await self.discard(part)
             log.warning("md5 mismatch post=%s expected=%s got=%s attempt=%d", post.id, post.md5, got.md5, attempt)
         return None, fetched, "the downloaded image did not match its md5 twice", False
 
-    def discard(self, part: Path) -> None:
+    async def discard(self, part: Path) -> None:
         self.parts.discard(part)
-        _unlink(part)
+        await self.pools.files.run_to_end(_unlink, part)
 
     @staticmethod
     def publish(part: Path | None, path: Path, caption_text: str | None) -> None:
@@ -331,6 +332,7 @@ async def download_dataset(
     want_categories: bool = False,
     inspect: Callable[[Path, FileOutcome], Any] | None = None,
     skip_variants: SkipVariants = "none",
+    pools: ImagePools | None = None,
 ) -> DatasetResult:
     """Download up to ``max_images`` posts of ``site`` matching ``tags`` into ``out_dir``.
 
@@ -341,15 +343,21 @@ async def download_dataset(
     its answer is kept in ``outcome.facts``;
     ``skip_variants`` skips posts with a parent or children before they count. ``on_wait`` hears "Rate limited by <site>; retrying at HH:MM:SS." while the site makes us wait,
     and None when the download resumes. Cancelling removes the temporary files and re-raises.
+    ``pools``: the caller's (the Engine's, a command's); without them the call makes its own and
+    shuts them down when it ends.
     """
     if max_images < 1:
         raise Unprocessable("max_images must be at least 1.")
-    download = DatasetDownload(site, tags, Path(out_dir), max_images=max_images, caption=caption or CaptionOptions(),
-                               filters=filters or PostFilters(), workers=workers,
-                               overwrite_captions=overwrite_captions, on_progress=on_progress, trigger=trigger,
-                               want_categories=want_categories, inspect=inspect, skip_variants=skip_variants)
-    with waits_reported_to(on_wait):
-        return await download.run()
+    with contextlib.ExitStack() as owned:
+        if pools is None:
+            pools = owned.enter_context(ImagePools.create())
+        download = DatasetDownload(site, tags, Path(out_dir), max_images=max_images,
+                                   caption=caption or CaptionOptions(), filters=filters or PostFilters(),
+                                   workers=workers, overwrite_captions=overwrite_captions, on_progress=on_progress,
+                                   pools=pools, trigger=trigger, want_categories=want_categories, inspect=inspect,
+                                   skip_variants=skip_variants)
+        with waits_reported_to(on_wait):
+            return await download.run()
 
 
 async def download(

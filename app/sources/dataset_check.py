@@ -10,17 +10,16 @@ caption, and a caption without an image is removed. ``delete`` removes every ima
 with its caption, and every caption without an image. Left-over ``.part``/``.tmp`` files from an
 interrupted download are reported, and removed by ``fix`` and ``delete``.
 
-Pillow work runs in a worker thread, one file at a time: this is a command-line tool, and a single
-thread keeps Pillow's process-wide ``LOAD_TRUNCATED_IMAGES`` switch (needed for re-saving) safe.
+Disk work runs in the file pool of the caller's ``ImagePools`` and Pillow work in its measuring
+pool, one file at a time: this is a command-line tool, and one file at a time keeps Pillow's
+process-wide ``LOAD_TRUNCATED_IMAGES`` switch (needed for re-saving) safe.
 """
 
 from __future__ import annotations
 
-import asyncio
-import hashlib
+import contextlib
 import logging
 import os
-import secrets
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,10 +27,13 @@ from typing import Literal
 
 from PIL import Image, ImageFile
 
+from app.blocking import BlockingPool
 from app.errors import AppError, NotFound, Unprocessable
+from app.files import atomic_output, file_md5, temp_beside, write_text_atomic
 from app.sources.booru.base import BooruSite
+from app.sources.booru.files import ImagePools
 from app.sources.captions import CaptionOptions, build_caption
-from app.sources.dataset import MD5_RE, image_extension, write_text_atomic
+from app.sources.dataset import MD5_RE, image_extension
 
 log = logging.getLogger("jmbooru.check")
 
@@ -78,14 +80,6 @@ class CheckResult:
         )
 
 
-def _md5_of(path: Path) -> str:
-    h = hashlib.md5()
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def inspect_file(path: Path) -> tuple[str | None, str]:
     """(problem or None, detail) for one media file. Blocking: call it from a thread."""
     try:
@@ -112,29 +106,24 @@ def inspect_file(path: Path) -> tuple[str | None, str]:
     if decode_problem:
         return decode_problem
     stem = path.stem.lower()
-    if MD5_RE.fullmatch(stem) and _md5_of(path) != stem:
+    if MD5_RE.fullmatch(stem) and file_md5(path) != stem:
         return "md5_mismatch", "the content does not match the md5 in its name"
     return None, ""
 
 
 def resave_truncated(path: Path) -> None:
     """Re-encode what Pillow can read of a truncated image, in its own format, atomically."""
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-    try:
-        with _truncated_lock:
-            previous = ImageFile.LOAD_TRUNCATED_IMAGES
-            ImageFile.LOAD_TRUNCATED_IMAGES = True
-            try:
-                with Image.open(path) as img:
-                    img.load()
-                    fmt = img.format or "PNG"
-                    options = {"quality": 95} if fmt == "JPEG" else {}
-                    img.save(tmp, fmt, **options)
-            finally:
-                ImageFile.LOAD_TRUNCATED_IMAGES = previous
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    with atomic_output(path, temp_beside(path, ".tmp")) as tmp, _truncated_lock:
+        previous = ImageFile.LOAD_TRUNCATED_IMAGES
+        ImageFile.LOAD_TRUNCATED_IMAGES = True
+        try:
+            with Image.open(path) as img:
+                img.load()
+                fmt = img.format or "PNG"
+                options = {"quality": 95} if fmt == "JPEG" else {}
+                img.save(tmp, fmt, **options)
+        finally:
+            ImageFile.LOAD_TRUNCATED_IMAGES = previous
 
 
 def _delete_with_caption(path: Path) -> None:
@@ -143,7 +132,7 @@ def _delete_with_caption(path: Path) -> None:
     path.with_suffix(".json").unlink(missing_ok=True)  # its json_captions export, if any
 
 
-async def _refetch(site: BooruSite, path: Path, md5: str) -> tuple[str, Path]:
+async def _refetch(site: BooruSite, files: BlockingPool, path: Path, md5: str) -> tuple[str, Path]:
     """Fetch the image again by md5; returns the detail sentence and the image's path (the
     extension may change). Raises AppError when impossible."""
     name = site.info.name
@@ -151,28 +140,46 @@ async def _refetch(site: BooruSite, path: Path, md5: str) -> tuple[str, Path]:
     if post is None or not site.image_allowed(post.file_url):
         raise NotFound(f"{name} has no post with this md5 any more.")
     target = path.with_name(f"{md5}.{image_extension(post)}")
-    part = path.with_name(f".{target.name}.{secrets.token_hex(4)}.part")
+    part = temp_beside(target)
     try:
-        got = await site.download_image(post.file_url, part)
+        got = await site.download_image(post.file_url, part, files)
         if got.md5 != md5:
             raise AppError(f"{name} sent a different file than its md5 says; try again later.")
-        await asyncio.to_thread(os.replace, part, target)
+        await files.run_to_end(os.replace, part, target)
     finally:
-        part.unlink(missing_ok=True)
+        await files.run_to_end(part.unlink, missing_ok=True)
     if target != path:
-        await asyncio.to_thread(path.unlink, missing_ok=True)
+        await files.run_to_end(path.unlink, missing_ok=True)
         return f"fetched again from {name} as {target.name}", target
     return f"fetched again from {name}", target
 
 
 async def check_dataset(
-    folder: str | os.PathLike[str], mode: str = "report", site: BooruSite | None = None
+    folder: str | os.PathLike[str], mode: str = "report", site: BooruSite | None = None, *,
+    pools: ImagePools | None = None,
 ) -> CheckResult:
-    """Check every image and caption in ``folder`` (not recursive); see the module doc for the modes."""
+    """Check every image and caption in ``folder`` (not recursive); see the module doc for the modes.
+    ``pools``: the caller's (a command's); without them the call makes its own and shuts them down
+    when it ends."""
     if mode not in MODES:
         raise Unprocessable(f"Unknown check mode '{mode[:20]}'; use report, fix or delete.")
-    root = Path(folder)
-    if not await asyncio.to_thread(root.is_dir):
+    with contextlib.ExitStack() as owned:
+        if pools is None:
+            pools = owned.enter_context(ImagePools.create())
+        return await _check(Path(folder), mode, site, pools)
+
+
+def _listing(root: Path) -> list[Path] | None:
+    """The folder's files, sorted; None when there is no folder."""
+    if not root.is_dir():
+        return None
+    return sorted(p for p in root.iterdir() if p.is_file())
+
+
+async def _check(root: Path, mode: str, site: BooruSite | None, pools: ImagePools) -> CheckResult:
+    run = pools.files.run_to_end
+    files = await run(_listing, root)
+    if files is None:
         raise NotFound(f"There is no folder at {root}.")
     result = CheckResult(folder=root, mode=mode)
     fetch_refusal = ""
@@ -181,7 +188,6 @@ async def check_dataset(
             site.check_credentials()
         except AppError as exc:
             fetch_refusal = exc.detail.rstrip(".")
-    files = await asyncio.to_thread(lambda: sorted(p for p in root.iterdir() if p.is_file()))
     stems_with_media = {p.stem for p in files if _is_media(p)}
 
     for path in files:
@@ -189,7 +195,7 @@ async def check_dataset(
         if name.startswith(".") and name.endswith((".part", ".tmp")):
             problem = CheckProblem(name, "partial_file", detail="left over from an interrupted download")
             if mode != "report":
-                await asyncio.to_thread(path.unlink, missing_ok=True)
+                await run(path.unlink, missing_ok=True)
                 problem.action = "deleted"
             result.problems.append(problem)
             continue
@@ -197,34 +203,34 @@ async def check_dataset(
             if path.stem not in stems_with_media:
                 problem = CheckProblem(name, "orphan_caption", detail="a caption without its image")
                 if mode != "report":
-                    await asyncio.to_thread(path.unlink, missing_ok=True)
+                    await run(path.unlink, missing_ok=True)
                     problem.action = "deleted"
                 result.problems.append(problem)
             continue
         if not _is_media(path):
             continue
         result.checked += 1
-        kind, detail = await asyncio.to_thread(inspect_file, path)
+        kind, detail = await pools.measure.run_to_end(inspect_file, path)
         if kind is not None:
             problem = CheckProblem(name, kind, detail=detail)  # type: ignore[arg-type]
             result.problems.append(problem)
             if mode == "delete":
-                await asyncio.to_thread(_delete_with_caption, path)
+                await run(_delete_with_caption, path)
                 problem.action = "deleted"
                 continue
             if mode == "fix":
-                path = await _fix(problem, path, site, fetch_refusal)
+                path = await _fix(problem, path, site, pools, fetch_refusal)
                 if problem.action == "deleted":
                     continue
         caption = path.with_suffix(".txt")
-        if not await asyncio.to_thread(caption.exists):
+        if not await run(caption.exists):
             missing = CheckProblem(path.name, "missing_caption", detail="an image without its .txt caption")
             result.problems.append(missing)
             if mode == "delete":
-                await asyncio.to_thread(_delete_with_caption, path)
+                await run(_delete_with_caption, path)
                 missing.action = "deleted"
             elif mode == "fix":
-                await _fix_caption(missing, path, site, fetch_refusal)
+                await _fix_caption(missing, path, site, pools.files, fetch_refusal)
             continue
         if kind is None:
             result.ok += 1
@@ -236,13 +242,14 @@ def _is_media(path: Path) -> bool:
     return not path.name.startswith(".") and (ext in IMAGE_EXTS or ext in OTHER_MEDIA_EXTS)
 
 
-async def _fix(problem: CheckProblem, path: Path, site: BooruSite | None, fetch_refusal: str) -> Path:
+async def _fix(problem: CheckProblem, path: Path, site: BooruSite | None, pools: ImagePools,
+               fetch_refusal: str) -> Path:
     """Repair one broken image, or remove it; returns where the image is now."""
     md5 = path.stem.lower()
     reasons = []
     if site is not None and not fetch_refusal and MD5_RE.fullmatch(md5):
         try:
-            problem.detail, target = await _refetch(site, path, md5)
+            problem.detail, target = await _refetch(site, pools.files, path, md5)
             problem.action = "refetched"
             return target
         except AppError as exc:
@@ -254,20 +261,21 @@ async def _fix(problem: CheckProblem, path: Path, site: BooruSite | None, fetch_
     if problem.problem == "truncated" and not MD5_RE.fullmatch(md5):
         # Not a booru download (no md5 to fetch it by): the readable part is the best there is.
         try:
-            await asyncio.to_thread(resave_truncated, path)
+            await pools.measure.run_to_end(resave_truncated, path)
         except (OSError, SyntaxError, ValueError) as exc:
             reasons.append(f"re-saving failed ({type(exc).__name__})")
         else:
             problem.action = "resaved"
             problem.detail = "re-saved from the readable part"
             return path
-    await asyncio.to_thread(_delete_with_caption, path)
+    await pools.files.run_to_end(_delete_with_caption, path)
     problem.action = "deleted"
     problem.detail = f"{problem.detail}; removed with its caption: " + ("; ".join(reasons) or "nothing can repair it")
     return path
 
 
-async def _fix_caption(problem: CheckProblem, path: Path, site: BooruSite | None, fetch_refusal: str) -> None:
+async def _fix_caption(problem: CheckProblem, path: Path, site: BooruSite | None, files: BlockingPool,
+                       fetch_refusal: str) -> None:
     """Write a missing caption from the site's tags, or remove the image (a dataset image needs one)."""
     md5 = path.stem.lower()
     if not MD5_RE.fullmatch(md5):
@@ -285,10 +293,10 @@ async def _fix_caption(problem: CheckProblem, path: Path, site: BooruSite | None
             reason = f"{site.info.name} has no post with this md5 any more"
         if post is not None:
             text = build_caption(post.tags, CaptionOptions())
-            await asyncio.to_thread(write_text_atomic, path.with_suffix(".txt"), text)
+            await files.run_to_end(write_text_atomic, path.with_suffix(".txt"), text)
             problem.action = "recaptioned"
             problem.detail = f"caption written from {site.info.name}'s tags (default caption options)"
             return
-    await asyncio.to_thread(_delete_with_caption, path)
+    await files.run_to_end(_delete_with_caption, path)
     problem.action = "deleted"
     problem.detail = f"image removed: no caption, and none could be written ({reason})"

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import os
-import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from app.archives import Book
+from app.blocking import BlockingPool
 from app.errors import AppError, UpstreamError
+from app.files import temp_beside
 from app.sources.booru.base import BooruSite, Post
 from app.sources.booru.pools import Pool, PoolPage, pool_site
 from app.sources.dataset import image_extension
@@ -40,23 +41,24 @@ class DownloadedPool:
     bytes: int = 0
 
 
-async def _fetch(site: BooruSite, post: Post, dest: Path) -> int:
+async def _fetch(site: BooruSite, files: BlockingPool, post: Post, dest: Path) -> int:
     """The post's file into ``dest`` (renamed into place only when its md5 matches); two tries."""
     for _attempt in (1, 2):
-        part = dest.with_name(f".{dest.name}.{secrets.token_hex(4)}.part")
+        part = temp_beside(dest)
         try:
-            got = await site.download_image(post.file_url, part)
+            got = await site.download_image(post.file_url, part, files)
             if got.md5 == post.md5:
-                await asyncio.to_thread(os.replace, part, dest)
+                await files.run_to_end(os.replace, part, dest)
                 return got.size
         finally:
-            await asyncio.to_thread(part.unlink, missing_ok=True)
+            await files.run_to_end(part.unlink, missing_ok=True)
     raise UpstreamError(f"post {post.id}'s file did not match its md5 twice")
 
 
-async def download_pool(site: BooruSite, pool_id: int, out: Path, *, workers: int = 8,
+async def download_pool(site: BooruSite, pool_id: int, out: Path, *, files: BlockingPool, workers: int = 8,
                         on_progress: Callable[[int, int, int], None] | None = None) -> DownloadedPool:
-    """All downloadable pages of the pool into ``out``; raises when not one page could be had."""
+    """All downloadable pages of the pool into ``out``; raises when not one page could be had.
+    ``files``: where the pages are written and renamed (``ImagePools.files``)."""
     pools = pool_site(site)
     pool = await pools.pool(pool_id)
     listed: list[PoolPage] = await pools.pool_pages(pool)
@@ -78,7 +80,7 @@ async def download_pool(site: BooruSite, pool_id: int, out: Path, *, workers: in
         dest = out / f".page-{index:05d}.{image_extension(post)}"
         async with slots:
             try:
-                size = await _fetch(site, post, dest)
+                size = await _fetch(site, files, post, dest)
             except AppError as exc:
                 result.skipped.append(Skipped(post.id, exc.detail.rstrip(".")))
                 size = -1
@@ -92,21 +94,26 @@ async def download_pool(site: BooruSite, pool_id: int, out: Path, *, workers: in
     if on_progress:
         on_progress(0, total, 0)
     await asyncio.gather(*(one(i, p) for i, p in enumerate(wanted)))
-    number = 0
+    renames: list[tuple[Path, Path]] = []
     for index, post in enumerate(wanted):  # pool order, numbered without gaps
         if index in got:
-            number += 1
             path, _size = got[index]
-            final = out / f"{number:05d}{path.suffix}"
-            await asyncio.to_thread(os.replace, path, final)
+            final = out / f"{len(renames) + 1:05d}{path.suffix}"
+            renames.append((path, final))
             result.pages.append((final.name, final))
             result.posts.append(post)
+    await files.run_to_end(_rename_all, renames)  # one hop for the whole pool, not one per page
     order = {p.post_id: i for i, p in enumerate(listed)}
     result.skipped.sort(key=lambda s: order.get(s.post_id, len(order)))
     if not result.pages:
         raise UpstreamError(f"None of the {len(listed)} posts of pool {pool_id} ({pool.name}) has a file jmbooru "
                             "could download (banned, deleted, restricted or hosted elsewhere).")
     return result
+
+
+def _rename_all(renames: list[tuple[Path, Path]]) -> None:
+    for source, target in renames:
+        os.replace(source, target)
 
 
 async def pool_book(site: BooruSite, downloaded: DownloadedPool) -> Book:

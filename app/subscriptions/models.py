@@ -10,6 +10,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, ValidationError
 
 from app.archives.names import FormatName
+from app.jobs.models import CLIENT_ID_PATTERN
 from app.sources.album_archive import Layout
 from app.sources.captions import CaptionOptions, PostFilters
 
@@ -25,7 +26,6 @@ PATCHABLE = ("name", "interval_minutes", "enabled", "client_id", "format", "layo
 FIXED = ("kind", "target", "seed")
 DEFAULT_INTERVAL_MINUTES = 360.0
 MAX_BACKOFF_SECONDS = 24 * 3600.0
-CLIENT_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
 ASCII_ID = re.compile(r"^[1-9][0-9]{0,11}$")
 
 
@@ -40,7 +40,7 @@ class SubscriptionCreate(BaseModel):
     interval_minutes: float | StrictInt | None = None
     enabled: StrictBool = True
     seed: str = "latest"
-    client_id: str | None = Field(None, pattern=CLIENT_ID.pattern)
+    client_id: str | None = Field(None, pattern=CLIENT_ID_PATTERN)
     format: FormatName | None = None
     layout: Layout | None = None
     dest: Dest | None = None
@@ -56,7 +56,7 @@ class SubscriptionPatch(BaseModel):
     name: str | None = Field(None, max_length=200)
     interval_minutes: float | StrictInt | None = None
     enabled: StrictBool | None = None
-    client_id: str | None = Field(None, pattern=CLIENT_ID.pattern)
+    client_id: str | None = Field(None, pattern=CLIENT_ID_PATTERN)
     format: FormatName | None = None
     layout: Layout | None = None
     caption: CaptionOptions | None = None

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from app.config import Settings
     from app.jobs.runner import Runner
     from app.sources.booru.base import BooruSite
+    from app.sources.booru.files import ImagePools
     from app.sources.jm_pages import PageFetching
 
 
@@ -31,6 +32,7 @@ class RunnerParts:
     album_pool: BlockingPool
     pages: PageFetching
     booru_sites: Mapping[str, BooruSite]
+    image_pools: ImagePools  # booru images' writes and measuring (files, measure)
 
 
 @dataclass(frozen=True)
@@ -41,8 +43,8 @@ class Kind:
 
 KINDS: dict[str, Kind] = {
     AlbumSpec.kind: Kind(AlbumSpec, lambda p: AlbumRunner(p.settings, p.album_pool, p.pages)),
-    BooruSpec.kind: Kind(BooruSpec, lambda p: BooruRunner(p.settings, p.booru_sites)),
-    PoolSpec.kind: Kind(PoolSpec, lambda p: PoolRunner(p.settings, p.booru_sites)),
+    BooruSpec.kind: Kind(BooruSpec, lambda p: BooruRunner(p.settings, p.booru_sites, p.image_pools)),
+    PoolSpec.kind: Kind(PoolSpec, lambda p: PoolRunner(p.settings, p.booru_sites, p.image_pools)),
 }
 
 

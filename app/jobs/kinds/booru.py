@@ -3,7 +3,6 @@ trainer exports), in one zip. Its spec and its runner."""
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
 from collections.abc import Mapping
@@ -22,9 +21,10 @@ from app.outputs.exports.options import ExportOptions, TrainerOptions
 from app.outputs.exports.plan import dataset_name
 from app.outputs.exports.records import PostInfo
 from app.sources.booru.base import BooruSite
+from app.sources.booru.files import ImagePools
 from app.sources.booru.registry import unknown_site
 from app.sources.captions import CaptionOptions, PostFilters
-from app.sources.dataset import DatasetProgress, DatasetResult, download_dataset
+from app.sources.dataset import DatasetProgress, DatasetResult, dataset_entries, download_dataset
 from app.storage import safe_component
 from app.text import count
 
@@ -54,9 +54,10 @@ class BooruSpec(JobSpec, TrainerOptions):
 
 
 class BooruRunner:
-    def __init__(self, settings: Settings, sites: Mapping[str, BooruSite]) -> None:
+    def __init__(self, settings: Settings, sites: Mapping[str, BooruSite], pools: ImagePools) -> None:
         self.settings = settings
         self.sites = sites
+        self.pools = pools
 
     async def run(self, ctx: RunContext[BooruSpec]) -> RunOutput:
         spec = ctx.spec
@@ -93,6 +94,7 @@ class BooruRunner:
             # sizes (and hashes) are measured as each image lands, while the others still download
             inspect=published_inspector(request, name, caption) if request.active else None,
             skip_variants=trainer.skip_variants,
+            pools=self.pools,
         )
         kept = result.downloaded + result.skipped
         if kept == 0:
@@ -110,9 +112,9 @@ class BooruRunner:
         dropped = 0
         if request.active:
             ctx.progress.update(message="Writing the exports." if not trainer.dedupe else "Removing duplicates.")
-            finished = await _finish(ctx.work_dir, request, caption, result, name)
+            finished = await _finish(ctx.work_dir, request, caption, result, name, self.pools)
             dropped = len(finished.dropped)
-        entries = await asyncio.to_thread(_dataset_entries, ctx.work_dir)  # thousands of files: off the loop
+        entries = await self.pools.files.run(dataset_entries, ctx.work_dir)  # thousands of files: off the loop
         shown = kept - dropped
         message = f"{count(shown, 'image')} with captions {'is' if shown == 1 else 'are'} ready."
         if trainer.dedupe is not None:
@@ -132,15 +134,6 @@ class BooruRunner:
         )
 
 
-def _is_dataset_file(path: Path) -> bool:
-    return path.is_file() and not path.name.startswith(".") and not path.name.endswith(".part")
-
-
-def _dataset_entries(folder: Path) -> list[tuple[str, Path]]:
-    return [(p.name, p) for p in sorted(folder.iterdir()) if _is_dataset_file(p)]
-
-
-
 def _finish_request(trainer: TrainerOptions, caption: CaptionOptions, archive_stem: str) -> FinishRequest:
     options = trainer.export_options
     return FinishRequest(exports=trainer.exports, options=options, dedupe=trainer.dedupe,
@@ -149,10 +142,11 @@ def _finish_request(trainer: TrainerOptions, caption: CaptionOptions, archive_st
 
 
 async def _finish(folder: Path, request: FinishRequest, caption: CaptionOptions, result: DatasetResult,
-                  site: str) -> FinishResult:
+                  site: str, pools: ImagePools) -> FinishResult:
     """De-duplicate and write the exports into the job's folder, before it is zipped."""
     present = [o for o in result.files if o.status in ("downloaded", "skipped") and o.post is not None]
     posts = {o.md5: PostInfo.from_post(o.post, site, o.categories, caption) for o in present if o.post}
     facts: dict[str, Any] = {o.file: o.facts for o in present if o.facts is not None}
     prewritten = frozenset(f"{o.md5}.json" for o in present if o.facts is not None)
-    return await finish_dataset(folder, request, posts, facts, {o.md5: o.order for o in present}, prewritten)
+    return await finish_dataset(folder, request, posts, facts, {o.md5: o.order for o in present}, prewritten,
+                                pools=pools)

@@ -15,10 +15,11 @@ from app.jobs.runner import LibraryBook, RunContext, RunOutput
 from app.jobs.specs import LIBRARY_FORMAT_PROBLEM, Dest, JobSpec, PoolFormat
 from app.outputs.library import pool_path
 from app.sources.booru.base import BooruSite
+from app.sources.booru.files import ImagePools
 from app.sources.booru.pools import pool_site
 from app.sources.booru.registry import unknown_site
 from app.sources.captions import CaptionOptions
-from app.sources.dataset import DatasetProgress, download_dataset
+from app.sources.dataset import DatasetProgress, dataset_entries, download_dataset
 from app.sources.pool_download import download_pool, pool_book
 from app.storage import safe_component
 
@@ -62,9 +63,10 @@ class PoolSpec(JobSpec):
 
 
 class PoolRunner:
-    def __init__(self, settings: Settings, sites: Mapping[str, BooruSite]) -> None:
+    def __init__(self, settings: Settings, sites: Mapping[str, BooruSite], pools: ImagePools) -> None:
         self.settings = settings
         self.sites = sites
+        self.pools = pools
 
     def _site(self, name: str) -> BooruSite:
         site = self.sites.get(name)
@@ -83,8 +85,8 @@ class PoolRunner:
             snap = ctx.progress.snapshot()
             ctx.progress.update(done=done - snap.done, total=total, nbytes=nbytes - snap.bytes)
 
-        pool = await download_pool(site, spec.pool_id, ctx.work_dir, workers=self.settings.download_workers,
-                                   on_progress=on_progress)
+        pool = await download_pool(site, spec.pool_id, ctx.work_dir, files=self.pools.files,
+                                   workers=self.settings.download_workers, on_progress=on_progress)
         ctx.progress.update(title=pool.pool.name)
         book = await pool_book(site, pool)
         skipped = [s.public() for s in pool.skipped]
@@ -117,9 +119,8 @@ class PoolRunner:
         result = await download_dataset(site, f"{tag}:{spec.pool_id}", ctx.work_dir,
                                         max_images=max(1, pool.post_count or len(pool.post_ids)),
                                         caption=spec.caption, workers=self.settings.download_workers,
-                                        on_progress=on_progress)
-        entries = sorted((p.name, p) for p in ctx.work_dir.iterdir()
-                         if p.is_file() and not p.name.startswith(".") and not p.name.endswith(".part"))
+                                        on_progress=on_progress, pools=self.pools)
+        entries = await self.pools.files.run(dataset_entries, ctx.work_dir)
         skipped = [{"post_id": f.post_id, "reason": f.error or "the post has no file"}
                    for f in result.files if f.status in ("unavailable", "failed")]
         kept = result.downloaded + result.skipped

@@ -24,9 +24,10 @@ __all__ = ["TASK_NAME", "RedisEventHub", "RedisJobStore", "TaskiqJobQueue", "bui
 
 def build_redis_service(settings: Settings, storage: Storage, runners: dict[str, Runner],
                         files_pool: BlockingPool, *, broker: AsyncBroker | None = None,
-                        is_worker: bool = False, archives: ArchiveStore | None = None) -> JobService:
+                        is_worker: bool = False, archives: ArchiveStore | None = None,
+                        folders_pool: BlockingPool | None = None) -> JobService:
     redis = connect(settings.redis_url)
     hub = RedisEventHub(redis)
     queue = TaskiqJobQueue(broker or make_broker(settings), hub, redis, is_worker=is_worker)
     return JobService(settings, storage, RedisJobStore(redis), hub, queue, runners, files_pool,
-                      reconcile_on_start=False, archives=archives)
+                      reconcile_on_start=False, archives=archives, folders_pool=folders_pool)

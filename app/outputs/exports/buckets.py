@@ -12,9 +12,9 @@ import json
 import math
 from collections import Counter
 
+from app.files import write_text_atomic
 from app.outputs.exports.kohya_toml import BUCKET_RESO_STEPS, MIN_BUCKET_RESO
 from app.outputs.exports.plan import ExportPlan
-from app.sources.dataset import write_text_atomic
 
 FILE_NAME = "buckets.json"
 Reso = tuple[int, int]

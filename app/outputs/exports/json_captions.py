@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from app.files import write_text_atomic
 from app.outputs.exports.plan import ExportPlan
 from app.outputs.exports.records import ImageRecord
-from app.sources.dataset import write_text_atomic
 
 
 def write_image_json(folder: Path, record: ImageRecord) -> str:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 
+from app.files import write_text_atomic
 from app.outputs.exports.plan import ExportPlan
-from app.sources.dataset import write_text_atomic
 
 FILE_NAME = "metadata.jsonl"
 

@@ -9,9 +9,7 @@ a page already cached at full size costs no request at all.
 from __future__ import annotations
 
 import io
-import os
 import shutil
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +17,7 @@ from pathlib import Path
 from PIL import Image
 
 from app.blocking import BlockingPool
+from app.files import write_bytes_atomic
 from app.sources.jm_stream import PageImage, open_page
 
 JPEG_QUALITY = 90
@@ -69,14 +68,7 @@ def _scaled(picture: Image.Image, max_width: int) -> Image.Image:
 def _write(path: Path, data: bytes) -> None:
     """Atomically: a reader never sees half a page."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".part-")
-    try:
-        with os.fdopen(fd, "wb") as out:
-            out.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_bytes_atomic(path, data)
 
 
 class PageCache:

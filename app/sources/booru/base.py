@@ -10,9 +10,12 @@ from __future__ import annotations
 from collections.abc import AsyncGenerator, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal, Protocol
+from typing import TYPE_CHECKING, Literal, Protocol
 
 from app.errors import UpstreamError
+
+if TYPE_CHECKING:
+    from app.blocking import BlockingPool
 
 Family = Literal["gelbooru", "gelbooru_v02", "danbooru", "moebooru"]
 CredentialsKind = Literal["required", "optional", "none"]
@@ -136,8 +139,9 @@ class BooruSite(Protocol):
         """Whether ``url`` may be fetched at all (the site's origin or its configured image hosts)."""
         ...
 
-    async def download_image(self, url: str, dest: Path) -> ImageDownload:
-        """Stream an image into ``dest`` while hashing it. The caller owns ``dest`` and removes it on failure."""
+    async def download_image(self, url: str, dest: Path, files: BlockingPool) -> ImageDownload:
+        """Stream an image into ``dest`` while hashing it, writing in ``files`` (``ImagePools.files``).
+        The caller owns ``dest`` and removes it on failure."""
         ...
 
     async def aclose(self) -> None: ...

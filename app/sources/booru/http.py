@@ -20,6 +20,7 @@ from typing import Any
 import httpx
 
 from app import __version__, metrics
+from app.blocking import BlockingPool
 from app.errors import AppError, UpstreamError, UpstreamTimeout, UpstreamUnavailable
 from app.logs import redact
 from app.sources.booru.base import ForeignImageHost, ImageDownload
@@ -237,14 +238,15 @@ class SiteHttp:
                 metrics.upstream(self.site, type(exc).__name__)
             raise
 
-    async def download_image(self, raw_url: str, dest: Path) -> ImageDownload:
-        """Stream an image into ``dest`` while hashing it; a failed transfer is retried from scratch."""
+    async def download_image(self, raw_url: str, dest: Path, files: BlockingPool) -> ImageDownload:
+        """Stream an image into ``dest`` while hashing it (the writes in ``files``); a failed transfer
+        is retried from scratch."""
         start = self.image_url(raw_url)
         for attempt in range(self.options.max_attempts):
             last = attempt == self.options.max_attempts - 1
             if attempt:
                 metrics.retried(self.site)
-            writer = HashingWriter(dest)
+            writer = HashingWriter(dest, files)
             try:
                 url = start
                 for _hop in range(MAX_REDIRECTS + 1):

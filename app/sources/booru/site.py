@@ -9,6 +9,7 @@ from typing import Any
 
 import httpx
 
+from app.blocking import BlockingPool
 from app.sources.booru.base import ImageDownload, SiteInfo
 from app.sources.booru.config import SiteConfig
 from app.sources.booru.hosts import HostPolicy, usable_url
@@ -57,5 +58,5 @@ class HttpSite:
     def image_allowed(self, url: str) -> bool:
         return self.hosts.resolve(url) is not None
 
-    async def download_image(self, url: str, dest: Path) -> ImageDownload:
-        return await self.http.download_image(url, dest)
+    async def download_image(self, url: str, dest: Path, files: BlockingPool) -> ImageDownload:
+        return await self.http.download_image(url, dest, files)
