@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
-from fastapi import APIRouter, Body, Path, Query
-from fastapi.responses import JSONResponse
+from fastapi import APIRouter, Body, Path, Query, Response
 from pydantic import (
     BaseModel,
     BeforeValidator,
@@ -113,26 +112,24 @@ def library_on(settings: Settings, dest: str) -> None:
                             "Kavita reads) and restart jmbooru.")
 
 
-def accepted_body(job: Job, created: bool, client_id: str | None, message: str) -> dict[str, Any]:
+def accepted_body(job: Job, created: bool, client_id: str | None, message: str) -> Accepted:
     """The 202 answer's body: the seed's keys, the job's state and what its kind adds."""
-    body: dict[str, Any] = {
-        "status": "processing",
-        "message": message if created else f"Already {job.state}: you joined the existing download.",
-        "job_id": job.job_id,
-        "status_url": f"/v1/jobs/{job.job_id}",
-        "events_url": f"/ws/jobs/{job.job_id}",
-        "state": str(job.state),
-        "joined": not created,
-        "client_id": client_id,
-    }
-    body.update(job.spec_fields())
+    added: dict[str, Any] = job.spec_fields()
     if job.state == "ready":
-        body.update(file_name=job.file_name, download_url=job.download_url)
-    return body
+        added.update(file_name=job.file_name, download_url=job.download_url)
+    return Accepted(status="processing",
+                    message=message if created else f"Already {job.state}: you joined the existing download.",
+                    job_id=job.job_id, status_url=f"/v1/jobs/{job.job_id}", events_url=f"/ws/jobs/{job.job_id}",
+                    state=str(job.state), joined=not created, client_id=client_id, **added)
 
 
-def accepted(body: dict[str, Any]) -> JSONResponse:
-    return JSONResponse(body, status_code=202, headers={"Location": str(body["status_url"])})
+AnswerT = TypeVar("AnswerT", bound=Accepted)
+
+
+def accepted(answer: AnswerT, response: Response) -> AnswerT:
+    """A 202 answer (the route's status code) that points at the job: ``Location`` is its status URL."""
+    response.headers["Location"] = answer.status_url
+    return answer
 
 
 @router.post("/v1/download/album/{album_id}", status_code=202, response_model=Accepted,
@@ -141,16 +138,17 @@ async def download_album(
     album_id: AlbumIdPath,
     jobs: JobsDep,
     jm: JmDep,
+    response: Response,
     body: Annotated[AlbumDownloadRequest | None, Body()] = None,
     client_id: Annotated[str | None, Query(pattern=CLIENT_ID_PATTERN, description=CLIENT_ID_DOC,
                                            examples=CLIENT_ID_EXAMPLES)] = None,
-) -> JSONResponse:
+) -> Accepted:
     """Start downloading a JM album into one archive (zip, cbz or pdf); progress goes to the client's WebSocket."""
-    return accepted(await start_album(jm, jobs, parse_album_id(album_id), body, client_id))
+    return accepted(await start_album(jm, jobs, parse_album_id(album_id), body, client_id), response)
 
 
 async def start_album(jm: JmSource, jobs: JobService, aid: str, body: AlbumDownloadRequest | None,
-                      client_id: str | None = None) -> dict[str, Any]:
+                      client_id: str | None = None) -> Accepted:
     """Look the album up, then start (or join) its job; the 202 body."""
     cid = (body.client_id if body else None) or client_id
     if body is not None:
@@ -179,13 +177,13 @@ async def check_album(jm: JmSource, spec: AlbumSpec) -> None:
 @router.post("/v1/download/booru/{site}", status_code=202, response_model=Accepted,
              responses=errors(404, *UPSTREAM))
 async def download_booru(site: BooruSiteDep, body: BooruDownloadRequest, jobs: JobsDep,
-                         settings: SettingsDep) -> JSONResponse:
+                         settings: SettingsDep, response: Response) -> Accepted:
     """Start a dataset download (images plus same-named .txt captions, optional exports and de-duplication) by tags."""
-    return accepted(await start_booru(site, body, jobs, settings))
+    return accepted(await start_booru(site, body, jobs, settings), response)
 
 
 async def start_booru(site: BooruSite, body: BooruDownloadRequest, jobs: JobService,
-                      settings: Settings) -> dict[str, Any]:
+                      settings: Settings) -> Accepted:
     """Check credentials and limits, then start (or join) the dataset job; the 202 body."""
     # Missing or malformed credentials: say so now (502) rather than in a job that fails later.
     site.check_credentials()
@@ -205,14 +203,14 @@ async def start_booru(site: BooruSite, body: BooruDownloadRequest, jobs: JobServ
 
 @router.post("/v1/download/booru/{site}/pool/{pool_id}", status_code=202, response_model=Accepted,
              responses=errors(404, *UPSTREAM))
-async def download_pool(site: BooruSiteDep, jobs: JobsDep,
+async def download_pool(site: BooruSiteDep, jobs: JobsDep, response: Response,
                         pool_id: Annotated[int, Path(ge=1, le=2**31, description="the pool's number on the site")],
-                        body: Annotated[PoolDownloadRequest | None, Body()] = None) -> JSONResponse:
+                        body: Annotated[PoolDownloadRequest | None, Body()] = None) -> Accepted:
     """Download a booru pool as one book (its posts in pool order): CBZ, zip, PDF, a dataset, or into the library."""
-    return accepted(await start_pool(site, pool_id, body or PoolDownloadRequest(), jobs))
+    return accepted(await start_pool(site, pool_id, body or PoolDownloadRequest(), jobs), response)
 
 
-async def start_pool(site: BooruSite, pool_id: int, body: PoolDownloadRequest, jobs: JobService) -> dict[str, Any]:
+async def start_pool(site: BooruSite, pool_id: int, body: PoolDownloadRequest, jobs: JobService) -> Accepted:
     """Check the site has pools and the pool exists (404 now, not a job that fails later); the 202 body."""
     pools = pool_site(site)
     if body.caption is not None and body.format != "dataset":

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
-from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from app.api.deps import ApiKey, JobsDep
@@ -103,7 +102,7 @@ class FavoritesAccepted(BaseModel):
 @router.post("/v1/download/favorites", status_code=202, response_model=FavoritesAccepted, dependencies=[ApiKey],
              responses=errors(401, 404, 409, 422, *UPSTREAM))
 async def download_favorites(account: AccountDep, jobs: JobsDep,
-                             body: FavoritesDownloadRequest | None = None) -> JSONResponse:
+                             body: FavoritesDownloadRequest | None = None) -> FavoritesAccepted:
     """Download the account's favourites: one album job per favourite (each with its own archive and
     final frame, joined with any download of the same album), newest favourites first."""
     body = body or FavoritesDownloadRequest()
@@ -115,7 +114,6 @@ async def download_favorites(account: AccountDep, jobs: JobsDep,
     accepted = [AcceptedAlbumJob(album_id=s.album.album_id, title=s.album.title, job_id=s.job.job_id,
                                  state=str(s.job.state), joined=not s.created, status_url=f"/v1/jobs/{s.job.job_id}",
                                  events_url=f"/ws/jobs/{s.job.job_id}") for s in result.started]
-    answer = FavoritesAccepted(
+    return FavoritesAccepted(
         message=f"{len(accepted)} favourite albums are queued for download (one job each).", folder=body.folder,
         total=result.total, count=len(accepted), client_id=body.client_id, jobs=accepted)
-    return JSONResponse(answer.model_dump(), status_code=202)

@@ -12,7 +12,8 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
-from app.api.schemas import ERROR_DESCRIPTIONS, ErrorBody, JobFrame
+from app.api.schemas import ERROR_DESCRIPTIONS, ErrorBody
+from app.jobs.frames import JobFrame
 
 WEBSOCKETS = (
     "Two WebSocket endpoints (not expressible in OpenAPI; every frame is a `JobFrame`, see Schemas):\n\n"

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from typing import Any, TypeVar
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Request, Response
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from app.api.deps import ApiKey, JmDep, JobsDep, SettingsDep
@@ -54,7 +53,7 @@ def site_hosts(sites: dict[str, BooruSite]) -> list[SiteHosts]:
 @router.post("/v1/download/url", status_code=202, response_model=PasteAccepted,
              responses=errors(400, 404, *UPSTREAM))
 async def download_url(body: PasteRequest, request: Request, jobs: JobsDep, jm: JmDep,
-                       settings: SettingsDep) -> JSONResponse:
+                       settings: SettingsDep, response: Response) -> PasteAccepted:
     """Start the download a pasted link points at: a JM album or chapter, a booru tag search, post or pool."""
     sites: dict[str, BooruSite] = request.app.state.booru
     link = resolve_link(body.url, site_hosts(sites))
@@ -75,11 +74,11 @@ async def download_url(body: PasteRequest, request: Request, jobs: JobsDep, jm: 
         resolved = {"kind": link.kind, "site": link.site, "tags": link.tags}
         if link.post_id:
             resolved["post_id"] = link.post_id
-    return accepted({**answer, "resolved": resolved})
+    return accepted(PasteAccepted(**answer.model_dump(), resolved=resolved), response)
 
 
 async def _start_jm(link: Link, options: dict[str, Any], jobs: JobsDep, jm: JmDep
-                    ) -> tuple[dict[str, Any], dict[str, Any]]:
+                    ) -> tuple[Accepted, dict[str, Any]]:
     album_id = link.album_id
     resolved: dict[str, Any] = {"kind": link.kind}
     if link.kind == "jm_chapter":

@@ -1,4 +1,5 @@
-"""The shapes of every answer and WebSocket frame, so that the OpenAPI document tells the truth.
+"""The shapes of every answer, so that the OpenAPI document tells the truth (WebSocket frames:
+``app.jobs.frames.JobFrame``, which builds them too).
 
 Models are lenient where real clients are (``extra="allow"``: jmbooru adds fields, never removes
 them) and exact where clients read a field (names, types, enums).
@@ -11,11 +12,11 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.archives import FORMATS
+from app.jobs.frames import JobStateName
 
 JOB_ID_PATTERN = r"^[A-Za-z0-9]{22}$"
 FILE_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$"
 ALBUM_ID_PATTERN = r"^(?:[Jj][Mm])?[1-9][0-9]{0,11}$"
-JobStateName = Literal["queued", "running", "zipping", "ready", "failed", "cancelled", "expired"]
 
 
 class _Open(BaseModel):
@@ -181,26 +182,6 @@ class JobOut(_Open):
 class JobList(BaseModel):
     jobs: list[JobOut]
     next: str | None = Field(description="pass as ?before= for the next page; null on the last page")
-
-
-class JobFrame(_Open):
-    """One WebSocket frame (``/ws/jobs/{job_id}``, ``/ws/notifications/{client_id}``)."""
-
-    event: Literal["snapshot", "started", "progress", "download_ready", "failed", "cancelled", "expired", "error"]
-    status: str = Field(description="download_ready, error, or the state (the seed's clients read this)")
-    job_id: str
-    seq: int = Field(0, description="increases per job")
-    state: JobStateName | None = None
-    done: int = 0
-    total: int = 0
-    message: str = ""
-    kind: str | None = None
-    bytes: int | None = None
-    title: str | None = None
-    file_name: str | None = None
-    download_url: str | None = None
-    expires_at: str | None = None
-    error: str | None = None
 
 
 # Every archive format's media type (zip, cbz, pdf): what a download can be.

@@ -69,7 +69,7 @@ async def formats() -> FormatList:
 async def health(request: Request) -> Response:
     """Report that the server is up, with its version and mode."""
     # Encoded here, not validated against Health on every call: monitors poll this path hardest,
-    # and _base builds exactly the documented shape (tests/test_api_system checks it against Health).
+    # and base_answer builds exactly the documented shape (tests/test_edge.py checks it against Health).
     return Response(health_body(request.app.state.settings), media_type="application/json")
 
 

@@ -15,7 +15,7 @@ from app import metrics, serving
 from app.api.deps import websocket_allowed
 from app.errors import AppError, StoreUnavailable
 from app.jobs.events import Delivery, Frame
-from app.jobs.models import FINAL_EVENTS
+from app.jobs.frames import FINAL_EVENTS, error_frame
 from app.jobs.service import JobService
 from app.text import count
 
@@ -183,7 +183,7 @@ async def _follow_job(ws: WebSocket, job_id: str) -> None:
         await ws.close(code=TRY_AGAIN_LATER, reason=STORE_AWAY_REASON)
         return
     except AppError as exc:
-        await ws.send_json({"event": "error", "status": "error", "job_id": job_id, "message": exc.detail})
+        await ws.send_json(error_frame(job_id, exc.detail))
         await ws.close(code=NOT_FOUND)
         return
     with contextlib.suppress(WebSocketDisconnect, RuntimeError), _counted("jobs"):

@@ -17,7 +17,8 @@ from typing import TypeVar
 
 from app.errors import NotFound, StoreUnavailable
 from app.jobs.events import Delivery, EventHub, Frame, client_topic, encode, job_topic
-from app.jobs.models import FINAL_EVENTS, Job, JobState, Skip
+from app.jobs.frames import FINAL_EVENTS, final_event, job_frame, snapshot_frame, vanished_frame
+from app.jobs.models import Job, Skip
 from app.jobs.store import JobStore
 
 log = logging.getLogger("jmbooru.ws")
@@ -60,29 +61,12 @@ class Feed:
         return job
 
 
-def snapshot(job: Job) -> Frame:
-    frame = job.frame("snapshot")
-    frame["status"] = str(job.state)
-    if job.state == JobState.READY:
-        frame.update(file_name=job.file_name, download_url=job.download_url)
-    return frame
-
-
-VANISHED_MESSAGE = "This job no longer exists (the job store lost it, or it was cleaned up); start the download again."
-
-
-def vanished_frame(job_id: str, seq: int) -> Frame:
-    return {"event": "failed", "status": "error", "job_id": job_id, "seq": seq, "state": "failed",
-            "done": 0, "total": 0, "bytes": 0, "file_name": "", "error": VANISHED_MESSAGE,
-            "message": VANISHED_MESSAGE}
-
-
 async def follow_job(feed: Feed, job_id: str) -> AsyncIterator[Delivery]:
     """A snapshot, then live frames, ending with the final frame (at once if already final)."""
     sub = await feed.hub.subscribe([job_topic(job_id)])
     try:
         job = await patiently(lambda: feed.get(job_id))
-        yield encode(snapshot(job))
+        yield encode(snapshot_frame(job))
         if job.state.final:
             if job.final_frame:
                 yield encode(job.final_frame)
@@ -99,8 +83,7 @@ async def follow_job(feed: Feed, job_id: str) -> AsyncIterator[Delivery]:
                     yield encode(vanished_frame(job_id, last + 1))
                     return
                 if fresh.state.final:  # it ended and its final frame never reached us
-                    event = "download_ready" if fresh.state == JobState.READY else str(fresh.state)
-                    yield encode(fresh.final_frame or fresh.frame(event))
+                    yield encode(fresh.final_frame or job_frame(fresh, final_event(fresh.state)))
                     return
                 continue
             if frame.get("seq", 0) <= last:
@@ -131,7 +114,7 @@ async def _follow_client_progress(feed: Feed, client_id: str) -> AsyncGenerator[
         for job in await patiently(lambda: feed.store.jobs_for_client(client_id)):
             if job.state.active:
                 last[job.job_id] = job.seq
-                yield encode(snapshot(job))
+                yield encode(snapshot_frame(job))
             elif job.final_frame and client_id not in job.notified:
                 last[job.job_id] = job.seq
                 sent.add(job.job_id)

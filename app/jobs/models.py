@@ -1,4 +1,4 @@
-"""Jobs, their states and the event frames clients receive."""
+"""Jobs and their states (the frames clients receive are built in ``app.jobs.frames``)."""
 
 from __future__ import annotations
 
@@ -70,7 +70,7 @@ class Job:
     attempts: int = 0
     worker: str = ""
     lease_until: float | None = None
-    final_frame: dict[str, Any] | None = None
+    final_frame: dict[str, Any] | None = None  # as app.jobs.frames built it
     request_id: str = ""  # the X-Request-ID of the request that created it, for its log lines
     skipped: list[dict[str, Any]] = field(default_factory=list)  # pages left out: {"post_id", "reason"}
     library_paths: list[str] = field(default_factory=list)  # books filed into the reader library
@@ -124,56 +124,19 @@ class Job:
             "params": self.params,
             "attempts": self.attempts,
             "worker": self.worker,
-            "created_at": _iso(self.created_at),
-            "started_at": _iso(self.started_at),
-            "finished_at": _iso(self.finished_at),
-            "expires_at": _iso(self.expires_at),
+            "created_at": iso_utc(self.created_at),
+            "started_at": iso_utc(self.started_at),
+            "finished_at": iso_utc(self.finished_at),
+            "expires_at": iso_utc(self.expires_at),
             "status_url": f"/v1/jobs/{self.job_id}",
             "events_url": f"/ws/jobs/{self.job_id}",
             "skipped": self.skipped,
             "library_paths": self.library_paths,
         }
 
-    def frame(self, event: str, **extra: Any) -> dict[str, Any]:
-        """An event frame carrying the job's current counters (``seq`` is set when published)."""
-        frame: dict[str, Any] = {
-            "event": event,
-            "status": _compat_status(event, self.state),
-            "job_id": self.job_id,
-            "kind": self.kind,
-            "seq": self.seq,
-            "state": str(self.state),
-            "done": self.done,
-            "total": self.total,
-            "bytes": self.bytes,
-            "title": self.title,
-        }
-        if event == "download_ready":
-            frame.update(file_name=self.file_name, download_url=self.download_url,
-                         expires_at=_iso(self.expires_at))
-            if self.library_paths:
-                frame["library_paths"] = self.library_paths
-        elif event in ("failed", "cancelled", "expired"):
-            frame.update(file_name="", error=self.error)
-        frame["message"] = self.message
-        for name, value in self.spec_fields().items():
-            frame.setdefault(name, value)
-        frame.update(extra)
-        return frame
 
-
-def _compat_status(event: str, state: JobState) -> str:
-    if event == "download_ready":
-        return "download_ready"
-    if event in ("failed", "cancelled", "expired"):
-        return "error"
-    return str(state)
-
-
-def _iso(ts: float | None) -> str | None:
+def iso_utc(ts: float | None) -> str | None:
     if ts is None:
         return None
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))
 
-
-FINAL_EVENTS = frozenset({"download_ready", "failed", "cancelled", "expired"})

@@ -22,8 +22,9 @@ from app.blocking import BlockingPool, run_to_end
 from app.config import Settings
 from app.errors import AppError, DiskFull, NotFound, StoreUnavailable, Unprocessable, is_disk_full
 from app.jobs.events import Delivery, EventHub, Frame, client_topic, job_topic
+from app.jobs.frames import FINAL_EVENTS, FinalEvent, FrameEvent, job_frame, joined_frame
 from app.jobs.listing import JobQuery, order_key, page_and_cursor, waiting_message
-from app.jobs.models import FINAL_EVENTS, Job, JobState, Skip, new_job_id
+from app.jobs.models import Job, JobState, Skip, new_job_id
 from app.jobs.progress import Counters, ProgressTracker
 from app.jobs.queue import JobQueue
 from app.jobs.runner import RunContext, Runner, RunOutput
@@ -167,7 +168,7 @@ class JobService:
             if client_id and job.state.final and job.final_frame:
                 # A fresh archive is reused: the client that asked is told at once, even on a socket
                 # that heard this final before ("joined" tells a socket it is an answer, not a repeat).
-                await self._hub.publish([client_topic(client_id)], {**job.final_frame, "joined": True})
+                await self._hub.publish([client_topic(client_id)], joined_frame(job.final_frame))
         return job, created
 
     async def get(self, job_id: str) -> Job:
@@ -197,8 +198,7 @@ class JobService:
             shown.append(view)
         return shown
 
-    async def emit(self, job_id: str, event: str, mutate: Callable[[Job], None] | None = None,
-                   **extra: Any) -> Job | None:
+    async def emit(self, job_id: str, event: FrameEvent, mutate: Callable[[Job], None] | None = None) -> Job | None:
         """Apply ``mutate``, bump ``seq`` and publish one frame for the job, atomically per job."""
         holder: dict[str, Frame] = {}
 
@@ -206,7 +206,7 @@ class JobService:
             if mutate is not None:
                 mutate(job)
             job.seq += 1
-            frame = job.frame(event, **extra)
+            frame = job_frame(job, event)
             if event in FINAL_EVENTS:
                 job.final_frame = frame
             holder["frame"] = frame
@@ -223,7 +223,7 @@ class JobService:
         await self._hub.publish(topics, holder["frame"])
         return job
 
-    async def finish(self, job_id: str, state: JobState, event: str, *, error: str = "",
+    async def finish(self, job_id: str, state: JobState, event: FinalEvent, *, error: str = "",
                      counters: Counters | None = None, patience: float = 0.0,
                      only_from: JobState | None = None, attempt: int | None = None,
                      **changes: Any) -> Job | None:
@@ -412,7 +412,7 @@ class JobService:
         job.lease_until = None
         job.done, job.total, job.bytes = counters.done, max(counters.total, counters.done), counters.bytes
         job.seq += 1
-        job.final_frame = job.frame("failed")
+        job.final_frame = job_frame(job, "failed")
         with contextlib.suppress(Exception):
             await self._store.put(job)
         with contextlib.suppress(Exception):
