@@ -8,9 +8,8 @@ a developer's machine and fails them in CI (``CI=true``).
 from __future__ import annotations
 
 import io
-import time
 import zipfile
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 from urllib.parse import urlsplit
@@ -78,18 +77,6 @@ class PageWatch:
     def check(self) -> None:
         assert self.outside == [], f"requests left the server's origin: {self.outside}"
         assert self.errors == [], f"the page logged errors: {self.errors}"
-
-
-def wait_until(predicate: Callable[[], Any], timeout: float = 10.0, interval: float = 0.05) -> Any:
-    """The synchronous twin of conftest.wait_for (Playwright's sync API runs outside asyncio)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        time.sleep(interval)
 
 
 def saved_zip(page: Page, link: Any) -> zipfile.ZipFile:

@@ -6,14 +6,12 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
-import httpx
 import redis
 
 from tests import tools
-from tests.conftest import free_port
+from tests.conftest import free_port, wait_serving, wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -32,22 +30,24 @@ class RedisServer:
 
     def start(self) -> None:
         assert self.binary is not None
-        self.proc = subprocess.Popen(
+        self.proc = proc = subprocess.Popen(
             [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
              "--appendonly", "yes" if self.appendonly else "no", "--dir", str(self.workdir)],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )
         client = redis.Redis(port=self.port)
-        deadline = time.monotonic() + 10
-        while True:
+
+        def pinged() -> bool:
+            assert proc.poll() is None, f"redis-server exited ({proc.returncode}) on port {self.port}"
             try:
-                client.ping()
-                break
+                return bool(client.ping())
             except (redis.ConnectionError, redis.exceptions.BusyLoadingError):
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.05)
-        client.close()
+                return False
+
+        try:
+            wait_until(pinged, timeout=10, message=f"redis-server on port {self.port} did not answer PING")
+        finally:
+            client.close()
 
     @property
     def url(self) -> str:
@@ -103,23 +103,29 @@ class Cluster:
         return f"ws://127.0.0.1:{self.api_ports[i % len(self.api_ports)]}"
 
     def wait_ready(self, timeout: float = 60) -> None:
-        deadline = time.monotonic() + timeout
+        """Every API process answers its health check, and every worker waits on the job queue."""
         for port, proc in zip(self.api_ports, self.api_procs, strict=True):
-            while True:
-                if proc.poll() is not None:
-                    raise RuntimeError(f"API process on {port} exited:\n{self.logs()}")
-                try:
-                    if httpx.get(f"http://127.0.0.1:{port}/v1/health", timeout=1).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"API process on {port} did not start:\n{self.logs()}")
-                time.sleep(0.1)
-        time.sleep(1.0)  # workers connect to the broker
+            wait_serving(f"http://127.0.0.1:{port}", proc, log=self.logs, timeout=timeout)
+        wait_until(self._workers_listening, timeout=timeout, interval=0.1,
+                   message=lambda: f"the workers did not all wait on the job queue:\n{self.logs()}")
+
+    def _workers_listening(self) -> bool:
+        """Whether as many clients as there are workers are blocked in BRPOP on Redis (an idle
+        worker's wait for a job). A Redis that is away has no such clients to show: a worker started
+        before Redis waits for it, so that counts as ready (the tests of outages check the rest)."""
         for proc in self.worker_procs:
-            if proc.poll() is not None:
-                raise RuntimeError(f"a worker exited:\n{self.logs()}")
+            assert proc.poll() is None, f"a worker exited:\n{self.logs()}"
+        if not self.worker_procs:
+            return True
+        client = redis.Redis.from_url(self.env["JMBOORU_REDIS_URL"])
+        try:
+            clients = client.client_list()
+        except redis.ConnectionError:
+            return True
+        finally:
+            client.close()
+        waiting = [c for c in clients if c.get("cmd") == "brpop" and "b" in c.get("flags", "")]
+        return len(waiting) >= len(self.worker_procs)
 
     def __enter__(self) -> Cluster:
         return self

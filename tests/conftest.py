@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import socket
+import subprocess
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -125,11 +127,12 @@ class LiveServer:
 
     def start(self) -> LiveServer:
         self.thread.start()
-        deadline = time.monotonic() + 15
-        while not self.server.started:
-            if time.monotonic() > deadline or not self.thread.is_alive():
-                raise RuntimeError("uvicorn did not start")
-            time.sleep(0.02)
+
+        def started() -> bool:
+            assert self.thread.is_alive(), "uvicorn's thread ended before the server started"
+            return bool(self.server.started)
+
+        wait_until(started, timeout=15, interval=0.02, message="uvicorn did not start")
         return self
 
     def stop(self) -> None:
@@ -150,12 +153,70 @@ def live(settings: Settings) -> Iterator[LiveServer]:
         yield server
 
 
-async def wait_for(predicate: Any, timeout: float = 10.0, interval: float = 0.05) -> Any:
+# What a failed wait says: a sentence, or a function called at the moment of failure (a log read then).
+Message = str | Callable[[], str]
+
+
+def _timed_out(message: Message, timeout: float) -> AssertionError:
+    return AssertionError(f"{message() if callable(message) else message} (waited {timeout:g} s)")
+
+
+def wait_until(predicate: Callable[[], Any], timeout: float = 10.0, interval: float = 0.05, *,
+               message: Message = "condition not met in time",
+               pause: Callable[[float], object] = time.sleep) -> Any:
+    """Call ``predicate`` until it returns something true, and return that; fail with ``message``
+    after ``timeout`` seconds. A predicate that raises ends the wait with its error (an assertion
+    that a process is still alive fails at once). ``pause`` waits between calls (Playwright's sync
+    API delivers its events only while one of its own calls waits)."""
     deadline = time.monotonic() + timeout
     while True:
-        value = await predicate() if asyncio.iscoroutinefunction(predicate) else predicate()
+        value = predicate()
         if value:
             return value
         if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
+            raise _timed_out(message, timeout)
+        pause(interval)
+
+
+async def wait_for(predicate: Callable[[], Any], timeout: float = 10.0, interval: float = 0.05, *,
+                   message: Message = "condition not met in time") -> Any:
+    """The asyncio twin of ``wait_until``: ``predicate`` may be a coroutine function (or return an
+    awaitable); ``interval=0`` checks once per event-loop turn."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if inspect.isawaitable(value):
+            value = await value
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise _timed_out(message, timeout)
         await asyncio.sleep(interval)
+
+
+def answers(url: str, *, any_status: bool = False) -> bool:
+    """Whether a GET of ``url`` is answered now: with 200, or with anything when ``any_status``."""
+    try:
+        status = httpx.get(url, timeout=1).status_code
+    except httpx.HTTPError:
+        return False
+    return any_status or status == 200
+
+
+def wait_serving(base_url: str, proc: subprocess.Popen[Any] | None = None, *,
+                 log: Path | Callable[[], str] | None = None, timeout: float = 30.0,
+                 path: str = "/v1/health") -> None:
+    """Wait until a server a test started answers ``GET base_url + path`` with 200. If its process
+    exits first, fail at once; either failure shows the server's log."""
+
+    def said() -> str:
+        if log is None:
+            return ""
+        return log.read_text(errors="replace") if isinstance(log, Path) else log()
+
+    def up() -> bool:
+        if proc is not None and proc.poll() is not None:
+            raise AssertionError(f"the server exited ({proc.returncode}) before {base_url} answered:\n{said()}")
+        return answers(base_url + path)
+
+    wait_until(up, timeout, 0.1, message=lambda: f"{base_url}{path} did not answer 200:\n{said()}")

@@ -6,15 +6,13 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import hmac
-import time
 import uuid
 from urllib.parse import parse_qsl, quote, urlsplit
 
-import httpx
 from minio import Minio
 from moto.server import ThreadedMotoServer
 
-from tests.conftest import free_port
+from tests.conftest import answers, free_port, wait_until
 
 ACCESS_KEY = "jmbooru-test-key"
 SECRET_KEY = "s3-secret-value-never-logged"
@@ -36,15 +34,8 @@ class S3Server:
     def start(self) -> None:
         self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
         self._server.start()
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                httpx.get(self.endpoint, timeout=1)
-                return
-            except httpx.HTTPError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.05)
+        wait_until(lambda: answers(self.endpoint, any_status=True), timeout=10,
+                   message=f"moto's S3 server did not answer on {self.endpoint}")
 
     def stop(self) -> None:
         """Down as a stopped container is: the port refuses connections (the buckets are kept)."""

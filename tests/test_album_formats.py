@@ -337,7 +337,7 @@ def test_pixel_budget_bounds_pictures_in_memory_across_threads() -> None:
         with budget.hold(size):
             with lock:
                 inside.append(size)
-            time.sleep(0.02)
+            time.sleep(0.02)  # time itself: the work of a page, holding its pixels while others wait
 
     threads = [threading.Thread(target=descramble, args=(40,)) for _ in range(6)]
     threads.append(threading.Thread(target=descramble, args=(500,)))  # larger than the budget: passes alone

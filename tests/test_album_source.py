@@ -11,6 +11,7 @@ from app.config import Settings
 from app.sources import jm as jm_source
 from app.sources.album import download_album
 from app.sources.jm_pages import PageFetching
+from tests.conftest import wait_for
 from tests.fakes.jm import JmDouble
 
 
@@ -85,10 +86,9 @@ async def test_a_cancel_while_the_cover_is_still_coming_returns_after_its_thread
     try:
         task = asyncio.create_task(download_album(settings, "100001", work, pool=pool, pages=pages,
                                                   progress=progress))
-        deadline = asyncio.get_running_loop().time() + 20
-        while not (progress.total and progress.done == progress.total and jm_double.hits("/media/albums/100001")):
-            assert asyncio.get_running_loop().time() < deadline, "the pages did not arrive"
-            await asyncio.sleep(0.02)
+        await wait_for(lambda: progress.total and progress.done == progress.total
+                       and jm_double.hits("/media/albums/100001"),
+                       timeout=20, interval=0.02, message="the pages did not arrive")
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task

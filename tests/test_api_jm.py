@@ -8,7 +8,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.conftest import app_client, make_settings
+from tests.conftest import app_client, make_settings, wait_for
 from tests.fakes.jm import ILLEGAL_TITLE, FakeAlbum, JmDouble
 
 
@@ -191,8 +191,10 @@ async def test_slow_upstream_does_not_stall_health(tmp_path: Path, jm_double: Jm
     async with app_client(settings) as c:
         await c.get("/v1/info/100001")
         jm_double.set_latency(1.5, "/search")
+        before = jm_double.hits("/search")
         slow = [asyncio.create_task(c.get(f"/v1/search/q{i}/1")) for i in range(40)]
-        await asyncio.sleep(0.2)
+        await wait_for(lambda: jm_double.hits("/search") - before == 40, timeout=5, interval=0.01,
+                       message="the 40 slow searches did not all reach the upstream")
         latencies = []
         for _ in range(20):
             started = time.perf_counter()

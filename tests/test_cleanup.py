@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import time
 
@@ -10,16 +9,23 @@ import httpx
 
 from app.jobs.cleanup import sweep
 from app.jobs.models import Job, JobState
+from app.jobs.service import JobService
+from tests.conftest import wait_for
+
+
+async def ready(jobs: JobService, job_id: str) -> Job:
+    async def is_ready() -> Job | None:
+        job = await jobs.get(job_id)
+        return job if job.state == JobState.READY else None
+
+    job: Job = await wait_for(is_ready, message=f"job {job_id} did not get ready")
+    return job
 
 
 async def test_sweep_removes_leftovers_but_keeps_live_archives(client: httpx.AsyncClient, settings) -> None:
     jobs = client.app.state.jobs  # type: ignore[attr-defined]
     started = (await client.post("/v1/download/album/100001")).json()
-    for _ in range(100):
-        job = await jobs.get(started["job_id"])
-        if job.state == JobState.READY:
-            break
-        await asyncio.sleep(0.05)
+    job = await ready(jobs, started["job_id"])
     archives = settings.data_path / "archives"
     work = settings.data_path / "work"
     stray_work = work / "deadjobdeadjob00"
@@ -42,11 +48,7 @@ async def test_sweep_removes_leftovers_but_keeps_live_archives(client: httpx.Asy
 async def test_archive_deleted_by_hand_marks_the_job_expired(client: httpx.AsyncClient, settings) -> None:
     jobs = client.app.state.jobs  # type: ignore[attr-defined]
     job_id = (await client.post("/v1/download/album/100003")).json()["job_id"]
-    for _ in range(100):
-        job = await jobs.get(job_id)
-        if job.state == JobState.READY:
-            break
-        await asyncio.sleep(0.05)
+    job = await ready(jobs, job_id)
     (settings.data_path / "archives" / job.file_name).unlink()
     assert await sweep(jobs) == 1
     assert (await client.get(f"/v1/jobs/{job_id}")).json()["state"] == "expired"

@@ -16,6 +16,7 @@ import pytest
 from pypdf import PdfReader
 
 from app.cli import main
+from tests.conftest import wait_until
 from tests.fakes.jm import FakeAlbum, JmDouble
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -116,17 +117,16 @@ def test_ctrl_c_on_a_real_process_exits_130_and_leaves_no_partial_file(jm_double
         preexec_fn=default_sigint,
     )
     try:
-        deadline = time.monotonic() + 30
-        while jm_double.hits("/media/photos/190800/") < 6:  # mid-download: some pages are on disk
-            assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
-            time.sleep(0.05)
+        def mid_download() -> bool:  # some pages are on disk
+            assert proc.poll() is None, proc.communicate()
+            return jm_double.hits("/media/photos/190800/") >= 6
+
+        wait_until(mid_download, timeout=30, message="the download did not get six pages in")
         assert any(p.name.startswith(".jmbooru-") for p in out.iterdir())
         proc.send_signal(signal.SIGINT)
         interrupted = time.monotonic()
-        while proc.poll() is None and time.monotonic() - interrupted < 20:
-            time.sleep(0.01)
+        stdout, stderr = proc.communicate(timeout=20)  # returns when the process has exited
         stopped_after = time.monotonic() - interrupted
-        stdout, stderr = proc.communicate(timeout=20)
     finally:
         if proc.poll() is None:
             proc.kill()

@@ -16,7 +16,7 @@ from app.sources.booru.base import BooruSite, Post
 from app.sources.captions import CaptionOptions, PostFilters
 from app.sources.dataset import DatasetProgress, download, download_dataset, image_extension
 from app.sources.selection import PostSelection
-from tests.conftest import BOORU_URLS, site_for
+from tests.conftest import BOORU_URLS, site_for, wait_for
 from tests.fakes.gelbooru import GelbooruDouble, make_post, make_posts
 
 
@@ -188,10 +188,8 @@ async def test_cancelling_removes_partial_files(gb: GelbooruDouble, client: Boor
     gb.posts = [make_post(1, ["1girl"], image_bytes=1_300_000), make_post(2, ["1girl"], image_bytes=1_300_000)]
     gb.image_stall = (1_150_000, 3.0)
     task = asyncio.create_task(download_dataset(client, "1girl", tmp_path, max_images=2))
-    deadline = time.monotonic() + 5
-    while not any(n.endswith(".part") for n in dataset_files(tmp_path)):
-        assert time.monotonic() < deadline, "no partial file appeared"
-        await asyncio.sleep(0.01)
+    await wait_for(lambda: any(n.endswith(".part") for n in dataset_files(tmp_path)), timeout=5, interval=0.01,
+                   message="no partial file appeared")
 
     task.cancel()
     with pytest.raises(asyncio.CancelledError):

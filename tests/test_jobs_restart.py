@@ -7,12 +7,11 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
 
-from tests.conftest import free_port, wait_for
+from tests.conftest import free_port, wait_for, wait_serving
 from tests.fakes.jm import FakeAlbum, JmDouble
 from tests.wsclient import follow
 
@@ -36,16 +35,8 @@ def start_server(data_dir: Path, jm: JmDouble, port: int, log: Path, **extra: st
         [sys.executable, "-m", "uvicorn", "app.main:app", "--port", str(port), "--log-level", "warning"],
         env=env, cwd=ROOT, stdout=log.open("ab"), stderr=subprocess.STDOUT,
     )
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/v1/health", timeout=1).status_code == 200:
-                return proc
-        except httpx.HTTPError:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            raise RuntimeError(log.read_text())
-        time.sleep(0.1)
+    wait_serving(f"http://127.0.0.1:{port}", proc, log=log)
+    return proc
 
 
 async def test_restart_fails_the_job_that_was_running_and_removes_its_files(

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import functools
 import gc
 import logging
 import threading
@@ -52,8 +53,13 @@ async def loop_reports() -> AsyncIterator[list[dict[str, Any]]]:
 async def _collected(reports: list[dict[str, Any]]) -> list[str]:
     for _ in range(3):
         gc.collect()
-        await asyncio.sleep(0.05)
+        await asyncio.sleep(0.05)  # a negative check: late callbacks get their time before the next collection
     return [str(r.get("message")) for r in reports]
+
+
+def others_ended() -> bool:
+    """Whether every task but the test's own has ended (a call left running included)."""
+    return asyncio.all_tasks() <= {asyncio.current_task()}
 
 
 async def test_a_store_call_cut_off_by_an_outage_after_its_caller_left_is_read(
@@ -63,19 +69,20 @@ async def test_a_store_call_cut_off_by_an_outage_after_its_caller_left_is_read(
     job = Job.for_spec(AlbumSpec(album_id="191920"), new_job_id())
     await store.put(job)
     admin = redis.Redis(port=redis_server.port)
-    admin.execute_command("CLIENT", "PAUSE", "5000", "ALL")  # the update hangs in Redis...
-    admin.close()
+    admin.execute_command("CLIENT", "PAUSE", "5000", "WRITE")  # the update's write hangs in Redis...
 
     def mutate(j: Job) -> None:
         j.message = "changed"
 
     caller = asyncio.create_task(store.update(job.job_id, mutate))
-    await asyncio.sleep(0.3)
+    await wait_for(lambda: any("b" in c["flags"] for c in admin.client_list()),  # "b": blocked by the pause
+                   message="the update never reached Redis")
+    admin.close()
     caller.cancel()  # ...its caller goes away (a socket closed, a request timed out)...
     with pytest.raises(asyncio.CancelledError):
         await caller
     redis_server.kill()  # ...and the call it left running fails with the outage
-    await asyncio.sleep(1.0)  # the store's retries run out against a dead port
+    await wait_for(others_ended, message="the store call left running never ended")
     assert not [m for m in await _collected(loop_reports) if "never retrieved" in m]
     await store.close()
 
@@ -94,7 +101,7 @@ async def test_a_blocking_write_failing_at_enospc_after_its_caller_left_is_read(
     caller = asyncio.create_task(pool.run_to_end(write))
     await asyncio.to_thread(started.wait, 5)
     caller.cancel()
-    await asyncio.sleep(0.05)
+    await asyncio.sleep(0)  # one loop turn: the cancel lands, and the caller waits for the write
     release.set()
     with pytest.raises(asyncio.CancelledError):
         await caller
@@ -140,6 +147,10 @@ async def test_a_cancel_landing_as_a_job_finishes_never_waits_ten_seconds(tmp_pa
     async with app_client(settings) as client:
         jobs: JobService = client.app.state.jobs  # type: ignore[attr-defined]
         archives = jobs._storage.archive_root
+
+        def archived(job_id: str) -> bool:
+            return any(job_id[:10] in p.name and not p.name.endswith(".part") for p in archives.iterdir())
+
         # Sweep the cancel across the moments around the end of the download: right as the
         # archive appears, then one event-loop turn later, and so on.
         for turns in range(12):
@@ -147,10 +158,8 @@ async def test_a_cancel_landing_as_a_job_finishes_never_waits_ten_seconds(tmp_pa
             jm_double.add_album(FakeAlbum.single(album_id, f"Ends As Cancelled {turns}", 1))
             resp = await client.post(f"/v1/download/album/{album_id}")
             job_id = resp.json()["job_id"]
-            deadline = time.monotonic() + 30
-            while not any(job_id[:10] in p.name and not p.name.endswith(".part") for p in archives.iterdir()):
-                assert time.monotonic() < deadline, "the archive never appeared"
-                await asyncio.sleep(0)
+            await wait_for(functools.partial(archived, job_id), timeout=30, interval=0,  # every loop turn
+                           message="the archive never appeared")
             for _ in range(turns):
                 await asyncio.sleep(0)
             started = time.monotonic()

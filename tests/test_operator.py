@@ -7,14 +7,13 @@ import json
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 from websockets.asyncio.client import connect
 
-from tests.conftest import LiveServer, free_port, make_settings
+from tests.conftest import LiveServer, free_port, make_settings, wait_serving, wait_until
 from tests.fakes.jm import JmDouble
 from tests.wsclient import follow
 
@@ -79,22 +78,13 @@ def test_json_logs_follow_a_job_by_request_id(tmp_path: Path, jm_double: JmDoubl
     proc = subprocess.Popen([sys.executable, "-m", "app.cli", "serve", "--port", str(port), "--log-level", "info"],
                             cwd=ROOT, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT)
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                httpx.get(f"http://127.0.0.1:{port}/v1/health", timeout=1)
-                break
-            except httpx.HTTPError:
-                assert proc.poll() is None and time.monotonic() < deadline, log.read_text()
-                time.sleep(0.1)
+        wait_serving(f"http://127.0.0.1:{port}", proc, log=log)
         resp = httpx.post(f"http://127.0.0.1:{port}/v1/download/album/200001",
                           headers={"X-Request-ID": "req-from-app-42"}, json={"client_id": "phone-7"})
         assert resp.headers["x-request-id"] == "req-from-app-42"
         job_id = resp.json()["job_id"]
-        deadline = time.monotonic() + 30
-        while httpx.get(f"http://127.0.0.1:{port}/v1/jobs/{job_id}").json()["state"] != "ready":
-            assert time.monotonic() < deadline
-            time.sleep(0.1)
+        wait_until(lambda: httpx.get(f"http://127.0.0.1:{port}/v1/jobs/{job_id}").json()["state"] == "ready",
+                   timeout=30, interval=0.1, message="the job did not get ready")
         generated = httpx.get(f"http://127.0.0.1:{port}/v1/health").headers["x-request-id"]
         assert generated and generated != "req-from-app-42"
     finally:

@@ -106,8 +106,7 @@ async def test_one_frame_client_never_takes_an_old_final_for_its_new_job(
         async with httpx.AsyncClient(base_url=live.url) as http:
             # Last time, the app started an album and went away before it was ready.
             old = (await http.post("/v1/download/album/190600", json={"client_id": "keeper"})).json()
-            # Nothing to wait for but time: the old request must be older than the grace window.
-            await asyncio.sleep(grace * 1.5)
+            await asyncio.sleep(grace * 1.5)  # time itself: the old request is older than the grace window
             # Now it asks for another album, and reads one frame, while the old job ends meanwhile.
             frame, _ = await watch_download(live, "100001", "keeper")
             assert frame["album_id"] == "100001" and frame["job_id"] != old["job_id"]

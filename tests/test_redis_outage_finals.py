@@ -18,7 +18,7 @@ from tests.cluster import Cluster, RedisServer
 from tests.conftest import wait_for
 from tests.fakes.jm import FakeAlbum, JmDouble
 from tests.test_scaleout import cluster_env
-from tests.wsclient import follow
+from tests.wsclient import follow, listen, sockets_open
 
 LEASE_SECONDS = 3.0  # cluster_env's JMBOORU_JOB_LEASE_SECONDS
 # Longer than the followers' re-read (the read that used to kill the socket) and than a lease.
@@ -47,8 +47,9 @@ async def test_sockets_outlive_a_redis_outage_and_the_job_is_downloaded_once(
     jm_double.add_album(album)
     jm_double.set_latency(0.4, "/media/photos/191910/")
     with Cluster(tmp_path, cluster_env(tmp_path, jm_double, persistent_redis.url), apis=1, workers=1) as cluster:
-        notes = asyncio.create_task(follow(f"{cluster.ws(0)}/ws/notifications/outage-phone", timeout=90))
-        await asyncio.sleep(0.3)  # the notifications socket is open before the POST (as the apps do)
+        # The notifications socket is open, and taken up by the server, before the POST (as the apps do).
+        notes = await listen(f"{cluster.ws(0)}/ws/notifications/outage-phone", timeout=90)
+        await wait_for(lambda: sockets_open(cluster.url(0)), message="the server never took up the socket")
         async with httpx.AsyncClient(base_url=cluster.url(0), timeout=30) as http:
             job = (await http.post("/v1/download/album/191910", json={"client_id": "outage-phone"})).json()
             job_id = job["job_id"]
@@ -73,7 +74,7 @@ async def test_sockets_outlive_a_redis_outage_and_the_job_is_downloaded_once(
 
             # The lease ran out while Redis was away; the worker that finished wins and nobody
             # downloads the album again (wait out a few sweeps and leases to be sure).
-            await asyncio.sleep(2 * LEASE_SECONDS)
+            await asyncio.sleep(2 * LEASE_SECONDS)  # a negative check: time itself (leases and sweeps)
             assert (await http.get(f"/v1/jobs/{job_id}")).json()["state"] == "ready"
         assert jm_double.hits("/media/photos/191910/") == album.total_pages
         logs = cluster.logs()
@@ -88,8 +89,8 @@ async def test_a_job_redis_forgot_ends_failed_on_its_clients_socket_even_before_
     # A long lease: the first renewal (lease / 3) would come long after this job ends.
     env = cluster_env(tmp_path, jm_double, volatile_redis.url, JMBOORU_JOB_LEASE_SECONDS="60")
     with Cluster(tmp_path, env, apis=1, workers=1) as cluster:
-        notes = asyncio.create_task(follow(f"{cluster.ws(0)}/ws/notifications/forgetful-phone", timeout=60))
-        await asyncio.sleep(0.3)
+        notes = await listen(f"{cluster.ws(0)}/ws/notifications/forgetful-phone", timeout=60)
+        await wait_for(lambda: sockets_open(cluster.url(0)), message="the server never took up the socket")
         async with httpx.AsyncClient(base_url=cluster.url(0), timeout=30) as http:
             job = (await http.post("/v1/download/album/191911", json={"client_id": "forgetful-phone"})).json()
             job_id = job["job_id"]

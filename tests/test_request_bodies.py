@@ -11,10 +11,9 @@ import sys
 import time
 from pathlib import Path
 
-import httpx
 import pytest
 
-from tests.conftest import LiveServer, free_port, make_settings
+from tests.conftest import LiveServer, free_port, make_settings, wait_serving
 from tests.fakes.jm import JmDouble
 
 KEY = "body-test-key-0123456789"
@@ -158,15 +157,7 @@ def test_the_limits_hold_under_plain_uvicorn(tmp_path: Path, jm_double: JmDouble
              "JMBOORU_JM_SCHEME": "http", "JMBOORU_REDIS_URL": "", "JMBOORU_API_KEY": KEY,
              "JMBOORU_MAX_BODY_BYTES": "2048", "JMBOORU_BODY_TIMEOUT_SECONDS": "1"})
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/v1/health", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert proc.poll() is None and time.monotonic() < deadline, log.read_text()
-            time.sleep(0.1)
+        wait_serving(f"http://127.0.0.1:{port}", proc, log=log)
 
         def ask(request: bytes) -> bytes:
             with socket.create_connection(("127.0.0.1", port)) as sock:

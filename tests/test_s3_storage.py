@@ -25,7 +25,7 @@ from app.archive_store import build_archive_store
 from app.blocking import BlockingPool
 from app.storage import Storage
 from tests.cluster import ROOT, Cluster, RedisServer
-from tests.conftest import LiveServer, free_port, make_settings, wait_for
+from tests.conftest import LiveServer, free_port, make_settings, wait_for, wait_until
 from tests.fakes.jm import FakeAlbum, JmDouble
 from tests.s3_server import ACCESS_KEY, SECRET_KEY, S3Server, sigv4_query_signature
 
@@ -84,13 +84,14 @@ def s3_settings(tmp_path: Path, jm: JmDouble, s3: S3Server, bucket: str, **overr
 
 async def wait_job(http: httpx.AsyncClient, base: str, job_id: str, states: set[str],
                    timeout: float = 60) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while True:
-        job = (await http.get(f"{base}/v1/jobs/{job_id}")).json()
-        if job["state"] in states:
-            return job
-        assert time.monotonic() < deadline, job
-        await asyncio.sleep(0.1)
+    last: dict[str, Any] = {}
+
+    async def in_state() -> dict[str, Any] | None:
+        last.update((await http.get(f"{base}/v1/jobs/{job_id}")).json())
+        return dict(last) if last["state"] in states else None
+
+    job: dict[str, Any] = await wait_for(in_state, timeout, 0.1, message=lambda: f"not {sorted(states)}: {last}")
+    return job
 
 
 def archives_in_data_folders(tmp_path: Path, name: str) -> list[Path]:
@@ -334,14 +335,16 @@ def refusing_s3() -> Iterator[str]:
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         endpoint = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 30
-        while True:
+
+        def bucket_made() -> bool:
             try:
                 httpx.put(f"{endpoint}/guarded-bucket", timeout=1)  # unauthenticated: the one free request
-                break
+                return True
             except httpx.HTTPError:
-                assert time.monotonic() < deadline, "moto did not start"
-                time.sleep(0.1)
+                assert proc.poll() is None, "moto exited"
+                return False
+
+        wait_until(bucket_made, timeout=30, interval=0.1, message="moto did not start")
         yield endpoint
     finally:
         proc.terminate()

@@ -16,9 +16,9 @@ import httpx
 import pytest
 
 from tests.cluster import Cluster, RedisServer
-from tests.conftest import free_port
+from tests.conftest import free_port, wait_for
 from tests.fakes.jm import FakeAlbum, JmDouble
-from tests.wsclient import follow
+from tests.wsclient import follow, listen
 
 
 @pytest.fixture
@@ -58,8 +58,7 @@ async def test_forty_clients_on_four_api_processes_all_get_their_archive(
         async def one_client(i: int) -> tuple[dict, int]:
             client_id = f"client-{i}"
             # Listen on one process, start on another, fetch through a third.
-            listener = asyncio.create_task(follow(f"{cluster.ws(i)}/ws/notifications/{client_id}", timeout=120))
-            await asyncio.sleep(0.3)
+            listener = await listen(f"{cluster.ws(i)}/ws/notifications/{client_id}", timeout=120)
             async with httpx.AsyncClient(base_url=cluster.url(i + 1), timeout=30) as http:
                 resp = await http.post(f"/v1/download/album/{albums[i % len(albums)]}", json={"client_id": client_id})
                 assert resp.status_code == 202, resp.text
@@ -118,11 +117,12 @@ async def test_worker_killed_mid_job_is_recovered(
         async with httpx.AsyncClient(base_url=cluster.url(0)) as http:
             job_id = (await http.post("/v1/download/album/190400")).json()["job_id"]
             follower = asyncio.create_task(follow(f"{cluster.ws(0)}/ws/jobs/{job_id}", timeout=120))
-            for _ in range(200):
+
+            async def under_way() -> dict | None:
                 job = (await http.get(f"/v1/jobs/{job_id}")).json()
-                if job["state"] == "running" and job["done"] >= 3:
-                    break
-                await asyncio.sleep(0.05)
+                return job if job["state"] == "running" and job["done"] >= 3 else None
+
+            job = await wait_for(under_way, timeout=30, message="the job never got three pages in")
             pid = int(job["worker"].rsplit(":", 1)[1])
             assert pid in [p.pid for p in cluster.worker_procs]
             os.kill(pid, signal.SIGKILL)
@@ -147,7 +147,7 @@ async def test_idle_worker_still_takes_jobs(tmp_path: Path, jm_double: JmDouble,
     """redis-py's default 5 s read timeout must not kill a worker waiting on an empty queue."""
     cluster = Cluster(tmp_path, cluster_env(tmp_path, jm_double, redis_server.url), apis=1, workers=1)
     try:
-        await asyncio.sleep(7)
+        await asyncio.sleep(7)  # time itself: the worker idles past redis-py's 5 s read timeout
         async with httpx.AsyncClient(base_url=cluster.url(0)) as http:
             job_id = (await http.post("/v1/download/album/100001")).json()["job_id"]
         frames = await follow(f"{cluster.ws(0)}/ws/jobs/{job_id}", timeout=30)
@@ -200,20 +200,19 @@ async def test_multi_process_servers_deliver_every_job(
     base = f"http://127.0.0.1:{port}"
     try:
         pids: set[int] = set()
-        for _ in range(300):
+
+        async def both_answer() -> bool:
             try:
                 async with httpx.AsyncClient(base_url=base) as http:  # a new connection each time
                     pids.add((await http.get("/v1/health")).json()["pid"])
             except httpx.HTTPError:
-                pass
-            if len(pids) == 2:
-                break
-            await asyncio.sleep(0.05)
-        assert len(pids) == 2, cluster.logs()
+                assert proc.poll() is None, cluster.logs()
+            return len(pids) == 2
+
+        await wait_for(both_answer, timeout=30, message=lambda: f"not two processes: {pids}\n{cluster.logs()}")
 
         async def one(i: int) -> dict:
-            listener = asyncio.create_task(follow(f"ws://127.0.0.1:{port}/ws/notifications/m{i}", timeout=60))
-            await asyncio.sleep(0.2)
+            listener = await listen(f"ws://127.0.0.1:{port}/ws/notifications/m{i}", timeout=60)
             async with httpx.AsyncClient(base_url=base) as http:
                 resp = await http.post(f"/v1/download/album/{['100001', '200001', '100003'][i % 3]}",
                                        json={"client_id": f"m{i}"})

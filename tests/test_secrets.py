@@ -8,16 +8,14 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import urllib.parse
 from pathlib import Path
 
 import httpx
-import pytest
 import websockets
 
 from app.config_files import mask_url_credentials
-from tests.conftest import BOORU_URLS, free_port
+from tests.conftest import BOORU_URLS, free_port, wait_serving
 
 ROOT = Path(__file__).resolve().parent.parent
 # Two `-`-separated parts of 12+ characters: each is a secret on its own.
@@ -51,19 +49,6 @@ def test_config_command_masks_the_proxy_password(tmp_path: Path) -> None:
     assert "https://bob:***@gelbooru.example" in lines["JMBOORU_GELBOORU_URL"]
 
 
-def _wait_healthy(url: str, proc: subprocess.Popen[bytes], timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        assert proc.poll() is None, "the server exited"
-        try:
-            if httpx.get(f"{url}/v1/health", timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    pytest.fail("the server did not start")
-
-
 def test_no_form_of_the_api_key_reaches_a_trace_log(tmp_path: Path) -> None:
     port = free_port()
     log_path = tmp_path / "server.log"
@@ -76,7 +61,7 @@ def test_no_form_of_the_api_key_reaches_a_trace_log(tmp_path: Path) -> None:
     encoded = urllib.parse.quote(API_KEY, safe="").replace("-", "%2D")  # what a strict client sends
     lower_hex = encoded.replace("%2D", "%2d")
     try:
-        _wait_healthy(url, proc)
+        wait_serving(url, proc, log=log_path, timeout=60)
         with httpx.Client(base_url=url) as http:
             # 404: the key was accepted and the job looked up (401 without it)
             assert http.get(JOB, headers={"X-API-Key": API_KEY}).status_code == 404

@@ -15,7 +15,7 @@ import httpx
 import pytest
 from websockets.asyncio.client import connect
 
-from tests.conftest import LiveServer, free_port, make_settings, wait_for
+from tests.conftest import LiveServer, free_port, make_settings, wait_for, wait_serving
 from tests.fakes.jm import JmDouble
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -138,16 +138,8 @@ def start_serve(tmp_path: Path, jm: JmDouble, **env: str) -> tuple[subprocess.Po
              "JMBOORU_JM_API_DOMAINS": jm.host, "JMBOORU_JM_IMAGE_DOMAINS": jm.host, "JMBOORU_JM_SCHEME": "http",
              "JMBOORU_REDIS_URL": "", **env},
     )
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/v1/health", timeout=1).status_code == 200:
-                return proc, port, log
-        except httpx.HTTPError:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            raise RuntimeError(log.read_text())
-        time.sleep(0.1)
+    wait_serving(f"http://127.0.0.1:{port}", proc, log=log)
+    return proc, port, log
 
 
 def test_serve_trusts_forwarded_headers_only_from_configured_proxies_and_logs_no_key(

@@ -148,7 +148,8 @@ async def test_sockets_beyond_the_per_client_limit_are_closed_with_1008_and_the_
     assert all(f["event"] == "download_ready" and f["job_id"] == started.json()["job_id"] for f in finals), finals
     for ws in sockets:
         await ws.close()
-    # A closed socket frees its place.
-    await wait_for(lambda: True)
+    # A closed socket frees its place (once the server's handler has seen it go).
+    held = live.app.state.open_sockets.per_client
+    await wait_for(lambda: held.get("greedy", 0) == 0, message=lambda: f"the server still holds {held} sockets")
     async with connect(f"{live.ws_url}/ws/notifications/greedy", compression=None) as again:
         await again.ping()

@@ -73,7 +73,7 @@ async def test_ttl_cache_loads_once_for_concurrent_callers_and_expires() -> None
     async def load() -> int:
         nonlocal calls
         calls += 1
-        await asyncio.sleep(0.05)
+        await asyncio.sleep(0.05)  # time itself: a slow load, so the other callers arrive while it runs
         return calls
 
     assert await asyncio.gather(*(cache.get_or_load("k", load) for _ in range(10))) == [1] * 10

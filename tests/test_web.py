@@ -7,7 +7,6 @@ and that the page logged no error.
 from __future__ import annotations
 
 import re
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,8 +16,8 @@ import pytest
 from playwright.sync_api import Browser, BrowserContext, Locator, Page, Route, WebSocketRoute, expect
 
 from app.archives import FORMATS
-from tests.browser import PageWatch, chromium, saved_zip, wait_until
-from tests.conftest import LiveServer, make_settings
+from tests.browser import PageWatch, chromium, saved_zip
+from tests.conftest import LiveServer, make_settings, wait_until
 from tests.fakes.gelbooru import GelbooruDouble, make_posts
 from tests.fakes.jm import FakeAlbum, JmDouble
 
@@ -202,9 +201,9 @@ def test_format_choices_follow_the_servers_format_registry(ui: Ui, server: LiveS
     dialog = page.get_by_role("dialog")
     format_ = dialog.get_by_role("combobox", name="Format")
     format_.select_option("cbz")
-    deadline = time.monotonic() + 5
-    while not held and time.monotonic() < deadline:
-        page.wait_for_timeout(20)  # Playwright delivers the held request to the route while it waits
+    # Playwright delivers the held request to the route while one of its calls waits.
+    wait_until(lambda: held, timeout=5, interval=0.02, pause=lambda seconds: page.wait_for_timeout(seconds * 1000),
+               message="the page never asked for the format list")
     assert len(held) == 1, "the page asks for the format list once"
     held[0].fulfill(json={"formats": [f for f in listed if f["name"] in ("zip", "cbz")]})
     expect(dialog.get_by_role("combobox", name="Layout")).to_be_disabled()  # layouts are for zips

@@ -16,8 +16,8 @@ from playwright.sync_api import Page, Request, Route, expect
 
 from app.sources.captions import PostFilters
 from tests import test_web
-from tests.browser import saved_zip, wait_until
-from tests.conftest import LiveServer
+from tests.browser import saved_zip
+from tests.conftest import LiveServer, wait_until
 from tests.fakes.jm import FakeAlbum, JmDouble
 from tests.test_web import Ui, search, state_of
 
