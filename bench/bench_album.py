@@ -26,37 +26,37 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import shutil
-import subprocess
-import sys
 import tempfile
 import threading
 import time
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-import httpx  # noqa: E402
-from websockets.asyncio.client import connect  # noqa: E402
-
-from bench._common import (  # noqa: E402
+import httpx
+from _common import (
+    ASGI_TARGET,
+    BENCH,
     PYTHON,
-    REPO,
     DoubleProcess,
+    LineProcess,
     ServerProcess,
+    arg_parser,
+    clean_env,
     environment_md,
+    follow_job,
     jm_env,
     machine,
     mb,
     median,
+    median_of,
     package_version,
+    paired,
     percentile,
     proc_status,
+    publish,
     save_raw,
     verdict,
-    write_section,
 )
 
 TARGET_RATIO = 1.10
@@ -85,16 +85,13 @@ async def server_run(server: ServerProcess, album_id: str, *, fmt: str = "zip",
         resp.raise_for_status()
         job_id = resp.json()["job_id"]
         phases: dict[str, float] = {}
-        final: dict[str, Any] = {}
-        async with connect(f"{server.ws_url}/ws/jobs/{job_id}", compression=None, max_size=None) as ws:
-            async for message in ws:
-                frame = json.loads(message)
-                phases.setdefault(frame.get("state", "?"), time.perf_counter() - t0)
-                if sampler is not None:
-                    sampler.phase = {"running": "download", "zipping": "build"}.get(frame.get("state"), sampler.phase)
-                if frame.get("event") in FINAL:
-                    final = frame
-                    break
+
+        def on_frame(frame: dict[str, Any]) -> None:
+            phases.setdefault(frame.get("state", "?"), time.perf_counter() - t0)
+            if sampler is not None:
+                sampler.phase = {"running": "download", "zipping": "build"}.get(frame.get("state"), sampler.phase)
+
+        final = await follow_job(server.ws_url, job_id, on_frame)
         if final.get("event") != "download_ready":
             raise RuntimeError(f"the job ended with {final}")
         t_ready = time.perf_counter() - t0
@@ -115,35 +112,22 @@ async def server_run(server: ServerProcess, album_id: str, *, fmt: str = "zip",
             "start": running, "download": building - running, "build": t_ready - building}
 
 
-class DirectRunner:
+class DirectRunner(LineProcess):
     """bench/_direct_jm.py, kept running between downloads."""
 
+    what = "direct runner"
+
     def __init__(self, env: dict[str, str]) -> None:
-        self.proc = subprocess.Popen([PYTHON, str(REPO / "bench" / "_direct_jm.py")], cwd=REPO, text=True,
-                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, bufsize=1,
-                                     env={**{k: v for k, v in os.environ.items() if not k.startswith("JMBOORU_")},
-                                          **env, "PYTHONPATH": str(REPO)})
-        assert self.proc.stdout is not None
-        ready = self.proc.stdout.readline().split()
-        if not ready or ready[0] != "READY":
-            raise RuntimeError("the direct runner did not start")
-        self.workers = int(ready[1])
+        super().__init__([PYTHON, str(BENCH / "_direct_jm.py")], clean_env(env))
+
+    def start(self) -> DirectRunner:
+        super().start()
+        self.workers = int(self.ready[1])
+        return self
 
     def run(self, album_id: str) -> dict[str, Any]:
-        assert self.proc.stdin is not None and self.proc.stdout is not None
         with tempfile.TemporaryDirectory(prefix="jmbooru-direct-") as tmp:
-            self.proc.stdin.write(f"{album_id} {tmp}\n")
-            self.proc.stdin.flush()
-            line = self.proc.stdout.readline()
-        if not line:
-            raise RuntimeError("the direct runner died")
-        return json.loads(line)
-
-    def close(self) -> None:
-        assert self.proc.stdin is not None
-        self.proc.stdin.write("quit\n")
-        self.proc.stdin.flush()
-        self.proc.wait(timeout=30)
+            return dict(json.loads(self.ask(f"{album_id} {tmp}")))
 
 
 def wall_time(args: argparse.Namespace) -> dict[str, Any]:
@@ -151,35 +135,32 @@ def wall_time(args: argparse.Namespace) -> dict[str, Any]:
     results: dict[str, Any] = {}
     with DoubleProcess([spec for _kind, spec in chosen.values()]) as double:
         env = jm_env(double.host)
-        with ServerProcess(env) as server:
-            direct = DirectRunner({**env, "BENCH_IMAGE_THREADS": str(SEED_IMAGE_THREADS)})
-            try:
-                asyncio.run(server_run(server, "100001"))  # warm both (first client, first job, imports)
-                direct.run("100001")
-                double.set_latency(args.latency, "/media/photos")
-                for aid, (kind, _spec) in chosen.items():
-                    rows: dict[str, list[dict[str, Any]]] = {"server": [], "direct": []}
-                    for i in range(args.runs):
-                        for who in (("server", "direct") if i % 2 == 0 else ("direct", "server")):
-                            rows[who].append(asyncio.run(server_run(server, aid)) if who == "server" else direct.run(aid))
-                        s, d = rows["server"][-1], rows["direct"][-1]
-                        if s["files"] != args.pages or d["files"] != args.pages:
-                            raise RuntimeError(f"expected {args.pages} pages: server {s['files']}, direct {d['files']}")
-                        print(f"{kind} {aid} run {i + 1}: server {s['seconds']:.3f} s (download {s['download']:.3f} s), "
-                              f"direct {d['seconds']:.3f} s", flush=True)
-                    server_med = median([r["seconds"] for r in rows["server"]])
-                    direct_med = median([r["seconds"] for r in rows["direct"]])
-                    pairs = list(zip(rows["server"], rows["direct"], strict=True))
-                    results[aid] = {
-                        "kind": kind, "rows": rows, "server": server_med, "direct": direct_med,
-                        "ratio": server_med / direct_med, "paired_ratio": median([s["seconds"] / d["seconds"] for s, d in pairs]),
-                        **{k: median([r[k] for r in rows["server"]]) for k in ("start", "download", "build", "fetch")},
-                        "workers": direct.workers,
-                    }
-                    print(f"{kind} {aid}: server {server_med:.3f} s, direct {direct_med:.3f} s, "
-                          f"ratio {server_med / direct_med:.3f}", flush=True)
-            finally:
-                direct.close()
+        with ServerProcess(env) as server, \
+                DirectRunner({**env, "BENCH_IMAGE_THREADS": str(SEED_IMAGE_THREADS)}) as direct:
+            asyncio.run(server_run(server, "100001"))  # warm both (first client, first job, imports)
+            direct.run("100001")
+            double.set_latency(args.latency, "/media/photos")
+            for aid, (kind, _spec) in chosen.items():
+                rows: dict[str, list[dict[str, Any]]] = {"server": [], "direct": []}
+                for i in range(args.runs):
+                    for who in (("server", "direct") if i % 2 == 0 else ("direct", "server")):
+                        rows[who].append(asyncio.run(server_run(server, aid)) if who == "server" else direct.run(aid))
+                    s, d = rows["server"][-1], rows["direct"][-1]
+                    if s["files"] != args.pages or d["files"] != args.pages:
+                        raise RuntimeError(f"expected {args.pages} pages: server {s['files']}, direct {d['files']}")
+                    print(f"{kind} {aid} run {i + 1}: server {s['seconds']:.3f} s (download {s['download']:.3f} s), "
+                          f"direct {d['seconds']:.3f} s", flush=True)
+                server_med, direct_med = median_of(rows["server"], "seconds"), median_of(rows["direct"], "seconds")
+                results[aid] = {
+                    "kind": kind, "rows": rows, "server": server_med, "direct": direct_med,
+                    "ratio": server_med / direct_med,
+                    "paired_ratio": median(paired([d["seconds"] for d in rows["direct"]],
+                                                  [s["seconds"] for s in rows["server"]])),
+                    **{k: median_of(rows["server"], k) for k in ("start", "download", "build", "fetch")},
+                    "workers": direct.workers,
+                }
+                print(f"{kind} {aid}: server {server_med:.3f} s, direct {direct_med:.3f} s, "
+                      f"ratio {server_med / direct_med:.3f}", flush=True)
     return results
 
 
@@ -351,7 +332,7 @@ def render(info: dict[str, Any], args: argparse.Namespace, wall: dict[str, Any],
         "## 2. Album downloads (`bench/bench_album.py`)",
         "",
         environment_md(info, [
-            f"Server: `uvicorn {ServerProcess({}).target}` (one process, not pinned), default settings: "
+            f"Server: `uvicorn {ASGI_TARGET}` (one process, not pinned), default settings: "
             "`JMBOORU_ALBUM_IMAGE_THREADS` = 30 page downloads at once, page bodies written to disk as they "
             "arrive, `JMBOORU_ALBUM_PIXEL_BUDGET_MB` = 64; the JM double in a process of its own",
             f"img2pdf {package_version('img2pdf')}, pikepdf {package_version('pikepdf')}",
@@ -458,38 +439,23 @@ def findings(wall: dict[str, Any], mem: list[dict[str, Any]], build: dict[str, A
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--runs", type=int, default=15)
-    parser.add_argument("--latency", type=float, default=0.1, help="seconds added to every page image")
-    parser.add_argument("--pages", type=int, default=30, help="pages of the albums of part 1")
-    parser.add_argument("--huge-mb", type=float, default=5.0, help="size of each page of the ~1 GB album")
-    parser.add_argument("--huge-pages", type=int, default=200)
-    parser.add_argument("--build-pages", type=int, default=100)
-    parser.add_argument("--build-runs", type=int, default=5)
-    parser.add_argument("--formats", type=lambda text: tuple(text.split(",")), default=FORMATS,
-                        help="formats of the memory runs, e.g. pdf")
-    parser.add_argument("--skip-wall", action="store_true")
-    parser.add_argument("--skip-memory", action="store_true")
-    parser.add_argument("--skip-build", action="store_true")
-    parser.add_argument("--no-write", action="store_true")
-    parser.add_argument("--render", action="store_true", help="write the section again from bench/out/album.json")
-    args = parser.parse_args()
+    # --formats: of the memory runs; --render: the section again from bench/out/album.json
+    args = arg_parser(__doc__, runs=15, latency=0.1, pages=30, huge_mb=5.0, huge_pages=200, build_pages=100,
+                      build_runs=5, formats=FORMATS, skip_wall=False, skip_memory=False, skip_build=False,
+                      render=False).parse_args()
     if args.render:
-        raw = json.loads((REPO / "bench" / "out" / "album.json").read_text())
+        raw = json.loads((BENCH / "out" / "album.json").read_text())
         for name, value in raw["args"].items():
-            setattr(args, name, value)
-        write_section("album", render(raw["machine"], args, raw["wall"], raw["memory"], raw["build"]))
+            if name not in ("out", "no_write"):
+                setattr(args, name, value)
+        publish("album", render(raw["machine"], args, raw["wall"], raw["memory"], raw["build"]), args)
         return
     info = machine()
     wall = {} if args.skip_wall else wall_time(args)
     mem = [] if args.skip_memory else memory(args)
     build = {} if args.skip_build else build_times(args)
     save_raw("album", {"machine": info, "wall": wall, "memory": mem, "build": build, "args": vars(args)})
-    if not args.no_write and wall and mem and build:
-        write_section("album", render(info, args, wall, mem, build))
-    else:
-        print(render(info, args, wall, mem, build))
-
+    publish("album", render(info, args, wall, mem, build), args, complete=bool(wall and mem and build))
 
 if __name__ == "__main__":
     main()

@@ -20,40 +20,44 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
 import shutil
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from bench._common import (  # noqa: E402
+from _common import (
+    BENCH,
+    GDL,
+    GELBOORU_CREDENTIALS,
     PYTHON,
     REPO,
     BooruDoubleProcess,
+    arg_parser,
+    clean_env,
     environment_md,
+    gdl_run,
+    gelbooru_gdl,
+    joined,
     machine,
     median,
+    paired,
     publish,
     save_raw,
     verdict,
 )
 
 JMBOORU = str(Path(PYTHON).parent / "jmbooru")
-GDL = "/tmp/gdl-venv/bin/gallery-dl"
+CREDENTIALS = ["--api-key", GELBOORU_CREDENTIALS["api_key"], "--user-id", GELBOORU_CREDENTIALS["user_id"]]
 TARGET_EFFICIENCY = 0.85
 TARGET_RATIO = 1.4
 TARGET_HELP_S = 0.15
 
 
-def timed(cmd: list[str], env: dict[str, str] | None = None) -> float:
+def timed(cmd: list[str], env: dict[str, str]) -> float:
     start = time.perf_counter()
-    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=REPO,
-                   env={**os.environ, **(env or {})})
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=REPO, env=env)
     return time.perf_counter() - start
 
 
@@ -63,37 +67,30 @@ def count_images(folder: Path) -> int:
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     res: dict[str, list[float]] = {"jmbooru": [], "original": [], "gdl": [], "help": []}
-    env = {k: v for k, v in os.environ.items() if not k.startswith("JMBOORU_")}
-    double = BooruDoubleProcess([PYTHON, str(REPO / "bench" / "bench_booru.py"), "--serve-double", "gelbooru",
-                                 "--images", str(args.images), "--kb", "200"], args.latency, "Gelbooru")
-    try:
+    env = clean_env()
+    with BooruDoubleProcess("gelbooru", args.images, 200, args.latency) as double, \
+            tempfile.TemporaryDirectory(prefix="jmbooru-cli-") as tmp:
         base = double.base_url
         jm_cmd = [JMBOORU, "gelbooru", "1girl", "--max", str(args.images), "--workers", "16", "--url", base,
-                  "--api-key", "testkey", "--user-id", "12345", "--rate", "50", "-q"]
-        orig_cmd = [PYTHON, str(REPO / "bench" / "_original_style.py"), base, "1girl", str(args.images)]
-        with tempfile.TemporaryDirectory(prefix="jmbooru-cli-") as tmp:
-            for i in range(args.runs + 1):  # the first round warms the page cache and is dropped
-                a = timed([*jm_cmd, "--out", f"{tmp}/j{i}"], env)
-                b = timed([*orig_cmd, f"{tmp}/o{i}", "--api-key", "testkey", "--user-id", "12345"], env)
-                assert count_images(Path(f"{tmp}/j{i}")) == args.images == count_images(Path(f"{tmp}/o{i}"))
-                if i:
-                    res["jmbooru"].append(a)
-                    res["original"].append(b)
-                shutil.rmtree(f"{tmp}/j{i}")
-                shutil.rmtree(f"{tmp}/o{i}")
-            if Path(GDL).exists():
-                from bench.bench_gelbooru import gdl_config, gdl_run
-
-                config = Path(tmp) / "gdl.json"
-                gdl_config(base, config)
-                for i in range(args.gdl_runs):
-                    folder = Path(tmp) / f"g{i}"
-                    folder.mkdir()
-                    res["gdl"].append(gdl_run(GDL, config, base, folder, args.images, shards=1)["wall"])
-            for _ in range(5):
-                res["help"].append(timed([JMBOORU, "gelbooru", "--help"], env))
-    finally:
-        double.stop()
+                  *CREDENTIALS, "--rate", "50", "-q"]
+        orig_cmd = [PYTHON, str(BENCH / "_original_style.py"), base, "1girl", str(args.images)]
+        for i in range(args.runs + 1):  # the first round warms the page cache and is dropped
+            a = timed([*jm_cmd, "--out", f"{tmp}/j{i}"], env)
+            b = timed([*orig_cmd, f"{tmp}/o{i}", *CREDENTIALS], env)
+            assert count_images(Path(f"{tmp}/j{i}")) == args.images == count_images(Path(f"{tmp}/o{i}"))
+            if i:
+                res["jmbooru"].append(a)
+                res["original"].append(b)
+            shutil.rmtree(f"{tmp}/j{i}")
+            shutil.rmtree(f"{tmp}/o{i}")
+        if Path(args.gdl).exists():
+            config, url = gelbooru_gdl(base, Path(tmp))
+            for i in range(args.gdl_runs):
+                folder = Path(tmp) / f"g{i}"
+                folder.mkdir()
+                res["gdl"].append(gdl_run(args.gdl, config, url, folder, args.images)["wall"])
+        for _ in range(5):
+            res["help"].append(timed([JMBOORU, "gelbooru", "--help"], env))
     return res
 
 
@@ -101,11 +98,11 @@ def report(res: dict[str, Any], args: argparse.Namespace) -> str:
     m = machine()
     limit = args.latency * (1 + math.ceil(args.images / 16))
     ours, orig = median(res["jmbooru"]), median(res["original"])
-    paired = median([o / j for j, o in zip(res["jmbooru"], res["original"], strict=True)])
+    ratio = median(paired(res["jmbooru"], res["original"]))
     efficiency = limit / ours
     help_s = median(res["help"])
     gdl = f"{median(res['gdl']):.2f} s ({median(res['gdl']) / ours:.1f}× jmbooru's wall)" if res["gdl"] else \
-        "not installed (/tmp/gdl-venv)"
+        f"not installed ({Path(args.gdl).parent.parent})"
     lines = [
         "## Dataset command line, whole process (`bench/bench_cli_dataset.py`)",
         "",
@@ -120,13 +117,13 @@ def report(res: dict[str, Any], args: argparse.Namespace) -> str:
         "| figure | measured | target | result |",
         "|---|---|---|---|",
         f"| `jmbooru gelbooru --max {args.images}` wall (whole process) | {ours:.2f} s "
-        f"(runs {', '.join(f'{v:.2f}' for v in res['jmbooru'])}) | | |",
+        f"(runs {joined(res['jmbooru'])}) | | |",
         f"| whole-process efficiency (limit / wall) | **{efficiency:.2f}** | ≥ {TARGET_EFFICIENCY} "
         f"| {verdict(efficiency >= TARGET_EFFICIENCY)} |",
-        f"| original-style downloader wall | {orig:.2f} s (runs {', '.join(f'{v:.2f}' for v in res['original'])}) "
+        f"| original-style downloader wall | {orig:.2f} s (runs {joined(res['original'])}) "
         "| | |",
-        f"| paired ratio original-style ÷ jmbooru | **{paired:.2f}** | ≥ {TARGET_RATIO} "
-        f"| {verdict(paired >= TARGET_RATIO)} |",
+        f"| paired ratio original-style ÷ jmbooru | **{ratio:.2f}** | ≥ {TARGET_RATIO} "
+        f"| {verdict(ratio >= TARGET_RATIO)} |",
         f"| gallery-dl, same images | {gdl} | | (reported) |",
         f"| `jmbooru gelbooru --help` wall | **{help_s:.3f} s** | ≤ {TARGET_HELP_S} s "
         f"| {verdict(help_s <= TARGET_HELP_S)} |",
@@ -134,20 +131,12 @@ def report(res: dict[str, Any], args: argparse.Namespace) -> str:
     return "\n".join(lines)
 
 
-def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--images", type=int, default=250)
-    ap.add_argument("--latency", type=float, default=0.1)
-    ap.add_argument("--runs", type=int, default=5)
-    ap.add_argument("--gdl-runs", type=int, default=1)
-    ap.add_argument("--no-write", action="store_true")
-    ap.add_argument("--out", type=Path)
-    args = ap.parse_args()
+def main() -> None:
+    args = arg_parser(__doc__, images=250, latency=0.1, runs=5, gdl_runs=1, gdl=GDL).parse_args()
     res = run(args)
     save_raw("cli_dataset", res)
-    publish("cli_dataset", report(res, args), args.out, args.no_write)
-    return 0
+    publish("cli_dataset", report(res, args), args)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

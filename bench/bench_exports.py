@@ -3,7 +3,7 @@
     .venv/bin/python bench/bench_exports.py [--images 500] [--runs 3] [--latency 0.1] [--no-write]
 
 The server runs in its own process (uvicorn, default settings), the Gelbooru double in another
-(``bench_booru.py --serve-double``: ~200 kB images, every answer ``--latency`` s late). Each round
+(bench/_double_proc.py: ~200 kB images, every answer ``--latency`` s late). Each round
 submits the same 500-image dataset twice, one after the other (which goes first alternates): plainly,
 and with every export and ``dedupe: true``. Each request differs in a no-op filter (``min_score`` below every post's score),
 so no run joins an earlier one. Wall time is POST to ``ready`` (zip included); the overhead is the
@@ -16,25 +16,23 @@ import argparse
 import os
 import sys
 import time
-from pathlib import Path
 from typing import Any
 
 import httpx
-
-REPO = Path(__file__).resolve().parent.parent
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
-
-from bench._common import (  # noqa: E402
-    PYTHON,
+from _common import (
+    GELBOORU_CREDENTIALS,
     BooruDoubleProcess,
     ServerProcess,
+    arg_parser,
     environment_md,
+    joined,
     machine,
     median,
+    paired,
     publish,
     save_raw,
     verdict,
+    wait_jobs,
 )
 
 EXPORTS = ["metadata_jsonl", "json_captions", "kohya_toml", "tag_frequency", "buckets"]
@@ -48,26 +46,21 @@ def job_wall(http: httpx.Client, body: dict[str, Any]) -> float:
     answer = http.post("/v1/download/booru/gelbooru", json=body)
     answer.raise_for_status()
     assert not answer.json()["joined"], "a run joined an earlier job"
-    job_id = answer.json()["job_id"]
-    while True:
-        state = http.get(f"/v1/jobs/{job_id}").json()
-        phase = f"{state['state']}: {state.get('message', '')}"[:40]
-        phases.setdefault(phase, time.perf_counter() - start)
-        if state["state"] == "ready":
-            print("  " + "; ".join(f"{k} at {v:.2f}" for k, v in phases.items()), file=sys.stderr)
-            return time.perf_counter() - start
-        if state["state"] in ("failed", "cancelled", "expired"):
-            raise RuntimeError(f"the job ended {state['state']}: {state.get('error')}")
-        time.sleep(0.02)
+
+    def phase(jobs: list[dict[str, Any]]) -> None:
+        phases.setdefault(f"{jobs[0]['state']}: {jobs[0].get('message', '')}"[:40], time.perf_counter() - start)
+
+    wait_jobs(http, [answer.json()["job_id"]], interval=0.02, timeout=3600, each=phase)
+    wall = time.perf_counter() - start
+    print("  " + "; ".join(f"{k} at {v:.2f}" for k, v in phases.items()), file=sys.stderr)
+    return wall
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     res: dict[str, Any] = {"plain": [], "exports": [], "hwm_bytes": [], "load": [os.getloadavg()[0]]}
-    double = BooruDoubleProcess([PYTHON, str(REPO / "bench" / "bench_booru.py"), "--serve-double", "gelbooru",
-                                 "--images", str(args.images), "--kb", str(args.kb)], args.latency, "Gelbooru")
-    env = {"JMBOORU_GELBOORU_URL": double.base_url, "JMBOORU_GELBOORU_API_KEY": "testkey",
-           "JMBOORU_GELBOORU_USER_ID": "12345", "JMBOORU_GELBOORU_API_RATE": "50"}
-    try:
+    with BooruDoubleProcess("gelbooru", args.images, args.kb, args.latency) as double:
+        env = {"JMBOORU_GELBOORU_URL": double.base_url, "JMBOORU_GELBOORU_API_KEY": GELBOORU_CREDENTIALS["api_key"],
+               "JMBOORU_GELBOORU_USER_ID": GELBOORU_CREDENTIALS["user_id"], "JMBOORU_GELBOORU_API_RATE": "50"}
         with ServerProcess(env) as server, httpx.Client(base_url=server.url, timeout=60) as http:
             for i in range(args.runs + 1):  # the first round warms the page cache and imports; dropped
                 base = {"tags": "1girl", "max_images": args.images, "filters": {"min_score": -1 - 2 * i}}
@@ -84,15 +77,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 res["hwm_bytes"].append(server.hwm())
                 print(f"round {i}: plain {plain:.2f} s, exports+dedupe {full:.2f} s, "
                       f"server peak RSS {server.hwm() / 2**20:.0f} MB", file=sys.stderr)
-    finally:
-        double.stop()
     res["load"].append(os.getloadavg()[0])
     return res
 
 
 def report(res: dict[str, Any], args: argparse.Namespace) -> str:
-    ratios = [b / a for a, b in zip(res["plain"], res["exports"], strict=True)]
-    overhead = median(ratios) - 1
+    overhead = median(paired(res["plain"], res["exports"])) - 1
     peak_mb = max(res["hwm_bytes"]) / 2**20
     return "\n".join([
         "## Trainer-ready datasets: exports and de-duplication (`bench/bench_exports.py`)",
@@ -108,9 +98,9 @@ def report(res: dict[str, Any], args: argparse.Namespace) -> str:
         "| figure | measured | target | result |",
         "|---|---|---|---|",
         f"| plain dataset job wall | {median(res['plain']):.2f} s "
-        f"(runs {', '.join(f'{v:.2f}' for v in res['plain'])}) | | |",
+        f"(runs {joined(res['plain'])}) | | |",
         f"| with every export and de-duplication | {median(res['exports']):.2f} s "
-        f"(runs {', '.join(f'{v:.2f}' for v in res['exports'])}) | | |",
+        f"(runs {joined(res['exports'])}) | | |",
         f"| added wall time (median of paired ratios − 1) | **{overhead * 100:+.1f} %** | ≤ {TARGET_OVERHEAD:.0%} "
         f"| {verdict(overhead <= TARGET_OVERHEAD)} |",
         f"| server peak RSS (VmHWM, whole run) | **{peak_mb:.0f} MB** | < {TARGET_RSS_MB} MB "
@@ -124,20 +114,12 @@ def report(res: dict[str, Any], args: argparse.Namespace) -> str:
     ])
 
 
-def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--images", type=int, default=500)
-    ap.add_argument("--kb", type=int, default=200)
-    ap.add_argument("--latency", type=float, default=0.1)
-    ap.add_argument("--runs", type=int, default=4)
-    ap.add_argument("--no-write", action="store_true")
-    ap.add_argument("--out", type=Path)
-    args = ap.parse_args()
+def main() -> None:
+    args = arg_parser(__doc__, images=500, kb=200, latency=0.1, runs=4).parse_args()
     res = run(args)
     save_raw("exports", res)
-    publish("exports", report(res, args), args.out, args.no_write)
-    return 0
+    publish("exports", report(res, args), args)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

@@ -4,9 +4,8 @@
                                              [--latency 0.1] [--workers 16] [--rate 50]
                                              [--gdl-runs 3] [--gdl PATH] [--no-gdl] [--no-sharded-gdl]
 
-The Gelbooru double (tests/fakes/gelbooru.py) runs in a process of its own (this script started
-``bench/bench_booru.py --serve-double gelbooru``), so its CPU is not charged to the downloader and it does not share the
-downloader's GIL. Every API and image response waits ``--latency`` seconds before it is sent.
+The Gelbooru double (tests/fakes/gelbooru.py) runs in a process of its own (bench/_double_proc.py),
+so its CPU is not charged to the downloader and it does not share the downloader's GIL. Every API and image response waits ``--latency`` seconds before it is sent.
 
 jmbooru: ``download_dataset(client, "1girl", dir, max_images=N, workers=W)`` in this process;
 wall time and this process's CPU (user+sys, all threads) are measured around the call only.
@@ -29,36 +28,37 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import datetime as dt
-import json
 import math
 import os
-import platform
 import shutil
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parent.parent
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
+from _common import (
+    GDL,
+    GELBOORU_CREDENTIALS,
+    TAGS,
+    BooruDoubleProcess,
+    CpuMeter,
+    arg_parser,
+    cpu_seconds,
+    dataset_run,
+    gdl_run,
+    gelbooru_gdl,
+    listed,
+    machine,
+    publish,
+)
+from _common import median_of as med
+from _common import package_version as version
 
-from bench._common import BooruDoubleProcess, CpuMeter, cpu_seconds, publish, sys_seconds  # noqa: E402
-from bench._common import package_version as version  # noqa: E402
-
-TAGS = "1girl"
-API_KEY, USER_ID = "testkey", "12345"
 PAGE = 100  # posts per API page (Gelbooru's maximum, and what both downloaders ask for)
 TARGET_EFFICIENCY = 0.85
-
-
-# --------------------------------------------------------------------------------------------
-# the double, in its own process
-# --------------------------------------------------------------------------------------------
 
 
 # --------------------------------------------------------------------------------------------
@@ -78,37 +78,10 @@ def create_cost(folder: Path, files: int = 200) -> float:
     return statistics.median(times)
 
 
-async def jmbooru_run(base_url: str, out: Path, images: int, workers: int, rate: float,
-                      download: Any = None) -> dict[str, float]:
-    from app.sources.booru.registry import build_site
-    from app.sources.dataset import DatasetProgress, download_dataset
-
-    download = download or download_dataset
-    listed: list[float] = []
-
-    def on_progress(p: DatasetProgress) -> None:
-        if p.done == 0 and not listed:  # called once the posts are selected, before any image
-            listed.append(time.perf_counter())
-
-    client = build_site("gelbooru", url=base_url, api_key=API_KEY, user_id=USER_ID, rate=rate)
-    try:
-        sys0, cpu0, t0 = sys_seconds(), cpu_seconds(), time.perf_counter()
-        result = await download(client, TAGS, out, max_images=images, workers=workers, on_progress=on_progress)
-        t1, cpu1, sys1 = time.perf_counter(), cpu_seconds(), sys_seconds()
-    finally:
-        await client.aclose()
-    if result.downloaded != images or result.failed:
-        raise RuntimeError(f"jmbooru run incomplete: {result.summary()}")
-    files = sum(1 for p in out.iterdir() if not p.name.endswith(".txt"))
-    if files != images:
-        raise RuntimeError(f"expected {images} images in {out}, found {files}")
-    return {"wall": t1 - t0, "listing": listed[0] - t0, "cpu": cpu1 - cpu0, "sys": sys1 - sys0, "bytes": result.bytes}
-
-
 async def image_urls(base_url: str, images: int) -> list[str]:
     from app.sources.booru.registry import build_site
 
-    client = build_site("gelbooru", url=base_url, api_key=API_KEY, user_id=USER_ID, rate=1000)
+    client = build_site("gelbooru", url=base_url, rate=1000, **GELBOORU_CREDENTIALS)
     urls: list[str] = []
     for page in range(math.ceil(images / PAGE)):
         urls += [p.file_url for p in (await client.search_posts(TAGS, page=page + 1, limit=PAGE)).posts]
@@ -116,12 +89,19 @@ async def image_urls(base_url: str, images: int) -> list[str]:
     return urls[:images]
 
 
+async def workers_run(worker: Callable[[], Awaitable[None]], workers: int) -> dict[str, float]:
+    """``workers`` copies of ``worker`` at once: wall time and this process's CPU."""
+    cpu0, t0 = cpu_seconds(), time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(workers)))
+    return {"wall": time.perf_counter() - t0, "cpu": cpu_seconds() - cpu0}
+
+
 async def httpx_run(base_url: str, urls: list[str], workers: int) -> dict[str, float]:
     """The images only, through jmbooru's own httpx.AsyncClient set-up, read and discarded."""
     from app.sources.booru.gelbooru import GelbooruSite
     from app.sources.booru.registry import build_site
 
-    client = build_site("gelbooru", url=base_url, api_key=API_KEY, user_id=USER_ID)
+    client = build_site("gelbooru", url=base_url, **GELBOORU_CREDENTIALS)
     assert isinstance(client, GelbooruSite)
     async with client.http._http as http:
         todo = iter(urls)
@@ -132,9 +112,7 @@ async def httpx_run(base_url: str, urls: list[str], workers: int) -> dict[str, f
                     async for _ in response.aiter_bytes():
                         pass
 
-        cpu0, t0 = cpu_seconds(), time.perf_counter()
-        await asyncio.gather(*(worker() for _ in range(workers)))
-        return {"wall": time.perf_counter() - t0, "cpu": cpu_seconds() - cpu0}
+        return await workers_run(worker, workers)
 
 
 async def aiohttp_run(base_url: str, urls: list[str], workers: int) -> dict[str, float]:
@@ -151,9 +129,7 @@ async def aiohttp_run(base_url: str, urls: list[str], workers: int) -> dict[str,
                     async for _ in response.content.iter_any():
                         pass
 
-        cpu0, t0 = cpu_seconds(), time.perf_counter()
-        await asyncio.gather(*(worker() for _ in range(workers)))
-        return {"wall": time.perf_counter() - t0, "cpu": cpu_seconds() - cpu0}
+        return await workers_run(worker, workers)
 
 
 async def raw_run(base_url: str, urls: list[str], workers: int) -> dict[str, float]:
@@ -173,59 +149,12 @@ async def raw_run(base_url: str, urls: list[str], workers: int) -> dict[str, flo
             await reader.readexactly(length)
         writer.close()
 
-    cpu0, t0 = cpu_seconds(), time.perf_counter()
-    await asyncio.gather(*(worker() for _ in range(workers)))
-    return {"wall": time.perf_counter() - t0, "cpu": cpu_seconds() - cpu0}
+    return await workers_run(worker, workers)
 
 
 # --------------------------------------------------------------------------------------------
 # gallery-dl
 # --------------------------------------------------------------------------------------------
-
-
-def gdl_config(base_url: str, path: Path) -> None:
-    config = {
-        "extractor": {
-            "gelbooru_v02": {
-                "benchdouble": {"root": base_url},
-            },
-            "benchdouble": {"api-key": API_KEY, "user-id": USER_ID},
-            "directory": [],
-            "filename": "{md5}.{extension}",
-        },
-        "output": {"mode": "null", "progress": False},
-    }
-    path.write_text(json.dumps(config))
-
-
-def wait_rusage(proc: subprocess.Popen[bytes]) -> float:
-    """Wait for ``proc`` and return its CPU seconds (user+sys), from wait4."""
-    _, status, usage = os.wait4(proc.pid, 0)
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    return usage.ru_utime + usage.ru_stime
-
-
-def gdl_run(gdl: str, config: Path, base_url: str, out: Path, images: int, shards: int = 1) -> dict[str, float]:
-    """One gallery-dl download of the tag; ``shards`` > 1 splits it with ``--range`` over that many
-    processes at once (gallery-dl itself downloads one file at a time)."""
-    url = f"{base_url}/index.php?page=post&s=list&tags={TAGS}"
-    per = math.ceil(images / shards)
-    t0 = time.perf_counter()
-    procs = []
-    for k in range(shards):
-        cmd = [gdl, "--config-ignore", "--config-json", str(config), "-q", "-D", str(out), "--no-mtime"]
-        if shards > 1:
-            cmd += ["--range", f"{k * per + 1}-{min(images, (k + 1) * per)}"]
-        procs.append(subprocess.Popen([*cmd, url], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE))
-    cpu = sum(wait_rusage(p) for p in procs)
-    wall = time.perf_counter() - t0
-    errors = [p.stderr.read().decode(errors="replace")[-500:] for p in procs if p.stderr and p.returncode]
-    if errors:
-        raise RuntimeError(f"gallery-dl failed: {errors[0]}")
-    files = sum(1 for p in out.iterdir() if not p.name.endswith(".part"))
-    if files != images:
-        raise RuntimeError(f"gallery-dl: expected {images} files in {out}, found {files}")
-    return {"wall": wall, "cpu": cpu}
 
 
 def gdl_startup(gdl: str) -> float:
@@ -242,41 +171,19 @@ def gdl_startup(gdl: str) -> float:
 # --------------------------------------------------------------------------------------------
 
 
-def machine() -> dict[str, str]:
-    cpu = ram = "unknown"
-    try:
-        cpu = next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                   if line.startswith("model name"))
-        kib = next(int(line.split()[1]) for line in Path("/proc/meminfo").read_text().splitlines()
-                   if line.startswith("MemTotal:"))
-        ram = f"{kib / 1024 / 1024:.1f} GiB"
-    except (OSError, StopIteration, ValueError):
-        pass
-    tmp_fs = "unknown"
+def tmp_fs() -> str:
+    """Where the dataset folders go: the temporary folder and the file system it is on."""
     try:
         tmp = os.path.realpath(tempfile.gettempdir())
         mounts = [line.split()[1:3] for line in Path("/proc/mounts").read_text().splitlines()]
         point, kind = max(((p, k) for p, k in mounts if tmp == p or tmp.startswith(p.rstrip("/") + "/")),
                           key=lambda pk: len(pk[0]))
-        tmp_fs = f"{tmp} on {kind} ({point})"
+        return f"{tmp} on {kind} ({point})"
     except (OSError, ValueError):
-        pass
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True,
-                            text=True).stdout.strip()
-    return {"nproc": str(os.cpu_count()), "cpu": cpu, "ram": ram, "kernel": platform.release(), "tmp_fs": tmp_fs,
-            "python": platform.python_version(), "commit": commit or "unknown",
-            "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")}
+        return "unknown"
 
 
-def med(runs: list[dict[str, float]], key: str) -> float:
-    return statistics.median(r[key] for r in runs)
-
-
-def fmt_runs(runs: list[dict[str, float]], key: str, scale: float = 1.0, digits: int = 2) -> str:
-    return ", ".join(f"{r[key] * scale:.{digits}f}" for r in runs)
-
-
-def report(args: argparse.Namespace, m: dict[str, str], mean_bytes: float, res: dict[str, list[dict[str, float]]],
+def report(args: argparse.Namespace, m: dict[str, Any], mean_bytes: float, res: dict[str, list[dict[str, float]]],
            gdl: dict[str, Any]) -> str:
     n, w, lat = args.images, args.workers, args.latency
     pages = math.ceil(n / PAGE)
@@ -296,9 +203,9 @@ def report(args: argparse.Namespace, m: dict[str, str], mean_bytes: float, res: 
     lines = [
         "## 4. Gelbooru dataset download (`bench/bench_gelbooru.py`)",
         "",
-        f"- Machine: nproc {m['nproc']}, {m['cpu']}, {m['ram']} RAM, Linux {m['kernel']} (shared VM; other "
+        f"- Machine: nproc {m['nproc']}, {m['cpu']}, {m['ram_gb']} GiB RAM, Linux {m['kernel']} (shared VM; other "
         f"processes used a median {med(jm, 'other_cores'):.2f} of its {m['nproc']} cores during the jmbooru runs)",
-        f"- Date: {m['date']}; jmbooru commit {m['commit']}; dataset folders in {m['tmp_fs']}",
+        f"- Date: {m['date']}; jmbooru commit {m['commit']}; dataset folders in {tmp_fs()}",
         f"- Versions: Python {m['python']}, httpx {version('httpx')}, httpcore {version('httpcore')}, "
         f"anyio {version('anyio')}" + (f", gallery-dl {gdl['version']} (separate venv)" if gdl else ""),
         f"- Command: `.venv/bin/python bench/bench_gelbooru.py` (--runs {args.runs} --aux-runs {args.aux_runs} "
@@ -330,15 +237,15 @@ def report(args: argparse.Namespace, m: dict[str, str], mean_bytes: float, res: 
         "| figure | median | runs | target / limit | ratio | result |",
         "|---|---|---|---|---|---|",
         f"| **wall time**, {n} images, {w} workers, API rate {args.rate:g}/s | **{wall:.2f} s** | "
-        f"{fmt_runs(jm, 'wall')} | limit {limit:.1f} s | **efficiency {eff:.2f}** (target ≥ {TARGET_EFFICIENCY}) "
+        f"{listed(jm, 'wall')} | limit {limit:.1f} s | **efficiency {eff:.2f}** (target ≥ {TARGET_EFFICIENCY}) "
         f"| **{verdict}** |",
-        f"| first page of posts | {med(jm, 'listing'):.2f} s | {fmt_runs(jm, 'listing')} | "
+        f"| first page of posts | {med(jm, 'listing'):.2f} s | {listed(jm, 'listing')} | "
         f"{lat:.1f} s | {lat / med(jm, 'listing'):.2f} | – |",
         f"| from then to the last image ({n} images, later pages listed meanwhile) | {med(jm, 'download'):.2f} s | "
-        f"{fmt_runs(jm, 'download')} | "
+        f"{listed(jm, 'download')} | "
         f"{limit_dl:.1f} s | {limit_dl / med(jm, 'download'):.2f} | – |",
         f"| **CPU per image** (downloader process, user+sys) | **{cpu_img * 1000:.2f} ms** (sys "
-        f"{med(jm, 'sys') * 1000 / n:.2f} ms) | {fmt_runs(jm, 'cpu', 1000 / n)} | – | "
+        f"{med(jm, 'sys') * 1000 / n:.2f} ms) | {listed(jm, 'cpu', 1000 / n)} | – | "
         f"{med(jm, 'cpu') / wall:.2f} cores busy on average | – |",
         f"| throughput | {n / wall:.0f} images/s, {mb / wall:.1f} MB/s | – | {n / limit:.0f} images/s | – | – |",
         f"| machine CPU during the jmbooru runs (of {m['nproc']} cores) | {med(jm, 'machine_cores'):.2f} | "
@@ -348,14 +255,14 @@ def report(args: argparse.Namespace, m: dict[str, str], mean_bytes: float, res: 
     if res.get("polite"):
         pw = med(res["polite"], "wall")
         lines.append(
-            f"| wall time at the default API rate 2/s | {pw:.2f} s | {fmt_runs(res['polite'], 'wall')} | "
+            f"| wall time at the default API rate 2/s | {pw:.2f} s | {listed(res['polite'], 'wall')} | "
             f"limit {polite_limit:.1f} s | {polite_limit / pw:.2f} | {'pass' if polite_limit / pw >= TARGET_EFFICIENCY else 'miss'} |"
         )
     if res.get("tmpfs"):
         t = res["tmpfs"]
         lines.append(
             f"| reference: the same jmbooru download into tmpfs (/dev/shm) | {med(t, 'wall'):.2f} s, CPU "
-            f"{med(t, 'cpu') * 1000 / n:.2f} ms/image (sys {med(t, 'sys') * 1000 / n:.2f} ms) | {fmt_runs(t, 'wall')} | "
+            f"{med(t, 'cpu') * 1000 / n:.2f} ms/image (sys {med(t, 'sys') * 1000 / n:.2f} ms) | {listed(t, 'wall')} | "
             f"limit {limit:.1f} s | {limit / med(t, 'wall'):.2f} | – |"
         )
     for key, label in (("httpx", "reference: the images only through jmbooru's httpx client, bodies discarded"),
@@ -365,26 +272,26 @@ def report(args: argparse.Namespace, m: dict[str, str], mean_bytes: float, res: 
             ref = res[key]
             lines.append(
                 f"| {label} | {med(ref, 'wall'):.2f} s, CPU {med(ref, 'cpu') * 1000 / n:.2f} ms/image | "
-                f"{fmt_runs(ref, 'wall')} | {limit_dl:.1f} s | {limit_dl / med(ref, 'wall'):.2f} | – |"
+                f"{listed(ref, 'wall')} | {limit_dl:.1f} s | {limit_dl / med(ref, 'wall'):.2f} | – |"
             )
     if gdl:
         g = gdl["runs"]
         gw = med(g, "wall")
         g_limit = (pages + 1) * lat + n * lat
         lines.append(
-            f"| gallery-dl, 1 process (one file at a time, by design) | {gw:.2f} s | {fmt_runs(g, 'wall')} | "
+            f"| gallery-dl, 1 process (one file at a time, by design) | {gw:.2f} s | {listed(g, 'wall')} | "
             f"limit {g_limit:.1f} s | **jmbooru / gallery-dl wall = {wall / gw:.3f}** ({gw / wall:.1f}× faster) | – |"
         )
         lines.append(
             f"| gallery-dl CPU per image (1 process) | {med(g, 'cpu') * 1000 / n:.2f} ms | "
-            f"{fmt_runs(g, 'cpu', 1000 / n)} | – | jmbooru / gallery-dl CPU = {cpu_img / (med(g, 'cpu') / n):.2f} | – |"
+            f"{listed(g, 'cpu', 1000 / n)} | – | jmbooru / gallery-dl CPU = {cpu_img / (med(g, 'cpu') / n):.2f} | – |"
         )
         if gdl.get("sharded"):
             sh = gdl["sharded"]
             sw = med(sh, "wall")
             lines.append(
                 f"| gallery-dl, {w} processes at once, split with `--range` | {sw:.2f} s, CPU "
-                f"{med(sh, 'cpu') * 1000 / n:.2f} ms/image | {fmt_runs(sh, 'wall')} | – | jmbooru / gallery-dl "
+                f"{med(sh, 'cpu') * 1000 / n:.2f} ms/image | {listed(sh, 'wall')} | – | jmbooru / gallery-dl "
                 f"wall = {wall / sw:.2f} | – |"
             )
     httpx_cpu = med(res["httpx"], "cpu") / n if res.get("httpx") else 0.0
@@ -444,30 +351,16 @@ def report(args: argparse.Namespace, m: dict[str, str], mean_bytes: float, res: 
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--images", type=int, default=500)
-    ap.add_argument("--kb", type=int, default=200, help="approximate image size in kB")
-    ap.add_argument("--latency", type=float, default=0.1)
-    ap.add_argument("--workers", type=int, default=16)
-    ap.add_argument("--rate", type=float, default=50.0, help="client API rate for the main figure")
-    ap.add_argument("--runs", type=int, default=5, help="runs of the main jmbooru figure")
-    ap.add_argument("--aux-runs", type=int, default=3, help="runs of the reference, what-if and rate-2 variants")
-    ap.add_argument("--gdl", default="/tmp/gdl-venv/bin/gallery-dl")
-    ap.add_argument("--gdl-runs", type=int, default=3)
-    ap.add_argument("--no-gdl", action="store_true")
-    ap.add_argument("--no-sharded-gdl", action="store_true")
-    ap.add_argument("--out", type=Path, default=None, help="write the section to this file instead of docs/benchmarks.md")
-    ap.add_argument("--no-write", action="store_true", help="print the figures, leave docs/benchmarks.md alone")
-    args = ap.parse_args()
+    # --rate: the client's API rate for the main figure (--runs); --aux-runs: the reference, what-if and rate-2 runs
+    args = arg_parser(__doc__, images=500, kb=200, latency=0.1, workers=16, rate=50.0, runs=5, aux_runs=3, gdl=GDL,
+                      gdl_runs=3, no_gdl=False, no_sharded_gdl=False).parse_args()
     started = time.perf_counter()
     m = machine()
     print(f"machine: {m}", flush=True)
-    double = BooruDoubleProcess([sys.executable, str(REPO / "bench" / "bench_booru.py"), "--serve-double", "gelbooru",
-                                 "--images", str(args.images),
-                                 "--kb", str(args.kb)], args.latency, "Gelbooru")
+    double = BooruDoubleProcess("gelbooru", args.images, args.kb, args.latency).start()
     print(f"double ready at {double.base_url} in {time.perf_counter() - started:.1f} s "
           f"(mean image {double.mean_bytes / 1000:.0f} kB)", flush=True)
-    meter = CpuMeter(double.proc.pid)
+    meter = CpuMeter(double.pid)
     work = Path(tempfile.mkdtemp(prefix="bench-gelbooru-"))
     shm = Path("/dev/shm")
     tmpfs = Path(tempfile.mkdtemp(prefix="bench-gelbooru-", dir=shm)) if shm.is_dir() else None
@@ -475,7 +368,7 @@ def main() -> None:
     gdl: dict[str, Any] = {}
     n, w = args.images, args.workers
     try:
-        asyncio.run(jmbooru_run(double.base_url, work / "warm", min(n, 50), w, args.rate))  # warm-up
+        asyncio.run(dataset_run("gelbooru", double.base_url, work / "warm", min(n, 50), w, args.rate))  # warm-up
         shutil.rmtree(work / "warm")
         urls = asyncio.run(image_urls(double.base_url, n))
         probes: list[float] = []
@@ -484,16 +377,16 @@ def main() -> None:
         for i in range(max(args.runs, args.aux_runs)):
             plan: list[tuple[str, Any]] = []
             if i < args.runs:
-                plan.append(("jm", lambda out: jmbooru_run(double.base_url, out, n, w, args.rate)))
+                plan.append(("jm", lambda out: dataset_run("gelbooru", double.base_url, out, n, w, args.rate)))
             if i < args.aux_runs:
                 plan += [
                     ("httpx", lambda out: httpx_run(double.base_url, urls, w)),
                     ("raw", lambda out: raw_run(double.base_url, urls, w)),
                     ("aiohttp", lambda out: aiohttp_run(double.base_url, urls, w)),
-                    ("polite", lambda out: jmbooru_run(double.base_url, out, n, w, 2.0)),
+                    ("polite", lambda out: dataset_run("gelbooru", double.base_url, out, n, w, 2.0)),
                 ]
                 if tmpfs:
-                    plan.append(("tmpfs", lambda out: jmbooru_run(double.base_url, out, n, w, args.rate)))
+                    plan.append(("tmpfs", lambda out: dataset_run("gelbooru", double.base_url, out, n, w, args.rate)))
             for name, run in plan:
                 out = (tmpfs if name == "tmpfs" and tmpfs else work) / f"{name}-{i}"
                 if name == "jm":
@@ -515,8 +408,7 @@ def main() -> None:
         elif not Path(args.gdl).exists():
             args.gdl_reason = f"{args.gdl} not found; install it in a separate venv"
         else:
-            config = work / "gallery-dl.json"
-            gdl_config(double.base_url, config)
+            config, url = gelbooru_gdl(double.base_url, work)
             gdl_version = subprocess.run([args.gdl, "--version"], capture_output=True, text=True).stdout.strip()
             gdl = {"version": gdl_version, "startup": gdl_startup(args.gdl), "runs": [], "sharded": []}
             for i in range(args.gdl_runs):
@@ -524,7 +416,7 @@ def main() -> None:
                     if not shards:
                         continue
                     out = work / f"gdl-{key}-{i}"
-                    r = gdl_run(args.gdl, config, double.base_url, out, n, shards=shards)
+                    r = gdl_run(args.gdl, config, url, out, n, shards=shards)
                     hits = double.hits()
                     gdl[key].append(r)
                     print(f"gallery-dl x{shards} run {i + 1}: wall {r['wall']:.2f} s, cpu {r['cpu']:.2f} s, "
@@ -538,7 +430,7 @@ def main() -> None:
     args.create_disk = probes
     args.elapsed = time.perf_counter() - started
     text = report(args, m, double.mean_bytes, res, gdl)
-    publish("gelbooru", text, args.out, args.no_write)
+    publish("gelbooru", text, args)
 
 
 if __name__ == "__main__":

@@ -21,151 +21,41 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import http.client
-import json
 import os
-import re
 import shutil
 import subprocess
-import sys
 import threading
 import time
 from collections import Counter
-from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from bench._common import (  # noqa: E402
-    PYTHON,
-    REPO,
+from _common import (
+    BENCH,
+    CLIENT_CPU,
+    SERVER_CPU,
     DoubleProcess,
     ServerProcess,
+    arg_parser,
     environment_md,
     jm_env,
     machine,
     median,
     percentile,
     pin_self,
+    probe_result,
+    publish,
+    run_load,
     save_raw,
+    start_probe,
     verdict,
-    write_section,
+    wait_until,
 )
 
 TARGET_RPS = 2500
 TARGET_HEALTH_P99_MS = 50.0
 ENDPOINTS = ("/v1/rank/day", "/v1/info/100001")
-SERVER_CPU = {0}
-CLIENT_CPU = {1}
-PYSPY_CANDIDATES = ("py-spy", "/tmp/pyspy/bin/py-spy", str(REPO / ".venv" / "bin" / "py-spy"))
-
-
-# --------------------------------------------------------------------------------------------
-# load generation
-# --------------------------------------------------------------------------------------------
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def _ms(text: str) -> float:
-    value, unit = re.fullmatch(r"([\d.]+)(us|ms|s)", text).groups()  # type: ignore[union-attr]
-    return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
-
-
-def run_wrk(url: str, connections: int, duration: float) -> dict[str, Any]:
-    out = subprocess.run(["wrk", "-t1", f"-c{connections}", f"-d{max(1, round(duration))}s", "--latency", url],
-                         capture_output=True, text=True, check=True).stdout
-    result: dict[str, Any] = {"errors": 0}
-    for line in out.splitlines():
-        line = line.strip()
-        if line.startswith("Requests/sec:"):
-            result["rps"] = float(line.split()[1])
-        elif m := re.match(r"(\d+) requests in", line):
-            result["requests"] = int(m.group(1))
-        elif m := re.match(r"(50|99)%\s+(\S+)", line):
-            result[f"p{m.group(1)}_ms"] = _ms(m.group(2))
-        elif line.startswith("Non-2xx or 3xx responses:"):
-            result["errors"] += int(line.split(":")[1])
-        elif line.startswith("Socket errors:"):
-            result["errors"] += sum(int(n) for n in re.findall(r"\d+", line))
-    return result
-
-
-async def _python_load(url: str, connections: int, duration: float) -> dict[str, Any]:
-    """A keep-alive HTTP/1.1 load generator on raw asyncio streams (when wrk is missing)."""
-    host_port, _, path = url.removeprefix("http://").partition("/")
-    host, _, port = host_port.partition(":")
-    request = f"GET /{path} HTTP/1.1\r\nHost: {host_port}\r\n\r\n".encode()
-    latencies: list[float] = []
-    errors = 0
-    deadline = time.perf_counter() + duration
-
-    async def worker() -> None:
-        nonlocal errors
-        reader, writer = await asyncio.open_connection(host, int(port))
-        try:
-            while time.perf_counter() < deadline:
-                start = time.perf_counter()
-                writer.write(request)
-                head = await reader.readuntil(b"\r\n\r\n")
-                length = int(re.search(rb"(?i)content-length:\s*(\d+)", head).group(1))  # type: ignore[union-attr]
-                await reader.readexactly(length)
-                if not head.startswith(b"HTTP/1.1 200"):
-                    errors += 1
-                latencies.append((time.perf_counter() - start) * 1000)
-        finally:
-            writer.close()
-
-    started = time.perf_counter()
-    await asyncio.gather(*(worker() for _ in range(connections)))
-    elapsed = time.perf_counter() - started
-    return {"rps": len(latencies) / elapsed, "requests": len(latencies), "errors": errors,
-            "p50_ms": percentile(latencies, 50), "p99_ms": percentile(latencies, 99)}
-
-
-def run_load(url: str, connections: int, duration: float) -> dict[str, Any]:
-    if shutil.which("wrk"):
-        return run_wrk(url, connections, duration)
-    out = subprocess.run([PYTHON, __file__, "--loadgen", url, str(connections), str(duration)],
-                         capture_output=True, text=True, check=True).stdout
-    return json.loads(out)
-
-
-def measure(server: ServerProcess, path: str, connections: int, duration: float) -> dict[str, Any]:
-    cpu0, t0 = cpu_seconds(server.pid), time.monotonic()
-    result = run_load(server.url + path, connections, duration)
-    cpu1, t1 = cpu_seconds(server.pid), time.monotonic()
-    result["cpu_share"] = (cpu1 - cpu0) / (t1 - t0)
-    result["cpu_us_per_req"] = (cpu1 - cpu0) / max(1, result["requests"]) * 1e6
-    return result
-
-
-def probe(url: str, count: int, gap: float) -> list[float]:
-    """``count`` sequential GETs of ``url`` over one keep-alive connection; latencies in ms."""
-    host_port, _, path = url.removeprefix("http://").partition("/")
-    conn = http.client.HTTPConnection(host_port, timeout=30)
-    latencies = []
-    for _ in range(count):
-        start = time.perf_counter()
-        conn.request("GET", "/" + path)
-        resp = conn.getresponse()
-        resp.read()
-        latencies.append((time.perf_counter() - start) * 1000)
-        if resp.status != 200:
-            raise RuntimeError(f"health answered {resp.status}")
-        time.sleep(gap)
-    conn.close()
-    return latencies
-
-
-def run_probe(url: str, count: int, gap: float) -> list[float]:
-    out = subprocess.run([PYTHON, __file__, "--probe", url, str(count), str(gap)], capture_output=True,
-                         text=True, check=True).stdout
-    return json.loads(out)
+PYSPY_CANDIDATES = ("py-spy", "/tmp/pyspy/bin/py-spy", str(BENCH.parent / ".venv" / "bin" / "py-spy"))
 
 
 def warm(server: ServerProcess) -> None:
@@ -260,7 +150,7 @@ def profile(server: ServerProcess, path: str, connections: int, seconds: float) 
     pyspy = find_pyspy()
     if pyspy is None:
         return None
-    raw = REPO / "bench" / "out" / "jm_read_profile.txt"
+    raw = BENCH / "out" / "jm_read_profile.txt"
     raw.parent.mkdir(parents=True, exist_ok=True)
     spy = subprocess.Popen([pyspy, "record", "-p", str(server.pid), "-d", str(int(seconds) + 1), "-r", "250",
                             "-f", "raw", "-o", str(raw)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -311,7 +201,7 @@ def cached_runs(server: ServerProcess, runs: int, duration: float, connections: 
     results: dict[str, list[dict]] = {path: [] for path in ENDPOINTS}
     for _ in range(runs):
         for path in ENDPOINTS:
-            results[path].append(measure(server, path, connections, duration))
+            results[path].append(run_load(server.url + path, connections, duration, pid=server.pid))
     return results
 
 
@@ -333,14 +223,7 @@ def summarise(results: dict[str, list[dict]]) -> dict[str, dict[str, float]]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--runs", type=int, default=5)
-    parser.add_argument("--duration", type=float, default=5.0, help="seconds per load run")
-    parser.add_argument("--connections", type=int, default=64)
-    parser.add_argument("--probes", type=int, default=200)
-    parser.add_argument("--no-write", action="store_true", help="do not update docs/benchmarks.md")
-    parser.add_argument("--no-profile", action="store_true")
-    args = parser.parse_args()
+    args = arg_parser(__doc__, runs=5, duration=5.0, connections=64, probes=200, no_profile=False).parse_args()
 
     pin_self(CLIENT_CPU)  # this script, the double, wrk and the health prober share CPU 1
     info = machine()
@@ -378,18 +261,15 @@ def main() -> None:
         env = jm_env(double.host, JMBOORU_CACHE_TTL_SECONDS="0")
         with ServerProcess(env, cpus=SERVER_CPU) as server:
             warm(server)  # creates jmcomic's client (its /setting call) before the upstream slows down
-            idle_health = run_probe(server.url + "/v1/health", args.probes, 0.02)
+            idle_health = probe_result(start_probe(server.url + "/v1/health", 0.02, args.probes))
             double.set_latency(2.0, "/search")
             try:
                 load = SlowLoad(server.url, 50).start()
-                deadline = time.monotonic() + 30
-                while load.in_flight < 50 or double.hits("/search") < 8:
-                    if time.monotonic() > deadline:
-                        raise RuntimeError("the slow requests did not get going")
-                    time.sleep(0.05)
+                wait_until(lambda: load.in_flight >= 50 and double.hits("/search") >= 8,
+                           "the slow requests did not get going", 30, 0.05)
                 time.sleep(0.5)
                 load.probing = True
-                busy_health = run_probe(server.url + "/v1/health", args.probes, 0.02)
+                busy_health = probe_result(start_probe(server.url + "/v1/health", 0.02, args.probes))
                 load.probing = False
                 searches_done = sum(load.completed.values())
                 slow_status = dict(load.completed)
@@ -411,8 +291,7 @@ def main() -> None:
 
 
     save_raw("jm_read", raw)
-    if not args.no_write:
-        write_section("jm_read", render(info, loadgen, args, raw))
+    publish("jm_read", render(info, loadgen, args, raw), args)
 
 
 def render(info: dict[str, Any], loadgen: str, args: argparse.Namespace, raw: dict[str, Any]) -> str:
@@ -492,13 +371,4 @@ def findings(raw: dict[str, Any]) -> str:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) > 1 and sys.argv[1] == "--probe":
-        print(json.dumps(probe(sys.argv[2], int(sys.argv[3]), float(sys.argv[4]))))
-    elif len(sys.argv) > 1 and sys.argv[1] == "--loadgen":
-        with contextlib.suppress(ImportError):
-            import uvloop
-
-            uvloop.install()
-        print(json.dumps(asyncio.run(_python_load(sys.argv[2], int(sys.argv[3]), float(sys.argv[4])))))
-    else:
-        main()
+    main()

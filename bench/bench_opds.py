@@ -6,7 +6,7 @@ The JM double (in this process, its threads) serves an album of 1200×1700 WebP 
 80, as JM serves them). jmbooru runs in its own process pinned to CPU 0.
 
 1. Cached: page 0 at ``maxWidth=1080`` is asked for once, then requested for 5 s over 16 keep-alive
-   connections (the load generator of bench_jm_read.py, on the other CPU); pages per second.
+   connections (the load generator of bench/_common.py, on the other CPU); pages per second.
 2. Uncached: ``--pages`` pages, each asked for once at ``maxWidth=1080``, one after another. The
    double counts image requests (exactly one per page is the target) and the time it took to send
    each image is measured by fetching the same image straight from the double: the page's latency
@@ -18,32 +18,31 @@ The JM double (in this process, its threads) serves an album of 1200×1700 WebP 
 
 from __future__ import annotations
 
-import argparse
 import io
 import os
-import sys
 import time
-from pathlib import Path
 from typing import Any
 
 import httpx
-from PIL import Image
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from bench._common import (  # noqa: E402
+from _common import (
+    SERVER_CPU,
     ServerProcess,
+    arg_parser,
     environment_md,
     jm_env,
     machine,
     median,
+    median_of,
+    process_cpu,
     publish,
+    run_load,
     save_raw,
     verdict,
 )
-from bench.bench_jm_read import cpu_seconds, run_load  # noqa: E402
-from tests.fakes import images  # noqa: E402
-from tests.fakes.jm import FakeAlbum, JmDouble  # noqa: E402
+from PIL import Image
+
+from tests.fakes import images
+from tests.fakes.jm import FakeAlbum, JmDouble
 
 ALBUM = "190001"  # below 220980: pages are not scrambled, so the cost measured is transcode and scale
 PAGE_SIZE = (1200, 1700)
@@ -90,12 +89,12 @@ def in_process_ms(body: bytes, rounds: int = 10) -> dict[str, float]:
 
 def run_once(double: LargePageDouble, pages: int) -> dict[str, Any]:
     env = jm_env(double.host, JMBOORU_CACHE_TTL_SECONDS="600", JMBOORU_GC_FREEZE="true")
-    with ServerProcess(env, cpus={0}) as server, httpx.Client(base_url=server.url, timeout=60) as http:
+    with ServerProcess(env, cpus=SERVER_CPU) as server, httpx.Client(base_url=server.url, timeout=60) as http:
         base = f"/opds/jm/album/{ALBUM}/pages"
         http.get(f"/opds/jm/album/{ALBUM}").raise_for_status()  # album and chapter lists cached
         direct = httpx.Client(base_url=double.base_url, timeout=60)
         added, page_ms, direct_ms, hits = [], [], [], []
-        cpu_before = cpu_seconds(server.pid)
+        cpu_before = process_cpu(server.pid)
         for n in range(1, pages + 1):
             double.reset_hits()
             start = time.perf_counter()
@@ -111,23 +110,16 @@ def run_once(double: LargePageDouble, pages: int) -> dict[str, Any]:
             direct_ms.append(upstream)
             added.append(elapsed - upstream)
         direct.close()
-        server_cpu_ms = (cpu_seconds(server.pid) - cpu_before) * 1000 / pages
+        server_cpu_ms = (process_cpu(server.pid) - cpu_before) * 1000 / pages
         http.get(f"{base}/0", params={"maxWidth": str(WIDTH)}).raise_for_status()
-        cpu0, t0 = cpu_seconds(server.pid), time.monotonic()
-        load = run_load(f"{server.url}{base}/0?maxWidth={WIDTH}", 16, 5.0)
-        load["cpu_share"] = (cpu_seconds(server.pid) - cpu0) / (time.monotonic() - t0)
+        load = run_load(f"{server.url}{base}/0?maxWidth={WIDTH}", 16, 5.0, pid=server.pid)
     return {"cached": load, "uncached_added_ms": median(added), "uncached_page_ms": median(page_ms),
             "direct_image_ms": median(direct_ms), "image_requests_per_page": sorted(set(hits)),
             "uncached_server_cpu_ms": server_cpu_ms}
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--pages", type=int, default=20)
-    parser.add_argument("--no-write", action="store_true")
-    parser.add_argument("--out", type=Path, default=None)
-    args = parser.parse_args()
+def main() -> None:
+    args = arg_parser(__doc__, runs=3, pages=20).parse_args()
 
     album = FakeAlbum.single(ALBUM, "OPDS Bench Album", args.pages + 1, authors=["Bench"], tags=["bench"])
     with LargePageDouble(albums=[album]) as double:
@@ -138,10 +130,10 @@ def main() -> int:
         runs = [run_once(double, args.pages) for _ in range(args.runs)]
     m = machine()
     load = os.getloadavg()[0]
-    rps = median([r["cached"]["rps"] for r in runs])
-    added = median([r["uncached_added_ms"] for r in runs])
+    rps = median(r["cached"]["rps"] for r in runs)
+    added = median_of(runs, "uncached_added_ms")
     one_request = all(r["image_requests_per_page"] == [1] for r in runs)
-    server_cpu = median([r["uncached_server_cpu_ms"] for r in runs])
+    server_cpu = median_of(runs, "uncached_server_cpu_ms")
     save_raw("opds", {"machine": m, "runs": runs, "transcode": transcode})
     rows = [
         "| figure | measured | target | result |",
@@ -174,9 +166,8 @@ def main() -> int:
         "",
         f"Runs: {details}.",
     ])
-    publish("opds", markdown, args.out, args.no_write)
-    return 0
+    publish("opds", markdown, args)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

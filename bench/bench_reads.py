@@ -16,32 +16,30 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import shutil
-import subprocess
-import sys
 import time
-from pathlib import Path
 from typing import Any
 
 import httpx
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from bench._common import (  # noqa: E402
-    PYTHON,
+from _common import (
+    SERVER_CPU,
     DoubleProcess,
     ServerProcess,
+    arg_parser,
     environment_md,
     jm_env,
+    joined,
     machine,
     median,
+    median_of,
     percentile,
+    probe_result,
     publish,
+    run_load,
     save_raw,
+    start_probe,
     verdict,
 )
-from bench.bench_jm_read import run_load  # noqa: E402
 
 BURST = 50
 UPSTREAM_SECONDS = 1.0
@@ -64,19 +62,6 @@ async def burst(url: str, tag: str) -> float:
         return time.perf_counter() - start
 
 
-def probe_health(url: str, seconds: float) -> subprocess.Popen[str]:
-    code = (
-        "import http.client, json, sys, time\n"
-        f"c = http.client.HTTPConnection('{url.removeprefix('http://')}', timeout=30)\n"
-        f"end = time.monotonic() + {seconds}; out = []\n"
-        "while time.monotonic() < end:\n"
-        "    s = time.perf_counter(); c.request('GET', '/v1/health'); r = c.getresponse(); r.read()\n"
-        "    out.append((time.perf_counter() - s) * 1000); time.sleep(0.02)\n"
-        "print(json.dumps(out))\n"
-    )
-    return subprocess.Popen([PYTHON, "-c", code], stdout=subprocess.PIPE, text=True)
-
-
 def burst_runs(args: argparse.Namespace) -> dict[str, Any]:
     ours: list[float] = []
     seed: list[float] = []
@@ -88,11 +73,10 @@ def burst_runs(args: argparse.Namespace) -> dict[str, Any]:
             asyncio.run(burst(server.url, "warm"))
             asyncio.run(burst(baseline.url, "warm"))
             for run in range(args.runs):
-                prober = probe_health(server.url, UPSTREAM_SECONDS * 2.5)
+                prober = start_probe(server.url + "/v1/health", 0.02, seconds=UPSTREAM_SECONDS * 2.5)
                 time.sleep(0.2)
                 ours.append(asyncio.run(burst(server.url, f"ours{run}")))
-                out, _ = prober.communicate(timeout=60)
-                health.append(percentile(json.loads(out), 99))
+                health.append(percentile(probe_result(prober), 99))
                 seed.append(asyncio.run(burst(baseline.url, f"seed{run}")))
     return {"ours_last_s": ours, "seed_last_s": seed, "health_p99_ms": health}
 
@@ -101,8 +85,8 @@ def health_runs(args: argparse.Namespace) -> dict[str, Any]:
     frozen: list[dict[str, Any]] = []
     thawed: list[dict[str, Any]] = []
     with DoubleProcess() as double:
-        with ServerProcess(jm_env(double.host), cpus={0}) as on, \
-                ServerProcess(jm_env(double.host, JMBOORU_GC_FREEZE="false"), cpus={0}) as off:
+        with ServerProcess(jm_env(double.host), cpus=SERVER_CPU) as on, \
+                ServerProcess(jm_env(double.host, JMBOORU_GC_FREEZE="false"), cpus=SERVER_CPU) as off:
             for server in (on, off):  # warm
                 run_load(server.url + "/v1/health", 64, 1)
             for _ in range(args.runs):
@@ -111,16 +95,11 @@ def health_runs(args: argparse.Namespace) -> dict[str, Any]:
     return {"frozen": frozen, "thawed": thawed, "loadgen": "wrk" if shutil.which("wrk") else "python"}
 
 
-def _join(values: Any) -> str:
-    return ", ".join(f"{v:.1f}" for v in values)
-
-
 def report(b: dict[str, Any], h: dict[str, Any], args: argparse.Namespace) -> str:
     m = machine()
     ours, seed = median(b["ours_last_s"]), median(b["seed_last_s"])
     health = median(b["health_p99_ms"])
-    frozen_p99 = median([r["p99_ms"] for r in h["frozen"]])
-    thawed_p99 = median([r["p99_ms"] for r in h["thawed"]])
+    frozen_p99, thawed_p99 = median_of(h["frozen"], "p99_ms"), median_of(h["thawed"], "p99_ms")
     lines = [
         "## Reads beside the seed (`bench/bench_reads.py`)",
         "",
@@ -143,26 +122,20 @@ def report(b: dict[str, Any], h: dict[str, Any], args: argparse.Namespace) -> st
         f"| {thawed_p99:.1f} ms (`JMBOORU_GC_FREEZE=false`) | < {TARGET_HEALTH_WRK_MS:.0f} ms "
         f"| {verdict(frozen_p99 < TARGET_HEALTH_WRK_MS)} |",
         "",
-        f"Runs (last answer, s): jmbooru {', '.join(f'{v:.2f}' for v in b['ours_last_s'])}; baseline "
-        f"{', '.join(f'{v:.2f}' for v in b['seed_last_s'])}. Health p99 under wrk (ms): frozen "
-        f"{_join(r['p99_ms'] for r in h['frozen'])}; not frozen {_join(r['p99_ms'] for r in h['thawed'])}.",
+        f"Runs (last answer, s): jmbooru {joined(b['ours_last_s'])}; baseline {joined(b['seed_last_s'])}. Health "
+        f"p99 under wrk (ms): frozen {joined((r['p99_ms'] for r in h['frozen']), '.1f')}; not frozen "
+        f"{joined((r['p99_ms'] for r in h['thawed']), '.1f')}.",
     ]
     return "\n".join(lines)
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--runs", type=int, default=5)
-    parser.add_argument("--duration", type=float, default=5.0)
-    parser.add_argument("--no-write", action="store_true")
-    parser.add_argument("--out", type=Path)
-    args = parser.parse_args()
+def main() -> None:
+    args = arg_parser(__doc__, runs=5, duration=5.0).parse_args()
     b = burst_runs(args)
     h = health_runs(args)
     save_raw("reads", {"burst": b, "health": h})
-    publish("reads", report(b, h, args), args.out, args.no_write)
-    return 0
+    publish("reads", report(b, h, args), args)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

@@ -12,26 +12,25 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
-import os
 import shutil
 import socket
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 import httpx
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import (  # noqa: E402
+from _common import (
     PYTHON,
     REPO,
     DoubleProcess,
     ServerProcess,
+    answers,
+    arg_parser,
+    clean_env,
     environment_md,
+    follow_job,
     free_port,
     jm_env,
     machine,
@@ -40,6 +39,7 @@ from _common import (  # noqa: E402
     publish,
     raise_nofile,
     save_raw,
+    wait_until,
 )
 
 
@@ -125,16 +125,7 @@ class Redis:
         self.proc = subprocess.Popen([binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
                                       "--appendonly", "yes", "--dir", str(self.workdir)],
                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2) as s:
-                    s.sendall(b"PING\r\n")
-                    if s.recv(16).startswith(b"+PONG"):
-                        return
-            except OSError:
-                time.sleep(0.02)
-        raise RuntimeError("redis did not start")
+        wait_until(lambda: answers(self.port, b"PING\r\n", b"+PONG", 0.2), "redis did not start", 10, 0.02)
 
     def stop(self) -> None:
         if self.proc is not None:
@@ -148,8 +139,6 @@ class Redis:
 
 async def run_job(url: str, ws_url: str, album: str) -> tuple[float, float]:
     """POST until accepted (Redis may be coming up), then follow to the end: (t_202, t_ready)."""
-    from websockets.asyncio.client import connect
-
     start = time.perf_counter()
     async with httpx.AsyncClient(base_url=url, timeout=30) as http:
         while True:
@@ -158,12 +147,8 @@ async def run_job(url: str, ws_url: str, album: str) -> tuple[float, float]:
                 break
             await asyncio.sleep(0.05)
     accepted = time.perf_counter() - start
-    async with connect(f"{ws_url}/ws/jobs/{resp.json()['job_id']}", compression=None) as ws:
-        async for message in ws:
-            frame = json.loads(message)
-            if frame["event"] in ("download_ready", "failed", "cancelled"):
-                assert frame["event"] == "download_ready", frame
-                break
+    frame = await follow_job(ws_url, resp.json()["job_id"])
+    assert frame["event"] == "download_ready", frame
     return accepted, time.perf_counter() - start
 
 
@@ -177,7 +162,7 @@ def redis_recovery(args: argparse.Namespace) -> dict[str, Any]:
         redis.start()
         env = jm_env(double.host, JMBOORU_REDIS_URL=redis.url, JMBOORU_DATA_DIR=f"{tmp}/data")
         worker = subprocess.Popen([PYTHON, "-m", "app.cli", "worker", "--log-level", "warning"], cwd=REPO,
-                                  env={**os.environ, **env, "PYTHONPATH": str(REPO)})
+                                  env=clean_env(env))
         try:
             with ServerProcess(env, data_dir=Path(tmp) / "data") as server:
                 asyncio.run(run_job(server.url, server.ws_url, albums[0]))  # warm
@@ -223,20 +208,13 @@ def report(flood: dict[str, Any], recovery: dict[str, Any], args: argparse.Names
     return "\n".join(lines)
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--idle", type=int, default=5000)
-    parser.add_argument("--requests", type=int, default=300)
-    parser.add_argument("--runs", type=int, default=5)
-    parser.add_argument("--no-write", action="store_true")
-    parser.add_argument("--out", type=Path)
-    args = parser.parse_args()
+def main() -> None:
+    args = arg_parser(__doc__, idle=5000, requests=300, runs=5).parse_args()
     flood = idle_flood(args)
     recovery = redis_recovery(args)
     save_raw("resilience", {"flood": flood, "recovery": recovery})
-    publish("resilience", report(flood, recovery, args), args.out, args.no_write)
-    return 0
+    publish("resilience", report(flood, recovery, args), args)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

@@ -21,30 +21,31 @@ from __future__ import annotations
 import argparse
 import os
 import subprocess
-import sys
 import tempfile
 import time
-from pathlib import Path
+from datetime import timedelta
 from typing import Any
 
 import httpx
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from bench._common import (  # noqa: E402
+from _common import (
     PYTHON,
     DoubleProcess,
     ServerProcess,
+    arg_parser,
     environment_md,
     free_port,
     jm_env,
+    joined,
     machine,
     mb,
     median,
     package_version,
+    process_cpu,
     publish,
+    run_albums,
     save_raw,
     verdict,
+    wait_until,
 )
 
 BUCKET = "jmbooru-bench"
@@ -52,20 +53,27 @@ KEY_ID, SECRET = "bench-key", "bench-secret-not-logged"
 MIB = 1024 * 1024
 
 
+def minio(endpoint: str, **options: Any) -> Any:
+    from minio import Minio
+
+    return Minio(endpoint.removeprefix("http://"), access_key=KEY_ID, secret_key=SECRET, secure=False, **options)
+
+
 def start_moto() -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
     proc = subprocess.Popen([PYTHON, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     endpoint = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
+
+    def answers() -> bool:
         try:
             httpx.get(endpoint, timeout=1)
-            return proc, endpoint
+            return True
         except httpx.HTTPError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.1)
+            return False
+
+    wait_until(answers, "moto did not start")
+    return proc, endpoint
 
 
 def stream(client: httpx.Client, url: str) -> tuple[float, int]:
@@ -79,29 +87,13 @@ def stream(client: httpx.Client, url: str) -> tuple[float, int]:
     return time.perf_counter() - t0, size
 
 
-def process_cpu(pid: int) -> float:
-    """User + system CPU seconds of a process so far (a figure that neighbours' load moves little)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def ready_archive(api: ServerProcess) -> str:
     with httpx.Client(base_url=api.url, timeout=60) as http:
-        job_id = http.post("/v1/download/album/100001").json()["job_id"]
-        deadline = time.monotonic() + 120
-        while True:
-            job = http.get(f"/v1/jobs/{job_id}").json()
-            if job["state"] == "ready":
-                return str(job["file_name"])
-            if job["state"] in ("failed", "cancelled") or time.monotonic() > deadline:
-                raise RuntimeError(f"the album job did not finish: {job}")
-            time.sleep(0.2)
+        return str(run_albums(http, ["100001"], timeout=120)[0]["file_name"])
 
 
 def overwrite(endpoint: str, key: str, size_mb: int) -> None:
-    from minio import Minio
-
-    client = Minio(endpoint.removeprefix("http://"), access_key=KEY_ID, secret_key=SECRET, secure=False)
+    client = minio(endpoint)
     with tempfile.NamedTemporaryFile(prefix="jmbooru-bench-s3-") as f:
         block = os.urandom(MIB)
         for _ in range(size_mb):
@@ -113,9 +105,7 @@ def overwrite(endpoint: str, key: str, size_mb: int) -> None:
 def run(args: argparse.Namespace) -> dict[str, Any]:
     moto, endpoint = start_moto()
     try:
-        from minio import Minio
-
-        Minio(endpoint.removeprefix("http://"), access_key=KEY_ID, secret_key=SECRET, secure=False).make_bucket(BUCKET)
+        minio(endpoint).make_bucket(BUCKET)
         with DoubleProcess() as double:
             env = jm_env(double.host, JMBOORU_STORAGE="s3", JMBOORU_S3_ENDPOINT=endpoint, JMBOORU_S3_BUCKET=BUCKET,
                          JMBOORU_S3_ACCESS_KEY_ID=KEY_ID, JMBOORU_S3_SECRET_ACCESS_KEY=SECRET,
@@ -124,12 +114,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 name = ready_archive(api)
                 overwrite(endpoint, f"archives/{name}", args.size_mb)
                 # The direct GET carries a presigned query string (moto refuses anonymous reads).
-                from datetime import timedelta
-
-                from minio import Minio
-
-                direct_url = Minio(endpoint.removeprefix("http://"), access_key=KEY_ID, secret_key=SECRET,
-                                   secure=False, region="us-east-1").presigned_get_object(
+                direct_url = minio(endpoint, region="us-east-1").presigned_get_object(
                     BUCKET, f"archives/{name}", expires=timedelta(hours=1))
                 rss_before = api.rss()
                 via_api, direct, cpu = [], [], []
@@ -177,24 +162,18 @@ def report(r: dict[str, Any], args: argparse.Namespace) -> str:
         f"The API process used {median(r['api_cpu']) / (r['size_mb'] / 1024):.2f} CPU seconds per GiB streamed "
         "(median).",
         "",
-        "Runs (MB/s): through the API " + ", ".join(f"{v / MIB:.0f}" for v in r["via_api"])
-        + "; direct " + ", ".join(f"{v / MIB:.0f}" for v in r["direct"]) + ".",
+        f"Runs (MB/s): through the API {joined(r['via_api'], '.0f', 1 / MIB)}; direct "
+        f"{joined(r['direct'], '.0f', 1 / MIB)}.",
     ]
     return "\n".join(lines)
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--size-mb", type=int, default=1024)
-    parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--no-write", action="store_true")
-    parser.add_argument("--out", type=Path)
-    args = parser.parse_args()
+def main() -> None:
+    args = arg_parser(__doc__, size_mb=1024, runs=3).parse_args()
     result = run(args)
     save_raw("s3", result)
-    publish("s3", report(result, args), args.out, args.no_write)
-    return 0
+    publish("s3", report(result, args), args)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

@@ -6,8 +6,8 @@
 For every run: a fresh redis-server on a free loopback port and fresh data folder (so no job is
 joined from an earlier run), ``--apis`` uvicorn API processes and N ``jmbooru worker`` processes
 (``python -m app.cli worker``, JMBOORU_MAX_CONCURRENT_JOBS=--concurrency), spawned with the
-helpers of tests/cluster.py. The JM double (tests/fakes/jm.py) runs in a process of its own (this
-script with ``--serve-double``) with one-chapter albums of ``--pages`` plain pages (ids below
+helpers of tests/cluster.py. The JM double (tests/fakes/jm.py) runs in a process of its own
+(bench/_double_proc.py) with one-chapter albums of ``--pages`` plain pages (ids below
 220980, so jmcomic saves them without descrambling), every page rendered before the clock starts.
 A scenario ``image_latency:api_latency:albums`` sets the double's delay per image and per API
 request and the number of albums submitted; by default 0.1 s per image (the brief's range) and,
@@ -25,11 +25,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
-import datetime as dt
 import json
-import os
-import platform
 import shutil
 import statistics
 import subprocess
@@ -40,18 +36,25 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parent.parent
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
-
-from bench._common import package_version as version  # noqa: E402
-from bench._common import publish  # noqa: E402
+import httpx
+from _common import (
+    DoubleProcess,
+    arg_parser,
+    jm_env,
+    machine,
+    machine_busy,
+    median_of,
+    process_cpu,
+    publish,
+    run_albums,
+    wait_until,
+)
+from _common import package_version as version
 
 FIRST_ALBUM = 190500  # below 220980: plain pages
 WARM_UP_ALBUM = 199000  # one warm-up job per slot, before the clock
 CLIENT_ID = "bench-scaleout"
 TARGET_SCALING = {2: 1.8, 4: 3.2}  # latency-bound jobs should scale near-linearly: 90% and 80% of ideal
-TICK = os.sysconf("SC_CLK_TCK")
 
 
 @dataclass(frozen=True)
@@ -70,103 +73,37 @@ class Scenario:
 
 
 # --------------------------------------------------------------------------------------------
-# the double, in its own process
+# the double and the cluster
 # --------------------------------------------------------------------------------------------
 
 
-def serve_double(albums: int, pages: int, warm_ups: int) -> None:
-    from tests.fakes.jm import FakeAlbum, JmDouble
-
-    double = JmDouble()
-    ids = [FIRST_ALBUM + i for i in range(albums)] + [WARM_UP_ALBUM + i for i in range(warm_ups)]
-    for i, number in enumerate(ids):
-        aid = str(number)
-        double.add_album(FakeAlbum.single(aid, f"Scale-out Album {i:02d}", pages))
-        for page in range(1, pages + 1):
-            double.served_bytes(aid, page)  # render now, not during a run
-    double.start()
-    sizes = [len(double.served_bytes(str(FIRST_ALBUM + i), p)) for i in range(albums) for p in range(1, pages + 1)]
-    print(f"READY {double.host} {statistics.mean(sizes):.0f}", flush=True)
-    for line in sys.stdin:
-        command = line.split()
-        if not command or command[0] == "quit":
-            break
-        if command[0] == "latency":  # latency <api seconds> <image seconds>
-            double.set_latency(float(command[1]))
-            double.set_latency(float(command[2]), "/media/photos")
-            print("OK", flush=True)
-        elif command[0] == "hits":
-            hits = {"images": double.hits("/media/photos"), "all": double.hits("/")}
-            double.reset_hits()
-            print(json.dumps(hits), flush=True)
-    double.stop()
+def start_double(args: argparse.Namespace) -> DoubleProcess:
+    """The JM double with the albums of the biggest scenario and one warm-up album per job slot."""
+    ids = [FIRST_ALBUM + i for i in range(max(sc.albums for sc in args.scenarios))]
+    ids += [WARM_UP_ALBUM + i for i in range(max(args.worker_counts) * args.concurrency)]
+    return DoubleProcess([f"single:{aid}:{args.pages}" for aid in ids]).start()
 
 
-class DoubleProcess:
-    def __init__(self, args: argparse.Namespace) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, __file__, "--serve-double", "--albums", str(max(sc.albums for sc in args.scenarios)),
-             "--pages", str(args.pages), "--warm-ups", str(max(args.worker_counts) * args.concurrency)],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=REPO,
-        )
-        assert self.proc.stdout is not None
-        line = self.proc.stdout.readline().split()
-        if not line or line[0] != "READY":
-            raise RuntimeError("the JM double did not start")
-        self.host, self.mean_bytes = line[1], float(line[2])
-
-    def ask(self, command: str) -> str:
-        assert self.proc.stdin is not None and self.proc.stdout is not None
-        self.proc.stdin.write(command + "\n")
-        self.proc.stdin.flush()
-        return self.proc.stdout.readline()
-
-    def hits(self) -> dict[str, int]:
-        return dict(json.loads(self.ask("hits")))
-
-    def latency(self, api: float, image: float) -> None:
-        if self.ask(f"latency {api} {image}").strip() != "OK":
-            raise RuntimeError("the JM double did not take the latency")
-
-    def stop(self) -> None:
-        try:
-            assert self.proc.stdin is not None
-            self.proc.stdin.write("quit\n")
-            self.proc.stdin.flush()
-            self.proc.wait(timeout=10)
-        except (OSError, subprocess.TimeoutExpired):
-            self.proc.kill()
-            self.proc.wait()
+def set_latency(double: DoubleProcess, sc: Scenario) -> None:
+    double.set_latency(sc.api_latency)
+    double.set_latency(sc.image_latency, "/media/photos")
 
 
-# --------------------------------------------------------------------------------------------
-# measuring
-# --------------------------------------------------------------------------------------------
-
-
-def proc_cpu(pid: int) -> float:
-    """CPU seconds (user+sys, all threads) of a live process."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / TICK
-    except (OSError, IndexError, ValueError):
-        return 0.0
-
-
-def machine_busy() -> float:
-    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-    return (sum(fields[:8]) - fields[3] - fields[4]) / TICK
+def take_hits(double: DoubleProcess) -> dict[str, int]:
+    """The requests the double saw since the last call: images and all."""
+    hits = {"images": double.hits("/media/photos"), "all": double.hits()}
+    double.reset_hits()
+    return hits
 
 
 async def drive(cluster: Any, albums: list[str]) -> dict[str, Any]:
     """Submit every album at once; wait for each download_ready on the client's WebSocket."""
-    import httpx
     from websockets.asyncio.client import connect
 
     submitted: dict[str, float] = {}
     started: dict[str, float] = {}
     ready: dict[str, float] = {}
-    job_album: dict[str, str] = {}
+    job_album: dict[str, Any] = {}
     failed: list[dict[str, Any]] = []
     frames = 0
 
@@ -220,36 +157,23 @@ async def drive(cluster: Any, albums: list[str]) -> dict[str, Any]:
             "last_start": max(started.values()) if started else 0.0}
 
 
-def wait_for_workers(port: int, workers: int, timeout: float = 60) -> None:
+def wait_for_workers(port: int, workers: int) -> None:
     """Until every worker is blocked in BRPOP on the queue (taskiq's listener), i.e. takes jobs."""
     import redis
 
     client = redis.Redis(port=port)
-    deadline = time.monotonic() + timeout
     try:
-        while sum(c.get("cmd") == "brpop" for c in client.client_list()) < workers:
-            if time.monotonic() > deadline:
-                raise RuntimeError("the workers did not start listening on the queue")
-            time.sleep(0.1)
+        wait_until(lambda: sum(c.get("cmd") == "brpop" for c in client.client_list()) >= workers,
+                   "the workers did not start listening on the queue")
     finally:
         client.close()
 
 
-async def warm_up(cluster: Any, albums: list[str]) -> None:
+def warm_up(cluster: Any, albums: list[str]) -> None:
     """One job per slot before the clock starts: a fresh worker's first job pays for jmcomic's
     set-up (imports, the /setting request, first sessions), which a running cluster has behind it."""
-    import httpx
-
-    async with httpx.AsyncClient(base_url=cluster.url(0), timeout=60) as http:
-        ids = [(await http.post(f"/v1/download/album/{aid}")).json()["job_id"] for aid in albums]
-        async with asyncio.timeout(120):
-            while True:
-                states = [(await http.get(f"/v1/jobs/{job_id}")).json()["state"] for job_id in ids]
-                if any(state in ("failed", "cancelled") for state in states):
-                    raise RuntimeError(f"a warm-up job ended {states}")
-                if all(state == "ready" for state in states):
-                    return
-                await asyncio.sleep(0.1)
+    with httpx.Client(base_url=cluster.url(0), timeout=60) as http:
+        run_albums(http, albums, interval=0.1, timeout=120)
 
 
 def one_run(args: argparse.Namespace, double: DoubleProcess, sc: Scenario, workers: int, tmp: Path) -> dict[str, Any]:
@@ -265,40 +189,32 @@ def one_run(args: argparse.Namespace, double: DoubleProcess, sc: Scenario, worke
 
     albums = [str(FIRST_ALBUM + i) for i in range(sc.albums)]
     redis = RedisServer(tmp)
-    env = {
-        "JMBOORU_REDIS_URL": redis.url,
-        "JMBOORU_DATA_DIR": str(tmp / "data"),
-        "JMBOORU_JM_API_DOMAINS": double.host,
-        "JMBOORU_JM_IMAGE_DOMAINS": double.host,
-        "JMBOORU_JM_SCHEME": "http",
-        "JMBOORU_JM_RETRY_TIMES": "0",
-        "JMBOORU_MAX_CONCURRENT_JOBS": str(args.concurrency),
-        "JMBOORU_ALBUM_IMAGE_THREADS": str(args.image_threads),
-        "JMBOORU_LOG_LEVEL": "warning",
-    }
+    env = jm_env(double.host, JMBOORU_REDIS_URL=redis.url, JMBOORU_DATA_DIR=str(tmp / "data"),
+                 JMBOORU_JM_RETRY_TIMES="0", JMBOORU_MAX_CONCURRENT_JOBS=str(args.concurrency),
+                 JMBOORU_ALBUM_IMAGE_THREADS=str(args.image_threads), JMBOORU_LOG_LEVEL="warning")
     cluster = None
     try:
         cluster = BenchCluster(tmp, env, apis=args.apis, workers=workers)
         wait_for_workers(redis.port, workers)
-        double.latency(sc.api_latency, sc.image_latency)
-        asyncio.run(warm_up(cluster, [str(WARM_UP_ALBUM + i) for i in range(workers * args.concurrency)]))
-        double.hits()  # reset
+        set_latency(double, sc)
+        warm_up(cluster, [str(WARM_UP_ALBUM + i) for i in range(workers * args.concurrency)])
+        double.reset_hits()
         pids = {
             "workers": [p.pid for p in cluster.worker_procs],
             "apis": [p.pid for p in cluster.api_procs],
             "redis": [redis.proc.pid],
-            "double": [double.proc.pid],
+            "double": [double.pid],
         }
-        cpu0 = {k: sum(proc_cpu(p) for p in v) for k, v in pids.items()}
+        cpu0 = {k: sum(process_cpu(p) for p in v) for k, v in pids.items()}
         busy0, mine0 = machine_busy(), time.process_time()
         wall0 = time.perf_counter()
         result = asyncio.run(drive(cluster, albums))
         wall = time.perf_counter() - wall0
-        result["cpu"] = {k: sum(proc_cpu(p) for p in v) - cpu0[k] for k, v in pids.items()}
+        result["cpu"] = {k: sum(process_cpu(p) for p in v) - cpu0[k] for k, v in pids.items()}
         result["cpu"]["bench"] = time.process_time() - mine0
         result["machine_cores"] = (machine_busy() - busy0) / wall
         result["other_cores"] = max(0.0, result["machine_cores"] - sum(result["cpu"].values()) / wall)
-        result["hits"] = double.hits()
+        result["hits"] = take_hits(double)
         result["jobs_per_min"] = sc.albums / result["elapsed"] * 60
         return result
     except BaseException:
@@ -316,24 +232,12 @@ def one_run(args: argparse.Namespace, double: DoubleProcess, sc: Scenario, worke
 # --------------------------------------------------------------------------------------------
 
 
-def machine() -> dict[str, str]:
-    cpu = ram = "unknown"
-    with contextlib.suppress(OSError, StopIteration, ValueError):
-        cpu = next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                   if line.startswith("model name"))
-        kib = next(int(line.split()[1]) for line in Path("/proc/meminfo").read_text().splitlines()
-                   if line.startswith("MemTotal:"))
-        ram = f"{kib / 1024 / 1024:.1f} GiB"
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True,
-                            text=True).stdout.strip()
-    redis_version = "unknown"
+def redis_version() -> str:
     binary = shutil.which("redis-server")
-    if binary:
-        out = subprocess.run([binary, "--version"], capture_output=True, text=True).stdout
-        redis_version = next((w.split("=", 1)[1] for w in out.split() if w.startswith("v=")), out.strip())
-    return {"nproc": str(os.cpu_count()), "cpu": cpu, "ram": ram, "kernel": platform.release(),
-            "python": platform.python_version(), "commit": commit or "unknown", "redis": redis_version,
-            "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")}
+    if not binary:
+        return "unknown"
+    out = subprocess.run([binary, "--version"], capture_output=True, text=True).stdout
+    return next((w.split("=", 1)[1] for w in out.split() if w.startswith("v=")), out.strip())
 
 
 def cpu_per_job(rs: list[dict[str, Any]], n: int, key: str | None = None) -> float:
@@ -342,17 +246,17 @@ def cpu_per_job(rs: list[dict[str, Any]], n: int, key: str | None = None) -> flo
     )
 
 
-def scenario_section(args: argparse.Namespace, m: dict[str, str], sc: Scenario,
+def scenario_section(args: argparse.Namespace, m: dict[str, Any], sc: Scenario,
                      runs: dict[int, list[dict[str, Any]]]) -> tuple[list[str], dict[str, Any]]:
     counts = sorted(runs)
     base = counts[0]
-    jpm = {w: statistics.median(r["jobs_per_min"] for r in runs[w]) for w in counts}
+    jpm = {w: median_of(runs[w], "jobs_per_min") for w in counts}
     n, pages = sc.albums, args.pages
     ref = runs[base]
     api_requests = statistics.median((r["hits"]["all"] - r["hits"]["images"]) / n for r in ref)
     image_rounds = -(-pages // args.image_threads)
     job_floor = api_requests * sc.api_latency + image_rounds * sc.image_latency
-    per_job_1 = statistics.median(r["per_job"] for r in ref)
+    per_job_1 = median_of(ref, "per_job")
     lines = [
         f"### {sc}",
         "",
@@ -375,10 +279,10 @@ def scenario_section(args: argparse.Namespace, m: dict[str, str], sc: Scenario,
         lines.append(
             f"| {w} ({w * args.concurrency}) | **{jpm[w]:.0f}** | "
             f"{', '.join(format(r['jobs_per_min'], '.0f') for r in rs)} | "
-            f"{statistics.median(r['elapsed'] for r in rs):.2f} | "
-            f"{statistics.median(r['per_job'] for r in rs):.2f} / {statistics.median(r['per_job_max'] for r in rs):.2f} | "
-            f"{statistics.median(r['wait'] for r in rs):.2f} | "
-            f"{statistics.median(r['first_start'] for r in rs):.2f} | "
+            f"{median_of(rs, 'elapsed'):.2f} | "
+            f"{median_of(rs, 'per_job'):.2f} / {median_of(rs, 'per_job_max'):.2f} | "
+            f"{median_of(rs, 'wait'):.2f} | "
+            f"{median_of(rs, 'first_start'):.2f} | "
             f"{'–' if w == base else f'**{ratio:.2f}**'} | {'–' if target is None else f'≥ {target}'} | "
             f"{verdict if target is None else f'**{verdict}**'} |"
         )
@@ -395,8 +299,8 @@ def scenario_section(args: argparse.Namespace, m: dict[str, str], sc: Scenario,
         lines.append(
             f"| {w} | {cpu_per_job(rs, n):.3f} | {cpu_per_job(rs, n, 'workers'):.3f} | "
             f"{cpu_per_job(rs, n, 'apis'):.3f} | {cpu_per_job(rs, n, 'redis'):.3f} | "
-            f"{cpu_per_job(rs, n, 'double'):.3f} | {statistics.median(r['machine_cores'] for r in rs):.2f} | "
-            f"{statistics.median(r['other_cores'] for r in rs):.2f} | "
+            f"{cpu_per_job(rs, n, 'double'):.3f} | {median_of(rs, 'machine_cores'):.2f} | "
+            f"{median_of(rs, 'other_cores'):.2f} | "
             + ("–" if w == base else f"{quiet['jobs_per_min'] / quiet_base['jobs_per_min']:.2f} "
                f"(other processes {quiet['other_cores']:.2f} cores)")
             + " |"
@@ -405,22 +309,22 @@ def scenario_section(args: argparse.Namespace, m: dict[str, str], sc: Scenario,
     waves = {w: -(-n // (w * args.concurrency)) for w in counts}
     overhead = {w: statistics.median(r["elapsed"] - waves[w] * r["per_job"] for r in runs[w]) for w in counts}
     facts = {"jpm": jpm, "per_job_1": per_job_1, "waves": waves, "overhead": overhead,
-             "first_start": {w: statistics.median(r["first_start"] for r in runs[w]) for w in counts}, "cpu_job": cpu_job, "verdicts": verdicts,
-             "per_job": {w: statistics.median(r["per_job"] for r in runs[w]) for w in counts},
-             "other": {w: statistics.median(r["other_cores"] for r in runs[w]) for w in counts}}
+             "first_start": {w: median_of(runs[w], "first_start") for w in counts}, "cpu_job": cpu_job, "verdicts": verdicts,
+             "per_job": {w: median_of(runs[w], "per_job") for w in counts},
+             "other": {w: median_of(runs[w], "other_cores") for w in counts}}
     return lines, facts
 
 
-def report(args: argparse.Namespace, m: dict[str, str], mean_bytes: float,
+def report(args: argparse.Namespace, m: dict[str, Any], mean_bytes: float,
            results: dict[Scenario, dict[int, list[dict[str, Any]]]]) -> str:
     counts = sorted(next(iter(results.values())))
     lines = [
         "## 5. Scale-out: album jobs per minute (`bench/bench_scaleout.py`)",
         "",
-        f"- Machine: nproc {m['nproc']}, {m['cpu']}, {m['ram']} RAM, Linux {m['kernel']} (shared VM: other "
+        f"- Machine: nproc {m['nproc']}, {m['cpu']}, {m['ram_gb']} GiB RAM, Linux {m['kernel']} (shared VM: other "
         "processes' CPU during each configuration is listed below)",
         f"- Date: {m['date']}; jmbooru commit {m['commit']}",
-        f"- Versions: Python {m['python']}, redis-server {m['redis']}, redis-py {version('redis')}, "
+        f"- Versions: Python {m['python']}, redis-server {redis_version()}, redis-py {version('redis')}, "
         f"taskiq {version('taskiq')}, taskiq-redis {version('taskiq-redis')}, uvicorn {version('uvicorn')}, "
         f"jmcomic {version('jmcomic')}, curl_cffi {version('curl_cffi')}",
         f"- Command: `.venv/bin/python bench/bench_scaleout.py` (--runs {args.runs}); about "
@@ -484,24 +388,10 @@ def report(args: argparse.Namespace, m: dict[str, str], mean_bytes: float,
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--serve-double", action="store_true", help=argparse.SUPPRESS)
-    ap.add_argument("--albums", type=int, default=48, help=argparse.SUPPRESS)  # for --serve-double
-    ap.add_argument("--warm-ups", type=int, default=8, help=argparse.SUPPRESS)  # for --serve-double
-    ap.add_argument("--workers", default="1,2,4", help="worker counts, comma-separated")
-    ap.add_argument("--runs", type=int, default=3)
-    ap.add_argument("--pages", type=int, default=10)
-    ap.add_argument("--scenarios", default="0.1:0.05:48,0.3:0.1:24",
-                    help="image_latency:api_latency:albums, comma-separated")
-    ap.add_argument("--apis", type=int, default=2)
-    ap.add_argument("--concurrency", type=int, default=2, help="JMBOORU_MAX_CONCURRENT_JOBS per worker")
-    ap.add_argument("--image-threads", type=int, default=8, help="JMBOORU_ALBUM_IMAGE_THREADS (jmcomic image threads)")
-    ap.add_argument("--out", type=Path, default=None, help="write the section to this file instead of docs/benchmarks.md")
-    ap.add_argument("--no-write", action="store_true", help="print the figures, leave docs/benchmarks.md alone")
-    args = ap.parse_args()
-    if args.serve_double:
-        serve_double(args.albums, args.pages, args.warm_ups)
-        return
+    # --workers: worker counts; --scenarios: image_latency:api_latency:albums; --concurrency:
+    # JMBOORU_MAX_CONCURRENT_JOBS per worker; --image-threads: JMBOORU_ALBUM_IMAGE_THREADS
+    args = arg_parser(__doc__, workers="1,2,4", runs=3, pages=10, scenarios="0.1:0.05:48,0.3:0.1:24", apis=2,
+                      concurrency=2, image_threads=8).parse_args()
     args.scenarios = [Scenario.parse(x) for x in args.scenarios.split(",")]
     args.worker_counts = [int(x) for x in args.workers.split(",")]
     if FIRST_ALBUM + max(sc.albums for sc in args.scenarios) > 220980:
@@ -510,7 +400,7 @@ def main() -> None:
     started = time.perf_counter()
     m = machine()
     print(f"machine: {m}", flush=True)
-    double = DoubleProcess(args)
+    double = start_double(args)
     print(f"double ready at {double.host} in {time.perf_counter() - started:.1f} s "
           f"(mean page {double.mean_bytes / 1000:.0f} kB)", flush=True)
     counts = args.worker_counts
@@ -534,7 +424,7 @@ def main() -> None:
         double.stop()
     args.elapsed = time.perf_counter() - started
     text = report(args, m, double.mean_bytes, results)
-    publish("scaleout", text, args.out, args.no_write)
+    publish("scaleout", text, args)
 
 
 if __name__ == "__main__":

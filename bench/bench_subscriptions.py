@@ -10,7 +10,6 @@
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import shutil
 import tempfile
@@ -19,7 +18,17 @@ import time
 from pathlib import Path
 from typing import Any
 
-from _common import environment_md, machine, median, percentile, publish, save_raw, verdict
+from _common import (
+    arg_parser,
+    environment_md,
+    jm_settings,
+    machine,
+    median,
+    percentile,
+    publish,
+    save_raw,
+    verdict,
+)
 
 from app.blocking import BlockingPool
 from app.config import Settings
@@ -29,17 +38,12 @@ from app.subscriptions.models import Subscription
 from app.subscriptions.store import SqliteSubscriptionStore
 from tests.fakes.jm import FakeAlbum, FakeChapter, JmDouble
 
-IDLE = 10_000
 DUE = 100
 
 
 def settings_for(data: Path, jm: JmDouble | None = None, **extra: Any) -> Settings:
-    host = jm.host if jm else "127.0.0.1:9"
-    values: dict[str, Any] = {"data_dir": data, "jm_scheme": "http", "jm_api_domains": [host],
-                              "jm_image_domains": [host], "jm_retry_times": 0, "gc_freeze": False,
-                              "subscription_min_interval_seconds": 1, "subscription_tick_seconds": 3600}
-    values.update(extra)
-    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+    return jm_settings(data, jm.host if jm else "127.0.0.1:9", subscription_min_interval_seconds=1,
+                       subscription_tick_seconds=3600, **extra)  # type: ignore[no-any-return]
 
 
 def idle(i: int) -> Subscription:
@@ -49,10 +53,10 @@ def idle(i: int) -> Subscription:
                         seen={"chapters": [str(100000 + i)]})
 
 
-async def tick_times(store: Any, engine: Engine, ticks: int = 200) -> list[float]:
+async def tick_times(store: Any, engine: Engine, idles: int, ticks: int) -> list[float]:
     await store.open()
-    for start in range(0, IDLE, 500):
-        await asyncio.gather(*(store.put(idle(i)) for i in range(start, min(IDLE, start + 500))))
+    for start in range(0, idles, 500):
+        await asyncio.gather(*(store.put(idle(i)) for i in range(start, min(idles, start + 500))))
     engine.subscriptions.store = store
     times = []
     for _ in range(ticks):
@@ -62,12 +66,12 @@ async def tick_times(store: Any, engine: Engine, ticks: int = 200) -> list[float
     return times
 
 
-async def idle_ticks(tmp: Path) -> dict[str, list[float]]:
+async def idle_ticks(tmp: Path, idles: int, ticks: int) -> dict[str, list[float]]:
     results: dict[str, list[float]] = {}
     engine = Engine(settings_for(tmp / "sqlite"))
     engine.storage.prepare()
     pool = BlockingPool(2, "bench-subs")
-    results["SQLite (embedded)"] = await tick_times(SqliteSubscriptionStore(tmp / "subs.db", pool), engine)
+    results["SQLite (embedded)"] = await tick_times(SqliteSubscriptionStore(tmp / "subs.db", pool), engine, idles, ticks)
     pool.shutdown(wait=False)
     if shutil.which("redis-server"):
         from app.jobs.redis.store import connect
@@ -76,7 +80,7 @@ async def idle_ticks(tmp: Path) -> dict[str, list[float]]:
 
         server = RedisServer(tmp)
         try:
-            results["Redis (scale-out)"] = await tick_times(RedisSubscriptionStore(connect(server.url)), engine)
+            results["Redis (scale-out)"] = await tick_times(RedisSubscriptionStore(connect(server.url)), engine, idles, ticks)
         finally:
             server.stop()
     return results
@@ -134,13 +138,10 @@ async def due_checks(tmp: Path, concurrency: int) -> dict[str, float]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--no-write", action="store_true")
-    parser.add_argument("--out", type=Path)
-    args = parser.parse_args()
+    args = arg_parser(__doc__, idle=10_000, ticks=200).parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="bench-subs-"))
     try:
-        ticks = asyncio.run(idle_ticks(tmp))
+        ticks = asyncio.run(idle_ticks(tmp, args.idle, args.ticks))
         due = asyncio.run(due_checks(tmp, Settings.model_fields["subscription_concurrency"].default))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -148,7 +149,7 @@ def main() -> None:
     rows = []
     for store, times in ticks.items():
         med, p99 = median(times) * 1000, percentile(times, 99) * 1000
-        rows.append(f"| tick over {IDLE:,} idle subscriptions, {store} | median {med:.2f} ms, p99 {p99:.2f} ms "
+        rows.append(f"| tick over {args.idle:,} idle subscriptions, {store} | median {med:.2f} ms, p99 {p99:.2f} ms "
                     f"| < 5 ms | {verdict(p99 < 5)} |")
     rows.append(f"| {DUE} due `jm_album` checks, `/album` 1 s: tick to last check recorded | {due['seconds']:.2f} s "
                 f"({int(due['checked'])} checked) | ≤ 3 s | {verdict(due['seconds'] <= 3 and due['checked'] == DUE)} |")
@@ -158,10 +159,10 @@ def main() -> None:
     markdown = "\n".join([
         "## Subscriptions (`bench/bench_subscriptions.py`)", "",
         environment_md(machine(), [
-            f"Idle: {IDLE:,} subscriptions not due, 200 calls of the scheduler's tick (`run_due`), in one process",
+            f"Idle: {args.idle:,} subscriptions not due, {args.ticks} calls of the scheduler's tick (`run_due`), in one process",
             f"Due: {DUE} `jm_album` subscriptions overdue, the JM double answering `/album` after 1 s; real jmcomic"]),
         "", "| figure | measured | target | result |", "|---|---|---|---|", *rows])
-    publish("subscriptions", markdown, args.out, args.no_write)
+    publish("subscriptions", markdown, args)
 
 
 if __name__ == "__main__":

@@ -27,34 +27,32 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
-import time
-from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-import httpx  # noqa: E402
-from playwright.sync_api import Browser, Page, expect  # noqa: E402
-
-from bench._common import (  # noqa: E402
+import httpx
+from _common import (
+    CLIENT_CPU,
+    SERVER_CPU,
     DoubleProcess,
     ServerProcess,
+    arg_parser,
     environment_md,
     jm_env,
     machine,
     median,
+    median_of,
     package_version,
     percentile,
     pin_self,
     publish,
+    run_albums,
     save_raw,
     verdict,
 )
-from tests.browser import chromium, wait_until  # noqa: E402
+from playwright.sync_api import Browser, Page, expect
 
-SERVER_CPU = {0}
-CLIENT_CPU = {1}
+from tests.browser import chromium, wait_until
+
 FIRST_ALBUM = 190_000  # plain (unscrambled) one-page albums 190000, 190001, ...
 TARGET_INTERACTIVE_MS = 1000.0  # RAIL: content and controls within a second
 TARGET_FRAME_MS = 16.7  # one animation frame at 60 Hz
@@ -163,24 +161,12 @@ def page_loads(browser: Browser, url: str, loads: int) -> dict[str, list[dict[st
 
 
 def start_jobs(url: str, client_id: str, count: int) -> list[str]:
-    ids = []
     with httpx.Client(base_url=url, timeout=30) as http:
-        for k in range(count):
-            answer = http.post(f"/v1/download/album/{FIRST_ALBUM + k}", json={"client_id": client_id})
-            answer.raise_for_status()
-            ids.append(answer.json()["job_id"])
-        deadline = time.monotonic() + 300
-        pending = set(ids)
         # Covers the rankings will show: fetched once here, so the double's picture rendering (on
         # the browser's CPU) is not part of the page's figures.
         for item in http.get("/v1/rank/day").json():
             http.get(f"/v1/get/cover/{item['aid']}")
-        while pending:
-            pending = {j for j in pending if http.get(f"/v1/jobs/{j}").json()["state"] not in ("ready", "failed")}
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"{len(pending)} jobs did not finish")
-            time.sleep(0.2)
-    return ids
+        return [job["job_id"] for job in run_albums(http, range(FIRST_ALBUM, FIRST_ALBUM + count), client_id)]
 
 
 def many_jobs(browser: Browser, url: str, job_ids: list[str], client_id: str, rate: int,
@@ -228,13 +214,10 @@ def render(info: dict[str, Any], args: argparse.Namespace, raw: dict[str, Any]) 
     run = raw["run"]
     cold, warm, jobs = run["loads"]["cold"], run["loads"]["warm"], run["jobs"]
 
-    def med(rows: list[dict[str, Any]], key: str) -> float:
-        return median([row[key] for row in rows])
-
     def kb(n: float) -> str:
         return f"{n / 1024:.1f} KB"
 
-    interactive = med(cold, "interactive_ms")
+    interactive = median_of(cold, "interactive_ms")
     handler, paint, gaps = jobs["handler"], jobs["render"], jobs["intervals"]
     long_tasks = jobs["longtasks"]
     lines = [
@@ -255,15 +238,15 @@ def render(info: dict[str, Any], args: argparse.Namespace, raw: dict[str, Any]) 
         "| figure | measured | ratio | target | result |",
         "|---|---|---|---|---|",
         f"| time to interactive, cold (navigation start → controls wired) | **{interactive:.0f} ms** "
-        f"(warm {med(warm, 'interactive_ms'):.0f} ms) | {interactive / TARGET_INTERACTIVE_MS:.2f} | "
+        f"(warm {median_of(warm, 'interactive_ms'):.0f} ms) | {interactive / TARGET_INTERACTIVE_MS:.2f} | "
         f"≤ {TARGET_INTERACTIVE_MS:.0f} ms | {verdict(interactive <= TARGET_INTERACTIVE_MS)} |",
-        f"| first ranking on screen, cold | {med(cold, 'results_ms'):.0f} ms (warm "
-        f"{med(warm, 'results_ms'):.0f} ms; DOMContentLoaded {med(cold, 'dom_content_loaded_ms'):.0f} ms) "
+        f"| first ranking on screen, cold | {median_of(cold, 'results_ms'):.0f} ms (warm "
+        f"{median_of(warm, 'results_ms'):.0f} ms; DOMContentLoaded {median_of(cold, 'dom_content_loaded_ms'):.0f} ms) "
         "| | (reported) | |",
-        f"| transferred, cold: the page's own files (HTML, CSS, JS modules, icon) | **{kb(med(cold, 'page'))}** "
-        f"(warm: {kb(med(warm, 'page'))}, 304s) | | (reported) | |",
-        f"| transferred, cold: API answers / covers | {kb(med(cold, 'api'))} / {kb(med(cold, 'covers'))} "
-        f"({med(cold, 'requests'):.0f} requests in all) | | (reported) | |",
+        f"| transferred, cold: the page's own files (HTML, CSS, JS modules, icon) | **{kb(median_of(cold, 'page'))}** "
+        f"(warm: {kb(median_of(warm, 'page'))}, 304s) | | (reported) | |",
+        f"| transferred, cold: API answers / covers | {kb(median_of(cold, 'api'))} / {kb(median_of(cold, 'covers'))} "
+        f"({median_of(cold, 'requests'):.0f} requests in all) | | (reported) | |",
         f"| {args.jobs} jobs after a load: listed from localStorage / all re-read (GET /v1/jobs/{{id}}, "
         f"6 at a time) | {jobs['listed_ms']:.0f} ms / {jobs['reread_ms']:.0f} ms | | (reported) | |",
         f"| WebSocket handler per frame ({handler['n']:,} frames) | mean {handler['mean'] * 1000:.0f} µs, "
@@ -288,19 +271,13 @@ def render(info: dict[str, Any], args: argparse.Namespace, raw: dict[str, Any]) 
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--loads", type=int, default=10)
-    parser.add_argument("--jobs", type=int, default=200)
-    parser.add_argument("--rate", type=int, default=2000, help="injected progress frames a second")
-    parser.add_argument("--seconds", type=float, default=5.0)
-    parser.add_argument("--no-write", action="store_true")
-    args = parser.parse_args()
+    args = arg_parser(__doc__, loads=10, jobs=200, rate=2000, seconds=5.0).parse_args()
 
     pin_self(CLIENT_CPU)  # Playwright's driver and Chromium inherit it
     info = machine()
     raw = {"machine": info, "args": vars(args), "run": scenario(args)}
     save_raw("web", raw)
-    publish("web", render(info, args, raw), None, args.no_write)
+    publish("web", render(info, args, raw), args)
 
 
 if __name__ == "__main__":

@@ -32,23 +32,22 @@ import argparse
 import json
 import re
 import socket
-import subprocess
-import sys
 import tempfile
 import time
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-import httpx  # noqa: E402
-
-from bench._common import (  # noqa: E402
+import httpx
+from _common import (
+    BENCH,
+    CLIENT_CPU,
     PYTHON,
-    REPO,
+    SERVER_CPU,
     DoubleProcess,
+    LineProcess,
     ServerProcess,
+    arg_parser,
     cpu_list,
     environment_md,
     jm_env,
@@ -57,53 +56,46 @@ from bench._common import (  # noqa: E402
     median,
     percentile,
     pin_self,
+    publish,
     raise_nofile,
+    run_albums,
     save_raw,
     verdict,
-    write_section,
+    wait_jobs,
 )
 
 TARGET_P99_MS = 100.0
-SERVER_CPU = {0}
-CLIENT_CPU = {1}
 FIRST_ALBUM = 190601
 
 
-class Clients:
+class Clients(LineProcess):
+    """bench/_ws_clients.py: the sockets, in a process of their own pinned to CLIENT_CPU."""
+
+    what = "WebSocket clients"
+    quit_command = "QUIT"
+
     def __init__(self, port: int, paths: list[str]) -> None:
-        self._paths = tempfile.NamedTemporaryFile("w", suffix=".json", delete=False)
-        json.dump(paths, self._paths)
-        self._paths.close()
-        self.proc = subprocess.Popen([*cpu_list(CLIENT_CPU), PYTHON, str(REPO / "bench" / "_ws_clients.py"),
-                                      str(port), self._paths.name, "50"], cwd=REPO, text=True, bufsize=1,
-                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE)
-        assert self.proc.stdout is not None
-        words = self.proc.stdout.readline().split()
-        if not words or words[0] != "READY":
-            raise RuntimeError("the WebSocket clients did not start")
-        self.connected, self.failed = int(words[1]), int(words[2])
+        with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as listing:
+            json.dump(paths, listing)
+        self.paths = Path(listing.name)
+        super().__init__([*cpu_list(CLIENT_CPU), PYTHON, str(BENCH / "_ws_clients.py"), str(port), str(self.paths), "50"])
+
+    def start(self) -> Clients:
+        super().start()
+        self.connected, self.failed = int(self.ready[1]), int(self.ready[2])
+        return self
 
     def dump(self) -> list[dict[str, Any]]:
-        assert self.proc.stdin is not None and self.proc.stdout is not None
-        with tempfile.NamedTemporaryFile("r", suffix=".jsonl", delete=False) as out:
-            name = out.name
-        self.proc.stdin.write(f"DUMP {name}\n")
-        self.proc.stdin.flush()
-        self.proc.stdout.readline()
-        rows = [json.loads(line) for line in Path(name).read_text().splitlines()]
-        Path(name).unlink()
+        with tempfile.NamedTemporaryFile("r", suffix=".jsonl", delete=False) as dump:
+            out = Path(dump.name)
+        self.ask(f"DUMP {out}")
+        rows = [json.loads(line) for line in out.read_text().splitlines()]
+        out.unlink()
         return rows
 
-    def close(self) -> None:
-        if self.proc.poll() is None:
-            assert self.proc.stdin is not None
-            self.proc.stdin.write("QUIT\n")
-            self.proc.stdin.flush()
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-        Path(self._paths.name).unlink(missing_ok=True)
+    def stop(self, timeout: float = 20) -> None:
+        super().stop(timeout)
+        self.paths.unlink(missing_ok=True)
 
 
 def read_response(sock: socket.socket, pending: bytes = b"") -> tuple[int, bytes]:
@@ -144,15 +136,12 @@ def scenario(args: argparse.Namespace) -> dict[str, Any]:
             target = server.target
             # warm-up: one job end to end (jmcomic client, sqlite, zip) for a client nobody follows
             with httpx.Client(base_url=server.url, timeout=60) as http:
-                warm_job = http.post("/v1/download/album/100001", json={"client_id": "warm-up"}).json()["job_id"]
-                while http.get(f"/v1/jobs/{warm_job}").json()["state"] != "ready":
-                    time.sleep(0.1)
+                run_albums(http, ["100001"], "warm-up", interval=0.1)
             time.sleep(1.0)
             rss_before = server.rss()
 
             # ---- 1. memory per idle connection ---------------------------------------------
-            clients = Clients(server.port, paths)
-            try:
+            with Clients(server.port, paths) as clients:
                 if clients.failed:
                     raise RuntimeError(f"{clients.failed} WebSocket connections failed")
                 time.sleep(2.0)
@@ -168,13 +157,7 @@ def scenario(args: argparse.Namespace) -> dict[str, Any]:
                     for k, aid in enumerate(albums):
                         job_ids[k] = http.post(f"/v1/download/album/{aid}",
                                                json={"client_id": f"bench-{k}"}).json()["job_id"]
-                    while True:
-                        states = [http.get(f"/v1/jobs/{j}").json()["state"] for j in job_ids.values()]
-                        if all(s == "ready" for s in states):
-                            break
-                        if any(s in ("failed", "cancelled") for s in states) or time.monotonic() - t_start > 300:
-                            raise RuntimeError(f"jobs did not finish: {states}")
-                        time.sleep(0.25)
+                    wait_jobs(http, list(job_ids.values()), interval=0.25, timeout=300)
                 jobs_seconds = time.monotonic() - t_start
                 time.sleep(2.0)  # let the final frames and their bookkeeping drain
                 rss_after_jobs = server.rss()
@@ -208,8 +191,6 @@ def scenario(args: argparse.Namespace) -> dict[str, Any]:
                 anchored = clients.dump()
                 rss_end = server.rss()
                 hwm = server.hwm()
-            finally:
-                clients.close()
 
     # ---- analysis ------------------------------------------------------------------------------
     # 2: arrival minus the first arrival of the same frame among the sockets of its client id
@@ -284,22 +265,15 @@ def scenario(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--clients", type=int, default=1000)
-    parser.add_argument("--groups", type=int, default=10, help="client ids (and jobs); sockets are spread evenly")
-    parser.add_argument("--pages", type=int, default=100)
-    parser.add_argument("--latency", type=float, default=0.4, help="seconds per page image at the double")
-    parser.add_argument("--rounds", type=int, default=10, help="anchored rounds of each kind")
-    parser.add_argument("--no-write", action="store_true")
-    args = parser.parse_args()
+    # --groups: client ids (and jobs), sockets spread evenly; --latency: per page image; --rounds: of each kind
+    args = arg_parser(__doc__, clients=1000, groups=10, pages=100, latency=0.4, rounds=10).parse_args()
 
     nofile = raise_nofile()
     pin_self(CLIENT_CPU)
     info = machine()
     raw: dict[str, Any] = {"machine": info, "args": vars(args), "nofile": nofile, "as_is": scenario(args)}
     save_raw("ws", raw)
-    if not args.no_write:
-        write_section("ws", render(info, args, raw))
+    publish("ws", render(info, args, raw), args)
 
 
 def render(info: dict[str, Any], args: argparse.Namespace, raw: dict[str, Any]) -> str:
