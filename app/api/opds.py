@@ -30,7 +30,7 @@ from app.jobs.models import Job, JobState
 from app.outputs.opds import feeds
 from app.outputs.opds.acquire import StillBuilding, cbz_archive
 from app.outputs.opds.atom import ACQUISITION, NAVIGATION, OPENSEARCH, opensearch_description
-from app.outputs.opds.pages import PageCache, RenderedPage
+from app.outputs.opds.pages import PageCache, RenderedPage, keep_freed_pictures
 from app.outputs.opds.stream import FreshPage, PageStream
 from app.sources.jm_account import JmAccount
 from app.sources.jm_stream import JmPages
@@ -69,6 +69,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
     # The Engine's pool for Pillow work on pages (the app's lifespan, which built it, runs first).
     pool: BlockingPool = app.state.opds_pool
+    keep_freed_pictures()
     cache = PageCache(settings.data_path / "opds-pages", pool)
     app.state.opds_pages = cache
     app.state.opds_stream = None  # built on first use: JmSource exists once the app's lifespan ran

@@ -13,6 +13,7 @@ renamed), so a cached page is never half a page.
 from __future__ import annotations
 
 import io
+import os
 import shutil
 import time
 from dataclasses import dataclass
@@ -28,6 +29,7 @@ JPEG_QUALITY = 90
 KEEP_SECONDS = 24 * 3600  # a chapter whose pages were all fetched over a day ago leaves the cache
 PRUNE_EVERY_SECONDS = 600.0
 MEDIA_TYPES = {".jpg": "image/jpeg", ".png": "image/png"}
+KEPT_BLOCKS = 4  # freed pictures whose memory Pillow keeps (keep_freed_pictures)
 
 
 @dataclass(frozen=True)
@@ -62,14 +64,17 @@ def _scaled(picture: Image.Image, max_width: int) -> Image.Image:
     width, height = picture.size
     if width <= max_width:
         return picture
-    new_height = max(1, round(height * max_width / width))
+    size = (max_width, max(1, round(height * max_width / width)))
     if picture.mode not in ("RGB", "RGBA", "L", "LA"):
         picture = picture.convert("RGBA" if "transparency" in picture.info else "RGB")
     # Pillow's bilinear filter widens with the reduction, so a smaller page is antialiased like with
-    # Lanczos (a little softer) at half its cost; reducing_gap first halves big pages with a box filter.
-    # (Measured on a 1200x1700 page to 1080: bilinear 13.6 ms, 39 dB from Lanczos; bicubic 19.7 ms;
-    # Lanczos 27.5 ms; box 9.5 ms but 23 dB on line art, as it drops or doubles whole pixels.)
-    return picture.resize((max_width, new_height), Image.Resampling.BILINEAR, reducing_gap=2.0)
+    # Lanczos (a little softer) at half its cost; reducing_gap first reduces a page 4 or more times
+    # too wide by a whole factor with a box filter. (A 1200x1700 page to 1080, one core: bilinear
+    # 13 ms, 39 dB from Lanczos; bicubic 20 ms; Lanczos 28 ms; box 9.5 ms but 23 dB on line art, as
+    # it drops or doubles whole pixels; nearest 0.7 ms, worse still. Sharing the bilinear scaling
+    # between two threads in bands of rows saved up to 5 ms with an idle second CPU, but cost 3-6 ms
+    # more CPU, in page faults of the other thread's allocations, and lost time when that CPU was busy.)
+    return picture.resize(size, Image.Resampling.BILINEAR, reducing_gap=2.0)
 
 
 def render(page: PageImage, max_width: int | None) -> tuple[bytes, str]:
@@ -88,6 +93,20 @@ def render(page: PageImage, max_width: int | None) -> tuple[bytes, str]:
     picture.load()
     whole = descramble(picture, page.strips)
     return _encode(_scaled(whole, max_width) if max_width is not None and wider else whole)
+
+
+def keep_freed_pictures(blocks: int = KEPT_BLOCKS) -> None:
+    """Let Pillow keep the memory of a few freed pictures for the next ones (process-wide).
+
+    By default Pillow hands every freed picture's memory back to the system, and the next picture
+    pays for it again in page faults: about 9,500 of them for a 1200x1700 page (decoded, scaled,
+    encoded), a third of its decode time. Keeping ``blocks`` freed blocks (Pillow's blocks are at
+    most 16 MB; these pictures take 7-8 MB each: the server stayed 35 MB larger after 30 such pages)
+    costs that memory while idle, and album downloads' descrambling gains as well.
+    ``PILLOW_BLOCKS_MAX``, when set, decides instead.
+    """
+    if "PILLOW_BLOCKS_MAX" not in os.environ:
+        Image.core.set_blocks_max(max(blocks, Image.core.get_blocks_max()))
 
 
 def _write(path: Path, data: bytes) -> None:
