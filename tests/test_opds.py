@@ -7,6 +7,7 @@ import asyncio
 import base64
 import io
 import os
+import threading
 import time
 import zipfile
 from collections.abc import AsyncIterator
@@ -360,6 +361,61 @@ async def test_a_page_asked_for_twice_at_once_is_fetched_once(opds: httpx.AsyncC
                                      for w in ("100", "100", "", "150")))
     assert [a.status_code for a in answers] == [200] * 4 and answers[0].content == answers[1].content
     assert jm_double.hits("/media/photos/") == 1
+
+
+async def test_an_uncached_page_is_answered_before_it_is_written_and_cached_whole_after(
+    tmp_path: Path, jm_double: JmDouble, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    release = threading.Event()
+    saving = PageCache._save
+
+    def held_save(self: PageCache, *args: object) -> None:  # the disk is slow until the test says so
+        assert release.wait(30)
+        saving(self, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(PageCache, "_save", held_save)
+    async with app_client(make_settings(tmp_path / "data", jm_double)) as client:
+        jm_double.reset_hits()
+        url, width = f"/opds/jm/album/{SCRAMBLED_ALBUM}/pages/1", {"maxWidth": "120"}
+        first = await client.get(url, params=width)  # answered while nothing could be written yet
+        assert first.status_code == 200 and first.headers["content-type"] == "image/jpeg"
+        folder = tmp_path / "data" / "opds-pages" / jm_double.albums[SCRAMBLED_ALBUM].chapters[0].photo_id
+        assert not folder.exists() or not [p for p in folder.iterdir() if not p.name.startswith(".")]
+        # Meanwhile the page (and another width of it) come from memory: no second image request.
+        assert (await client.get(url, params=width)).content == first.content
+        assert (await client.get(url, params={"maxWidth": "100"})).status_code == 200
+        assert jm_double.hits("/media/photos/") == 1
+        release.set()
+        await wait_for(lambda: (folder / "1-w120.jpg").is_file() and (folder / "1-w100.jpg").is_file()
+                       and len(list(folder.glob("1.s*.src"))) == 1)
+        assert (folder / "1-w120.jpg").read_bytes() == first.content  # whole, never a part
+        assert not list(folder.glob(".*"))  # no part left beside them
+        assert (await client.get(url, params=width)).content == first.content
+        assert (await client.get(url, params={"maxWidth": "90"})).status_code == 200  # from the kept source
+        assert jm_double.hits("/media/photos/") == 1
+
+
+async def test_pages_ask_jm_for_nothing_but_the_image_once_the_album_is_known(
+    tmp_path: Path, jm_double: JmDouble
+) -> None:
+    # The API cache keeps nothing here: still, paging costs one image request a page and no details.
+    async with app_client(make_settings(tmp_path / "data", jm_double, cache_ttl_seconds=0)) as client:
+        assert (await client.get("/opds/jm/album/200001")).status_code == 200  # album and chapter details
+        jm_double.reset_hits()
+        for n in range(5):
+            assert (await client.get(f"/opds/jm/album/200001/pages/{n}", params={"maxWidth": "100"})).status_code == 200
+        # The chapter's page 1 is the album's page 4, full size this time: made from the kept source.
+        assert (await client.get("/opds/jm/album/200001/chapter/200002/pages/1")).status_code == 200
+        assert jm_double.hits("/album") == 0 and jm_double.hits("/chapter") == 0
+        assert jm_double.hits("/media/photos/") == 5
+        # A page past the known end: JM is asked again (here its details are never fresh), and a
+        # chapter published since is found, by album page number and by chapter.
+        jm_double.add_chapter("200001", FakeChapter("200009", "第3話", 2))
+        resp = await client.get("/opds/jm/album/200001/pages/6")
+        assert resp.status_code == 200 and jm_double.hits("/album") == 1
+        assert difference(Image.open(io.BytesIO(resp.content)), jm_double.expected_image("200009", 2)) < SAME_PAGE
+        assert (await client.get("/opds/jm/album/200001/chapter/200009/pages/0")).status_code == 200
+        assert (await client.get("/opds/jm/album/200001/pages/7")).status_code == 404
 
 
 def test_chapters_nobody_read_for_a_day_leave_the_page_cache(tmp_path: Path) -> None:

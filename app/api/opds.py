@@ -15,6 +15,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, Path, Query, Request, Response
 from fastapi.responses import FileResponse
+from starlette.background import BackgroundTask
 
 from app.api.archive_files import archive_response
 from app.api.deps import JmDep, JobsDep, SettingsDep, key_matches
@@ -29,8 +30,8 @@ from app.jobs.models import Job, JobState
 from app.outputs.opds import feeds
 from app.outputs.opds.acquire import StillBuilding, cbz_archive
 from app.outputs.opds.atom import ACQUISITION, NAVIGATION, OPENSEARCH, opensearch_description
-from app.outputs.opds.pages import PageCache, RenderedPage
-from app.outputs.opds.stream import PageStream
+from app.outputs.opds.pages import PageCache, RenderedPage, keep_freed_pictures
+from app.outputs.opds.stream import FreshPage, PageStream
 from app.sources.jm_account import JmAccount
 from app.sources.jm_stream import JmPages
 
@@ -68,6 +69,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
     # The Engine's pool for Pillow work on pages (the app's lifespan, which built it, runs first).
     pool: BlockingPool = app.state.opds_pool
+    keep_freed_pictures()
     cache = PageCache(settings.data_path / "opds-pages", pool)
     app.state.opds_pages = cache
     app.state.opds_stream = None  # built on first use: JmSource exists once the app's lifespan ran
@@ -76,6 +78,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     finally:
         stream: PageStream | None = app.state.opds_stream
         if stream is not None:
+            await stream.aclose()
             stream.pages.close()
 
 
@@ -255,34 +258,40 @@ def _chapter_of(chapters: list[dict[str, object]], album_id: str, raw: str) -> s
 async def album_feed(request: Request, aid: AlbumIdPath, jm: JmDep, settings: SettingsDep) -> Response:
     """The album's feed: the album entry, then one entry per chapter (with its page count)."""
     album = await jm.album(parse_album_id(aid))
-    return _atom(await feeds.album(album, _stream(request).pages, settings.opds_cbz_type), ACQUISITION)
+    pages = _stream(request).pages
+    pages.remember(album)  # a reader that opens the feed streams its pages next
+    return _atom(await feeds.album(album, pages, settings.opds_cbz_type), ACQUISITION)
 
 
 PAGE_RESPONSES: Responses = {**PAGE_IMAGE, **errors(400, 404, 422, *UPSTREAM)}
 
 
 @router.get("/opds/jm/album/{aid}/pages/{n}", response_class=FileResponse, responses=PAGE_RESPONSES)
-async def album_page(request: Request, aid: AlbumIdPath, n: PageNumberPath, jm: JmDep, max_width: WidthQuery = None) -> Response:
+async def album_page(request: Request, aid: AlbumIdPath, n: PageNumberPath, max_width: WidthQuery = None) -> Response:
     """Page n (from 0, across chapters) of an album, descrambled, JPEG or PNG."""
     width = _max_width(max_width)
     number = _pse_number(n)
-    album = await jm.album(parse_album_id(aid))
-    return _image(await _stream(request).album_page(album, number, width))
+    return _image(await _stream(request).album_page(parse_album_id(aid), number, width))
 
 
 @router.get("/opds/jm/album/{aid}/chapter/{pid}/pages/{n}", response_class=FileResponse,
             responses=PAGE_RESPONSES)
-async def chapter_page(request: Request, aid: AlbumIdPath, pid: ChapterIdPath, n: PageNumberPath, jm: JmDep,
+async def chapter_page(request: Request, aid: AlbumIdPath, pid: ChapterIdPath, n: PageNumberPath,
                        max_width: WidthQuery = None) -> Response:
     """Page n (from 0) of one chapter."""
     width = _max_width(max_width)
     number = _pse_number(n)
-    album = await jm.album(parse_album_id(aid))
-    photo_id = _chapter_of(album.chapters, album.album_id, pid)
-    return _image(await _stream(request).chapter_page(photo_id, number, width))
+    photo_id = parse_album_id(pid)
+    return _image(await _stream(request).chapter_page(parse_album_id(aid), photo_id, number, width))
 
 
 def _image(page: RenderedPage) -> Response:
-    return FileResponse(page.path, media_type=page.media_type,
-                        headers={"Cache-Control": "private, max-age=86400"})
+    headers = {"Cache-Control": "private, max-age=86400"}
+    if not isinstance(page, FreshPage):
+        return FileResponse(page.path, media_type=page.media_type, headers=headers)
+
+    async def sent() -> None:  # the page is written to the cache once this answer went out
+        page.sent.set()
+
+    return Response(page.body, media_type=page.media_type, headers=headers, background=BackgroundTask(sent))
 

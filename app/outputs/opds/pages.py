@@ -4,11 +4,16 @@ A reader pages back and forth, so every page it was sent is kept under ``<data>/
 page at full size (``<chapter>/<index>.<ext>``) and each width asked for (``<index>-w<W>.<ext>``).
 A cached page is read from disk; an uncached one costs one upstream image request, and a width of
 a page already cached at full size costs no request at all.
+
+An uncached page is answered from memory as soon as it is made and written to disk after the answer
+(``PageStream`` keeps it in memory until then); every file appears whole (written aside, then
+renamed), so a cached page is never half a page.
 """
 
 from __future__ import annotations
 
 import io
+import os
 import shutil
 import time
 from dataclasses import dataclass
@@ -18,18 +23,20 @@ from PIL import Image
 
 from app.blocking import BlockingPool
 from app.files import write_bytes_atomic
-from app.sources.jm_stream import PageImage, open_page
+from app.sources.jm_stream import PageImage, descramble
 
 JPEG_QUALITY = 90
 KEEP_SECONDS = 24 * 3600  # a chapter whose pages were all fetched over a day ago leaves the cache
 PRUNE_EVERY_SECONDS = 600.0
 MEDIA_TYPES = {".jpg": "image/jpeg", ".png": "image/png"}
+KEPT_BLOCKS = 4  # freed pictures whose memory Pillow keeps (keep_freed_pictures)
 
 
 @dataclass(frozen=True)
 class RenderedPage:
-    path: Path
+    path: Path  # where the page is cached: already, or once it is saved
     media_type: str
+    body: bytes | None = None  # a page just made: its bytes, answered from memory while it is being saved
 
 
 def _kind(body: bytes) -> str | None:
@@ -57,12 +64,49 @@ def _scaled(picture: Image.Image, max_width: int) -> Image.Image:
     width, height = picture.size
     if width <= max_width:
         return picture
-    new_height = max(1, round(height * max_width / width))
+    size = (max_width, max(1, round(height * max_width / width)))
     if picture.mode not in ("RGB", "RGBA", "L", "LA"):
         picture = picture.convert("RGBA" if "transparency" in picture.info else "RGB")
     # Pillow's bilinear filter widens with the reduction, so a smaller page is antialiased like with
-    # Lanczos (a little softer) at half its cost; reducing_gap first halves big pages with a box filter.
-    return picture.resize((max_width, new_height), Image.Resampling.BILINEAR, reducing_gap=2.0)
+    # Lanczos (a little softer) at half its cost; reducing_gap first reduces a page 4 or more times
+    # too wide by a whole factor with a box filter. (A 1200x1700 page to 1080, one core: bilinear
+    # 13 ms, 39 dB from Lanczos; bicubic 20 ms; Lanczos 28 ms; box 9.5 ms but 23 dB on line art, as
+    # it drops or doubles whole pixels; nearest 0.7 ms, worse still. Sharing the bilinear scaling
+    # between two threads in bands of rows saved up to 5 ms with an idle second CPU, but cost 3-6 ms
+    # more CPU, in page faults of the other thread's allocations, and lost time when that CPU was busy.)
+    return picture.resize(size, Image.Resampling.BILINEAR, reducing_gap=2.0)
+
+
+def render(page: PageImage, max_width: int | None) -> tuple[bytes, str]:
+    """The page as readers get it: JPEG or PNG bytes (and their extension), descrambled, no wider
+    than ``max_width``. An unscrambled JPEG or PNG that is narrow enough passes through unchanged."""
+    as_is = _kind(page.body) if page.strips == 0 else None
+    picture = Image.open(io.BytesIO(page.body))  # reads the header only: the size is known
+    wider = max_width is not None and picture.width > max_width
+    if as_is is not None and not wider:
+        return page.body, as_is
+    if max_width is not None and wider and page.strips == 0:
+        # A JPEG decodes at 1/2, 1/4 or 1/8 of its size for almost nothing (never below the size
+        # asked for; other formats ignore it). Not for a scrambled page: its strips are cut in
+        # full-size rows.
+        picture.draft(None, (max_width, max(1, round(picture.height * max_width / picture.width))))
+    picture.load()
+    whole = descramble(picture, page.strips)
+    return _encode(_scaled(whole, max_width) if max_width is not None and wider else whole)
+
+
+def keep_freed_pictures(blocks: int = KEPT_BLOCKS) -> None:
+    """Let Pillow keep the memory of a few freed pictures for the next ones (process-wide).
+
+    By default Pillow hands every freed picture's memory back to the system, and the next picture
+    pays for it again in page faults: about 9,500 of them for a 1200x1700 page (decoded, scaled,
+    encoded), a third of its decode time. Keeping ``blocks`` freed blocks (Pillow's blocks are at
+    most 16 MB; these pictures take 7-8 MB each: the server stayed 35 MB larger after 30 such pages)
+    costs that memory while idle, and album downloads' descrambling gains as well.
+    ``PILLOW_BLOCKS_MAX``, when set, decides instead.
+    """
+    if "PILLOW_BLOCKS_MAX" not in os.environ:
+        Image.core.set_blocks_max(max(blocks, Image.core.get_blocks_max()))
 
 
 def _write(path: Path, data: bytes) -> None:
@@ -112,37 +156,29 @@ class PageCache:
                 return RenderedPage(path, media_type)
         return None
 
-    async def source(self, photo_id: str, index: int) -> PageImage | None:
-        return await self.pool.run(self._read_source, photo_id, index)
+    def source_path(self, photo_id: str, index: int, strips: int) -> Path:
+        """Where the page as the CDN sent it is kept (its strip count in the name)."""
+        return self._folder(photo_id) / f"{index}.s{strips}.src"
 
-    def _read_source(self, photo_id: str, index: int) -> PageImage | None:
-        for path in self._folder(photo_id).glob(f"{index}.s*.src"):
-            strips = int(path.name.split(".")[1][1:])
-            return PageImage(path.read_bytes(), strips, path.name)
-        return None
+    async def read_source(self, path: Path, strips: int, name: str) -> PageImage:
+        return PageImage(await self.pool.run(path.read_bytes), strips, name)
 
-    async def render(self, photo_id: str, index: int, page: PageImage, max_width: int | None,
-                     *, keep_source: bool) -> RenderedPage:
-        return await self.pool.run(self._render, photo_id, index, page, max_width, keep_source)
+    async def render(self, photo_id: str, index: int, page: PageImage, max_width: int | None) -> RenderedPage:
+        """The page rendered in ``pool`` (decode, descramble, scale, encode), in memory: ``save``
+        writes it."""
+        stem = f"{index}" if max_width is None else f"{index}-w{max_width}"
+        data, ext = await self.pool.run(render, page, max_width)
+        return RenderedPage(self._folder(photo_id) / f"{stem}{ext}", MEDIA_TYPES[ext], data)
 
-    def _render(self, photo_id: str, index: int, page: PageImage, max_width: int | None,
-                keep_source: bool) -> RenderedPage:
+    async def save(self, photo_id: str, index: int, source: PageImage | None, page: RenderedPage | None) -> None:
+        """Write a fetched source and a rendered page (in ``pool``); now and then prune the cache."""
+        await self.pool.run(self._save, photo_id, index, source, page)
+
+    def _save(self, photo_id: str, index: int, source: PageImage | None, page: RenderedPage | None) -> None:
         if time.monotonic() - self._pruned_at > PRUNE_EVERY_SECONDS:  # on the way: no timer of its own
             self._pruned_at = time.monotonic()
             self.prune()
-        folder = self._folder(photo_id)
-        if keep_source:
-            _write(folder / f"{index}.s{page.strips}.src", page.body)
-        stem = f"{index}" if max_width is None else f"{index}-w{max_width}"
-        ext = _kind(page.body) if page.strips == 0 else None
-        data = page.body
-        if ext is None or max_width is not None:
-            picture = open_page(page)
-            if max_width is not None and picture.width > max_width:
-                data, ext = _encode(_scaled(picture, max_width))
-            elif ext is None:
-                data, ext = _encode(picture)
-        assert ext is not None
-        path = folder / f"{stem}{ext}"
-        _write(path, data)
-        return RenderedPage(path, MEDIA_TYPES[ext])
+        if source is not None:
+            _write(self.source_path(photo_id, index, source.strips), source.body)
+        if page is not None and page.body is not None:
+            _write(page.path, page.body)
