@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import pytest
@@ -10,7 +11,7 @@ from app.blocking import BlockingPool
 from app.config import Settings
 from app.sources import jm as jm_source
 from app.sources.album import download_album
-from app.sources.jm_pages import PageFetching
+from app.sources.jm_pages import PageFetching, SessionPool
 from tests.conftest import wait_for
 from tests.fakes.jm import JmDouble
 
@@ -51,6 +52,31 @@ async def test_pages_come_back_per_chapter_in_reading_order_over_reused_connecti
     finally:
         pool.shutdown(wait=True)
         pages.close()
+
+
+def test_a_pooled_session_keeps_its_connection_after_its_thread_ends(jm_double: JmDouble) -> None:
+    """jmcomic starts new image threads for every chapter and every job: a kept session must keep
+    its connection (and its curl handle) when the thread that used it ends, or nothing is reused
+    and every thread's exit closes connections while the job waits (issue 26)."""
+    sessions = SessionPool(4)
+    url = f"{jm_double.base_url}/media/photos/100001/{jm_double.image_name(1)}"
+    statuses: list[int] = []
+
+    def get() -> None:
+        with sessions.session() as session:
+            statuses.append(session.get(url).status_code)
+
+    before = jm_double.connections
+    try:
+        for _ in range(3):
+            thread = threading.Thread(target=get)
+            thread.start()
+            thread.join()
+    finally:
+        sessions.close()
+    assert statuses == [200, 200, 200]
+    assert sessions.created == 1
+    assert jm_double.connections - before == 1
 
 
 async def test_a_page_that_keeps_failing_fails_the_album_with_a_sentence(
