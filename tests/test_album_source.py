@@ -54,6 +54,33 @@ async def test_pages_come_back_per_chapter_in_reading_order_over_reused_connecti
         pages.close()
 
 
+async def test_a_recent_album_detail_is_used_unless_it_lacks_a_wanted_chapter(
+    settings: Settings, jm_double: JmDouble, tmp_path: Path,
+) -> None:
+    jm_source.apply_module_settings(settings)
+    pool, pages = BlockingPool(2, "jm"), PageFetching(64 * 1024 * 1024)
+    source = jm_source.JmSource(settings, pool)
+    try:
+        await source.album("600001")  # the API's look-up
+        first, second = source.recent_album_detail("600001"), source.recent_album_detail("600001")
+        assert first is not None and second is not None and first is not second  # each download its own copy
+        assert source.recent_album_detail("100001") is None
+        jm_double.reset_hits()
+        album = await download_album(settings, "600001", tmp_path / "a", pool=pool, pages=pages, album_detail=first)
+        assert album.page_count == 7 and album.title == "Scrambled Two Chapters"
+        assert jm_double.hits("/album") == 0
+        # A detail from before chapter 600002 existed (as a look-up minutes ago could be): JM is asked.
+        stale = source.recent_album_detail("600001")
+        stale.episode_list = [e for e in stale.episode_list if str(e[0]) != "600002"]
+        again = await download_album(settings, "600001", tmp_path / "b", pool=pool, pages=pages,
+                                     chapters=("600002",), album_detail=stale)
+        assert [(c.photo_id, len(c.pages)) for c in again.chapters] == [("600002", 4)]
+        assert jm_double.hits("/album") == 1
+    finally:
+        pool.shutdown(wait=True)
+        pages.close()
+
+
 def test_a_pooled_session_keeps_its_connection_after_its_thread_ends(jm_double: JmDouble) -> None:
     """jmcomic starts new image threads for every chapter and every job: a kept session must keep
     its connection (and its curl handle) when the thread that used it ends, or nothing is reused

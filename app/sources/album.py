@@ -93,11 +93,21 @@ class _Recorder:
 
 
 def _downloader_class(recorder: _Recorder, progress: Progress, pool: BlockingPool, work_dir: Path,
-                      wanted: tuple[str, ...] | None, pages: PageFetching) -> type[JmDownloader]:
+                      wanted: tuple[str, ...] | None, pages: PageFetching,
+                      known: Any | None = None) -> type[JmDownloader]:
     class RecordingDownloader(JmDownloader):
         def create_client(self) -> Any:
             client = super().create_client()
             install_streaming_pages(client, pages)
+            if known is not None:  # the detail the look-up before this download fetched: not asked again
+                fetch_detail = client.get_album_detail
+
+                def get_album_detail(album_id: Any, *args: Any, **kwargs: Any) -> Any:
+                    if str(album_id) == str(known.album_id):
+                        return known
+                    return fetch_detail(album_id, *args, **kwargs)
+
+                client.get_album_detail = get_album_detail
             return client
 
         def before_album(self, album: Any) -> None:
@@ -172,8 +182,13 @@ async def download_album(
     pages: PageFetching,
     chapters: tuple[str, ...] | None = None,
     progress: Progress | None = None,
+    album_detail: Any | None = None,
 ) -> DownloadedAlbum:
     """Download album ``album_id`` (only ``chapters``, when given) into ``work_dir``.
+
+    ``album_detail``: jmcomic's detail of the album from a look-up moments ago (the API checks the
+    album before it makes the job), used instead of asking JM for it again, unless it lacks one of
+    ``chapters`` (a chapter newer than the look-up: then JM is asked).
 
     Runs jmcomic in ``pool``; cancelling the caller stops jmcomic's threads cooperatively and
     returns once they have finished writing. When JM says Retry-After (within
@@ -181,10 +196,13 @@ async def download_album(
     Failures are ``AppError`` sentences.
     """
     progress = progress or _NoProgress()
+    if album_detail is not None and (str(album_detail.album_id) != album_id or not set(chapters or ()) <= {
+            str(pid) for pid, _sort, _title in album_detail.episode_list}):
+        album_detail = None
     option = build_option(settings, base_dir=work_dir / "pages", image_threads=settings.album_image_threads)
     control = DownloadControl()
     recorder = _Recorder(album_id)
-    downloader = _downloader_class(recorder, progress, pool, work_dir, chapters, pages)
+    downloader = _downloader_class(recorder, progress, pool, work_dir, chapters, pages, album_detail)
 
     def download() -> None:
         jmcomic.download_album(album_id, option, downloader=downloader, control=control)
