@@ -123,6 +123,24 @@ async def test_a_page_that_keeps_failing_fails_the_album_with_a_sentence(
     assert not (tmp_path / "pages" / "100001" / "00003.webp").exists()  # no partial page left behind
 
 
+async def test_a_cover_that_fails_leaves_no_file_and_the_album_downloads(
+    settings: Settings, jm_double: JmDouble, tmp_path: Path,
+) -> None:
+    """The cover comes over the pages' kept-alive connections; its failure (after jmcomic's retries)
+    is only logged, and no half-written cover.jpg is left for the archive to pick up."""
+    jm_source.apply_module_settings(settings)
+    pool, pages = BlockingPool(2, "jm"), PageFetching(64 * 1024 * 1024)
+    jm_double.fail("/media/albums/100001", status=502)
+    try:
+        album = await download_album(settings, "100001", tmp_path, pool=pool, pages=pages)
+    finally:
+        pool.shutdown(wait=True)
+        pages.close()
+    assert album.page_count == 5 and album.cover is None
+    assert not (tmp_path / "cover.jpg").exists()
+    assert jm_double.hits("/media/albums/100001") == settings.jm_retry_times + 1  # tried as jmcomic would
+
+
 async def test_a_cancel_while_the_cover_is_still_coming_returns_after_its_thread_wrote(
     settings: Settings, jm_double: JmDouble, tmp_path: Path,
 ) -> None:
