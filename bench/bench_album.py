@@ -405,13 +405,14 @@ def findings(wall: dict[str, Any], mem: list[dict[str, Any]], build: dict[str, A
     if misses:
         fixed = max(r["start"] + r["build"] + r["fetch"] for r in misses)
         out.append(
-            f"- **Ratio miss.** The download itself is within a few percent of jmcomic's (30 image threads, one "
-            f"round trip for 30 pages); what remains is fixed per job: about {fixed * 1000:.0f} ms (the POST and the job "
-            "start, the zip and its fsync after the last page, the transfer) that the direct run does not do, plus "
-            "a few ms of download slowed by the server's own threads. A 30-page album at 0.1 s per image is about "
-            f"0.13 s of work, so the 10 % allows {0.013 * 1000:.0f} ms in all. The fixed part sits in the job engine "
-            "(two store writes before jmcomic starts, the work folder removed before the final frame) and in HTTP; "
-            "building the zip while pages arrive would hide its 4 ms only for albums of several waves.")
+            f"- **Ratio miss.** The download phase is jmcomic's own (the job's jmcomic call takes the album detail the "
+            "POST's check fetched instead of asking JM again, so it is a round trip shorter than the direct call); "
+            f"what remains is fixed per job, about {fixed * 1000:.0f} ms that the direct run does not do: the HTTP "
+            "request and the job's start (routing, validation, the durable insert, the claim, the work folder made "
+            "in a thread while the loop serves the client's WebSocket handshake), then after the last page the zip, "
+            "the final record and frame, and the transfer of the zip. A 30-page album at 0.1 s per image is about "
+            f"0.13 s of work, so the 10 % allows {0.013 * 1000:.0f} ms in all. The notes below (issue 26) account "
+            "for each millisecond.")
     if mem:
         worst = max(mem, key=lambda r: r["tree_peak"])
         by_format: dict[str, list[dict[str, Any]]] = {}

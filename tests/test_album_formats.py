@@ -375,3 +375,21 @@ async def test_cancelling_a_pdf_build_stops_it_and_leaves_no_partial_file(tmp_pa
         assert not list(scratch.iterdir())  # its one-page PDFs are gone too
     finally:
         pool.shutdown(wait=True)
+
+
+async def test_an_archive_is_built_into_a_folder_that_is_not_there_yet(tmp_path: Path) -> None:
+    """The builder makes the archive's folder itself, in its own thread (the archive folder removed
+    while the server runs, or an upload's scratch folder): no separate hop before the build."""
+    from app.archives import ZIP, ArchiveContent, build_archive
+    from app.blocking import BlockingPool
+
+    page = tmp_path / "00001.webp"
+    page.write_bytes(b"RIFF-not-really-a-page")
+    dest = tmp_path / "gone" / "deeper" / "album.zip"
+    pool = BlockingPool(1, "archive")
+    try:
+        size = await build_archive(pool, ZIP, ArchiveContent([("00001.webp", page)]), dest, tmp_path / "scratch")
+    finally:
+        pool.shutdown(wait=True)
+    assert size == dest.stat().st_size
+    assert zipfile.ZipFile(dest).read("00001.webp") == page.read_bytes()

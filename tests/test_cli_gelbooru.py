@@ -155,9 +155,46 @@ def test_subprocess_download(gb: GelbooruDouble, tmp_path: Path) -> None:
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=60,
     )
     assert proc.returncode == 0, proc.stderr
-    assert "downloaded 3, skipped 0, failed 0" in proc.stdout
+    assert "downloaded 3, skipped 0, failed 0" in proc.stdout  # printed before the process left at once
     assert "img/s" not in proc.stderr  # no progress bar when stderr is not a terminal
     assert len(files(out, ".png")) == 3 and len(files(out, ".txt")) == 3
+
+
+def test_a_download_loads_only_what_it_uses(gb: GelbooruDouble, tmp_path: Path) -> None:
+    """What a plain dataset download does not use is never loaded (issue 26): the archive formats
+    (the jm command's choices), Pillow (exports and de-duplication only), tqdm (no bar to draw), the
+    other booru families, httpx's own command line, the web stack and jmcomic."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("JMBOORU_")}
+    env.update(JMBOORU_GELBOORU_URL=gb.base_url, JMBOORU_GELBOORU_API_KEY=gb.api_key,
+               JMBOORU_GELBOORU_USER_ID=gb.user_id, JMBOORU_GELBOORU_API_RATE="1000")
+    unused = ("app.archives", "app.cli.jm", "PIL", "tqdm", "app.sources.booru.danbooru", "app.sources.booru.moebooru",
+              "app.sources.booru.gelbooru_v02", "httpx._main", "click", "rich", "fastapi", "starlette", "jmcomic",
+              "curl_cffi", "apscheduler", "app.outputs.dataset_finish")
+    code = (
+        "import os, sys; import app.cli\n"
+        "def leave(code):\n"
+        f"    print('LOADED', sorted(m for m in {unused!r} if sys.modules.get(m) is not None), flush=True)\n"
+        "    print('USED', all(m in sys.modules for m in ('httpx', 'app.sources.booru.gelbooru', 'app.sources.dataset')),"
+        " flush=True)\n"
+        "    os._exit(code)\n"
+        "app.cli.leave_at_once = leave\n"
+        "sys.argv[1:] = ['gelbooru', '1girl', '--max', '2', '-q', '--out', sys.argv[1]]\n"
+        "app.cli.entry()\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code, str(tmp_path / "out")], cwd=ROOT, capture_output=True,
+                          text=True, timeout=60, env={**env, "PYTHONPATH": str(ROOT)})
+    assert proc.returncode == 0, proc.stderr
+    assert "LOADED []" in proc.stdout and "USED True" in proc.stdout, proc.stdout
+    assert len(files(tmp_path / "out", ".png")) == 2
+
+
+def test_subprocess_exit_status_of_a_failed_command(gb: GelbooruDouble, tmp_path: Path) -> None:
+    """The dataset commands leave without the interpreter's teardown; the status and the sentence still arrive."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("JMBOORU_")}
+    proc = subprocess.run([sys.executable, "-m", "app.cli", "gelbooru", "--out", str(tmp_path / "x")],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2
+    assert "give the tags to search for" in proc.stderr
 
 
 def test_help_loads_no_http_client_no_pydantic_and_no_jmcomic() -> None:

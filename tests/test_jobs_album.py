@@ -68,6 +68,17 @@ async def test_album_job_streams_progress_and_zip_matches_served_pages(live: Liv
     assert archive.read("cover.jpg") == jm_double.cover_bytes("100001", "_3x4")
 
 
+async def test_the_album_the_post_looked_up_is_not_asked_for_again(live: LiveServer, jm_double: JmDouble) -> None:
+    """The POST checks the album (the look-up /v1/info caches); the job downloads from that detail
+    instead of asking JM for it a second time (issue 26: one JM round trip less per album)."""
+    jm_double.reset_hits()
+    _, frames = await run_to_end(live, "600001")
+    assert frames[-1]["event"] == "download_ready" and frames[-1]["done"] == 7
+    assert jm_double.hits("/album") == 1
+    archive = await fetch_zip(live, frames[-1])
+    assert len(page_names(archive)) == 7
+
+
 async def test_scrambled_album_is_descrambled(live: LiveServer, jm_double: JmDouble) -> None:
     def scrambled(index: int) -> Image.Image:
         return Image.open(io.BytesIO(jm_double.served_bytes("500001", index))).convert("RGB")

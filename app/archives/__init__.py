@@ -61,13 +61,20 @@ def archive_owner(file_name: str) -> str | None:
     return stem.rsplit("-", 1)[-1] if "-" in stem else None
 
 
+def _build_into(fmt: ArchiveFormat, content: ArchiveContent, dest: Path, scratch: Path,
+                cancel: threading.Event) -> int:
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    return fmt.build(content, dest, scratch, cancel)
+
+
 async def build_archive(pool: BlockingPool, fmt: ArchiveFormat, content: ArchiveContent, dest: Path,
                         scratch: Path) -> int:
-    """Build in ``pool``; a cancelled caller stops the builder and waits until its partial file is gone."""
+    """Build in ``pool`` (its folder made there too, in the same hop); a cancelled caller stops the
+    builder and waits until its partial file is gone."""
     import asyncio  # here: the registry itself is read by the command line's --help, which needs no loop
 
     cancel = threading.Event()
-    future = asyncio.ensure_future(pool.run(fmt.build, content, dest, scratch, cancel))
+    future = asyncio.ensure_future(pool.run(_build_into, fmt, content, dest, scratch, cancel))
     try:
         return await asyncio.shield(future)
     except asyncio.CancelledError:

@@ -137,7 +137,18 @@ def _config(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
+# Which module registers each command, so that running one builds only its own parser (the jm
+# command's, say, reads the archive format registry). A command missing here still works: the
+# full parser is built whenever the command word is not one of these.
+_COMMAND_MODULES = {"booru": "booru", "gelbooru": "booru", "check": "booru", "jm": "jm", "get": "get",
+                    "watch": "watch"}
+_BUILT_IN = ("serve", "worker", "config")
+
+
+def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    """The whole parser, or, when ``argv`` starts with a command, enough of it to run that command."""
+    import importlib
+
     from app import __version__
 
     parser = argparse.ArgumentParser(prog="jmbooru", description=__doc__)
@@ -159,20 +170,25 @@ def build_parser() -> argparse.ArgumentParser:
     config = commands.add_parser("config", help="show the settings in force, where each came from (secrets masked)")
     config.set_defaults(func=_config)
 
-    from app.cli import booru as cli_booru
-    from app.cli import get as cli_get
-    from app.cli import jm as cli_jm
-    from app.cli import watch as cli_watch
-
-    cli_booru.register(commands)
-    cli_jm.register(commands)
-    cli_get.register(commands)
-    cli_watch.register(commands)
+    first = argv[0] if argv else None
+    if first in _BUILT_IN:
+        modules: tuple[str, ...] = ()
+    elif first in _COMMAND_MODULES:
+        modules = (_COMMAND_MODULES[first],)
+    else:  # --help, --version, a typo: every command, so help and errors list them all
+        modules = tuple(dict.fromkeys(_COMMAND_MODULES.values()))
+    for name in modules:
+        importlib.import_module(f"app.cli.{name}").register(commands)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()  # imports neither pydantic nor the settings: --help answers at once
+    return _run(argv)[0]
+
+
+def _run(argv: Sequence[str] | None) -> tuple[int, argparse.Namespace]:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser(argv)  # imports neither pydantic nor the settings: --help answers at once
     args = parser.parse_args(argv)
     try:
         result: int = args.func(args)
@@ -188,8 +204,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         # Every command reads the settings somewhere; wherever it does, a value jmbooru cannot
         # use ends here as one sentence naming the variable and what it accepts.
         print(f"jmbooru: {settings_sentence(exc)}", file=sys.stderr)
-        return 2
-    return result
+        return 2, args
+    return result, args
 
 
 EXIT_INTERRUPTED = 130
@@ -197,12 +213,29 @@ EXIT_INTERRUPTED = 130
 
 def entry() -> None:
     """The ``jmbooru`` command itself (``main`` is for calling from Python)."""
-    code = main()
-    if code == EXIT_INTERRUPTED:
-        # Ctrl-C: the partial files are gone and the user is waiting for the prompt. Unloading the
-        # imaging, PDF and curl libraries would take most of a second more, for nothing.
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(code)
+    # httpx imports its own command line (click, rich, pygments: 25 ms here) whenever they are
+    # installed, although jmbooru never calls it (encode/httpx#3547); None in sys.modules stops that
+    # import, and httpx then defines a stub ``httpx.main``. Only this process's httpx is affected.
+    sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]
+    code, args = _run(None)
+    if code == EXIT_INTERRUPTED or getattr(args, "exit_at_once", False):
+        # Ctrl-C: the partial files are gone and the user is waiting for the prompt. A dataset
+        # command: every file is written and closed, every thread idle. Unloading the interpreter
+        # (the imaging, PDF and curl libraries, pydantic's schemas) would take 50 ms to most of a
+        # second more, for nothing.
+        leave_at_once(code)
     sys.exit(code)
 
+
+def leave_at_once(code: int) -> NoReturn:
+    """Flush what was printed or logged, then end the process without the interpreter's teardown."""
+    if "logging" in sys.modules:
+        import logging
+
+        logging.shutdown()
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except (OSError, ValueError):  # stdout closed early (| head): what Python's own exit reports, 120
+        code = code or 120
+    os._exit(code)

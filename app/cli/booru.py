@@ -17,12 +17,18 @@ from app.cli.flags import add_dataset_flags, add_site_flags, mode, positive_int
 
 
 def run_booru(args: argparse.Namespace) -> int:
+    from app.sources.booru.tls import prepare_in_background
+
+    prepare_in_background()  # the TLS context loads its CA bundle while the modules below load
     from app.cli.booru_run import run_booru as run
 
     return run(args)
 
 
 def run_check(args: argparse.Namespace) -> int:
+    from app.sources.booru.tls import prepare_in_background
+
+    prepare_in_background()
     from app.cli.booru_run import run_check as run
 
     return run(args)
@@ -48,7 +54,7 @@ def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type
                       help="with --pool: cbz (default), zip, pdf, or dataset (images plus captions in DIR)")
     b.set_defaults(out=None)  # a pool book goes to the current folder, a dataset to ./images
     add_site_flags(b, "the site (defaults from its JMBOORU_<SITE>_* settings)", login=True)
-    b.set_defaults(func=run_booru)
+    b.set_defaults(func=run_booru, exit_at_once=True)
 
     g = commands.add_parser(
         "gelbooru",
@@ -60,7 +66,7 @@ def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type
     add_dataset_flags(g)
     add_trainer_flags(g)
     add_site_flags(g, "Gelbooru (defaults from JMBOORU_GELBOORU_* settings)")
-    g.set_defaults(func=run_booru, site="gelbooru")
+    g.set_defaults(func=run_booru, site="gelbooru", exit_at_once=True)
 
     c = commands.add_parser(
         "check",
@@ -75,6 +81,6 @@ def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type
                    "looks up posts missing from metadata.jsonl (default gelbooru)")
     add_check_export_flags(c)
     add_site_flags(c, "the site (defaults from its JMBOORU_<SITE>_* settings)", login=True)
-    c.set_defaults(func=run_check)
+    c.set_defaults(func=run_check, exit_at_once=True)
 
 

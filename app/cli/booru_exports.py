@@ -105,6 +105,8 @@ def _request(trainer: TrainerOptions, folder: Path, separator: str, trigger: str
 def inspector(out: str, trainer: TrainerOptions, caption: CaptionOptions, site: str) -> Any:
     """The download's hook that measures each image (and writes its <md5>.json) as it lands; None when
     there is nothing to finish."""
+    if not trainer.exports and trainer.dedupe is None:  # FinishRequest.active, without loading Pillow
+        return None
     from app.outputs.dataset_finish import published_inspector
 
     request = _request(trainer, Path(out), caption.separator, trainer.export_options.trigger)

@@ -168,14 +168,17 @@ def run_booru(args: argparse.Namespace) -> int:
 async def _download(args: argparse.Namespace, site: BooruSite, tags: str, caption: CaptionOptions,
                     filters: PostFilters, workers: int, trainer: TrainerOptions, pools: ImagePools, *,
                     max_images: int | None = None) -> DatasetResult:
-    from tqdm import tqdm
-
     from app.cli.booru_exports import inspector
 
-    bar = tqdm(total=None, unit="img", desc=site.info.site, file=sys.stderr, dynamic_ncols=True,
-               disable=args.quiet or not sys.stderr.isatty())
+    bar: Any = None
+    if not args.quiet and sys.stderr.isatty():  # no bar, no tqdm to load
+        from tqdm import tqdm
+
+        bar = tqdm(total=None, unit="img", desc=site.info.site, file=sys.stderr, dynamic_ncols=True)
 
     def on_progress(p: DatasetProgress) -> None:
+        if bar is None:
+            return
         if bar.total != p.total:
             bar.total = p.total
         bar.set_postfix_str(f"{p.bytes / 1e6:.1f} MB" + (f", {p.failed} failed" if p.failed else ""), refresh=False)
@@ -183,7 +186,10 @@ async def _download(args: argparse.Namespace, site: BooruSite, tags: str, captio
 
     def on_wait(notice: str | None) -> None:
         if notice and not args.quiet:
-            bar.write(notice, file=sys.stderr)
+            if bar is None:
+                print(notice, file=sys.stderr)
+            else:
+                bar.write(notice, file=sys.stderr)
 
     try:
         return await download_dataset(
@@ -196,7 +202,8 @@ async def _download(args: argparse.Namespace, site: BooruSite, tags: str, captio
             pools=pools,
         )
     finally:
-        bar.close()
+        if bar is not None:
+            bar.close()
 
 
 def _print_download(result: DatasetResult, out: str) -> None:

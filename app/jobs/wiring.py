@@ -96,7 +96,8 @@ class Engine:
         self.jm_account = JmAccount(settings, self.jm_pool)
         # One per process: the memory bound and the kept-alive image connections serve every album job.
         self.pages = PageFetching(settings.album_pixel_budget_mb * 1024 * 1024)
-        runners = build_runners(RunnerParts(settings, self.album_pool, self.pages, self.booru, self.image_pools))
+        runners = build_runners(RunnerParts(settings, self.album_pool, self.pages, self.booru, self.image_pools,
+                                            album_details=self.jm.recent_album_detail))
         # Where finished archives live (JMBOORU_STORAGE): chosen here, once, for every part.
         self.archives = build_archive_store(settings, self.storage, self.files_pool)
         if settings.redis_url:

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import jmcomic
-from jmcomic import DownloadControl, JmDownloader
+from jmcomic import DownloadControl, JmcomicText, JmDownloader
 
 from app.blocking import BlockingPool
 from app.config import Settings
@@ -27,7 +27,7 @@ from app.errors import AppError, DiskFull, NotFound, UpstreamError, UpstreamRate
 from app.sources.album_archive import unknown_chapters_problem
 from app.sources.jm import build_option
 from app.sources.jm_errors import translate_error
-from app.sources.jm_pages import PageFetching, install_streaming_pages
+from app.sources.jm_pages import PageFetching, SessionPool, fetch, install_streaming_pages
 
 log = logging.getLogger("jmbooru.jm")
 
@@ -93,11 +93,21 @@ class _Recorder:
 
 
 def _downloader_class(recorder: _Recorder, progress: Progress, pool: BlockingPool, work_dir: Path,
-                      wanted: tuple[str, ...] | None, pages: PageFetching) -> type[JmDownloader]:
+                      wanted: tuple[str, ...] | None, pages: PageFetching,
+                      known: Any | None = None) -> type[JmDownloader]:
     class RecordingDownloader(JmDownloader):
         def create_client(self) -> Any:
             client = super().create_client()
             install_streaming_pages(client, pages)
+            if known is not None:  # the detail the look-up before this download fetched: not asked again
+                fetch_detail = client.get_album_detail
+
+                def get_album_detail(album_id: Any, *args: Any, **kwargs: Any) -> Any:
+                    if str(album_id) == str(known.album_id):
+                        return known
+                    return fetch_detail(album_id, *args, **kwargs)
+
+                client.get_album_detail = get_album_detail
             return client
 
         def before_album(self, album: Any) -> None:
@@ -124,7 +134,8 @@ def _downloader_class(recorder: _Recorder, progress: Progress, pool: BlockingPoo
             progress.update(total=expected, title=str(album.name))
             # The cover comes alongside the pages, not before them: it costs no extra round trip.
             if recorder.cover is None:  # (a download resumed after a Retry-After has it already)
-                recorder.cover = pool.submit(_fetch_cover, self.client, str(album.album_id), work_dir / COVER_FILE)
+                recorder.cover = pool.submit(_fetch_cover, self.client, pages.sessions, str(album.album_id),
+                                             work_dir / COVER_FILE)
 
         def do_filter(self, detail: Any) -> Any:
             if wanted is not None and detail.is_album():
@@ -152,13 +163,20 @@ def _downloader_class(recorder: _Recorder, progress: Progress, pool: BlockingPoo
     return RecordingDownloader
 
 
-def _fetch_cover(client: Any, album_id: str, path: Path) -> Path | None:
-    """The album's cover (the newest watch app shows it); optional: a failure is only logged."""
+def _fetch_cover(client: Any, sessions: SessionPool, album_id: str, path: Path) -> Path | None:
+    """The album's cover (the newest watch app shows it); optional: a failure is only logged.
+
+    Fetched like the pages (a kept-alive connection of the session pool, the body straight to its
+    file), not through jmcomic's cover call, which sets up a new curl session and connection while
+    the chapter and its first pages are being asked for.
+    """
+    url = JmcomicText.get_album_cover_url(album_id, size="_3x4")  # as /v1/get/cover serves it
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        client.download_album_cover(album_id, str(path), size="_3x4")  # as /v1/get/cover serves it
+        fetch(client, sessions, url, lambda: open(path, "wb")).close()  # noqa: SIM115 - fetch closes it on failure
     except Exception as exc:
         log.info("cover not downloaded album_id=%s error=%s", album_id, type(exc).__name__)
+        path.unlink(missing_ok=True)  # a body cut short is no cover
         return None
     return path if path.is_file() and path.stat().st_size > 0 else None
 
@@ -172,8 +190,13 @@ async def download_album(
     pages: PageFetching,
     chapters: tuple[str, ...] | None = None,
     progress: Progress | None = None,
+    album_detail: Any | None = None,
 ) -> DownloadedAlbum:
     """Download album ``album_id`` (only ``chapters``, when given) into ``work_dir``.
+
+    ``album_detail``: jmcomic's detail of the album from a look-up moments ago (the API checks the
+    album before it makes the job), used instead of asking JM for it again, unless it lacks one of
+    ``chapters`` (a chapter newer than the look-up: then JM is asked).
 
     Runs jmcomic in ``pool``; cancelling the caller stops jmcomic's threads cooperatively and
     returns once they have finished writing. When JM says Retry-After (within
@@ -181,10 +204,13 @@ async def download_album(
     Failures are ``AppError`` sentences.
     """
     progress = progress or _NoProgress()
+    if album_detail is not None and (str(album_detail.album_id) != album_id or not set(chapters or ()) <= {
+            str(pid) for pid, _sort, _title in album_detail.episode_list}):
+        album_detail = None
     option = build_option(settings, base_dir=work_dir / "pages", image_threads=settings.album_image_threads)
     control = DownloadControl()
     recorder = _Recorder(album_id)
-    downloader = _downloader_class(recorder, progress, pool, work_dir, chapters, pages)
+    downloader = _downloader_class(recorder, progress, pool, work_dir, chapters, pages, album_detail)
 
     def download() -> None:
         jmcomic.download_album(album_id, option, downloader=downloader, control=control)

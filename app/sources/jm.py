@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import copy
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -132,6 +133,9 @@ class JmSource:
         ttl = settings.cache_ttl_seconds
         self._lists: TtlCache[list[dict[str, str]]] = TtlCache(ttl)
         self._albums: TtlCache[AlbumInfo] = TtlCache(ttl)
+        # jmcomic's own album detail behind each cached AlbumInfo, for the download that usually
+        # follows the look-up (the POST checks the album first): it need not ask JM again.
+        self._details: TtlCache[Any] = TtlCache(ttl)
         self._covers: TtlCache[bytes] = TtlCache(ttl, max_entries=256)
         self._comments: TtlCache[dict[str, Any]] = TtlCache(ttl, max_entries=512)
         self._chapter_albums: TtlCache[str] = TtlCache(ttl, max_entries=1024)
@@ -187,6 +191,7 @@ class JmSource:
         async def load() -> AlbumInfo:
             client = await self.client()
             detail = await self._call(lambda: client.get_album_detail(album_id))
+            self._details.put(album_id, detail)
             return AlbumInfo(
                 album_id=str(detail.album_id),
                 title=str(detail.name),
@@ -211,6 +216,12 @@ class JmSource:
             self._albums.put(album_id, info)
             return info
         return await self._albums.get_or_load(album_id, load)
+
+    def recent_album_detail(self, album_id: str) -> Any | None:
+        """jmcomic's detail of the album as the last look-up fetched it (within JMBOORU_CACHE_TTL_SECONDS,
+        like the AlbumInfo it came with), as a copy of its own for one download; None when there is none."""
+        detail = self._details.peek(album_id)
+        return copy.deepcopy(detail) if detail is not None else None
 
     async def chapter_album(self, photo_id: str) -> str:
         """The id of the album a chapter (JM's "photo") belongs to; a one-chapter album shares its id."""

@@ -87,7 +87,10 @@ class SessionPool:
             if session is None:
                 self.created += 1
         if session is None:
-            session = requests.Session()
+            # One curl handle per session, not one per thread (curl_cffi's default): jmcomic starts
+            # new image threads for every chapter, so a thread-local handle, and its connection, would
+            # be made anew by each and closed when it ends, while the job waits for those threads.
+            session = requests.Session(use_thread_local_curl=False)
         try:
             yield session
         except BaseException:

@@ -294,6 +294,7 @@ class _Server(ThreadingHTTPServer):
         self.double = double
         self._conns: set[socket.socket] = set()
         self._conns_lock = threading.Lock()
+        self.accepted = 0  # TCP connections accepted so far
         super().__init__(("127.0.0.1", 0), _Handler)
 
     def get_request(self):
@@ -301,6 +302,7 @@ class _Server(ThreadingHTTPServer):
         conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         with self._conns_lock:
             self._conns.add(conn)
+            self.accepted += 1
         return conn, addr
 
     def shutdown_request(self, request):
@@ -522,6 +524,11 @@ class JmDouble:
     def reset_hits(self) -> None:
         with self._lock:
             self._hits.clear()
+
+    @property
+    def connections(self) -> int:
+        """TCP connections accepted since the double started (a kept-alive one counts once)."""
+        return self._server.accepted if self._server is not None else 0
 
     # ---- pictures ------------------------------------------------------------------------------
 

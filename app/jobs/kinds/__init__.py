@@ -33,6 +33,8 @@ class RunnerParts:
     pages: PageFetching
     booru_sites: Mapping[str, BooruSite]
     image_pools: ImagePools  # booru images' writes and measuring (files, measure)
+    # jmcomic's album detail from the process's recent look-ups (JmSource.recent_album_detail), or None.
+    album_details: Callable[[str], Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -42,7 +44,7 @@ class Kind:
 
 
 KINDS: dict[str, Kind] = {
-    AlbumSpec.kind: Kind(AlbumSpec, lambda p: AlbumRunner(p.settings, p.album_pool, p.pages)),
+    AlbumSpec.kind: Kind(AlbumSpec, lambda p: AlbumRunner(p.settings, p.album_pool, p.pages, p.album_details)),
     BooruSpec.kind: Kind(BooruSpec, lambda p: BooruRunner(p.settings, p.booru_sites, p.image_pools)),
     PoolSpec.kind: Kind(PoolSpec, lambda p: PoolRunner(p.settings, p.booru_sites, p.image_pools)),
 }

@@ -3,6 +3,7 @@ the reader library. Its spec, and its runner (a thin adapter to ``app.sources.al
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 from pydantic import Field, field_validator, model_validator
@@ -83,15 +84,19 @@ class AlbumSpec(JobSpec):
 
 
 class AlbumRunner:
-    def __init__(self, settings: Settings, pool: BlockingPool, pages: PageFetching) -> None:
+    def __init__(self, settings: Settings, pool: BlockingPool, pages: PageFetching,
+                 album_details: Callable[[str], Any] | None = None) -> None:
         self.settings = settings
         self.pool = pool
         self.pages = pages
+        # jmcomic's album detail from this process's recent look-ups (the POST's check), or None.
+        self.album_details = album_details
 
     async def run(self, ctx: RunContext[AlbumSpec]) -> RunOutput:
         spec = ctx.spec
+        known = self.album_details(spec.album_id) if self.album_details is not None else None
         album = await download_album(self.settings, spec.album_id, ctx.work_dir, pool=self.pool, pages=self.pages,
-                                     chapters=spec.chapters, progress=ctx.progress)
+                                     chapters=spec.chapters, progress=ctx.progress, album_detail=known)
         archive = album_archive(album, spec.format, spec.layout, spec.chapters)
         if spec.dest == "library":
             books = [LibraryBook(path, content) for path, content in library_books(album)]

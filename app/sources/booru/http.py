@@ -27,6 +27,7 @@ from app.sources.booru.base import ForeignImageHost, ImageDownload
 from app.sources.booru.files import HashingWriter
 from app.sources.booru.hosts import HostPolicy
 from app.sources.booru.politeness import RateLimiter, report_resumed, report_wait, retry_after, wait_bound
+from app.sources.booru.tls import client_context
 from app.text import count
 
 log = logging.getLogger("jmbooru.booru")
@@ -80,6 +81,7 @@ class SiteHttp:
             follow_redirects=False,  # followed by hand, each hop checked against the allowed hosts
             headers={"User-Agent": options.user_agent},
             limits=httpx.Limits(max_connections=64, max_keepalive_connections=32),
+            verify=client_context(),  # what verify=True builds, once per process (app/sources/booru/tls.py)
         )
 
     async def aclose(self) -> None:

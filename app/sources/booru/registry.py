@@ -9,6 +9,7 @@ them; an entry's own defaults apply otherwise.
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
@@ -17,26 +18,30 @@ import httpx
 from app.errors import NotFound
 from app.sources.booru.base import BooruSite, Family, SiteInfo
 from app.sources.booru.config import SiteConfig
-from app.sources.booru.danbooru import DanbooruSite
-from app.sources.booru.gelbooru import GelbooruSite
-from app.sources.booru.gelbooru_v02 import GelbooruV02Site
 from app.sources.booru.http import DEFAULT_USER_AGENT, HttpOptions
-from app.sources.booru.moebooru import MoebooruSite
 from app.sources.booru.sites import SITES, STANDARD_TAG_TYPES, SiteEntry
 
-__all__ = ["FAMILIES", "SITES", "STANDARD_TAG_TYPES", "SiteEntry", "build_site", "build_sites", "site_config",
+__all__ = ["FAMILIES", "SITES", "STANDARD_TAG_TYPES", "SiteEntry", "build_site", "build_sites", "family_class", "site_config",
            "unknown_site"]
 
 if TYPE_CHECKING:
     from app.config import Settings
 
 SiteFactory = Callable[..., BooruSite]
-FAMILIES: dict[Family, SiteFactory] = {
-    "gelbooru": GelbooruSite,
-    "gelbooru_v02": GelbooruV02Site,
-    "danbooru": DanbooruSite,
-    "moebooru": MoebooruSite,
+# Each family's module and class, imported when a site of that family is first built: the command
+# line downloading from one site loads one family, not four.
+FAMILIES: dict[Family, str] = {
+    "gelbooru": "app.sources.booru.gelbooru:GelbooruSite",
+    "gelbooru_v02": "app.sources.booru.gelbooru_v02:GelbooruV02Site",
+    "danbooru": "app.sources.booru.danbooru:DanbooruSite",
+    "moebooru": "app.sources.booru.moebooru:MoebooruSite",
 }
+
+
+def family_class(family: Family) -> SiteFactory:
+    module, name = FAMILIES[family].split(":")
+    factory: SiteFactory = getattr(importlib.import_module(module), name)
+    return factory
 
 
 def unknown_site(name: str, names: Iterable[str] | None = None) -> NotFound:
@@ -87,7 +92,7 @@ def build_site(site: str | SiteEntry, settings: Settings | None = None, *,
     entry = site if isinstance(site, SiteEntry) else SITES.get(site)
     if entry is None:
         raise unknown_site(str(site))
-    return FAMILIES[entry.family](site_config(entry, settings, **overrides), transport=transport)
+    return family_class(entry.family)(site_config(entry, settings, **overrides), transport=transport)
 
 
 def build_sites(settings: Settings) -> dict[str, BooruSite]:
