@@ -220,3 +220,31 @@ def wait_serving(base_url: str, proc: subprocess.Popen[Any] | None = None, *,
         return answers(base_url + path)
 
     wait_until(up, timeout, 0.1, message=lambda: f"{base_url}{path} did not answer 200:\n{said()}")
+
+
+# Redis servers of our own (tests/cluster.py), one per test: the scale-out and outage tests.
+
+
+@pytest.fixture
+def redis_server(tmp_path: Path) -> Iterator[Any]:
+    from tests.cluster import RedisServer  # here: tests.cluster itself imports this module
+
+    server = RedisServer(tmp_path)
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def volatile_redis(redis_server: Any) -> Any:
+    """A Redis that keeps nothing across a restart."""
+    return redis_server
+
+
+@pytest.fixture
+def persistent_redis(tmp_path: Path) -> Iterator[Any]:
+    """A Redis with an append-only file: what it held is back after a restart."""
+    from tests.cluster import RedisServer
+
+    server = RedisServer(tmp_path, appendonly=True)
+    yield server
+    server.stop()

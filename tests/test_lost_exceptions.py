@@ -12,7 +12,7 @@ import gc
 import logging
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -31,13 +31,6 @@ from app.storage import Storage
 from tests.cluster import RedisServer
 from tests.conftest import app_client, make_settings, wait_for
 from tests.fakes.jm import FakeAlbum, JmDouble
-
-
-@pytest.fixture
-def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
-    server = RedisServer(tmp_path)
-    yield server
-    server.stop()
 
 
 @pytest.fixture

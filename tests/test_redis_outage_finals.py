@@ -7,11 +7,9 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
-import pytest
 
 from app.jobs.follow import RECHECK_SECONDS
 from tests.cluster import Cluster, RedisServer
@@ -24,20 +22,6 @@ LEASE_SECONDS = 3.0  # cluster_env's JMBOORU_JOB_LEASE_SECONDS
 # Longer than the followers' re-read (the read that used to kill the socket) and than a lease.
 OUTAGE_SECONDS = max(RECHECK_SECONDS, LEASE_SECONDS) + 1.5
 LOG_FAULTS = ("Traceback", "Exception in ASGI application", "never retrieved", "cleanup failed")
-
-
-@pytest.fixture
-def persistent_redis(tmp_path: Path) -> Iterator[RedisServer]:
-    server = RedisServer(tmp_path, appendonly=True)
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def volatile_redis(tmp_path: Path) -> Iterator[RedisServer]:
-    server = RedisServer(tmp_path)
-    yield server
-    server.stop()
 
 
 async def test_sockets_outlive_a_redis_outage_and_the_job_is_downloaded_once(

@@ -4,11 +4,9 @@ without persistence mid-job, and a poisoned events channel. Real redis-server, r
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
-import pytest
 import redis
 
 from tests.cluster import Cluster, RedisServer
@@ -16,20 +14,6 @@ from tests.conftest import wait_for
 from tests.fakes.jm import FakeAlbum, JmDouble
 from tests.test_scaleout import cluster_env
 from tests.wsclient import follow
-
-
-@pytest.fixture
-def persistent_redis(tmp_path: Path) -> Iterator[RedisServer]:
-    server = RedisServer(tmp_path, appendonly=True)
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def volatile_redis(tmp_path: Path) -> Iterator[RedisServer]:
-    server = RedisServer(tmp_path)
-    yield server
-    server.stop()
 
 
 async def test_api_and_worker_ride_out_a_redis_restart(

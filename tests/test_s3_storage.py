@@ -39,13 +39,6 @@ def s3() -> Iterator[S3Server]:
     server.stop()
 
 
-@pytest.fixture
-def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
-    server = RedisServer(tmp_path)
-    yield server
-    server.stop()
-
-
 class HostsCluster(Cluster):
     """A cluster whose every process has a data folder of its own, as on separate hosts."""
 

@@ -9,7 +9,6 @@ import signal
 import subprocess
 import sys
 import zipfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -19,13 +18,6 @@ from tests.cluster import Cluster, RedisServer
 from tests.conftest import free_port, wait_for
 from tests.fakes.jm import FakeAlbum, JmDouble
 from tests.wsclient import follow, listen
-
-
-@pytest.fixture
-def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
-    server = RedisServer(tmp_path)
-    yield server
-    server.stop()
 
 
 def cluster_env(tmp_path: Path, jm: JmDouble, redis_url: str, **extra: str) -> dict[str, str]:
