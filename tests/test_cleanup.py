@@ -7,7 +7,6 @@ import time
 
 import httpx
 
-from app.jobs.cleanup import sweep
 from app.jobs.models import Job, JobState
 from app.jobs.service import JobService
 from tests.conftest import wait_for
@@ -39,7 +38,7 @@ async def test_sweep_removes_leftovers_but_keeps_live_archives(client: httpx.Asy
     for path in (stray_work, stray_part, orphan):
         os.utime(path, (old, old))
 
-    assert await sweep(jobs) == 0
+    assert await jobs.sweep() == 0
     assert not stray_work.exists() and not stray_part.exists() and not orphan.exists()
     assert (archives / job.file_name).exists()
     assert (await client.get(f"/v1/download/{job.file_name}")).status_code == 200
@@ -50,7 +49,7 @@ async def test_archive_deleted_by_hand_marks_the_job_expired(client: httpx.Async
     job_id = (await client.post("/v1/download/album/100003")).json()["job_id"]
     job = await ready(jobs, job_id)
     (settings.data_path / "archives" / job.file_name).unlink()
-    assert await sweep(jobs) == 1
+    assert await jobs.sweep() == 1
     assert (await client.get(f"/v1/jobs/{job_id}")).json()["state"] == "expired"
 
 
@@ -60,5 +59,5 @@ async def test_finished_jobs_are_forgotten_after_a_week(client: httpx.AsyncClien
               state=JobState.FAILED, finished_at=time.time() - 8 * 24 * 3600)
     await jobs._store.create_or_join(old, None)
     assert (await client.get("/v1/jobs/oldjoboldjob0001")).status_code == 200
-    await sweep(jobs)
+    await jobs.sweep()
     assert (await client.get("/v1/jobs/oldjoboldjob0001")).status_code == 404

@@ -15,7 +15,6 @@ from pathlib import Path
 import httpx
 import pytest
 
-from app.jobs.cleanup import sweep
 from app.jobs.models import Job, new_job_id
 from app.jobs.store import SqliteJobStore
 from tests.conftest import LiveServer, app_client, make_settings, wait_for
@@ -147,7 +146,7 @@ async def test_sweep_queues_again_a_job_no_queue_holds(settings) -> None:
         await service._store.create_or_join(orphan, None)
         orphan_id = orphan.job_id
         assert (await client.get(f"/v1/jobs/{orphan_id}")).json()["state"] == "queued"
-        await sweep(service)
+        await service.sweep()
 
         async def ready() -> bool:
             return (await client.get(f"/v1/jobs/{orphan_id}")).json()["state"] == "ready"
@@ -168,7 +167,7 @@ async def test_a_job_queued_a_moment_ago_is_left_alone(settings) -> None:
             await real_submit(job_id)
 
         service._queue.submit = spy
-        await sweep(service)
+        await service.sweep()
         await asyncio.sleep(0)
         assert submitted == []
 

@@ -13,7 +13,6 @@ from typing import Any
 import httpx
 import pytest
 
-from app.jobs.cleanup import sweep
 from tests.conftest import app_client, make_settings, wait_for
 from tests.fakes.danbooru import DanbooruDouble
 from tests.fakes.jm import FakeAlbum, FakeChapter, JmDouble
@@ -116,7 +115,7 @@ async def test_a_pool_in_the_library_survives_the_archive_sweep(client: httpx.As
     assert info.findtext("Series") == "Miku's Comic Day" and info.findtext("Number") == "1"
     service = client.app.state.jobs  # type: ignore[attr-defined]
     await asyncio.sleep(1.5)  # time itself: past JMBOORU_FILE_TTL_SECONDS=1, when an archive would expire
-    await sweep(service)
+    await service.sweep()
     assert book.read_bytes() == before
     assert (await client.get(f"/v1/jobs/{job['job_id']}")).json()["state"] == "ready"
 

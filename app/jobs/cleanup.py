@@ -14,11 +14,6 @@ from app.jobs.service import JobService
 log = logging.getLogger("jmbooru.cleanup")
 
 
-async def sweep(service: JobService, *, store_back_at: float = 0.0) -> int:
-    """One pass of the sweep (``JobService.sweep``); returns how many archives expired."""
-    return await service.sweep(store_back_at=store_back_at)
-
-
 class Sweeper:
     """Runs the sweep and remembers whether the job store was away, so that an outage costs one
     warning line (not a traceback per sweep) and the leases it broke are not held against workers."""
@@ -31,7 +26,7 @@ class Sweeper:
     async def run(self) -> None:
         back_at = time.time() if self.away_since is not None else self.back_at
         try:
-            expired = await sweep(self.service, store_back_at=back_at)
+            expired = await self.service.sweep(store_back_at=back_at)
         except StoreUnavailable as exc:
             if self.away_since is None:
                 self.away_since = time.time()
