@@ -25,7 +25,7 @@ from app.archive_store import build_archive_store
 from app.blocking import BlockingPool
 from app.storage import Storage
 from tests.cluster import ROOT, Cluster, RedisServer
-from tests.conftest import LiveServer, free_port, make_settings, wait_for, wait_until
+from tests.conftest import LiveServer, dead_port, free_port, make_settings, wait_for, wait_until
 from tests.fakes.jm import FakeAlbum, JmDouble
 from tests.s3_server import ACCESS_KEY, SECRET_KEY, S3Server, sigv4_query_signature
 
@@ -348,6 +348,11 @@ def refusing_s3() -> Iterator[str]:
 def test_start_up_stops_with_one_sentence_when_the_bucket_cannot_be_used(
     command: list[str], s3: S3Server, refusing_s3: str
 ) -> None:
+    with dead_port() as nobody:  # held for the whole test: no other server can take the port meanwhile
+        _start_up_stops_with_one_sentence(command, s3, refusing_s3, nobody)
+
+
+def _start_up_stops_with_one_sentence(command: list[str], s3: S3Server, refusing_s3: str, nobody: int) -> None:
     base = {"JMBOORU_STORAGE": "s3", "JMBOORU_S3_ENDPOINT": s3.endpoint, "JMBOORU_S3_ACCESS_KEY_ID": ACCESS_KEY,
             "JMBOORU_S3_SECRET_ACCESS_KEY": SECRET_KEY, "JMBOORU_S3_RETRY_SECONDS": "2",
             "JMBOORU_REDIS_URL": "redis://127.0.0.1:1/0"}  # the worker checks storage before Redis
@@ -356,7 +361,7 @@ def test_start_up_stops_with_one_sentence_when_the_bucket_cannot_be_used(
         ({"JMBOORU_S3_BUCKET": "guarded-bucket", "JMBOORU_S3_ENDPOINT": refusing_s3}, "",
          ["refused the credentials", "JMBOORU_S3_SECRET_ACCESS_KEY"]),
         ({}, "", ["JMBOORU_S3_BUCKET"]),
-        ({"JMBOORU_S3_BUCKET": "any-bucket", "JMBOORU_S3_ENDPOINT": f"http://127.0.0.1:{free_port()}"}, "",
+        ({"JMBOORU_S3_BUCKET": "any-bucket", "JMBOORU_S3_ENDPOINT": f"http://127.0.0.1:{nobody}"}, "",
          ["could not be reached"]),
         ({"JMBOORU_S3_BUCKET": "any-bucket"}, "import sys; sys.modules['obstore'] = None; ", ['pip install "jmbooru[s3]"']),
     ]

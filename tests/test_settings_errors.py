@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from app.cli import main
-from tests.conftest import app_client, free_port, make_settings
+from tests.conftest import app_client, dead_port, free_port, make_settings
 from tests.fakes.jm import JmDouble
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -92,9 +92,10 @@ async def test_health_and_version_agree(tmp_path: Path, jm_double: JmDouble) -> 
 
 
 async def test_a_jm_failure_through_a_proxy_names_the_proxy(tmp_path: Path, jm_double: JmDouble) -> None:
-    dead_proxy = f"http://me:s3cret-pw@127.0.0.1:{free_port()}"  # nobody listens there
-    async with app_client(make_settings(tmp_path, jm_double, proxy=dead_proxy)) as client:
-        resp = await client.get("/v1/info/100001")
+    with dead_port() as nobody:  # nobody listens there, and nobody can start to
+        dead_proxy = f"http://me:s3cret-pw@127.0.0.1:{nobody}"
+        async with app_client(make_settings(tmp_path, jm_double, proxy=dead_proxy)) as client:
+            resp = await client.get("/v1/info/100001")
     assert resp.status_code in (502, 503, 504)
     detail = resp.json()["detail"]
     assert f"through the proxy http://me:***@127.0.0.1:{dead_proxy.rsplit(':', 1)[1]} (JMBOORU_PROXY)" in detail
