@@ -8,6 +8,7 @@ host and port must be the site's origin (from its configured URL) or match one o
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 import urllib.parse
@@ -63,27 +64,31 @@ def usable_url(raw: str, base: httpx.URL) -> httpx.URL | None:
     or a bad punycode label (``xn--a-``) make httpx or idna raise, sometimes only when the host is
     read. A non-ASCII host or port is refused outright, so no lenient parser can read fullwidth
     digits as a different (allowed) host or port.
+
+    Answers are remembered (``httpx.URL`` is immutable): a post's file URL is checked when its page
+    is read, again when the post is selected and when the image is asked for, and httpx's parsing
+    of a long URL costs more than the rest of the request's bookkeeping.
     """
-    raw = raw.strip()
+    return _usable_url(raw.strip(), str(base))
+
+
+@functools.lru_cache(maxsize=4096)
+def _usable_url(raw: str, base: str) -> httpx.URL | None:
     if not raw or _UNSAFE_CHARS.search(raw):
         return None
-    authority = urlsplit_authority(raw)
-    if authority is None or not authority.isascii():
+    try:
+        parts = urllib.parse.urlsplit(raw)
+    except ValueError:  # e.g. an unbalanced "[" in the host
+        return None
+    if not parts.netloc.isascii():
         return None
     try:
-        url = base.join(raw)
+        # An absolute URL is itself (what joining it would give, parsed once instead of twice).
+        url = httpx.URL(raw) if parts.scheme and parts.netloc else httpx.URL(base).join(raw)
         _origin(url)  # decodes the host: IDNA errors surface here
     except (httpx.InvalidURL, ValueError, TypeError):  # idna.IDNAError is a ValueError
         return None
     return url
-
-
-def urlsplit_authority(raw: str) -> str | None:
-    """The ``host[:port]`` part of an absolute or ``//host`` URL ("" for a relative one); None if unparsable."""
-    try:
-        return urllib.parse.urlsplit(raw).netloc
-    except ValueError:  # e.g. an unbalanced "[" in the host
-        return None
 
 
 class HostPolicy:

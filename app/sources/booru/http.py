@@ -27,6 +27,7 @@ from app.sources.booru.base import ForeignImageHost, ImageDownload
 from app.sources.booru.files import HashingWriter
 from app.sources.booru.hosts import HostPolicy
 from app.sources.booru.politeness import RateLimiter, report_resumed, report_wait, retry_after, wait_bound
+from app.sources.booru.sockets import poll_cheaply
 from app.sources.booru.tls import client_context
 from app.text import count
 
@@ -74,7 +75,7 @@ class SiteHttp:
         self.referer = self.root + "/"
         self._limiter = RateLimiter(options.rate)
         self._api_auth = api_auth  # sent to the site's own origin only, never to image hosts
-        self._http = httpx.AsyncClient(
+        self._http = poll_cheaply(httpx.AsyncClient(
             transport=transport,
             proxy=options.proxy or None,  # empty: httpx honours HTTPS_PROXY/HTTP_PROXY/NO_PROXY
             timeout=httpx.Timeout(options.timeout),
@@ -82,7 +83,7 @@ class SiteHttp:
             headers={"User-Agent": options.user_agent},
             limits=httpx.Limits(max_connections=64, max_keepalive_connections=32),
             verify=client_context(),  # what verify=True builds, once per process (app/sources/booru/tls.py)
-        )
+        ))
 
     async def aclose(self) -> None:
         await self._http.aclose()
