@@ -51,7 +51,7 @@ from _common import (
 JMBOORU = str(Path(PYTHON).parent / "jmbooru")
 CREDENTIALS = ["--api-key", GELBOORU_CREDENTIALS["api_key"], "--user-id", GELBOORU_CREDENTIALS["user_id"]]
 TARGET_EFFICIENCY = 0.85
-TARGET_RATIO = 1.4
+TARGET_RATIO = 1.2  # issue 26 (issue 14 asked 1.4)
 TARGET_HELP_S = 0.15
 
 

@@ -184,6 +184,50 @@ async def test_workers_download_concurrently(gb: GelbooruDouble, client: BooruSi
     assert time.monotonic() - started < 1.0  # one listing plus one round of images, not eight
 
 
+async def test_an_image_is_published_while_the_next_one_is_fetched(gb: GelbooruDouble, client: BooruSite,
+                                                                  tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """One worker: the first image's publication (rename, caption) is held in the file pool, and the
+    second image is asked for meanwhile; released, every image lands with its caption."""
+    import threading
+
+    from app.sources.dataset import DatasetDownload
+
+    release, held = threading.Event(), threading.Event()
+    publish = DatasetDownload.publish
+
+    def slow_first(part: Path | None, path: Path, caption_text: str | None) -> None:
+        if not held.is_set():
+            held.set()
+            assert release.wait(10), "never released"
+        publish(part, path, caption_text)
+
+    monkeypatch.setattr(DatasetDownload, "publish", staticmethod(slow_first))
+    task = asyncio.create_task(download_dataset(client, "1girl", tmp_path, max_images=3, workers=1))
+    await wait_for(held.is_set, timeout=10, message="the first publication did not start")
+    await wait_for(lambda: gb.hits("image") >= 2, timeout=10, message="the second image waited for the first's publication")
+    assert not any(n.endswith(".txt") for n in dataset_files(tmp_path))  # the first is still held
+    release.set()
+    result = await task
+    assert result.downloaded == 3 and result.captions_written == 3
+    assert len([n for n in dataset_files(tmp_path) if n.endswith(".txt")]) == 3
+    assert not any(n.startswith(".") for n in dataset_files(tmp_path))
+
+
+async def test_a_publication_that_fails_ends_the_download_and_leaves_no_part(
+        gb: GelbooruDouble, client: BooruSite, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import errno
+
+    from app.sources.dataset import DatasetDownload
+
+    def full_disk(part: Path | None, path: Path, caption_text: str | None) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(DatasetDownload, "publish", staticmethod(full_disk))
+    with pytest.raises(OSError, match="No space left"):
+        await download_dataset(client, "1girl", tmp_path, max_images=6, workers=2)
+    assert [n for n in dataset_files(tmp_path)] == []  # no image, no caption, no part file
+
+
 async def test_cancelling_removes_partial_files(gb: GelbooruDouble, client: BooruSite, tmp_path: Path) -> None:
     gb.posts = [make_post(1, ["1girl"], image_bytes=1_300_000), make_post(2, ["1girl"], image_bytes=1_300_000)]
     gb.image_stall = (1_150_000, 3.0)

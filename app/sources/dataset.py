@@ -212,10 +212,31 @@ class DatasetDownload:
     # --- downloading ---
 
     async def worker(self) -> None:
-        while (post := await self.queue.get()) is not None:  # each post goes to exactly one worker
-            self.record(await self.process(post))
+        # Each image is published (renamed, its caption written, in the file pool) while this worker
+        # already fetches the next one: the disk's latency stays off the network's round trips. At
+        # most one publication per worker is in flight; its failure (a full disk) ends the worker
+        # at its next image, as it would have at once.
+        publishing: asyncio.Task[None] | None = None
+        try:
+            while (post := await self.queue.get()) is not None:  # each post goes to exactly one worker
+                outcome, publication = await self.process(post)
+                if publishing is not None:
+                    await publishing
+                    publishing = None
+                if publication is None:
+                    self.record(outcome)
+                else:
+                    publishing = asyncio.create_task(self.publish_and_record(outcome, *publication))
+            if publishing is not None:
+                await publishing
+        finally:
+            if publishing is not None and not publishing.done():
+                publishing.cancel()  # the file pool's call runs to its end first (run_to_end)
+                await asyncio.gather(publishing, return_exceptions=True)
 
-    async def process(self, post: Post) -> FileOutcome:
+    async def process(self, post: Post) -> tuple[FileOutcome, tuple[Path | None, Path, str | None] | None]:
+        """Fetch the post's image if it is not here yet and make its caption; returns the outcome
+        and what is left to publish (the verified part file, the path, the caption), None if nothing."""
         md5 = post.md5
         path = self.out / f"{md5}.{image_extension(post)}"
         outcome = FileOutcome(md5=md5, post_id=post.id, status="skipped", file=path.name, post=post,
@@ -225,7 +246,7 @@ class DatasetDownload:
             part, outcome.bytes, outcome.error, foreign = await self.fetch(post, path)
             if part is None:
                 outcome.status = "unavailable" if foreign else "failed"
-                return outcome
+                return outcome, None
             outcome.status = "downloaded"
         text = None
         if self.overwrite_captions or f"{md5}.txt" not in self.existing:
@@ -234,6 +255,11 @@ class DatasetDownload:
                 text = f"{self.trigger}{self.caption.separator}{text}" if text else self.trigger
         if self.want_categories:
             outcome.categories = await self.categories(post)
+        if part is None and text is None and self.inspect is None:
+            return outcome, None  # here already, caption and all
+        return outcome, (part, path, text)
+
+    async def publish_and_record(self, outcome: FileOutcome, part: Path | None, path: Path, text: str | None) -> None:
         # A rename and a small text file, in a thread: creating a file can stall for ~0.4 ms on a slow disk.
         await self.pools.files.run_to_end(self.publish, part, path, text)
         if part is not None:
@@ -241,7 +267,7 @@ class DatasetDownload:
         outcome.caption_written = text is not None
         if self.inspect is not None:  # measured beside the downloads: the worker moves on to the next image
             self.inspections.append(asyncio.create_task(self.measure(outcome, path)))
-        return outcome
+        self.record(outcome)
 
     async def measure(self, outcome: FileOutcome, path: Path) -> None:
         assert self.inspect is not None
