@@ -123,3 +123,12 @@ def test_an_absolute_url_is_what_joining_it_gives(raw: str) -> None:
                                  "http://xn--a-/x", "https://a:b:c/x"])
 def test_unusable_urls_stay_unusable(raw: str) -> None:
     assert usable_url(raw, httpx.URL("https://gelbooru.com/")) is None
+
+
+def test_a_huge_url_is_checked_but_not_remembered() -> None:
+    base = httpx.URL("https://gelbooru.com/")
+    huge = "https://img3.gelbooru.com/images/" + "a" * 5000 + ".png"
+    first, again = usable_url(huge, base), usable_url(huge, base)
+    assert first is not None and str(first) == huge
+    assert first is not again  # checked each time: a hostile site cannot fill memory with its fields
+    assert usable_url("https://gel\tbooru.com/" + "a" * 5000, base) is None

@@ -69,11 +69,13 @@ def usable_url(raw: str, base: httpx.URL) -> httpx.URL | None:
     is read, again when the post is selected and when the image is asked for, and httpx's parsing
     of a long URL costs more than the rest of the request's bookkeeping.
     """
-    return _usable_url(raw.strip(), str(base))
+    raw = raw.strip()
+    if len(raw) > _REMEMBERED_LENGTH:  # a hostile site's huge field is checked, never kept
+        return _check_url(raw, str(base))
+    return _remembered_url(raw, str(base))
 
 
-@functools.lru_cache(maxsize=4096)
-def _usable_url(raw: str, base: str) -> httpx.URL | None:
+def _check_url(raw: str, base: str) -> httpx.URL | None:
     if not raw or _UNSAFE_CHARS.search(raw):
         return None
     try:
@@ -89,6 +91,11 @@ def _usable_url(raw: str, base: str) -> httpx.URL | None:
     except (httpx.InvalidURL, ValueError, TypeError):  # idna.IDNAError is a ValueError
         return None
     return url
+
+
+# The answers kept: 4,096 URLs of at most 2,048 characters (real file URLs are ~100): ~12 MB at worst.
+_REMEMBERED_LENGTH = 2048
+_remembered_url = functools.lru_cache(maxsize=4096)(_check_url)
 
 
 class HostPolicy:
