@@ -285,7 +285,7 @@ async def test_archives_above_one_part_go_up_multipart_in_parts_of_the_set_size(
         built.parent.mkdir()
         data = os.urandom(11 * MIB + 123)
         built.write_bytes(data)
-        assert await store.put(built.name, built, "application/zip") == len(data)
+        assert await store.put(built.name, built, "application/zip", len(data)) == len(data)
         assert not built.exists()  # the scratch copy goes once the bucket holds it
         stat = s3.client.stat_object(bucket, f"archives/{built.name}")
         assert stat.etag.endswith("-3")  # ceil(11 MiB / 5 MiB) parts
@@ -299,7 +299,7 @@ async def test_archives_above_one_part_go_up_multipart_in_parts_of_the_set_size(
 
         small = tmp_path / "scratch" / "small-0123456789.zip"
         small.write_bytes(b"x" * 1000)
-        await store.put(small.name, small, "application/zip")
+        await store.put(small.name, small, "application/zip", 1000)
         assert "-" not in s3.client.stat_object(bucket, f"archives/{small.name}").etag  # one plain PUT
     finally:
         pool.shutdown(wait=False)

@@ -43,9 +43,9 @@ class ArchiveStore(Protocol):
     def build_path(self, file_name: str, work_dir: Path) -> Path:
         """Where the archive is built: its final place for a folder, the job's scratch folder for a bucket."""
 
-    async def put(self, file_name: str, built: Path, media_type: str) -> int:
-        """Store the archive built at ``build_path``; returns its stored size. For a bucket, returns only
-        once the upload completed (the scratch copy is then removed)."""
+    async def put(self, file_name: str, built: Path, media_type: str, size: int) -> int:
+        """Store the archive built at ``build_path`` (``size`` bytes, as its builder reported); returns its
+        stored size. For a bucket, returns only once the upload completed (the scratch copy is then removed)."""
 
     def local_path(self, file_name: str) -> Path | None:
         """The archive as a file on this host (served with sendfile), or None when it lives elsewhere."""

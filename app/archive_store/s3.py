@@ -136,8 +136,7 @@ class S3ArchiveStore:
     def build_path(self, file_name: str, work_dir: Path) -> Path:
         return work_dir / ".archive" / file_name
 
-    async def put(self, file_name: str, built: Path, media_type: str) -> int:
-        size = (await self.files_pool.run(built.stat)).st_size
+    async def put(self, file_name: str, built: Path, media_type: str, size: int) -> int:
         try:
             # Each request is retried for JMBOORU_S3_RETRY_SECONDS; parts of exactly part_size.
             await obstore.put_async(

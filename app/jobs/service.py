@@ -451,8 +451,9 @@ class JobService:
             # Archive store: built in its final place (a folder) or in scratch, then uploaded (a
             # bucket); the job turns ready only after the store holds the whole archive.
             built = self._archives.build_path(file_name, work_dir)
-            await build_archive(self._files_pool, fmt, ArchiveContent(output.entries, output.book), built, work_dir)
-            size = await self._archives.put(file_name, built, fmt.media_type)
+            built_size = await build_archive(self._files_pool, fmt, ArchiveContent(output.entries, output.book),
+                                             built, work_dir)
+            size = await self._archives.put(file_name, built, fmt.media_type, built_size)
             message = output.message or f"{output.title or 'The archive'} is ready to download."
             return Ready(file_name, output.download_name, size, message, list(output.skipped))
         except asyncio.CancelledError:
