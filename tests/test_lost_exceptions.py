@@ -163,3 +163,41 @@ async def test_a_cancel_landing_as_a_job_finishes_never_waits_ten_seconds(tmp_pa
             polled = await client.get(f"/v1/jobs/{job_id}")
             assert polled.json()["state"] in ("ready", "cancelled", "expired"), polled.text
             assert isinstance(polled, httpx.Response)
+
+
+async def test_a_failed_publication_of_a_cancelled_dataset_download_is_read(
+    tmp_path: Path, loop_reports: list[dict[str, Any]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A worker's publication fails (a full disk) while the worker already fetches its next image, and
+    the download is cancelled before the worker looks: the failure is read, not reported as lost."""
+    from app.sources.dataset import DatasetDownload, download_dataset
+    from tests.conftest import site_for
+    from tests.fakes.gelbooru import GelbooruDouble, make_post
+
+    failed = threading.Event()
+
+    def full_disk(part: Path | None, path: Path, caption_text: str | None) -> None:
+        failed.set()
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(DatasetDownload, "publish", staticmethod(full_disk))
+    # Newest first: the small post 2 is fetched (and its publication fails), then post 1 hangs part-way.
+    with GelbooruDouble([make_post(2, ["1girl"], image_bytes=2000),
+                         make_post(1, ["1girl"], image_bytes=1_300_000)]) as gb:
+        gb.image_stall = (1_150_000, 3.0)
+        site = site_for(gb)
+        try:
+            task = asyncio.create_task(download_dataset(site, "1girl", tmp_path, max_images=2, workers=1))
+            await wait_for(lambda: failed.is_set() and any(n.endswith(".part") for n in _names(tmp_path)),
+                           timeout=10, interval=0.01, message="the publication did not fail beside the next fetch")
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+        finally:
+            await site.aclose()
+    assert not [m for m in await _collected(loop_reports) if "never retrieved" in m]
+    assert not any(n.endswith(".part") for n in _names(tmp_path))
+
+
+def _names(folder: Path) -> list[str]:
+    return [p.name for p in folder.iterdir()]

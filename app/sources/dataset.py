@@ -230,9 +230,10 @@ class DatasetDownload:
             if publishing is not None:
                 await publishing
         finally:
-            if publishing is not None and not publishing.done():
-                publishing.cancel()  # the file pool's call runs to its end first (run_to_end)
-                await asyncio.gather(publishing, return_exceptions=True)
+            if publishing is not None:
+                if not publishing.done():
+                    publishing.cancel()  # the file pool's call runs to its end first (run_to_end)
+                await asyncio.gather(publishing, return_exceptions=True)  # its outcome read, never lost
 
     async def process(self, post: Post) -> tuple[FileOutcome, tuple[Path | None, Path, str | None] | None]:
         """Fetch the post's image if it is not here yet and make its caption; returns the outcome
