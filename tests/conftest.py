@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import itertools
+import os
+import random
 import socket
 import subprocess
 import threading
@@ -29,10 +32,29 @@ NOWHERE = "http://127.0.0.1:9"
 BOORU_URLS = {f"{name}_url": NOWHERE for name in ("gelbooru", "safebooru", "danbooru", "yandere", "konachan")}
 
 
+_PORTS_PER_WORKER = 1500
+_next_port = itertools.count(random.randrange(_PORTS_PER_WORKER))
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A loopback port nobody uses now, for a server a test is about to start.
+
+    Not bind(0)'s answer: the kernel hands a port just released to whoever asks next, and under
+    pytest-xdist that was once the other worker, whose server then took it first. Each worker takes
+    ports from a block of its own below the kernel's ephemeral range (32768 and up, where bind(0)
+    and outgoing connections get theirs), in turn, skipping any in use.
+    """
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw")
+    base = 20000 + (int(worker) % 8 if worker.isdigit() else 0) * _PORTS_PER_WORKER
+    for _ in range(_PORTS_PER_WORKER):
+        port = base + next(_next_port) % _PORTS_PER_WORKER
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError(f"no free loopback port between {base} and {base + _PORTS_PER_WORKER}")
 
 
 @contextmanager
