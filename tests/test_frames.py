@@ -20,7 +20,7 @@ from tests.conftest import LiveServer, make_settings
 from tests.fakes.danbooru import DanbooruDouble
 from tests.fakes.gelbooru import GelbooruDouble, make_posts
 from tests.fakes.jm import JmDouble
-from tests.test_pools import TAG_TYPES, pool_posts
+from tests.test_pools import short_pool_double
 from tests.wsclient import follow
 
 CLIENT = "frames-client"
@@ -48,8 +48,7 @@ def gelbooru() -> Iterator[GelbooruDouble]:
 
 @pytest.fixture
 def danbooru() -> Iterator[DanbooruDouble]:
-    with DanbooruDouble(pool_posts(), tag_types=TAG_TYPES) as double:
-        double.add_pool(7, "Miku's_Comic_Day", [13, 10, 12])
+    with short_pool_double() as double:
         yield double
 
 

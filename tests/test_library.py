@@ -18,7 +18,7 @@ from tests.fakes.danbooru import DanbooruDouble
 from tests.fakes.jm import FakeAlbum, FakeChapter, JmDouble
 from tests.fakes.readers import KavitaFake, KomgaFake
 from tests.test_album_formats import assert_valid_comic_info, read_with_comictagger
-from tests.test_pools import TAG_TYPES, pool_posts
+from tests.test_pools import short_pool_double
 
 EVIL = '../../Evil: <Series>?|*.'
 
@@ -31,8 +31,7 @@ def readers() -> Iterator[tuple[KomgaFake, KavitaFake]]:
 
 @pytest.fixture
 def danbooru() -> Iterator[DanbooruDouble]:
-    with DanbooruDouble(pool_posts(), tag_types=TAG_TYPES) as double:
-        double.add_pool(7, "Miku's_Comic_Day", [13, 10, 12])
+    with short_pool_double() as double:
         yield double
 
 

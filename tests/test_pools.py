@@ -7,6 +7,7 @@ import hashlib
 import io
 import zipfile
 from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,14 @@ def pool_posts() -> list[dict[str, Any]]:
                        ext="jpg" if i == 12 else "png", size=(60 + i, 80 + i)) for i in range(10, 16)]
     posts[4]["_restricted"] = True  # post 14: banned, no file on Danbooru
     return posts
+
+
+@contextmanager
+def short_pool_double() -> Iterator[DanbooruDouble]:
+    """Danbooru with these posts and pool 7 of three pages (13, 10, 12): the pool other tests file."""
+    with DanbooruDouble(pool_posts(), tag_types=TAG_TYPES) as double:
+        double.add_pool(7, "Miku's_Comic_Day", [13, 10, 12])
+        yield double
 
 
 @pytest.fixture
