@@ -381,3 +381,20 @@ def test_config_masks_the_secret_key(s3: S3Server) -> None:
     assert rc == 0, output
     assert SECRET_KEY not in output
     assert "JMBOORU_S3_SECRET_ACCESS_KEY=" in output and "JMBOORU_STORAGE=s3" in output
+
+
+@pytest.mark.parametrize(("text", "refused"), [
+    # obstore's words, as moto and a closed port gave them; durations and ports hold "401"/"403" by chance
+    ("Generic S3 error: Error performing list request: Error performing GET http://127.0.0.1:40312/b?list-type=2 "
+     "in 357.403112ms, after 3 retries, max_retries: 3, retry_timeout: 2s  - HTTP error: error sending request\n\n"
+     "Debug source:\nGeneric { status: 403 }", False),
+    ("Error performing GET http://127.0.0.1:52401/b in 2.401s - HTTP error: error sending request", False),
+    ("Error performing GET http://127.0.0.1:21230/b in 41.405489ms - Server returned non-2xx status code: "
+     "403 Forbidden: <Error><Code>InvalidAccessKeyId</Code></Error>", True),
+    ("Error performing GET http://h/b in 12ms - Server returned non-2xx status code: 401 Unauthorized: ", True),
+    ("Error performing GET http://h/b - <Error><Code>SignatureDoesNotMatch</Code></Error>", True),
+])
+def test_only_the_storage_s_answer_counts_as_refusing_the_credentials(text: str, refused: bool) -> None:
+    from app.archive_store.s3 import is_refusal
+
+    assert is_refusal(text) is refused

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
 from collections.abc import AsyncIterator
 from datetime import timedelta
@@ -66,6 +67,16 @@ def _store(settings: Settings, endpoint: str) -> S3Store:
     )
 
 
+# An answer that refused the credentials: its status, or S3's error code. Never a bare "403" anywhere in
+# the text: an unreachable endpoint's error names its port and how long it tried ("in 357.403112ms").
+_REFUSAL = re.compile(r"\bstatus(?: code)?:?\s*40[13]\b|\b(?:AccessDenied|InvalidAccessKeyId|SignatureDoesNotMatch)\b")
+
+
+def is_refusal(error_text: str) -> bool:
+    """Whether an obstore error's text is the storage refusing the credentials (401/403)."""
+    return _REFUSAL.search(error_text.split("Debug source", 1)[0]) is not None
+
+
 class S3ArchiveStore:
     mode: StorageMode = "s3"
 
@@ -116,8 +127,7 @@ class S3ArchiveStore:
                 raise ArchiveStoreSetupError(
                     f"The S3 bucket '{self.bucket}' does not exist at {self._where()}: create it (mc mb, or "
                     "the provider's console) or fix JMBOORU_S3_BUCKET.") from None
-            if any(word in text for word in ("403", "AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch",
-                                             "401")):
+            if is_refusal(text):
                 raise ArchiveStoreSetupError(self._refused()) from None
             log.debug("s3 check failed: %s", text[:300])
             raise ArchiveStoreSetupError(self._unreachable()) from None
