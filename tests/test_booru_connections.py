@@ -90,6 +90,44 @@ async def test_the_poll_says_an_open_idle_connection_is_not_readable() -> None:
     assert stream.get_extra_info("is_readable") is True  # closed: its next read would be b""
 
 
+async def test_an_image_is_read_from_the_socket_in_large_pieces_and_arrives_whole(monkeypatch: pytest.MonkeyPatch) -> None:
+    """httpcore asks its stream for 64 KiB at a time; the booru client's streams ask the socket for
+    ``READ_BYTES``, so a body already waiting is taken in a few reads instead of many."""
+    import hashlib
+    import os
+
+    import httpcore._backends.anyio as anyio_backend
+
+    body = os.urandom(600_000)
+    asked: list[int] = []
+    read = anyio_backend.AnyIOStream.read
+
+    async def spy(self: anyio_backend.AnyIOStream, max_bytes: int, timeout: float | None = None) -> bytes:
+        asked.append(max_bytes)
+        return await read(self, max_bytes, timeout)
+
+    monkeypatch.setattr(anyio_backend.AnyIOStream, "read", spy)
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: image/png\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
+        await writer.drain()
+        await reader.read()  # until the client closes
+        writer.close()
+
+    server = await asyncio.start_server(answer, "127.0.0.1", 0)
+    base = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+    http = SiteHttp("Test", "JMBOORU_TEST", HostPolicy(base), HttpOptions(max_attempts=1))
+    try:
+        got = await http.get("/image.png")
+    finally:
+        await http.aclose()
+        server.close()
+        await server.wait_closed()
+    assert hashlib.md5(got.content).digest() == hashlib.md5(body).digest()
+    assert asked and min(asked) == sockets.READ_BYTES >= 256 * 1024
+
+
 def test_poll_cheaply_leaves_a_transport_the_caller_gave_alone() -> None:
     given = httpx.MockTransport(lambda request: httpx.Response(200))
     client = sockets.poll_cheaply(httpx.AsyncClient(transport=given))

@@ -7,6 +7,12 @@ find the socket, then makes a new ``select.poll`` object: with 16 dataset worker
 of the command line's CPU time, more than parsing the answers (the scan is upstream's known cost,
 encode/httpcore#928). ``PolledBackend`` wraps the pool's network backend so that each connection
 finds its socket once and keeps one poll object for it; the answer is the same.
+
+The same streams read up to ``READ_BYTES`` at a time where httpcore asks for 64 KiB: an image
+body already waiting in the socket (asyncio's transport reads up to 256 KiB at once) is handed over
+whole instead of being cut into 64 KiB pieces, each copied off the rest and each a trip through the
+HTTP parser, the loop and the file writer (8 % of the event loop's CPU for a 250-image download of
+200 kB images, measured alternately).
 """
 
 from __future__ import annotations
@@ -17,6 +23,8 @@ import typing
 
 import httpcore
 import httpx
+
+READ_BYTES = 256 * 1024  # asyncio's selector transport's own largest read
 
 
 class _PolledStream(httpcore.AsyncNetworkStream):
@@ -29,7 +37,7 @@ class _PolledStream(httpcore.AsyncNetworkStream):
             self._poll.register(self._socket, select.POLLIN)
 
     async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
-        return await self._inner.read(max_bytes, timeout)
+        return await self._inner.read(max(max_bytes, READ_BYTES), timeout)
 
     async def write(self, buffer: bytes, timeout: float | None = None) -> None:
         await self._inner.write(buffer, timeout)
