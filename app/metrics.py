@@ -8,12 +8,11 @@ the current state (jobs by state, archive bytes on disk) are read when the metri
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
-if TYPE_CHECKING:  # the booru command line counts upstream calls too, without loading the web stack
-    pass
+from app import upstream_counts
 
 REGISTRY = CollectorRegistry(auto_describe=True)
 
@@ -51,6 +50,10 @@ def upstream(site: str, outcome: str | int) -> None:
 
 def retried(site: str) -> None:
     UPSTREAM_RETRIES.labels(site=site).inc()
+
+
+# The sources count through app.upstream_counts, which counts nothing until this module is loaded.
+upstream_counts.install(upstream, retried)
 
 
 def job_ended(kind: str, state: str, started_at: float | None, finished_at: float | None, files: int,

@@ -163,13 +163,14 @@ def test_subprocess_download(gb: GelbooruDouble, tmp_path: Path) -> None:
 def test_a_download_loads_only_what_it_uses(gb: GelbooruDouble, tmp_path: Path) -> None:
     """What a plain dataset download does not use is never loaded (issue 26): the archive formats
     (the jm command's choices), Pillow (exports and de-duplication only), tqdm (no bar to draw), the
-    other booru families, httpx's own command line, the web stack and jmcomic."""
+    other booru families, httpx's own command line, the web stack, jmcomic and Prometheus (nobody
+    could read its counters)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("JMBOORU_")}
     env.update(JMBOORU_GELBOORU_URL=gb.base_url, JMBOORU_GELBOORU_API_KEY=gb.api_key,
                JMBOORU_GELBOORU_USER_ID=gb.user_id, JMBOORU_GELBOORU_API_RATE="1000")
     unused = ("app.archives", "app.cli.jm", "PIL", "tqdm", "app.sources.booru.danbooru", "app.sources.booru.moebooru",
               "app.sources.booru.gelbooru_v02", "httpx._main", "click", "rich", "fastapi", "starlette", "jmcomic",
-              "curl_cffi", "apscheduler", "app.outputs.dataset_finish")
+              "curl_cffi", "apscheduler", "app.outputs.dataset_finish", "app.metrics", "prometheus_client")
     code = (
         "import os, sys; import app.cli\n"
         "def leave(code):\n"

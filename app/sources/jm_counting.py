@@ -14,7 +14,7 @@ from typing import Any
 
 from jmcomic import JmApiClient, JmModuleConfig
 
-from app import metrics
+from app import upstream_counts
 
 CLIENT_KEY = "jmbooru-api"
 API, IMAGES = "jm", "jm-images"
@@ -37,9 +37,9 @@ def counted(site: str, call: Any, *args: Any, **kwargs: Any) -> Any:
     try:
         resp = call(*args, **kwargs)
     except Exception as exc:
-        metrics.upstream(site, type(exc).__name__)
+        upstream_counts.answered(site, type(exc).__name__)
         raise
-    metrics.upstream(site, outcome_of(resp))
+    upstream_counts.answered(site, outcome_of(resp))
     return resp
 
 
@@ -69,7 +69,7 @@ class CountingApiClient(JmApiClient):  # type: ignore[misc]
     def request_with_retry(self, request: Any, url: str, domain_index: int = 0, retry_count: int = 0,
                            is_image: bool = False, _retry_errors: Any = None, **kwargs: Any) -> Any:
         if (domain_index or retry_count) and domain_index < len(self.domain_list):
-            metrics.retried(IMAGES if is_image else API)
+            upstream_counts.retried(IMAGES if is_image else API)
         return super().request_with_retry(request, url, domain_index, retry_count, is_image, _retry_errors,
                                           **kwargs)
 

@@ -26,7 +26,7 @@ from typing import IO, Any
 from curl_cffi.requests import exceptions as curl_errors
 from jmcomic import JmImageTool
 
-from app import metrics
+from app import upstream_counts
 from app.sources.jm_counting import IMAGES, counted
 
 IN_MEMORY_BODY = 1024 * 1024  # a scrambled page up to this size is descrambled without touching the disk
@@ -130,7 +130,7 @@ def fetch(client: Any, sessions: SessionPool, url: str, open_sink: Callable[[], 
     error: Exception = PageFetchError(f"no attempt made for {url}")
     for attempt in range(int(client.retry_times) + 1):
         if attempt:
-            metrics.retried(IMAGES)
+            upstream_counts.retried(IMAGES)
         sink = open_sink()
         try:
             if merge is None:  # a session postman: it counts the request itself (jm_counting)

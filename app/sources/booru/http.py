@@ -19,7 +19,7 @@ from typing import Any
 
 import httpx
 
-from app import __version__, metrics
+from app import __version__, upstream_counts
 from app.blocking import BlockingPool
 from app.errors import AppError, UpstreamError, UpstreamTimeout, UpstreamUnavailable
 from app.logs import redact
@@ -96,7 +96,7 @@ class SiteHttp:
         for attempt in range(self.options.max_attempts):
             last = attempt == self.options.max_attempts - 1
             if attempt:
-                metrics.retried(self.site)
+                upstream_counts.retried(self.site)
             await self._limiter.acquire()
             try:
                 response = await self._follow(url, params)
@@ -156,9 +156,9 @@ class SiteHttp:
             try:
                 response = await self._http.get(url, params=params, auth=self._api_auth if on_origin else None)
             except Exception as exc:
-                metrics.upstream(self.site, type(exc).__name__)
+                upstream_counts.answered(self.site, type(exc).__name__)
                 raise
-            metrics.upstream(self.site, _outcome(response))
+            upstream_counts.answered(self.site, _outcome(response))
             if response.status_code not in REDIRECT_STATUSES or "location" not in response.headers:
                 return response
             target = self.hosts.resolve(response.headers["location"], response.request.url)
@@ -233,12 +233,12 @@ class SiteHttp:
         answered = False
         try:
             async with self._http.stream("GET", url, headers={"Referer": self.referer}, auth=None) as response:
-                metrics.upstream(self.site, _outcome(response))
+                upstream_counts.answered(self.site, _outcome(response))
                 answered = True
                 yield response
         except Exception as exc:
             if not answered:  # a failure while reading the body was counted with its answer
-                metrics.upstream(self.site, type(exc).__name__)
+                upstream_counts.answered(self.site, type(exc).__name__)
             raise
 
     async def download_image(self, raw_url: str, dest: Path, files: BlockingPool) -> ImageDownload:
@@ -248,7 +248,7 @@ class SiteHttp:
         for attempt in range(self.options.max_attempts):
             last = attempt == self.options.max_attempts - 1
             if attempt:
-                metrics.retried(self.site)
+                upstream_counts.retried(self.site)
             writer = HashingWriter(dest, files)
             try:
                 url = start
