@@ -250,7 +250,7 @@ def test_download_shows_live_progress_then_save_gives_the_album(ui: Ui, jm: JmDo
 
 
 def test_cancel_stops_a_running_download(ui: Ui, jm: JmDouble, server: LiveServer) -> None:
-    jm.set_latency(0.5, "/media/photos/100102/")
+    jm.set_latency(1.5, "/media/photos/100102/")  # still running when Cancel is clicked
     page = ui.open()
     search(page, "100102").get_by_role("button", name="Download Cancel Album").click()
     item = ui.job(page, "Cancel Album")
@@ -281,7 +281,7 @@ def test_the_live_socket_reconnects_after_a_drop(ui: Ui, jm: JmDouble) -> None:
         ws.connect_to_server()
         sockets.append(ws)
 
-    jm.set_latency(0.25, "/media/photos/100108/")
+    jm.set_latency(1.0, "/media/photos/100108/")  # seen running before the socket drops
     page = ui.open(lambda p: p.route_web_socket("**/ws/notifications/**", follow))
     search(page, "100108").get_by_role("button", name="Download Reconnect Album").click()
     live = page.locator("#socket-state")
@@ -301,7 +301,7 @@ def test_jobs_are_listed_again_after_a_reload_and_after_finishing_while_away(
     page = ui.open()
     search(page, "100103").get_by_role("button", name="Download Reload Album").click()
     expect(state_of(ui.job(page, "Reload Album"))).to_have_text("ready", timeout=15_000)
-    jm.set_latency(0.3, "/media/photos/100105/")
+    jm.set_latency(1.5, "/media/photos/100105/")  # running long enough to be seen, and still running when the page closes
     search(page, "100105").get_by_role("button", name="Download Away Album").click()
     expect(state_of(ui.job(page, "Away Album"))).to_have_text(["running"], timeout=10_000)
     client_id = page.evaluate("localStorage.getItem('jmbooru.clientId')")
