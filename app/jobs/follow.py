@@ -13,13 +13,15 @@ import logging
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from app.errors import NotFound, StoreUnavailable
 from app.jobs.events import Delivery, EventHub, Frame, client_topic, encode, job_topic
 from app.jobs.frames import FINAL_EVENTS, final_event, job_frame, snapshot_frame, vanished_frame
 from app.jobs.models import Job, Skip
-from app.jobs.store import JobStore
+
+if TYPE_CHECKING:  # the service hands its store in (Feed); this module only names its type
+    from app.jobs.store import JobStore
 
 log = logging.getLogger("jmbooru.ws")
 
