@@ -76,14 +76,22 @@ def test_a_still_webp_decodes_natively_to_what_pillow_decodes(mode: str, lossles
     assert ImageChops.difference(native, pillow_decoded(body)).getbbox() is None  # the same libwebp: identical
 
 
-def test_the_kept_buffer_serves_the_next_page_of_any_size_in_its_thread() -> None:
+def test_the_kept_buffer_serves_the_next_page_of_any_size_in_its_thread(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(pixels, "KEPT_BUFFER_BYTES", 300 * 400 * 3)  # the 400x600 page is too large to keep
     bodies = [webp(images.make_picture(f"page {n}", size), quality=80)
-              for n, size in enumerate([(200, 300), (400, 600), (120, 90)])]
-    for body in bodies:  # larger, then smaller than the buffer kept: each decodes whole and right
-        native = pixels.decode_webp(body)
-        assert native is not None
-        assert ImageChops.difference(native, pillow_decoded(body)).getbbox() is None
-    pixels._native.buffer = None
+              for n, size in enumerate([(200, 300), (400, 600), (120, 90), (300, 400)])]
+
+    def decode_all() -> list[int]:
+        kept = []
+        for body in bodies:  # larger, then smaller than the buffer kept: each decodes whole and right
+            native = pixels.decode_webp(body)
+            assert native is not None
+            assert ImageChops.difference(native, pillow_decoded(body)).getbbox() is None
+            kept.append(len(pixels._native.buffer or b""))
+        return kept
+
+    # a thread of its own: its buffer goes with it
+    assert in_new_thread(decode_all, monkeypatch) == [200 * 300 * 3, 200 * 300 * 3, 200 * 300 * 3, 300 * 400 * 3]
 
 
 @pytest.mark.parametrize("case", ["animated", "corrupt", "too many pixels", "package missing"])

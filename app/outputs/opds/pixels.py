@@ -22,7 +22,9 @@ from typing import Any
 
 from PIL import Image
 
-KEPT_BUFFER_BYTES = 64 * 1024 * 1024  # a larger picture gets a buffer of its own, not kept
+# Kept per render thread (two): a 1200x1700 page takes 8 MB as RGBA. A larger picture (a long
+# webtoon strip) gets a buffer of its own, freed with it, so the server does not stay that large.
+KEPT_BUFFER_BYTES = 16 * 1024 * 1024
 
 
 class _Native(threading.local):
