@@ -11,7 +11,7 @@ from typing import TypeVar
 
 import cykooz_resizer
 import pytest
-from PIL import Image, ImageChops, ImageStat, WebPImagePlugin
+from PIL import Image, ImageChops, ImageCms, ImageStat, WebPImagePlugin
 
 from app.outputs.opds import pages, pixels
 from app.sources.jm_stream import PageImage
@@ -94,13 +94,17 @@ def test_the_kept_buffer_serves_the_next_page_of_any_size_in_its_thread(monkeypa
     assert in_new_thread(decode_all, monkeypatch) == [200 * 300 * 3, 200 * 300 * 3, 200 * 300 * 3, 300 * 400 * 3]
 
 
-@pytest.mark.parametrize("case", ["animated", "corrupt", "too many pixels", "package missing"])
+@pytest.mark.parametrize("case", ["animated", "colour profile", "corrupt", "too many pixels", "package missing"])
 def test_pillow_decodes_what_the_native_decoder_does_not_take(case: str, monkeypatch: pytest.MonkeyPatch) -> None:
     frames = [images.make_picture(f"frame {n}", (120, 90)) for n in range(2)]
     body = webp(frames[0], quality=80)
     missing: tuple[str, ...] = ()
     if case == "animated":
         body = webp(frames[0], save_all=True, append_images=frames[1:], duration=100)
+    elif case == "colour profile":  # Pillow keeps it in the picture's info (PNG pages carry it on)
+        profile = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+        body = webp(frames[0], quality=80, icc_profile=profile)
+        assert pillow_decoded(body).info.get("icc_profile") == profile
     elif case == "corrupt":
         body = body[:-300]  # cut short: Pillow says what is wrong
     elif case == "too many pixels":
@@ -128,6 +132,22 @@ def test_a_webp_page_is_rendered_without_pillows_webp_decoder(monkeypatch: pytes
         rendered.append(Image.open(io.BytesIO(data)).convert("RGB"))
         assert rendered[-1].size == (300, 425) and difference(rendered[-1], expected) < 8.0  # JPEG of noise
     assert difference(*rendered) < 1.0  # the same page either way
+
+
+@pytest.mark.parametrize("max_width", [None, 300])
+def test_a_transparent_webp_page_renders_as_the_same_png_either_way(
+    max_width: int | None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    body = webp(with_transparency((600, 840)), lossless=True)
+    page = PageImage(body, 0, "00001.webp")
+    native = pages.render(page, max_width)
+    with_pillow = in_new_thread(lambda: pages.render(page, max_width), monkeypatch, "webp", "cykooz_resizer")
+    pictures = []
+    for data, ext in (native, with_pillow):
+        assert ext == ".png"  # transparency kept
+        pictures.append(Image.open(io.BytesIO(data)))
+        assert pictures[-1].mode == "RGBA" and pictures[-1].size == ((600, 840) if max_width is None else (300, 420))
+    assert difference(*(premultiplied(p) for p in pictures)) < (0.01 if max_width is None else 1.0)
 
 
 @pytest.mark.parametrize("mode", ["RGB", "L", "RGBA", "LA"])

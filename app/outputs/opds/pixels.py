@@ -11,8 +11,8 @@ steps cost most of that with Pillow alone, both in the render threads of ``app.o
 - **Scaling.** ``scaled`` runs Pillow's own bilinear filter through fast_image_resize (the
   ``cykooz.resizer`` package: Rust, SIMD), about five times faster.
 
-Where a package has no wheel (see pyproject.toml), or for what it does not take (animated WebP, LA
-pictures), Pillow does the work: the same pictures, more slowly.
+Where a package has no wheel (see pyproject.toml), or for what it does not take (animated WebP, WebP
+with a colour profile, LA pictures), Pillow does the work: the same pictures, more slowly.
 """
 
 from __future__ import annotations
@@ -62,8 +62,11 @@ _native = _Native()
 def decode_webp(body: bytes) -> Image.Image | None:
     """A still WebP decoded by libwebp into this thread's kept buffer (the picture is valid until
     the thread's next call), as an RGB or RGBA picture. None when Pillow should decode instead: the
-    ``webp`` package is missing, the picture is animated or is not a WebP libwebp can read, or it is
-    larger than Pillow's decompression-bomb limit (Pillow then refuses it in its own words)."""
+    ``webp`` package is missing, the picture is animated, carries a colour profile or is not a WebP
+    libwebp can read, or it is larger than Pillow's decompression-bomb limit (Pillow then refuses it
+    in its own words)."""
+    if body[12:16] == b"VP8X" and len(body) > 20 and body[20] & 0x20:
+        return None  # it carries an ICC profile: Pillow reads it, and a PNG page keeps it
     try:
         import webp
     except ImportError:
