@@ -108,8 +108,13 @@ def ui(browser: Browser, server: LiveServer) -> Iterator[Ui]:
 
 
 def search(page: Page, query: str) -> Locator:
+    """Search JM (or start a pasted link). A search returns once its results are listed: until then
+    the list still shows the ranking the page opened with, which may hold the same album, and a
+    click there can land just as the search results replace it."""
     page.get_by_role("searchbox", name="Search JM").fill(query)
     page.get_by_role("searchbox", name="Search JM").press("Enter")
+    if not re.match(r"https?://", query):
+        expect(page.locator("#jm-status")).to_contain_text(f"\u201c{query}\u201d")
     return page.get_by_role("list", name="Albums")
 
 
