@@ -10,9 +10,10 @@ a ~1 GB album in every archive format, and what building a CBZ or a PDF costs pe
    /v1/download/album/{id}`` with default settings, follow ``/ws/jobs/{job_id}`` to
    ``download_ready``, stream the zip from ``download_url`` to nowhere; then ``DELETE`` the job. Two
    clocks: to the ``download_ready`` frame (issue 26's figure, judged against 1.10) and to the zip's
-   last byte (issue 14's, stricter: it adds the transfer, reported beside it). *Direct*: ``jmcomic.download_album`` in a warm process of its own
-   (bench/_direct_jm.py) with the seed's option: 30 image threads (JMComic_Server_API's setting),
-   the rest as the server builds it. Alternating order run by run; medians. Ratio = server / direct.
+   last byte (issue 14's, stricter: it adds the transfer, reported beside it). *Direct*:
+   ``jmcomic.download_album`` in a warm process of its own (bench/_direct_jm.py) with the seed's
+   option: 30 image threads (JMComic_Server_API's setting), the rest as the server builds it.
+   Alternating order run by run; medians. Ratio = server / direct.
 2. Memory. For each format (zip, cbz, pdf) and two album sizes (``--huge-pages`` and half of it) a
    fresh server downloads a plain album of ``--huge-mb`` MB pages of incompressible WebP, builds the
    archive and serves it to a client that throws the bytes away; VmHWM (peak RSS) of the server
