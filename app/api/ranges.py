@@ -34,8 +34,8 @@ class RangeFileResponse(FileResponse):
     ``Content-Range: bytes */SIZE``) for a range past the end."""
 
     # Starlette reads 64 KiB at a time, each read a hop to a thread and each chunk a pass through the
-    # loop and uvicorn: a 3 MB album took 5–9 ms to serve on loopback here, 3.3–3.8 ms with 512 KiB
-    # (1 MiB gained nothing more). One chunk per download in flight is the memory it costs.
+    # loop and uvicorn: a 3 MB album took 5–12 ms to serve on loopback here, 3.7–4.1 ms with 512 KiB
+    # (1 MiB was not clearly better). One chunk per download in flight is the memory it costs.
     chunk_size = 512 * 1024
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
