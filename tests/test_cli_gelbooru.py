@@ -189,6 +189,45 @@ def test_a_download_loads_only_what_it_uses(gb: GelbooruDouble, tmp_path: Path) 
     assert len(files(tmp_path / "out", ".png")) == 2
 
 
+def _plugin_package(root: Path) -> Path:
+    """An installed package declaring a pydantic plugin; loading it leaves a file named LOADED."""
+    (root / "jmb_fake_plugin.py").write_text(
+        "from pathlib import Path\n"
+        "Path(__file__).with_name('LOADED').touch()\n"
+        "class Plugin:\n"
+        "    def new_schema_validator(self, *args, **kwargs):\n"
+        "        return None, None, None\n"
+        "plugin = Plugin()\n"
+    )
+    info = root / "jmb_fake_plugin-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: jmb-fake-plugin\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text("[pydantic]\nfake = jmb_fake_plugin:plugin\n")
+    return root / "LOADED"
+
+
+@pytest.mark.parametrize(("setting", "loaded"), [(None, False), ("", True)])
+def test_a_dataset_command_skips_pydantic_plugins_unless_asked(gb: GelbooruDouble, tmp_path: Path,
+                                                                setting: str | None, loaded: bool) -> None:
+    """The command's process does not read every package's entry points for pydantic plugins;
+    PYDANTIC_DISABLE_PLUGINS set (empty: disable none) restores pydantic's own behaviour."""
+    site = tmp_path / "site"
+    site.mkdir()
+    marker = _plugin_package(site)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("JMBOORU_", "PYDANTIC_"))}
+    env.update(JMBOORU_GELBOORU_URL=gb.base_url, JMBOORU_GELBOORU_API_KEY=gb.api_key,
+               JMBOORU_GELBOORU_USER_ID=gb.user_id, JMBOORU_GELBOORU_API_RATE="1000",
+               PYTHONPATH=os.pathsep.join([str(ROOT), str(site)]))
+    if setting is not None:
+        env["PYDANTIC_DISABLE_PLUGINS"] = setting
+    proc = subprocess.run([sys.executable, "-m", "app.cli", "gelbooru", "1girl", "--max", "2", "-q",
+                           "--out", str(tmp_path / "out")], cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert len(files(tmp_path / "out", ".png")) == 2
+    assert marker.exists() is loaded
+
+
 def test_subprocess_exit_status_of_a_failed_command(gb: GelbooruDouble, tmp_path: Path) -> None:
     """The dataset commands leave without the interpreter's teardown; the status and the sentence still arrive."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("JMBOORU_")}

@@ -186,10 +186,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     return _run(argv)[0]
 
 
-def _run(argv: Sequence[str] | None) -> tuple[int, argparse.Namespace]:
+def _run(argv: Sequence[str] | None, *, process: bool = False) -> tuple[int, argparse.Namespace]:
     argv = sys.argv[1:] if argv is None else list(argv)
     parser = build_parser(argv)  # imports neither pydantic nor the settings: --help answers at once
     args = parser.parse_args(argv)
+    if process and getattr(args, "exit_at_once", False):
+        # A dataset command's own process does not look for pydantic plugins: pydantic reads the
+        # entry points of every installed package for them when the first model is built (20 ms
+        # before the first request in a development install), and they (logfire and the like) are
+        # made to watch a server, not a one-off download. PYDANTIC_DISABLE_PLUGINS set to anything,
+        # empty included, keeps pydantic's own behaviour; main() called from Python changes nothing.
+        os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
     try:
         result: int = args.func(args)
     except Exception as exc:
@@ -217,7 +224,7 @@ def entry() -> None:
     # installed, although jmbooru never calls it (encode/httpx#3547); None in sys.modules stops that
     # import, and httpx then defines a stub ``httpx.main``. Only this process's httpx is affected.
     sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]
-    code, args = _run(None)
+    code, args = _run(None, process=True)
     if code == EXIT_INTERRUPTED or getattr(args, "exit_at_once", False):
         # Ctrl-C: the partial files are gone and the user is waiting for the prompt. A dataset
         # command: every file is written and closed, every thread idle. Unloading the interpreter
