@@ -393,3 +393,30 @@ async def test_an_archive_is_built_into_a_folder_that_is_not_there_yet(tmp_path:
         pool.shutdown(wait=True)
     assert size == dest.stat().st_size
     assert zipfile.ZipFile(dest).read("00001.webp") == page.read_bytes()
+
+
+def test_a_pdf_build_gives_back_the_pictures_pillow_kept_before_the_join(tmp_path: Path) -> None:
+    """The server lets Pillow keep a few freed pictures (OPDS pages); a PDF build's conversions fill
+    that cache, and the qpdf child's memory would come on top of it, so the build empties it before
+    the join (a 5 MB-page album: ~28 MB)."""
+    from app.archives.base import ArchiveContent, Book
+    from app.archives.pdf import build_pdf, embeddable
+    from app.outputs.opds.pages import keep_freed_pictures
+    from tests.fakes.images import encode, make_picture
+
+    pages = []
+    for i in range(3):
+        path = tmp_path / f"{i:03d}.webp"
+        path.write_bytes(encode(make_picture(f"kept {i}", size=(900, 1300)), "webp"))
+        pages.append((path.name, path))
+    before = Image.core.get_blocks_max()
+    try:
+        Image.core.clear_cache()
+        keep_freed_pictures()
+        embeddable(pages[0][1])  # a conversion alone: its freed picture stays in Pillow's cache
+        assert Image.core.get_stats()["blocks_cached"] > 0
+        build_pdf(ArchiveContent(pages, Book(title="kept")), tmp_path / "book.pdf", tmp_path / "scratch")
+        assert Image.core.get_stats()["blocks_cached"] == 0
+        assert len(PdfReader(tmp_path / "book.pdf").pages) == 3
+    finally:
+        Image.core.set_blocks_max(before)
