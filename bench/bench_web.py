@@ -51,7 +51,8 @@ from _common import (
 )
 from playwright.sync_api import Browser, Page, expect
 
-from tests.browser import chromium, wait_until
+from tests.browser import chromium
+from tests.conftest import wait_until
 
 FIRST_ALBUM = 190_000  # plain (unscrambled) one-page albums 190000, 190001, ...
 TARGET_INTERACTIVE_MS = 1000.0  # RAIL: content and controls within a second
