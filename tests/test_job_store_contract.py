@@ -11,6 +11,7 @@ import pytest
 from app.jobs.kinds.album import AlbumSpec
 from app.jobs.models import Job, JobState, Skip, new_job_id
 from app.jobs.store import JobStore, SqliteJobStore
+from tests.conftest import wait_for
 from tests.tools import require
 
 
@@ -95,3 +96,84 @@ async def test_put_writes_back_and_delete_forgets(store: JobStore) -> None:
     await store.put(job)
     back = await store.get(job.job_id)
     assert back is not None and back.state == JobState.FAILED
+
+
+async def test_is_notified_reads_what_the_final_delivery_recorded(store: JobStore) -> None:
+    job, _ = await store.create_or_join(album_job(), "phone")
+    assert not await store.is_notified(job.job_id, "phone")
+    assert not await store.is_notified("no-such-job", "phone")
+
+    def delivered(j: Job) -> None:
+        j.notified.append("phone")
+
+    await store.update(job.job_id, delivered, durable=False)
+    assert await store.is_notified(job.job_id, "phone") and not await store.is_notified(job.job_id, "desk")
+
+
+async def test_a_final_delivered_to_many_sockets_of_one_client_is_recorded_once(
+    store: JobStore, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A burst: 100 sockets of one client id get the same final at once. The first records it; in
+    the embedded store the others find it recorded, with no change of their own (each change copies
+    the whole record: 1,000 sockets at once made the last frame twice as late)."""
+    import asyncio
+
+    from app.jobs import follow
+    from app.jobs.events import LocalEventHub
+
+    job, _ = await store.create_or_join(album_job(), "phone")
+    changes: list[str] = []
+    update = store.update
+
+    async def counted(job_id: str, mutate: object, **kwargs: object) -> Job | None:
+        changes.append(job_id)
+        return await update(job_id, mutate, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(store, "update", counted)
+    feed = follow.Feed(LocalEventHub(), store)
+    await asyncio.gather(*(follow.mark_notified(feed, job.job_id, "phone") for _ in range(100)))
+    stored = await store.get(job.job_id)
+    assert stored is not None and stored.notified == ["phone"]
+    if isinstance(store, SqliteJobStore):  # Redis: the sockets' reads may all answer before the first change lands
+        assert len(changes) == 1
+    else:
+        assert 1 <= len(changes) <= 100
+
+
+async def test_a_progress_change_waits_for_a_durable_change_of_its_job(tmp_path: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """A change written behind (progress) never overtakes one still on its way to disk: applied
+    at once, it would be lost when the durable change reaches memory with the record it copied."""
+    import asyncio
+
+    store = SqliteJobStore(tmp_path / "jobs.db")
+    await store.open()
+    try:
+        job, _ = await store.create_or_join(album_job(), None)
+        on_disk = asyncio.Event()
+        persist = store._persist
+
+        async def slow_persist(changed: Job) -> None:
+            await on_disk.wait()
+            await persist(changed)
+
+        monkeypatch.setattr(store, "_persist", slow_persist)
+
+        def ready(j: Job) -> None:
+            j.state = JobState.READY
+
+        def progress(j: Job) -> None:
+            j.done = 5
+
+        final = asyncio.create_task(store.update(job.job_id, ready))
+        await wait_for(lambda: store._job_locks.busy(job.job_id), interval=0)
+        later = asyncio.create_task(store.update(job.job_id, progress, durable=False))
+        for _ in range(20):  # loop turns: a change applied at once would be done after the first
+            await asyncio.sleep(0)
+        assert not later.done()  # waits for the durable change instead of slipping in before it
+        on_disk.set()
+        await asyncio.gather(final, later)
+        stored = await store.get(job.job_id)
+        assert stored is not None and stored.state == JobState.READY and stored.done == 5
+    finally:
+        await store.close()

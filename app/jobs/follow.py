@@ -252,7 +252,9 @@ class _ClientFinals:
 async def mark_notified(feed: Feed, job_id: str, client_id: str) -> None:
     """Remember that the client got the final frame (once per client id, not per socket).
 
-    A job already marked costs a look-up and no write, so a client with many sockets stays cheap.
+    A job already marked costs a look-up and no change, so a client with many sockets stays cheap:
+    a change (a copy of the record, a task run to its end, the job's lock) for each of a burst's
+    sockets made the last frame of a 1,000-socket burst twice as late.
     """
 
     def mutate(job: Job) -> None:
@@ -261,6 +263,8 @@ async def mark_notified(feed: Feed, job_id: str, client_id: str) -> None:
         job.notified.append(client_id)
 
     try:
+        if await feed.store.is_notified(job_id, client_id):
+            return  # another socket of this client, or another process, recorded it already
         # Not a final state: in memory at once (the next socket, opened a moment later, must see it)
         # and on disk behind it. Lost in a crash, it only costs the client this final once more.
         await feed.store.update(job_id, mutate, durable=False)

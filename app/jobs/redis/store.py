@@ -126,6 +126,11 @@ class RedisJobStore:
         return _decode(raw)
 
     @guarded
+    async def is_notified(self, job_id: str, client_id: str) -> bool:
+        job = _decode(await self.redis.get(_job_key(job_id)))
+        return job is not None and client_id in job.notified
+
+    @guarded
     async def get_by_file_name(self, file_name: str) -> Job | None:
         job_id = await self.redis.get(f"{PREFIX}:file:{file_name}")
         return _decode(await self.redis.get(_job_key(str(job_id)))) if job_id else None
