@@ -271,29 +271,32 @@ class SqliteJobStore:
         async with self._job_locks.hold(job_id):
             if not durable:
                 return self._change_behind(job_id, mutate)
-            job = self._jobs.get(job_id)
-            if job is None:
+            made = self._changed(job_id, mutate)
+            if made is None:
                 return None
-            changed = Job.from_record(job.to_record())
-            mutate(changed)
-            changed.updated_at = time.time()
-            snapshot = Job.from_record(changed.to_record())
-            await self._commit(changed)
-            return snapshot
+            await self._commit(made[0])
+            return made[1]
 
     def _change_behind(self, job_id: str, mutate: Mutation) -> Job | None:
         # Written behind, in order on the one SQLite thread: memory is the truth in this mode,
         # and a job's progress lost in a crash only makes it look earlier than it was.
+        made = self._changed(job_id, mutate)
+        if made is None:
+            return None
+        changed, snapshot = made
+        self._jobs[job_id] = changed
+        self._pool.submit(self._write_sync, snapshot.to_record()).add_done_callback(_log_failure)
+        return snapshot
+
+    def _changed(self, job_id: str, mutate: Mutation) -> tuple[Job, Job] | None:
+        """``mutate`` applied to a copy of the job (memory untouched): the copy and a snapshot of it."""
         job = self._jobs.get(job_id)
         if job is None:
             return None
         changed = Job.from_record(job.to_record())
         mutate(changed)
         changed.updated_at = time.time()
-        snapshot = Job.from_record(changed.to_record())
-        self._jobs[job_id] = changed
-        self._pool.submit(self._write_sync, snapshot.to_record()).add_done_callback(_log_failure)
-        return snapshot
+        return changed, Job.from_record(changed.to_record())
 
     @to_the_end
     async def put(self, job: Job) -> None:
