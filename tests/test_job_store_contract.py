@@ -177,3 +177,46 @@ async def test_a_progress_change_waits_for_a_durable_change_of_its_job(tmp_path:
         assert stored is not None and stored.state == JobState.READY and stored.done == 5
     finally:
         await store.close()
+
+
+def full_job() -> Job:
+    """A job with something in every container field, nested."""
+    return album_job(state=JobState.READY, done=3, total=3, client_ids=["phone"], notified=["phone"],
+                     client_joined_at={"phone": 1.5}, skipped=[{"post_id": 7, "reason": "gone"}],
+                     library_paths=["a/b.cbz"], final_frame={"event": "download_ready", "tags": ["x", {"y": [1]}]})
+
+
+def containers(value: object) -> list[int]:
+    """The ids of every dict and list in ``value``, nested ones included."""
+    if isinstance(value, dict):
+        return [id(value), *(i for item in value.values() for i in containers(item))]
+    if isinstance(value, list):
+        return [id(value), *(i for item in value for i in containers(item))]
+    return []
+
+
+def test_a_copy_of_a_job_equals_it_and_shares_nothing_that_can_change() -> None:
+    """The stores hand out copies and change copies (copy on write): a copy that shared a list or a
+    dict with the job in memory would let a caller change the stored job behind the store's back."""
+    import dataclasses
+
+    job = full_job()
+    twin = job.copy()
+    assert twin == job and type(twin.state) is JobState
+    originals = {i for name in (f.name for f in dataclasses.fields(Job)) for i in containers(getattr(job, name))}
+    copied = {i for name in (f.name for f in dataclasses.fields(Job)) for i in containers(getattr(twin, name))}
+    assert originals and not originals & copied
+    twin.final_frame["tags"][1]["y"].append(2)  # type: ignore[index]
+    twin.notified.append("desk")
+    assert job.final_frame == {"event": "download_ready", "tags": ["x", {"y": [1]}]} and job.notified == ["phone"]
+
+
+def test_a_jobs_record_is_what_dataclasses_asdict_gave_and_reads_back_as_the_job() -> None:
+    import dataclasses
+    import json
+
+    job = full_job()
+    record = job.to_record()
+    assert record == {**dataclasses.asdict(job), "state": "ready"} and type(record["state"]) is str
+    assert not set(containers(record)) & {i for name in record for i in containers(getattr(job, name))}
+    assert Job.from_record(json.loads(json.dumps(record))) == job

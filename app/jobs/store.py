@@ -228,7 +228,7 @@ class SqliteJobStore:
 
     async def get(self, job_id: str) -> Job | None:
         job = self._jobs.get(job_id)
-        return Job.from_record(job.to_record()) if job else None
+        return job.copy() if job else None
 
     async def get_by_file_name(self, file_name: str) -> Job | None:
         for job in self._jobs.values():
@@ -242,11 +242,11 @@ class SqliteJobStore:
         for existing in self._jobs.values():
             if existing.key == job.key and joinable(existing, now):
                 async with self._job_locks.hold(existing.job_id):
-                    joined = Job.from_record(self._jobs.get(existing.job_id, existing).to_record())
+                    joined = self._jobs.get(existing.job_id, existing).copy()
                     add_client(joined, client_id)
                     joined.updated_at = now
                     await self._commit(joined)
-                return Job.from_record(joined.to_record()), False
+                return joined.copy(), False
         add_client(job, client_id)
         self._jobs[job.job_id] = job
         try:
@@ -255,7 +255,7 @@ class SqliteJobStore:
             # Not on disk, so not a job: nobody may join it.
             self._jobs.pop(job.job_id, None)
             raise
-        return Job.from_record(job.to_record()), True
+        return job.copy(), True
 
     async def update(self, job_id: str, mutate: Mutation, *, durable: bool = True) -> Job | None:
         if not durable and not self._job_locks.busy(job_id):
@@ -293,19 +293,19 @@ class SqliteJobStore:
         job = self._jobs.get(job_id)
         if job is None:
             return None
-        changed = Job.from_record(job.to_record())
+        changed = job.copy()
         mutate(changed)
         changed.updated_at = time.time()
-        return changed, Job.from_record(changed.to_record())
+        return changed, changed.copy()
 
     @to_the_end
     async def put(self, job: Job) -> None:
         async with self._job_locks.hold(job.job_id):
-            await self._commit(Job.from_record(job.to_record()))
+            await self._commit(job.copy())
 
     async def list_states(self, states: Iterable[JobState]) -> list[Job]:
         wanted = set(states)
-        return [Job.from_record(j.to_record()) for j in self._jobs.values() if j.state in wanted]
+        return [j.copy() for j in self._jobs.values() if j.state in wanted]
 
     async def is_notified(self, job_id: str, client_id: str) -> bool:
         job = self._jobs.get(job_id)
@@ -313,10 +313,10 @@ class SqliteJobStore:
 
     async def jobs_for_client(self, client_id: str) -> list[Job]:
         jobs = [j for j in self._jobs.values() if client_id in j.client_ids]
-        return [Job.from_record(j.to_record()) for j in sorted(jobs, key=lambda j: j.created_at)]
+        return [j.copy() for j in sorted(jobs, key=lambda j: j.created_at)]
 
     async def page(self, query: JobQuery) -> list[Job]:
-        return [Job.from_record(j.to_record()) for j in newest_page(self._jobs.values(), query)]
+        return [j.copy() for j in newest_page(self._jobs.values(), query)]
 
     async def queued_order(self) -> list[str]:
         queued = sorted((j for j in self._jobs.values() if j.state == JobState.QUEUED), key=order_key)
