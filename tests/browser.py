@@ -14,9 +14,23 @@ from contextlib import contextmanager
 from typing import Any
 from urllib.parse import urlsplit
 
-from playwright.sync_api import Browser, ConsoleMessage, Page, Playwright, Request, WebSocket, sync_playwright
+from playwright.sync_api import (
+    Browser,
+    ConsoleMessage,
+    Page,
+    Playwright,
+    Request,
+    WebSocket,
+    expect,
+    sync_playwright,
+)
 
 from tests import tools
+
+# How long an expect() waits for the page to get there. Playwright's 5 s was too short for Redoc
+# rendering the whole OpenAPI document on a slow shared machine with the other test worker busy
+# (10 s for /docs and /redoc together there); a page that never gets there still fails, later.
+expect.set_options(timeout=20_000)
 
 CHROMIUM_FLAGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
