@@ -197,6 +197,9 @@ def _run(argv: Sequence[str] | None, *, process: bool = False) -> tuple[int, arg
         # made to watch a server, not a one-off download. PYDANTIC_DISABLE_PLUGINS set to anything,
         # empty included, keeps pydantic's own behaviour; main() called from Python changes nothing.
         os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
+        from app.cli.loop import start_up_without_gc
+
+        start_up_without_gc()
     try:
         result: int = args.func(args)
     except Exception as exc:

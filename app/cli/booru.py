@@ -11,23 +11,42 @@ at once; ``app.cli.booru_run`` does the work.
 from __future__ import annotations
 
 import argparse
+import logging
+import sys
 
 from app.cli.booru_exports import add_check_export_flags, add_trainer_flags
 from app.cli.flags import add_dataset_flags, add_site_flags, mode, positive_int
 
 
+def setup_logging(verbose: bool) -> None:
+    # Without this, Python's last-resort handler would print every retry warning over the progress bar.
+    logging.getLogger("jmbooru").setLevel(logging.INFO if verbose else logging.ERROR)
+    if verbose and not logging.getLogger().handlers:
+        logging.basicConfig(format="%(levelname)s %(name)s %(message)s")
+
+
 def run_booru(args: argparse.Namespace) -> int:
+    from app.cli.head_start import begin
     from app.sources.booru.tls import prepare_in_background
 
+    setup_logging(args.verbose)
     prepare_in_background()  # the TLS context loads its CA bundle while the modules below load
+    try:
+        head = begin(args)  # the first page asked for while the download's modules load, when it can be
+    except KeyboardInterrupt:
+        from app.cli import EXIT_INTERRUPTED
+
+        print(f"jmbooru {args.command}: interrupted; nothing was written.", file=sys.stderr)
+        return EXIT_INTERRUPTED
     from app.cli.booru_run import run_booru as run
 
-    return run(args)
+    return run(args, head)
 
 
 def run_check(args: argparse.Namespace) -> int:
     from app.sources.booru.tls import prepare_in_background
 
+    setup_logging(args.verbose)
     prepare_in_background()
     from app.cli.booru_run import run_check as run
 

@@ -10,28 +10,30 @@ Nothing here loads the web stack or jmcomic: these commands start fast.
 from __future__ import annotations
 
 import argparse
-import logging
+import asyncio
 import re
 import shutil
 import sys
 import tempfile
-from collections.abc import Callable
+from collections.abc import AsyncGenerator, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
 from app.cli import loop as cli_loop
+from app.cli.flags import search_tags, site_overrides
 from app.errors import AppError
-from app.sources.booru.base import BooruSite, CredentialsError
+from app.sources.booru.base import BooruSite, CredentialsError, Post
 from app.sources.booru.files import ImagePools
-from app.sources.booru.values import is_blank, visible_words
 from app.sources.captions import CaptionOptions, PostFilters
 from app.sources.dataset import DatasetProgress, DatasetResult, download_dataset
+from app.sources.selection import scan_limit
 from app.text import full_stop
 
 if TYPE_CHECKING:
     from app.blocking import BlockingPool
+    from app.cli.head_start import HeadStart
     from app.config import Settings
     from app.outputs.exports.options import TrainerOptions
     from app.sources.dataset_check import CheckResult
@@ -65,13 +67,6 @@ def _exit_code(exc: AppError) -> int:
     return EXIT_BAD_INPUT if exc.status_code < 500 or isinstance(exc, CredentialsError) else EXIT_FAILED
 
 
-def _setup_logging(verbose: bool) -> None:
-    # Without this, Python's last-resort handler would print every retry warning over the progress bar.
-    logging.getLogger("jmbooru").setLevel(logging.INFO if verbose else logging.ERROR)
-    if verbose and not logging.getLogger().handlers:
-        logging.basicConfig(format="%(levelname)s %(name)s %(message)s")
-
-
 def _settings() -> Settings:
     from app.config import Settings
 
@@ -81,14 +76,15 @@ def _settings() -> Settings:
 def _site(args: argparse.Namespace, settings: Settings) -> BooruSite:
     from app.sources.booru.registry import build_site
 
-    return build_site(args.site, settings, url=args.url, api_key=args.api_key, user_id=args.user_id,
-                      login=getattr(args, "login", None), timeout=args.timeout, rate=args.rate)
+    return build_site(args.site, settings, **site_overrides(args))
 
 
-def _run(command: str, work: Callable[[], Any]) -> int:
-    """Run the coroutine and turn every expected failure into a sentence and an exit code."""
+def _run(command: str, work: Callable[[], Any], runner: asyncio.Runner | None = None) -> int:
+    """Run the coroutine (on ``runner``'s loop, when given) and turn every expected failure into a
+    sentence and an exit code."""
+    cli_loop.start_up_over()
     try:
-        return int(cli_loop.run(work()))
+        return int(cli_loop.run(work(), runner))
     except AppError as exc:
         return _fail(command, with_flag_hints(exc.detail), _exit_code(exc))
     except ValidationError as exc:
@@ -97,25 +93,24 @@ def _run(command: str, work: Callable[[], Any]) -> int:
         return _fail(command, "interrupted; partial files were removed.", EXIT_INTERRUPTED)
 
 
-def run_booru(args: argparse.Namespace) -> int:
+def run_booru(args: argparse.Namespace, head: HeadStart | None = None) -> int:
+    """``jmbooru booru`` and ``jmbooru gelbooru``; ``head``: the first page already asked for
+    (``app.cli.head_start``), used when the settings give the same site, closed in any case."""
+    try:
+        return _run_booru(args, head)
+    finally:
+        if head is not None:
+            head.close()
+
+
+def _run_booru(args: argparse.Namespace, head: HeadStart | None) -> int:
     command = args.command
-    _setup_logging(args.verbose)
     if getattr(args, "pool", None):
         return run_pool(args)
     args.out = args.out or "images"
-    stray = getattr(args, "stray", None) or []
-    tags = args.tags or args.tags_opt
-    if args.tags and args.tags_opt and " ".join(args.tags.split()) != " ".join(args.tags_opt.split()):
-        return _fail(command, "give the tags once: either as TAGS or with --tags.", EXIT_BAD_INPUT)
-    if tags is None and len(stray) == 1:
-        tags, stray = stray[0], []
-    if stray:
-        return _fail(command, f"unexpected value {stray[0]!r}; true/false flags take true or false.", EXIT_BAD_INPUT)
-    if not tags or is_blank(tags):  # a zero-width space alone would download the whole site
-        example = "gelbooru" if command == "gelbooru" else f"booru {args.site}"
-        return _fail(command, f'give the tags to search for, e.g. jmbooru {example} "cat_ears solo" --max 20.',
-                     EXIT_BAD_INPUT)
-    tags = " ".join(visible_words(tags))
+    tags, problem = search_tags(args)
+    if problem is not None:
+        return _fail(command, problem, EXIT_BAD_INPUT)
     if args.unit is not None and not args.quiet:
         print("note: --unit is ignored; jmbooru fetches exactly --max images.", file=sys.stderr)
     from app.cli.booru_exports import finish_download, print_finish, trainer_options
@@ -140,13 +135,17 @@ def run_booru(args: argparse.Namespace) -> int:
             min_score=args.min_score, blacklist=args.blacklist or [],
         )
         settings = _settings()
-        site = _site(args, settings)
+        posts = None
+        if head is not None and (taken := await head.take(settings, tags, scan_limit(args.max_images))):
+            site, posts = taken
+        else:
+            site = _site(args, settings)
         checked = finished = None
         try:
             with ImagePools.create() as pools:  # this command's, shut down when it ends
                 site.check_credentials()
                 result = await _download(args, site, tags, caption, filters,
-                                         args.workers or settings.download_workers, trainer, pools)
+                                         args.workers or settings.download_workers, trainer, pools, posts=posts)
                 if finishing:
                     finished = await finish_download(args.out, trainer, caption, result, site.info.site, pools)
                 if args.check:
@@ -162,12 +161,12 @@ def run_booru(args: argparse.Namespace) -> int:
             _print_check(checked)
         return EXIT_FAILED if result.failed or (checked is not None and checked.unresolved) else EXIT_OK
 
-    return _run(command, work)
+    return _run(command, work, head.runner if head is not None else None)
 
 
 async def _download(args: argparse.Namespace, site: BooruSite, tags: str, caption: CaptionOptions,
                     filters: PostFilters, workers: int, trainer: TrainerOptions, pools: ImagePools, *,
-                    max_images: int | None = None) -> DatasetResult:
+                    max_images: int | None = None, posts: AsyncGenerator[Post, None] | None = None) -> DatasetResult:
     from app.cli.booru_exports import inspector
 
     bar: Any = None
@@ -200,6 +199,7 @@ async def _download(args: argparse.Namespace, site: BooruSite, tags: str, captio
             inspect=inspector(args.out, trainer, caption, site.info.site),
             skip_variants=trainer.skip_variants,
             pools=pools,
+            posts=posts,
         )
     finally:
         if bar is not None:
@@ -219,7 +219,6 @@ def _print_check(result: CheckResult) -> None:
 
 
 def run_check(args: argparse.Namespace) -> int:
-    _setup_logging(args.verbose)
     trainer = None
     if args.exports:
         from app.cli.booru_exports import trainer_options

@@ -93,3 +93,28 @@ def add_dataset_flags(p: argparse.ArgumentParser) -> None:
     filt.add_argument("--min-height", type=int, metavar="PX")
     filt.add_argument("--min-score", type=int, metavar="N")
     filt.add_argument("--blacklist", metavar="TAGS", help='skip posts with any of these tags, e.g. "comic monochrome"')
+
+
+def search_tags(args: argparse.Namespace) -> tuple[str, str | None]:
+    """The tags a dataset command searches for (TAGS, ``--tags``, or the one word an original boolean
+    flag left aside), made of visible words; or the sentence to print instead (the second value)."""
+    from app.sources.booru.values import is_blank, visible_words
+
+    stray = getattr(args, "stray", None) or []
+    tags = args.tags or args.tags_opt
+    if args.tags and args.tags_opt and " ".join(args.tags.split()) != " ".join(args.tags_opt.split()):
+        return "", "give the tags once: either as TAGS or with --tags."
+    if tags is None and len(stray) == 1:
+        tags, stray = stray[0], []
+    if stray:
+        return "", f"unexpected value {stray[0]!r}; true/false flags take true or false."
+    if not tags or is_blank(tags):  # a zero-width space alone would download the whole site
+        example = "gelbooru" if args.command == "gelbooru" else f"booru {args.site}"
+        return "", f'give the tags to search for, e.g. jmbooru {example} "cat_ears solo" --max 20.'
+    return " ".join(visible_words(tags)), None
+
+
+def site_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """What the site flags change in the site's settings (None: not given, the setting stands)."""
+    return {"url": args.url, "api_key": args.api_key, "user_id": args.user_id,
+            "login": getattr(args, "login", None), "timeout": args.timeout, "rate": args.rate}

@@ -13,7 +13,7 @@ import contextlib
 import logging
 import os
 import re
-from collections.abc import Callable
+from collections.abc import AsyncGenerator, Callable
 from contextlib import aclosing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -140,13 +140,13 @@ class DatasetDownload:
                  on_progress: Callable[[DatasetProgress], None] | None, pools: ImagePools,
                  trigger: str | None = None, want_categories: bool = False,
                  inspect: Callable[[Path, FileOutcome], Any] | None = None,
-                 skip_variants: SkipVariants = "none") -> None:
+                 skip_variants: SkipVariants = "none", posts: AsyncGenerator[Post, None] | None = None) -> None:
         self.site, self.tags, self.out, self.pools = site, tags, out_dir, pools
         self.max_images, self.caption, self.filters = max_images, caption, filters
         self.overwrite_captions, self.on_progress = overwrite_captions, on_progress
         self.trigger, self.want_categories, self.inspect = trigger, want_categories, inspect
         self.n_workers = max(1, min(workers, max_images))
-        self.selection = PostSelection(site, tags, max_images, filters, skip_variants=skip_variants)
+        self.selection = PostSelection(site, tags, max_images, filters, skip_variants=skip_variants, posts=posts)
         self.order: dict[str, int] = {}
         self.inspections: list[asyncio.Task[None]] = []
         self.result = DatasetResult(out_dir=out_dir)
@@ -360,6 +360,7 @@ async def download_dataset(
     inspect: Callable[[Path, FileOutcome], Any] | None = None,
     skip_variants: SkipVariants = "none",
     pools: ImagePools | None = None,
+    posts: AsyncGenerator[Post, None] | None = None,
 ) -> DatasetResult:
     """Download up to ``max_images`` posts of ``site`` matching ``tags`` into ``out_dir``.
 
@@ -371,7 +372,9 @@ async def download_dataset(
     ``skip_variants`` skips posts with a parent or children before they count. ``on_wait`` hears "Rate limited by <site>; retrying at HH:MM:SS." while the site makes us wait,
     and None when the download resumes. Cancelling removes the temporary files and re-raises.
     ``pools``: the caller's (the Engine's, a command's); without them the call makes its own and
-    shuts them down when it ends.
+    shuts them down when it ends. ``posts``: the site's posts for ``tags`` already being listed
+    (``site.iter_posts(tags, max_posts=scan_limit(max_images))``, started early by the command line);
+    by default the site is asked here.
     """
     if max_images < 1:
         raise Unprocessable("max_images must be at least 1.")
@@ -382,7 +385,7 @@ async def download_dataset(
                                    caption=caption or CaptionOptions(), filters=filters or PostFilters(),
                                    workers=workers, overwrite_captions=overwrite_captions, on_progress=on_progress,
                                    pools=pools, trigger=trigger, want_categories=want_categories, inspect=inspect,
-                                   skip_variants=skip_variants)
+                                   skip_variants=skip_variants, posts=posts)
         with waits_reported_to(on_wait):
             return await download.run()
 

@@ -7,12 +7,14 @@ import re
 from collections.abc import AsyncGenerator
 from contextlib import aclosing
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from app.errors import NotFound
 from app.sources.booru.base import BooruSite, Post
-from app.sources.captions import PostFilters
 from app.text import count
+
+if TYPE_CHECKING:
+    from app.sources.captions import PostFilters
 
 MD5_RE = re.compile(r"[0-9a-f]{32}")
 BATCH = 100  # posts looked at between two hand-overs to the downloads
@@ -45,6 +47,11 @@ def unavailable_reason(site: BooruSite, post: Post) -> str | None:
     return None
 
 
+def scan_limit(max_images: int, max_scanned: int | None = None) -> int:
+    """How many posts a selection looks at, at most (``PostSelection``)."""
+    return max_scanned or max(5000, max_images * 50)
+
+
 @dataclass
 class PostSelection:
     """The first ``max_images`` posts that pass the filters, one per md5, in batches.
@@ -59,6 +66,9 @@ class PostSelection:
     filters: PostFilters
     max_scanned: int | None = None
     skip_variants: SkipVariants = "none"
+    # The site's posts for ``tags`` already being listed, ``scan_limit`` of them at most (the command
+    # line's head start); None asks the site.
+    posts: AsyncGenerator[Post, None] | None = None
     skipped_variants: int = 0
     scanned: int = 0
     selected: int = 0
@@ -68,8 +78,10 @@ class PostSelection:
     async def batches(self) -> AsyncGenerator[list[Post], None]:
         md5s: set[str] = set()
         batch: list[Post] = []
-        limit = self.max_scanned or max(5000, self.max_images * 50)
-        async with aclosing(self.site.iter_posts(self.tags, max_posts=limit)) as posts:
+        listing = self.posts
+        if listing is None:
+            listing = self.site.iter_posts(self.tags, max_posts=scan_limit(self.max_images, self.max_scanned))
+        async with aclosing(listing) as posts:
             async for post in posts:
                 self.scanned += 1
                 if not self.filters.matches(post):
@@ -93,7 +105,7 @@ class PostSelection:
     def nothing_selected(self) -> NotFound:
         """The sentence for a search that gave no post to download, saying which step removed them."""
         name, tags = self.site.info.name, " ".join(self.tags.split())[:200]
-        limited = self.scanned >= (self.max_scanned or max(5000, self.max_images * 50))
+        limited = self.scanned >= scan_limit(self.max_images, self.max_scanned)
         if limited:
             looked = f"the first {count(self.scanned, f'{name} post')}"
         else:

@@ -17,6 +17,8 @@ HTTP parser, the loop and the file writer (8 % of the event loop's CPU for a 250
 
 from __future__ import annotations
 
+import contextlib
+import importlib
 import select
 import socket
 import typing
@@ -92,3 +94,14 @@ def poll_cheaply(client: httpx.AsyncClient) -> httpx.AsyncClient:
         if isinstance(backend, httpcore.AsyncNetworkBackend) and not isinstance(backend, PolledBackend):
             pool._network_backend = PolledBackend(backend)  # type: ignore[union-attr]
     return client
+
+
+def load_network_backend() -> None:
+    """Import now what httpcore imports on a client's first connection under asyncio: its anyio
+    backend and anyio's own asyncio backend (~15 ms here). The command line calls this before it
+    loads the rest of a download in a thread beside its first request: imported then, by the loop's
+    thread, they would slow that request down as the two threads take turns. Should a later httpcore
+    or anyio name these modules differently, the first request is only a little later."""
+    for name in ("httpcore._backends.anyio", "anyio._backends._asyncio"):
+        with contextlib.suppress(ImportError):
+            importlib.import_module(name)

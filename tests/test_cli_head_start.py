@@ -1,0 +1,245 @@
+"""The dataset command's head start (``app/cli/head_start.py``): configured by its flags alone, it asks
+for the first page of posts before it reads the settings, while the rest of the command loads; any
+other configuration, and the settings are read first, as always."""
+
+from __future__ import annotations
+
+import gc
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import app.cli.booru_run as booru_run
+import app.cli.head_start as head_start
+from app.cli import build_parser, main
+from app.cli.loop import start_up_over, start_up_without_gc
+from app.config import Settings
+from app.sources.booru.http import SiteHttp
+from app.sources.booru.registry import SITES, site_config
+from tests.fakes.gelbooru import GelbooruDouble, make_posts
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def gb(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[GelbooruDouble]:
+    """The double, and a process configured by nothing but the command line: no JMBOORU_ variable,
+    no ./.env (the working folder is empty), no user config file."""
+    with GelbooruDouble(make_posts(12)) as double:
+        for name in list(os.environ):
+            if name.upper().startswith("JMBOORU_"):
+                monkeypatch.delenv(name)
+        work = tmp_path / "work"
+        work.mkdir()
+        monkeypatch.chdir(work)
+        monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+        yield double
+
+
+@pytest.fixture
+def events(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """"settings" when the command reads its settings, "page N" when a listing page is asked for."""
+    seen: list[str] = []
+    real_settings, real_get = booru_run._settings, SiteHttp.get
+
+    def settings() -> Settings:
+        seen.append("settings")
+        return real_settings()
+
+    async def get(self: SiteHttp, path: str, params: Any = None) -> Any:
+        if params and params.get("s") == "post":
+            seen.append(f"page {params.get('pid')}")
+        return await real_get(self, path, params)
+
+    monkeypatch.setattr(booru_run, "_settings", settings)
+    monkeypatch.setattr(SiteHttp, "get", get)
+    return seen
+
+
+@pytest.fixture
+def heads(monkeypatch: pytest.MonkeyPatch) -> list[head_start.HeadStart | None]:
+    """What each ``begin`` call gave."""
+    made: list[head_start.HeadStart | None] = []
+    real = head_start.begin
+
+    def begin(args: Any, load: Any = head_start.DOWNLOAD_MODULES) -> head_start.HeadStart | None:
+        made.append(real(args, load))
+        return made[-1]
+
+    monkeypatch.setattr(head_start, "begin", begin)
+    return made
+
+
+def flags(gb: GelbooruDouble, *extra: str) -> list[str]:
+    return ["--url", gb.base_url, "--api-key", gb.api_key, "--user-id", gb.user_id, "--rate", "1000", *extra]
+
+
+def images(folder: Path) -> list[Path]:
+    return sorted(folder.glob("*.png"))
+
+
+def test_flags_alone_ask_for_the_first_page_before_the_settings_are_read(
+        gb: GelbooruDouble, tmp_path: Path, events: list[str], heads: list[Any],
+        capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "ds"
+    assert main(["gelbooru", "1girl", "--max", "5", "--out", str(out), "-q", *flags(gb)]) == 0
+    assert events[:2] == ["page 0", "settings"]
+    assert events.count("page 0") == 1  # the head start's request is the download's, not one more
+    assert heads and heads[0] is not None and heads[0].taken
+    assert "downloaded 5, skipped 0, failed 0" in capsys.readouterr().out
+    assert len(images(out)) == 5 and len(list(out.glob("*.txt"))) == 5
+
+
+@pytest.mark.parametrize("where", ["environment", "dotenv", "user config file"])
+def test_any_other_configuration_is_read_before_anything_is_asked(
+        gb: GelbooruDouble, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, events: list[str], heads: list[Any],
+        where: str) -> None:
+    """A JMBOORU_ setting could name a proxy: nothing goes out before the settings are read."""
+    if where == "environment":
+        monkeypatch.setenv("jmbooru_download_workers", "4")  # pydantic-settings reads names in any case
+    elif where == "dotenv":
+        Path(".env").write_text("JMBOORU_DOWNLOAD_WORKERS=4\n")
+    else:
+        (tmp_path / "config" / "jmbooru").mkdir(parents=True)
+        (tmp_path / "config" / "jmbooru" / "jmbooru.env").write_text("JMBOORU_DOWNLOAD_WORKERS=4\n")
+    assert main(["gelbooru", "1girl", "--max", "3", "--out", str(tmp_path / "ds"), "-q", *flags(gb)]) == 0
+    assert heads == [None]
+    assert events[:2] == ["settings", "page 0"]
+    assert len(images(tmp_path / "ds")) == 3
+
+
+def test_a_head_start_the_settings_disagree_with_is_dropped_and_closed(
+        gb: GelbooruDouble, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, events: list[str],
+        heads: list[Any]) -> None:
+    """Should the settings give another site than the flags and defaults did, the download uses theirs."""
+    monkeypatch.setattr(head_start, "configured_elsewhere", lambda: False)
+    monkeypatch.setenv("JMBOORU_GELBOORU_TIMEOUT_SECONDS", "12")
+    out = tmp_path / "ds"
+    assert main(["gelbooru", "1girl", "--max", "3", "--out", str(out), "-q",
+                 "--url", gb.base_url, "--api-key", gb.api_key, "--user-id", gb.user_id]) == 0
+    head = heads[0]
+    assert head is not None and head.taken and head.first.done()
+    assert head.site.http._http.is_closed  # type: ignore[attr-defined]
+    assert events[:3] == ["page 0", "settings", "page 0"]  # asked again by the site the settings gave
+    assert len(images(out)) == 3
+
+
+def test_refused_credentials_are_reported_as_without_a_head_start(
+        gb: GelbooruDouble, tmp_path: Path, heads: list[Any], capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["gelbooru", "1girl", "--out", str(tmp_path / "ds"), "--url", gb.base_url,
+                 "--api-key", "wrong", "--user-id", gb.user_id])
+    assert heads and heads[0] is not None  # the first page was asked for, and refused
+    assert code == 2
+    assert "--api-key" in capsys.readouterr().err
+    assert not (tmp_path / "ds").exists() or not any((tmp_path / "ds").iterdir())
+
+
+def test_a_bad_flag_found_later_still_writes_nothing(gb: GelbooruDouble, tmp_path: Path, heads: list[Any],
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    """The export flags are checked once pydantic is loaded, after the first page was asked for."""
+    out = tmp_path / "ds"
+    code = main(["gelbooru", "1girl", "--out", str(out), "--category-order", "nonsense", *flags(gb)])
+    assert heads and heads[0] is not None and heads[0].taken
+    assert code == 2
+    assert "unknown tag category" in capsys.readouterr().err
+    assert not out.exists()
+    assert gb.hits("image") == 0
+
+
+def test_ctrl_c_while_the_command_loads(gb: GelbooruDouble, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                        capsys: pytest.CaptureFixture[str]) -> None:
+    async def interrupted(head: head_start.HeadStart, modules: tuple[str, ...]) -> None:
+        head.start()
+        raise KeyboardInterrupt
+
+    closed: list[bool] = []
+    real_close = head_start.HeadStart.close
+
+    def close(self: head_start.HeadStart) -> None:
+        real_close(self)
+        closed.append(self.site.http._http.is_closed)  # type: ignore[attr-defined]
+
+    monkeypatch.setattr(head_start, "_overlap", interrupted)
+    monkeypatch.setattr(head_start.HeadStart, "close", close)
+    assert main(["gelbooru", "1girl", "--out", str(tmp_path / "ds"), *flags(gb)]) == 130
+    assert "interrupted; nothing was written" in capsys.readouterr().err
+    assert closed == [True]
+    assert not (tmp_path / "ds").exists()
+
+
+@pytest.mark.parametrize("argv", [
+    ["booru", "nosuchsite", "1girl"],  # the command names the known sites
+    ["gelbooru", "\u200b"],  # no visible tag: the command asks for tags
+    ["booru", "danbooru", "--pool", "7"],  # a pool is no tag search
+    ["gelbooru", "1girl", "--url", "http://[bad"],  # the command says what is wrong with the URL
+], ids=["unknown site", "no tags", "pool", "bad url"])
+def test_no_head_start_where_the_command_has_something_to_say(gb: GelbooruDouble, argv: list[str]) -> None:
+    args = build_parser(argv).parse_args(argv)
+    assert head_start.begin(args) is None
+    assert gb.hits("all") == 0
+
+
+def test_no_request_without_the_credentials_the_site_needs(gb: GelbooruDouble) -> None:
+    argv = ["gelbooru", "1girl", "--url", gb.base_url]
+    assert head_start.begin(build_parser(argv).parse_args(argv)) is None
+    assert gb.hits("all") == 0
+
+
+@pytest.mark.parametrize("site", list(SITES))
+@pytest.mark.parametrize("overrides", [{}, {"url": "http://127.0.0.1:9", "api_key": "k", "user_id": "1", "login": "me",
+                                         "timeout": 5.0, "rate": 50.0}], ids=["defaults", "flags"])
+def test_the_defaults_and_unset_settings_give_the_same_site(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+                                                            site: str, overrides: dict[str, Any]) -> None:
+    """What the head start relies on: with nothing configured, the settings change no site."""
+    for name in list(os.environ):
+        if name.upper().startswith("JMBOORU_"):
+            monkeypatch.delenv(name)
+    entry = SITES[site]
+    assert site_config(entry, None, **overrides) == site_config(entry, Settings(_env_file=None), **overrides)
+
+
+def test_garbage_collection_pauses_for_the_start_up_only() -> None:
+    was = gc.isenabled()
+    try:
+        gc.enable()
+        start_up_without_gc()
+        assert not gc.isenabled()
+        start_up_over()
+        assert gc.isenabled() and gc.get_freeze_count() > 0
+        gc.disable()  # a program that turned it off itself keeps it off
+        start_up_without_gc()
+        start_up_over()
+        assert not gc.isenabled()
+    finally:
+        gc.unfreeze()
+        if was:
+            gc.enable()
+        else:
+            gc.disable()
+
+
+def test_a_real_process_configured_by_its_flags(gb: GelbooruDouble, tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.upper().startswith("JMBOORU_")}
+    env.update(PYTHONPATH=str(ROOT), XDG_CONFIG_HOME=str(tmp_path / "config"))
+    out = tmp_path / "sub"
+    proc = subprocess.run([sys.executable, "-m", "app.cli", "gelbooru", "1girl", "--max", "4", "--out", str(out),
+                           *flags(gb)], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert "downloaded 4, skipped 0, failed 0" in proc.stdout
+    assert len(images(out)) == 4
+
+
+def test_the_network_backend_loads_under_the_names_it_is_imported_by() -> None:
+    """``load_network_backend`` names modules of httpcore and anyio; should either rename them, the
+    head start's first request would be slowed again without a word. This says so."""
+    code = ("import sys; from app.sources.booru.sockets import load_network_backend; load_network_backend(); "
+            "print(all(m in sys.modules for m in ('httpcore._backends.anyio', 'anyio._backends._asyncio')))")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "True"
