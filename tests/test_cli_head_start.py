@@ -139,16 +139,40 @@ def test_refused_credentials_are_reported_as_without_a_head_start(
     assert not (tmp_path / "ds").exists() or not any((tmp_path / "ds").iterdir())
 
 
-def test_a_bad_flag_found_later_still_writes_nothing(gb: GelbooruDouble, tmp_path: Path, heads: list[Any],
-                                                     capsys: pytest.CaptureFixture[str]) -> None:
-    """The export flags are checked once pydantic is loaded, after the first page was asked for."""
+@pytest.mark.parametrize("bad", [["--category-order", "nonsense"], ["--separator", "x" * 40], ["--rating", "pg13"],
+                                 ["--min-width", "-5"], ["--resolution", "1000"], ["--exports", "nope"],
+                                 ["--trigger", "a,b"], ["--dedupe-keep", "biggest"], ["--skip-variants", "siblings"]],
+                         ids=lambda flag: str(flag[0]))
+def test_a_bad_flag_asks_nothing_of_the_site(gb: GelbooruDouble, tmp_path: Path, heads: list[Any], bad: list[str],
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    """pydantic checks the caption, filter and trainer flags once it is loaded; a command giving one
+    gets no head start, so a bad value is reported before the site is asked anything."""
     out = tmp_path / "ds"
-    code = main(["gelbooru", "1girl", "--out", str(out), "--category-order", "nonsense", *flags(gb)])
-    assert heads and heads[0] is not None and heads[0].taken
-    assert code == 2
-    assert "unknown tag category" in capsys.readouterr().err
+    assert main(["gelbooru", "1girl", "--out", str(out), *bad, *flags(gb)]) == 2
+    assert heads == [None]
+    assert capsys.readouterr().err.strip()
+    assert gb.hits("all") == 0
     assert not out.exists()
-    assert gb.hits("image") == 0
+
+
+def test_switches_keep_the_head_start(gb: GelbooruDouble, tmp_path: Path, events: list[str], heads: list[Any]) -> None:
+    """True/false flags cannot hold a bad value: the original downloader's caption switches keep it."""
+    out = tmp_path / "ds"
+    assert main(["gelbooru", "1girl", "--max", "2", "--out", str(out), "-q", "--remove_underscore", "false",
+                 "--add_comma", "false", "--no-escape", "--dedupe", *flags(gb)]) == 0
+    assert heads and heads[0] is not None
+    assert events[:2] == ["page 0", "settings"]
+    assert len(images(out)) == 2
+
+
+def test_the_flags_checked_later_are_known_to_the_parser() -> None:
+    """Should a group be renamed, its flags would no longer keep a head start from asking first."""
+    for command in ("gelbooru", "booru"):
+        argv = [command, *(["danbooru"] if command == "booru" else []), "1girl"]
+        later = build_parser(argv).parse_args(argv).checked_later
+        assert {"separator", "category_order", "drop_categories", "rating", "min_width", "min_score", "blacklist",
+                "exports", "trigger", "resolution", "keep_tokens", "dedupe_keep", "skip_variants"} <= set(later)
+        assert not {"remove_underscore", "escape", "add_comma", "dedupe", "max_images", "workers"} & set(later)
 
 
 def test_ctrl_c_while_the_command_loads(gb: GelbooruDouble, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,

@@ -15,7 +15,7 @@ import logging
 import sys
 
 from app.cli.booru_exports import add_check_export_flags, add_trainer_flags
-from app.cli.flags import add_dataset_flags, add_site_flags, mode, positive_int
+from app.cli.flags import add_dataset_flags, add_site_flags, mode, note_flags_checked_later, positive_int
 
 
 def setup_logging(verbose: bool) -> None:
@@ -73,6 +73,7 @@ def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type
                       help="with --pool: cbz (default), zip, pdf, or dataset (images plus captions in DIR)")
     b.set_defaults(out=None)  # a pool book goes to the current folder, a dataset to ./images
     add_site_flags(b, "the site (defaults from its JMBOORU_<SITE>_* settings)", login=True)
+    note_flags_checked_later(b)
     b.set_defaults(func=run_booru, exit_at_once=True)
 
     g = commands.add_parser(
@@ -85,6 +86,7 @@ def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type
     add_dataset_flags(g)
     add_trainer_flags(g)
     add_site_flags(g, "Gelbooru (defaults from JMBOORU_GELBOORU_* settings)")
+    note_flags_checked_later(g)
     g.set_defaults(func=run_booru, site="gelbooru", exit_at_once=True)
 
     c = commands.add_parser(

@@ -118,3 +118,24 @@ def site_overrides(args: argparse.Namespace) -> dict[str, Any]:
     """What the site flags change in the site's settings (None: not given, the setting stands)."""
     return {"url": args.url, "api_key": args.api_key, "user_id": args.user_id,
             "login": getattr(args, "login", None), "timeout": args.timeout, "rate": args.rate}
+
+
+# The argument groups whose values pydantic checks once it is loaded (caption, filter and trainer
+# options), after a command's head start would have asked the site for a page.
+CHECKED_LATER_GROUPS = ("captions", "filters", "trainer-ready datasets")
+
+
+def note_flags_checked_later(parser: argparse.ArgumentParser) -> None:
+    """Record in the parser's defaults (``checked_later``: dest -> default) the flags of
+    ``CHECKED_LATER_GROUPS`` that can hold a bad value; switches (true/false, store) cannot."""
+    later = {
+        action.dest: action.default
+        for group in parser._action_groups if group.title in CHECKED_LATER_GROUPS
+        for action in group._group_actions if action.nargs != 0 and not isinstance(action, OptionalBool)
+    }
+    parser.set_defaults(checked_later=later)
+
+
+def sets_flags_checked_later(args: argparse.Namespace) -> bool:
+    """Whether ``args`` give any flag ``note_flags_checked_later`` recorded a value other than its default."""
+    return any(getattr(args, dest, default) != default for dest, default in getattr(args, "checked_later", {}).items())

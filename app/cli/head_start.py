@@ -9,11 +9,11 @@ while the answer travels.
 
 Once the settings are loaded the command builds the site's configuration again, the normal way. The
 same configuration (always, when nothing configures the site) and the download goes on with that
-site and the posts already on their way; another and the head start is dropped unused. Either way
-the flags and settings are checked before anything is written: the one request that may go out
-before is the first page of the very search the command was asked for. Anything that keeps the head
-start from starting (an unknown site, missing credentials, a malformed ``--url``) is left for the
-command to report in its own words.
+site and the posts already on their way; another and the head start is dropped unused. A command
+that gives a caption, filter or trainer flag (pydantic checks those once it is loaded) gets no head
+start, so that a bad value still asks nothing of the site; true/false switches cannot be bad and do
+not count. Anything else that keeps the head start from starting (an unknown site, missing
+credentials, a malformed ``--url``) is left for the command to report in its own words.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from app.cli import loop as cli_loop
-from app.cli.flags import search_tags, site_overrides
+from app.cli.flags import search_tags, sets_flags_checked_later, site_overrides
 from app.config_files import PREFIX, env_files
 
 if TYPE_CHECKING:
@@ -127,8 +127,8 @@ class HeadStart:
 def begin(args: argparse.Namespace, load: Iterable[str] = DOWNLOAD_MODULES) -> HeadStart | None:
     """Ask for the first page of the download ``args`` describe and import ``load`` meanwhile; None
     (nothing asked, nothing loaded) when the site cannot be known yet or the command is no tag search."""
-    if getattr(args, "pool", None) or configured_elsewhere():
-        return None
+    if getattr(args, "pool", None) or sets_flags_checked_later(args) or configured_elsewhere():
+        return None  # a bad caption, filter or trainer flag must ask nothing of the site
     tags, problem = search_tags(args)
     if problem is not None:
         return None
