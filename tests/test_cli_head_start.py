@@ -95,29 +95,81 @@ def test_flags_alone_ask_for_the_first_page_before_the_settings_are_read(
     assert len(images(out)) == 5 and len(list(out.glob("*.txt"))) == 5
 
 
-@pytest.mark.parametrize("where", ["environment", "dotenv", "user config file"])
-def test_any_other_configuration_is_read_before_anything_is_asked(
-        gb: GelbooruDouble, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, events: list[str], heads: list[Any],
-        where: str) -> None:
-    """A JMBOORU_ setting could name a proxy: nothing goes out before the settings are read."""
+def _set(where: str, line: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    name, value = line.split("=", 1)
     if where == "environment":
-        monkeypatch.setenv("jmbooru_download_workers", "4")  # pydantic-settings reads names in any case
+        monkeypatch.setenv(name.lower(), value)  # pydantic-settings reads names in any case
     elif where == "dotenv":
-        Path(".env").write_text("JMBOORU_DOWNLOAD_WORKERS=4\n")
+        Path(".env").write_text(line + "\n")
     else:
-        (tmp_path / "config" / "jmbooru").mkdir(parents=True)
-        (tmp_path / "config" / "jmbooru" / "jmbooru.env").write_text("JMBOORU_DOWNLOAD_WORKERS=4\n")
-    assert main(["gelbooru", "1girl", "--max", "3", "--out", str(tmp_path / "ds"), "-q", *flags(gb)]) == 0
+        (tmp_path / "config" / "jmbooru").mkdir(parents=True, exist_ok=True)
+        (tmp_path / "config" / "jmbooru" / "jmbooru.env").write_text(line + "\n")
+
+
+WHERE = ["environment", "dotenv", "user config file"]
+
+
+@pytest.mark.parametrize("where", WHERE)
+@pytest.mark.parametrize("line", ["JMBOORU_USER_AGENT=my-trainer/2", "JMBOORU_DOWNLOAD_WORKERS=4",
+                                  "JMBOORU_GELBOORU_IMAGE_HOSTS=img*.example.com", "JMBOORU_GELBOORU_API_RATE=fast"])
+def test_other_settings_are_read_before_anything_is_asked(
+        gb: GelbooruDouble, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, events: list[str], heads: list[Any],
+        where: str, line: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """A setting beyond the site's own (a proxy, a user agent) shapes the very first request: nothing
+    goes out before the settings are read."""
+    _set(where, line, tmp_path, monkeypatch)
+    code = main(["gelbooru", "1girl", "--max", "3", "--out", str(tmp_path / "ds"), "-q", *flags(gb)])
     assert heads == [None]
-    assert events[:2] == ["settings", "page 0"]
-    assert len(images(tmp_path / "ds")) == 3
+    if line.endswith("=fast"):  # the settings say what is wrong, having asked nothing
+        assert code == 2 and "JMBOORU_GELBOORU_API_RATE" in capsys.readouterr().err
+        assert gb.hits("all") == 0
+        return
+    assert code == 0
+    assert events[0] == "settings"
+    if "USER_AGENT" in line:
+        assert {k.lower(): v for k, v in gb.requests[0][2].items()}["user-agent"] == "my-trainer/2"
+
+
+@pytest.mark.parametrize("where", WHERE)
+def test_the_sites_own_settings_keep_the_head_start(
+        gb: GelbooruDouble, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, events: list[str], heads: list[Any],
+        where: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """Credentials in the user config file (what the README advises), an address, a rate: read as
+    they stand, they build the same site the settings do; other sites' settings do not matter."""
+    lines = [f"JMBOORU_GELBOORU_URL={gb.base_url}", f"JMBOORU_GELBOORU_API_KEY={gb.api_key}",
+             f"JMBOORU_GELBOORU_USER_ID={gb.user_id}", "JMBOORU_GELBOORU_API_RATE=1000",
+             "JMBOORU_GELBOORU_TIMEOUT_SECONDS=12", "JMBOORU_DANBOORU_LOGIN=someone",
+             f"JMBOORU_ENV_FILE={tmp_path / 'config' / 'jmbooru' / 'jmbooru.env'}"]
+    if where == "environment":
+        for line in lines:
+            name, value = line.split("=", 1)
+            monkeypatch.setenv(name, value)
+    else:
+        target = Path(".env") if where == "dotenv" else tmp_path / "config" / "jmbooru" / "jmbooru.env"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text("\n".join(lines[:-1]) + "\n")
+    out = tmp_path / "ds"
+    assert main(["gelbooru", "1girl", "--max", "3", "--out", str(out), "-q"]) == 0
+    assert heads and heads[0] is not None and heads[0].taken
+    assert events[:2] == ["page 0", "settings"] and events.count("page 0") == 1
+    assert heads[0].config.http.timeout == 12.0 and heads[0].config.api_key == gb.api_key
+    assert "downloaded 3" in capsys.readouterr().out
+
+
+def test_the_flags_win_over_the_sites_settings(gb: GelbooruDouble, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                               events: list[str], heads: list[Any]) -> None:
+    monkeypatch.setenv("JMBOORU_GELBOORU_URL", "http://127.0.0.1:9")  # nothing listens there
+    monkeypatch.setenv("JMBOORU_GELBOORU_API_KEY", "wrong")
+    assert main(["gelbooru", "1girl", "--max", "2", "--out", str(tmp_path / "ds"), "-q", *flags(gb)]) == 0
+    assert heads[0] is not None and heads[0].taken
+    assert events[:2] == ["page 0", "settings"] and events.count("page 0") == 1
 
 
 def test_a_head_start_the_settings_disagree_with_is_dropped_and_closed(
         gb: GelbooruDouble, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, events: list[str],
         heads: list[Any]) -> None:
     """Should the settings give another site than the flags and defaults did, the download uses theirs."""
-    monkeypatch.setattr(head_start, "configured_elsewhere", lambda: False)
+    monkeypatch.setattr(head_start, "site_settings", lambda site, sites: {})  # as if nothing were set
     monkeypatch.setenv("JMBOORU_GELBOORU_TIMEOUT_SECONDS", "12")
     out = tmp_path / "ds"
     assert main(["gelbooru", "1girl", "--max", "3", "--out", str(out), "-q",

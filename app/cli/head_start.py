@@ -1,19 +1,22 @@
 """A dataset download's first page of posts, asked for while the rest of the command loads.
 
 Before ``jmbooru gelbooru TAGS`` can ask anything, it loads pydantic, the settings and the download
-code: about 0.15 s, and then the first page of posts is one more round trip away. When nothing but
-the command line configures the site (no ``JMBOORU_*`` variable, no ``./.env``, no user config
-file), the site those settings would give is already known: the site's defaults and the flags. It is
-built from them at once, asks for the first page, and the rest of the command loads in a thread
-while the answer travels.
+code: about 0.15 s, and then the first page of posts is one more round trip away. The site itself
+needs none of that when the settings name nothing but the site's own address, credentials, rate and
+timeout (``JMBOORU_GELBOORU_API_KEY`` and the like, in the environment, ``./.env`` or the user config
+file) or nothing at all: those are read here as they stand, the flags put over them, and the site is
+built at once. It asks for the first page, and the rest of the command loads in a thread while the
+answer travels.
 
 Once the settings are loaded the command builds the site's configuration again, the normal way. The
-same configuration (always, when nothing configures the site) and the download goes on with that
-site and the posts already on their way; another and the head start is dropped unused. A command
-that gives a caption, filter or trainer flag (pydantic checks those once it is loaded) gets no head
-start, so that a bad value still asks nothing of the site; true/false switches cannot be bad and do
-not count. Anything else that keeps the head start from starting (an unknown site, missing
-credentials, a malformed ``--url``) is left for the command to report in its own words.
+same configuration and the download goes on with that site and the posts already on their way;
+another (a value pydantic reads differently) and the head start is dropped unused. Any other setting
+(a proxy, a user agent, image hosts) and there is no head start: the settings are read first, so
+that the first request already goes where they say. A command that gives a caption, filter or
+trainer flag (pydantic checks those once it is loaded) gets none either, so that a bad value still
+asks nothing of the site; true/false switches cannot be bad and do not count. Anything else that
+keeps the head start from starting (an unknown site, missing credentials, a malformed ``--url``) is
+left for the command to report in its own words.
 """
 
 from __future__ import annotations
@@ -25,6 +28,8 @@ import os
 from collections.abc import AsyncGenerator, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
+
+from dotenv import dotenv_values
 
 from app.cli import loop as cli_loop
 from app.cli.flags import search_tags, sets_flags_checked_later, site_overrides
@@ -41,10 +46,42 @@ if TYPE_CHECKING:
 DOWNLOAD_MODULES = ("app.cli.booru_run", "app.config", "app.outputs.exports.options")
 
 
-def configured_elsewhere() -> bool:
-    """Whether anything but the command line sets jmbooru's settings (a variable or a settings file).
-    pydantic-settings reads the variables' names in any case, so ``jmbooru_proxy`` counts too."""
-    return any(name.upper().startswith(PREFIX) for name in os.environ) or any(p.is_file() for p in env_files())
+# A booru site's own settings the head start reads without pydantic (JMBOORU_<SITE>_<KEY>): text, or a
+# number; the names site_config takes them under.
+_SITE_KEYS: dict[str, tuple[type, str]] = {
+    "url": (str, "url"), "api_key": (str, "api_key"), "user_id": (str, "user_id"), "login": (str, "login"),
+    "api_rate": (float, "rate"), "timeout_seconds": (float, "timeout"),
+}
+
+
+def site_settings(site: str, sites: Iterable[str]) -> dict[str, Any] | None:
+    """``site``'s own settings, as ``site_config`` overrides, read where pydantic-settings reads them
+    (the environment first, then ``./.env``, then the user config file; names in any case); None when
+    anything else is set there (a proxy, a user agent, this site's image hosts, a value that is no
+    number): then the settings are read first, so that the first request already goes where they say.
+    Other sites' own settings change nothing here."""
+    prefix = PREFIX.lower()
+    sources = [dict(os.environ)] + [dotenv_values(path) for path in reversed(env_files()) if path.is_file()]
+    found: dict[str, str] = {}
+    for source in sources:  # the first source that sets a value wins
+        for name, value in source.items():
+            key = name.lower()
+            if not key.startswith(prefix) or key == f"{prefix}env_file":
+                continue
+            owner, field = next(((s, key.removeprefix(f"{prefix}{s}_")) for s in sites
+                                 if key.startswith(f"{prefix}{s}_")), ("", ""))
+            if field not in _SITE_KEYS or value is None:
+                return None
+            if owner == site:
+                found.setdefault(field, value)
+    overrides: dict[str, Any] = {}
+    for field, value in found.items():
+        kind, option = _SITE_KEYS[field]
+        try:
+            overrides[option] = kind(value)
+        except ValueError:  # the settings will say what is wrong with it
+            return None
+    return overrides
 
 
 async def _first(posts: AsyncGenerator[Post, None]) -> Post | None:
@@ -127,7 +164,7 @@ class HeadStart:
 def begin(args: argparse.Namespace, load: Iterable[str] = DOWNLOAD_MODULES) -> HeadStart | None:
     """Ask for the first page of the download ``args`` describe and import ``load`` meanwhile; None
     (nothing asked, nothing loaded) when the site cannot be known yet or the command is no tag search."""
-    if getattr(args, "pool", None) or sets_flags_checked_later(args) or configured_elsewhere():
+    if getattr(args, "pool", None) or sets_flags_checked_later(args):
         return None  # a bad caption, filter or trainer flag must ask nothing of the site
     tags, problem = search_tags(args)
     if problem is not None:
@@ -137,11 +174,12 @@ def begin(args: argparse.Namespace, load: Iterable[str] = DOWNLOAD_MODULES) -> H
     from app.sources.selection import scan_limit
 
     entry = SITES.get(args.site)
-    if entry is None:
+    settings = site_settings(args.site, SITES) if entry is not None else None
+    if entry is None or settings is None:
         return None
     overrides = site_overrides(args)
     try:
-        config = site_config(entry, None, **overrides)
+        config = site_config(entry, None, **{**settings, **{k: v for k, v in overrides.items() if v is not None}})
         site = family_class(entry.family)(config)
     except Exception:  # a malformed --url and the like: the command meets it again and says so
         return None
