@@ -205,5 +205,12 @@ async def _overlap(head: HeadStart, modules: tuple[str, ...]) -> None:
         for name in modules:
             importlib.import_module(name)
 
-    # The loop sends the request and waits for its answer while the modules load in a thread.
-    await asyncio.to_thread(load)
+    # The loop sends the request and waits for its answer while the modules load in a thread of
+    # their own (never the loop's default executor).
+    from app.blocking import BlockingPool
+
+    pool = BlockingPool(1, "cli-imports")
+    try:
+        await pool.run_to_end(load)
+    finally:
+        pool.shutdown(wait=False)
