@@ -4,6 +4,7 @@ other configuration, and the settings are read first, as always."""
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import os
 import subprocess
@@ -319,3 +320,32 @@ def test_the_network_backend_loads_under_the_names_it_is_imported_by() -> None:
                           env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "True"
+
+
+def test_a_listing_taken_but_never_read_is_stopped(gb: GelbooruDouble, tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch, heads: list[Any],
+                                                   caplog: pytest.LogCaptureFixture,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    """The command fails between taking the head start and reading its posts (here the first page
+    was already refused): the listing is closed and the page's failure read, not left for the
+    garbage collector to report as an exception nobody retrieved."""
+    real_overlap = head_start._overlap
+
+    async def slow_imports(head: head_start.HeadStart, modules: tuple[str, ...]) -> None:
+        await real_overlap(head, modules)
+        await asyncio.wait([head.first])  # the answer arrives before the modules have loaded
+
+    def no_pools() -> Any:
+        raise booru_run.AppError("no file threads here.")
+
+    monkeypatch.setattr(head_start, "_overlap", slow_imports)
+    monkeypatch.setattr(booru_run.ImagePools, "create", no_pools)
+    code = main(["gelbooru", "1girl", "--out", str(tmp_path / "ds"), "--url", gb.base_url, "--api-key", "wrong",
+                 "--user-id", gb.user_id])
+    assert code == 1 and "no file threads here." in capsys.readouterr().err  # a 500: exit 1
+    head = heads.pop()
+    assert head is not None and head.taken and not head.read and head.first.done()
+    assert head.listing.ag_frame is None  # closed
+    del head
+    gc.collect()
+    assert "never retrieved" not in caplog.text

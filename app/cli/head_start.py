@@ -105,6 +105,7 @@ class HeadStart:
     listing: AsyncGenerator[Post, None]
     first: asyncio.Task[Post | None] | None = None
     taken: bool = field(default=False)
+    read: bool = field(default=False)  # whether whoever took the posts began reading them
 
     def start(self) -> None:
         """Ask for the first page (call on the runner's loop)."""
@@ -124,6 +125,7 @@ class HeadStart:
         return self.site, self._posts()
 
     async def _posts(self) -> AsyncGenerator[Post, None]:
+        self.read = True
         try:
             assert self.first is not None
             post = await self.first
@@ -153,10 +155,13 @@ class HeadStart:
             await self.site.aclose()
 
     def close(self) -> None:
-        """Drop what nobody took and close the loop; the command's last step."""
+        """Drop what nobody took, stop a listing taken but never read (the command failed in
+        between), and close the loop; the command's last step."""
         try:
             if not self.taken:
                 self.runner.run(self.drop())
+            elif not self.read:
+                self.runner.run(self._stop_listing())
         finally:
             self.runner.close()
 
