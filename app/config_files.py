@@ -31,6 +31,21 @@ def env_files() -> tuple[Path, ...]:
     return (user_config_file(), Path(".env"))
 
 
+def unreadable_file() -> tuple[Path, str] | None:
+    """The first settings file that cannot be read as UTF-8 text, and why; None when every one can.
+    (pydantic-settings stops at such a file with a bare UnicodeDecodeError, naming no file.)"""
+    for path in env_files():
+        try:
+            path.read_bytes().decode("utf-8")
+        except FileNotFoundError:
+            continue
+        except UnicodeDecodeError as exc:
+            return path, f"byte {exc.start + 1} is not UTF-8"
+        except OSError as exc:
+            return path, exc.strerror or type(exc).__name__
+    return None
+
+
 def is_secret(name: str) -> bool:
     return any(word in name.lower() for word in SECRET_WORDS)
 

@@ -112,7 +112,8 @@ WHERE = ["environment", "dotenv", "user config file"]
 
 @pytest.mark.parametrize("where", WHERE)
 @pytest.mark.parametrize("line", ["JMBOORU_USER_AGENT=my-trainer/2", "JMBOORU_DOWNLOAD_WORKERS=4",
-                                  "JMBOORU_GELBOORU_IMAGE_HOSTS=img*.example.com", "JMBOORU_GELBOORU_API_RATE=fast"])
+                                  "JMBOORU_GELBOORU_IMAGE_HOSTS=img*.example.com", "JMBOORU_GELBOORU_API_RATE=fast",
+                                  "JMBOORU_GELBOORU_API_RATE=nan", "JMBOORU_GELBOORU_TIMEOUT_SECONDS=-1"])
 def test_other_settings_are_read_before_anything_is_asked(
         gb: GelbooruDouble, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, events: list[str], heads: list[Any],
         where: str, line: str, capsys: pytest.CaptureFixture[str]) -> None:
@@ -121,8 +122,8 @@ def test_other_settings_are_read_before_anything_is_asked(
     _set(where, line, tmp_path, monkeypatch)
     code = main(["gelbooru", "1girl", "--max", "3", "--out", str(tmp_path / "ds"), "-q", *flags(gb)])
     assert heads == [None]
-    if line.endswith("=fast"):  # the settings say what is wrong, having asked nothing
-        assert code == 2 and "JMBOORU_GELBOORU_API_RATE" in capsys.readouterr().err
+    if line.endswith(("=fast", "=nan", "=-1")):  # the settings say what is wrong, having asked nothing
+        assert code == 2 and line.split("=")[0] in capsys.readouterr().err
         assert gb.hits("all") == 0
         return
     assert code == 0

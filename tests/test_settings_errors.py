@@ -53,6 +53,23 @@ def test_every_command_says_which_setting_in_one_line(
     assert sentence in err
 
 
+@pytest.mark.parametrize("where", ["dotenv", "user config file"])
+@pytest.mark.parametrize("command", COMMANDS, ids=lambda c: c[0] if c[0] != "booru" else "booru")
+def test_a_settings_file_that_is_not_utf8_is_named_in_one_line(
+    where: str, command: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """pydantic-settings stops at such a file with a bare UnicodeDecodeError; the command says which file."""
+    no_settings_files(monkeypatch, tmp_path)
+    target = tmp_path / (".env" if where == "dotenv" else "none.env")
+    data = b"JMBOORU_JM_SCHEME=http\nJMBOORU_NOTE=caf\xe9\n"  # Latin-1, not UTF-8
+    target.write_bytes(data)
+    assert main([str(tmp_path / "out") if part == "OUT" else part for part in command]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1, err
+    assert f"{target.name} cannot be read (byte {data.index(0xE9) + 1} is not UTF-8)" in err, err
+
+
 def test_a_proxy_password_is_not_repeated_in_the_sentence(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

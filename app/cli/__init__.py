@@ -203,6 +203,15 @@ def _run(argv: Sequence[str] | None, *, process: bool = False) -> tuple[int, arg
     try:
         result: int = args.func(args)
     except Exception as exc:
+        if isinstance(exc, UnicodeDecodeError | OSError):
+            # A settings file jmbooru cannot read (pydantic-settings names no file): say which.
+            from app.config_files import unreadable_file
+
+            if (found := unreadable_file()) is None:
+                raise
+            print(f"jmbooru: the settings file {found[0]} cannot be read ({found[1]}); save it as UTF-8 text "
+                  "or remove it.", file=sys.stderr)
+            return 2, args
         # A pydantic ValidationError of the Settings model; anything else is a bug, with its traceback.
         if type(exc).__name__ != "ValidationError" or getattr(exc, "title", "") != "Settings":
             raise

@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import importlib
+import math
 import os
 from collections.abc import AsyncGenerator, Iterable
 from dataclasses import dataclass, field
@@ -61,7 +62,10 @@ def site_settings(site: str, sites: Iterable[str]) -> dict[str, Any] | None:
     number): then the settings are read first, so that the first request already goes where they say.
     Other sites' own settings change nothing here."""
     prefix = PREFIX.lower()
-    sources = [dict(os.environ)] + [dotenv_values(path) for path in reversed(env_files()) if path.is_file()]
+    try:
+        sources = [dict(os.environ)] + [dotenv_values(path) for path in reversed(env_files()) if path.is_file()]
+    except (OSError, ValueError):  # an unreadable file: the settings will say so
+        return None
     found: dict[str, str] = {}
     for source in sources:  # the first source that sets a value wins
         for name, value in source.items():
@@ -81,6 +85,8 @@ def site_settings(site: str, sites: Iterable[str]) -> dict[str, Any] | None:
             overrides[option] = kind(value)
         except ValueError:  # the settings will say what is wrong with it
             return None
+        if kind is float and not (math.isfinite(overrides[option]) and overrides[option] > 0):
+            return None  # the settings take a positive number: they will say so
     return overrides
 
 
@@ -93,7 +99,7 @@ async def _first(posts: AsyncGenerator[Post, None]) -> Post | None:
 
 @dataclass
 class HeadStart:
-    """A site built from its defaults and the flags, listing ``tags`` on ``runner``'s loop."""
+    """A site built from its defaults, its own settings and the flags, listing ``tags`` on ``runner``'s loop."""
 
     runner: asyncio.Runner
     entry: SiteEntry
