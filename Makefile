@@ -42,7 +42,7 @@ run: install
 	$(BIN)/jmbooru serve --host $(HOST) --port $(PORT)
 
 test: dev
-	$(BIN)/python -m pytest -q -n 2  # both cores (pytest-xdist): about 3–7 minutes on 2 cores (936 tests)
+	$(BIN)/python -m pytest -q -n 2  # both cores (pytest-xdist): about 3–7 minutes on 2 cores (957 tests)
 
 lint: dev
 	$(BIN)/ruff check app jmbooru tests bench
